@@ -1,0 +1,52 @@
+# The two commands of tunerd:  make run   and   make test
+# Both install what is missing (Debian packages, see scripts/install-deps), build, and go.
+JOBS      ?= $(shell nproc 2>/dev/null || echo 2)
+BUILD_DIR ?= build
+ASAN_DIR  ?= build-asan
+CONFIG    ?= etc/tunerd.toml
+CMAKE_ARGS ?=
+
+.PHONY: all deps test-deps configure build run test test-asan bench format clean
+
+all: build
+
+deps:
+	@scripts/install-deps
+
+test-deps:
+	@scripts/install-deps --test
+
+$(BUILD_DIR)/CMakeCache.txt:
+	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=Release $(CMAKE_ARGS)
+
+configure: $(BUILD_DIR)/CMakeCache.txt
+
+build: deps configure
+	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+# Starts tunerd in the foreground with the built-in demo app: public 127.0.0.1:8080,
+# admin 127.0.0.1:9464. Ctrl-C drains and stops it.
+run: build
+	$(BUILD_DIR)/tuner/tunerd --config $(CONFIG)
+
+# Every test: unit suites in parallel, integration suites (RUN_SERIAL) one at a time.
+test: test-deps configure
+	cmake --build $(BUILD_DIR) -j $(JOBS)
+	cd $(BUILD_DIR) && ctest --output-on-failure --timeout 900 -j $(JOBS)
+
+test-asan: test-deps
+	cmake -S . -B $(ASAN_DIR) -DCMAKE_BUILD_TYPE=Debug -DTUNER_SANITIZE=address,undefined \
+	      -DTUNER_BUILD_BENCH=OFF $(CMAKE_ARGS)
+	cmake --build $(ASAN_DIR) -j $(JOBS)
+	cd $(ASAN_DIR) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    ctest --output-on-failure --timeout 1800 -j $(JOBS)
+
+bench: build
+	scripts/run-benchmarks
+
+format:
+	git ls-files '*.cpp' '*.hpp' | xargs clang-format -i
+
+clean:
+	rm -rf $(BUILD_DIR) $(ASAN_DIR)

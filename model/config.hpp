@@ -1,0 +1,163 @@
+// The configuration as plain structs, one per TOML section. The member initialisers ARE the
+// built-in defaults; etc/tunerd.toml spells out the same values (a test checks they agree).
+// Parsing and validation live in tuner/config.*; every module takes only its own struct.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "model/units.hpp"
+
+namespace tuner {
+
+using namespace std::chrono_literals;
+
+// [server]: the public listener and its front.
+struct ServerConfig {
+    std::string listen = "127.0.0.1:8080";
+    std::uint64_t max_queue = 1024;
+    Duration queue_timeout = 10s;
+    Duration request_timeout = 60s;
+    Duration header_timeout = 10s;
+    Duration keepalive_timeout = 75s;
+    std::uint64_t max_header_size_bytes = 16 * KiB;
+    std::uint64_t max_body_size_bytes = 10 * MiB;
+    Duration shutdown_timeout = 30s;
+    unsigned io_threads = 1;
+};
+
+// [admin]: the admin listener (/health, /metrics, /performance, /workers).
+struct AdminConfig {
+    std::string listen = "127.0.0.1:9464";
+    std::string token_file;  // required when listen is not loopback
+};
+
+enum class PoolMode { fixed, formula, adaptive };
+
+inline const char* to_string(PoolMode m) {
+    switch (m) {
+        case PoolMode::fixed:
+            return "fixed";
+        case PoolMode::formula:
+            return "formula";
+        case PoolMode::adaptive:
+            return "adaptive";
+    }
+    return "?";
+}
+
+struct PortRange {
+    std::uint16_t first = 20000;
+    std::uint16_t last = 20999;
+    friend bool operator==(const PortRange&, const PortRange&) = default;
+};
+
+// [workers]: the app's worker processes.
+struct PoolConfig {
+    // "builtin:demo" is stored as the one-element argv {"builtin:demo"}.
+    std::vector<std::string> command = {"builtin:demo"};
+    std::string dir;                         // working directory; "" = tunerd's own
+    std::map<std::string, std::string> env;  // extra environment
+    PortRange ports;                         // only for commands that use {port}
+    PoolMode mode = PoolMode::adaptive;
+    unsigned count = 2;  // mode = "fixed"
+    unsigned min = 1;
+    unsigned max = 64;
+    unsigned threads = 1;                 // concurrent requests per worker (start value)
+    std::optional<unsigned> threads_max;  // unset = threads (the controller never changes threads)
+    std::uint64_t memory_per_worker_bytes = 100 * MiB;  // until measured
+    std::uint64_t max_requests = 0;                     // 0 = never recycle
+    std::uint64_t max_requests_jitter = 0;
+    std::uint64_t max_worker_rss_bytes = 0;  // 0 = no limit
+    std::string health_path;                 // "" = ready when the socket accepts
+    Duration startup_timeout = 30s;
+    Duration drain_timeout = 30s;
+    Duration kill_timeout = 10s;
+
+    [[nodiscard]] unsigned effective_threads_max() const { return threads_max.value_or(threads); }
+    [[nodiscard]] bool is_builtin_demo() const {
+        return command.size() == 1 && command.front() == "builtin:demo";
+    }
+};
+
+// [demo]: the built-in demo app's per-request defaults.
+struct DemoConfig {
+    unsigned cpu_ms = 5;
+    unsigned io_ms = 50;
+    unsigned rss_mb = 20;
+};
+
+// [policy]: the control loop.
+struct PolicyConfig {
+    Duration interval = 1s;
+    Duration window = 10s;  // sliding window of the front's statistics
+    std::uint64_t os_reserve_bytes = 150 * MiB;
+    double target_utilisation = 0.8;
+    Duration scale_down_cooldown = 30s;
+    unsigned pss_every = 10;  // PSS (smaps_rollup) every Nth cycle; RSS every cycle
+    bool dry_run = false;
+};
+
+enum class PostgresMode { off, recommend, apply };
+enum class DatabaseLocation { local, remote };
+enum class Storage { ssd, hdd };
+
+inline const char* to_string(PostgresMode m) {
+    switch (m) {
+        case PostgresMode::off:
+            return "off";
+        case PostgresMode::recommend:
+            return "recommend";
+        case PostgresMode::apply:
+            return "apply";
+    }
+    return "?";
+}
+inline const char* to_string(DatabaseLocation l) {
+    return l == DatabaseLocation::local ? "local" : "remote";
+}
+inline const char* to_string(Storage s) {
+    return s == Storage::ssd ? "ssd" : "hdd";
+}
+
+// [database]: the app's PostgreSQL, its connection pools and its memory settings.
+struct DatabaseConfig {
+    std::string url_file;        // libpq connection string the app gets
+    std::string admin_url_file;  // rights for ALTER SYSTEM (apply mode)
+    PostgresMode postgres = PostgresMode::off;
+    DatabaseLocation location = DatabaseLocation::local;
+    std::uint64_t memory_bytes = 0;  // PostgreSQL's memory when remote
+    double memory_share = 0.25;      // PostgreSQL's share of this box when local
+    Storage storage = Storage::ssd;
+    Duration connect_timeout = 5s;
+};
+
+// [state]: where tunerd keeps listen.json, the decision log and the runtime sockets.
+struct StateConfig {
+    std::string dir;  // "" = $STATE_DIRECTORY, /var/lib/tunerd as root, ~/.local/state/tunerd
+    Duration retention = std::chrono::hours(24 * 30);
+};
+
+// [log]
+struct LogConfig {
+    std::string level = "info";  // trace, debug, info, warn, error, critical, off
+};
+
+struct Config {
+    ServerConfig server;
+    AdminConfig admin;
+    PoolConfig workers;
+    DemoConfig demo;
+    PolicyConfig policy;
+    DatabaseConfig database;
+    StateConfig state;
+    LogConfig log;
+    std::string source = "built-in defaults";  // the file it came from, for logs
+};
+
+}  // namespace tuner

@@ -1,0 +1,104 @@
+// The seed formula and the per-worker memory estimate (see seed_formula.hpp).
+#include "policies/seed_formula.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+namespace tuner::policies {
+
+SeedResult seed_formula(const SeedInputs& in) {
+    SeedResult r;
+    const unsigned cores = std::max(1u, in.effective_cores);
+    r.cpu_workers = 2 * cores + 1;
+
+    std::uint64_t budget = in.memory_limit_bytes;
+    const std::uint64_t reserve = in.memory_limited ? 0 : in.os_reserve_bytes;
+    const std::uint64_t taken = reserve + in.postgres_share_bytes + in.self_rss_bytes;
+    budget = budget > taken ? budget - taken : 0;
+    r.budget_bytes = budget;
+
+    const std::uint64_t per_worker = std::max<std::uint64_t>(1, in.per_worker_bytes);
+    const std::uint64_t fits = budget / per_worker;
+    // Running out of memory serves no one, but neither does an empty pool: at least one worker.
+    r.memory_ceiling = static_cast<unsigned>(std::clamp<std::uint64_t>(fits, 1, 100000));
+
+    const unsigned formula = std::min(r.cpu_workers, r.memory_ceiling);
+    r.memory_capped = r.memory_ceiling < r.cpu_workers;
+    unsigned workers =
+        std::clamp(formula, std::min(in.min_workers, in.max_workers), in.max_workers);
+    // workers.min holds except against the memory ceiling (DESIGN "Which bound wins").
+    if (workers > r.memory_ceiling) {
+        r.below_min = r.memory_ceiling < in.min_workers;
+        workers = r.memory_ceiling;
+    }
+    r.workers = workers;
+
+    std::string limit_text = format_size_approx(in.memory_limit_bytes) +
+                             (in.memory_limited ? " cgroup limit" : " host memory");
+    r.reason = "cores " + std::to_string(cores) + " → 2×" + std::to_string(cores) +
+               "+1 = " + std::to_string(r.cpu_workers) + "; budget " + format_size_approx(budget) +
+               " = " + limit_text;
+    if (reserve) r.reason += " − os_reserve " + format_size_approx(reserve);
+    if (in.postgres_share_bytes)
+        r.reason += " − PostgreSQL " + format_size_approx(in.postgres_share_bytes);
+    if (in.self_rss_bytes) r.reason += " − tunerd " + format_size_approx(in.self_rss_bytes);
+    r.reason += "; per worker " + format_size_approx(per_worker) +
+                (in.per_worker_measured ? " (measured p95 × 1.2)" : " (configured)") +
+                " → memory ceiling " + std::to_string(r.memory_ceiling) + " → " +
+                std::to_string(workers) + " workers";
+    if (r.memory_capped) r.reason += " (memory-capped)";
+    if (r.below_min) {
+        r.reason +=
+            "; below workers.min " + std::to_string(in.min_workers) + ": memory does not allow it";
+    } else if (workers != formula) {
+        r.reason += " (bounds " + std::to_string(in.min_workers) + ".." +
+                    std::to_string(in.max_workers) + ")";
+    }
+    return r;
+}
+
+PerWorkerEstimate estimate_per_worker(const Snapshot& snapshot, const PoolConfig& pool) {
+    PerWorkerEstimate e;
+    std::vector<std::uint64_t> sizes;
+    for (const auto& [id, tree] : snapshot.worker_trees) {
+        const std::uint64_t bytes = tree.pss_bytes.value_or(tree.rss_bytes);
+        if (bytes > 0) sizes.push_back(bytes);
+    }
+    e.samples = static_cast<unsigned>(sizes.size());
+    if (sizes.empty()) {
+        e.bytes = pool.memory_per_worker_bytes;
+        return e;
+    }
+    std::sort(sizes.begin(), sizes.end());
+    // Nearest-rank p95.
+    const auto rank = static_cast<std::size_t>(std::ceil(0.95 * static_cast<double>(sizes.size())));
+    e.p95_bytes = sizes[std::clamp<std::size_t>(rank, 1, sizes.size()) - 1];
+    e.bytes = static_cast<std::uint64_t>(static_cast<double>(e.p95_bytes) * 1.2);
+    e.measured = true;
+    return e;
+}
+
+std::uint64_t postgres_share_bytes(const DatabaseConfig& db, std::uint64_t memory_limit_bytes) {
+    if (db.location != DatabaseLocation::local) return 0;
+    if (db.postgres == PostgresMode::off && db.url_file.empty()) return 0;
+    return static_cast<std::uint64_t>(static_cast<double>(memory_limit_bytes) * db.memory_share);
+}
+
+SeedInputs seed_inputs(const Snapshot& snapshot, const Config& config) {
+    SeedInputs in;
+    in.effective_cores = snapshot.cpu.effective_cores;
+    in.memory_limit_bytes = snapshot.memory.limit_bytes;
+    in.memory_limited = snapshot.memory.limited;
+    in.os_reserve_bytes = config.policy.os_reserve_bytes;
+    in.postgres_share_bytes = postgres_share_bytes(config.database, snapshot.memory.limit_bytes);
+    in.self_rss_bytes = snapshot.self.pss_bytes.value_or(snapshot.self.rss_bytes);
+    const auto estimate = estimate_per_worker(snapshot, config.workers);
+    in.per_worker_bytes = estimate.bytes;
+    in.per_worker_measured = estimate.measured;
+    in.min_workers = config.workers.min;
+    in.max_workers = config.workers.max;
+    return in;
+}
+
+}  // namespace tuner::policies

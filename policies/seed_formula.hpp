@@ -1,0 +1,56 @@
+// The seed formula: the classic gunicorn rule `2 × cores + 1`, capped by what memory allows.
+// It gives the pool's starting size and, in every adaptive mode, the memory ceiling.
+// Sources: gunicorn docs ("Design: How Many Workers?"), DESIGN.md "Policies" 1.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "model/config.hpp"
+#include "model/snapshot.hpp"
+
+namespace tuner::policies {
+
+struct SeedInputs {
+    unsigned effective_cores = 1;
+    std::uint64_t memory_limit_bytes = 0;    // cgroup limit, or host MemTotal when unlimited
+    bool memory_limited = false;             // true: a cgroup limit; false: host MemTotal
+    std::uint64_t os_reserve_bytes = 0;      // taken off host memory only when unlimited
+    std::uint64_t postgres_share_bytes = 0;  // PostgreSQL's share when it runs on this box
+    std::uint64_t self_rss_bytes = 0;        // tunerd's own resident memory
+    std::uint64_t per_worker_bytes = 100 * MiB;
+    bool per_worker_measured = false;  // false: the configured memory_per_worker
+    unsigned min_workers = 1;
+    unsigned max_workers = 64;
+};
+
+struct SeedResult {
+    unsigned cpu_workers = 0;        // 2 × cores + 1
+    std::uint64_t budget_bytes = 0;  // memory the workers may use
+    unsigned memory_ceiling = 0;     // floor(budget / per_worker), at least 1
+    unsigned workers = 0;            // the answer, bounds applied
+    bool memory_capped = false;      // the memory ceiling, not the CPU, set the answer
+    bool below_min = false;          // the memory ceiling pushed the pool below workers.min
+    std::string reason;              // every number in it, for logs and tunerctl
+};
+
+// Pure: the formula with every intermediate number.
+SeedResult seed_formula(const SeedInputs& in);
+
+// The per-worker memory estimate: p95 of the workers' process-tree memory (PSS when known,
+// else RSS) × 1.2 once any worker has been measured; else the configured memory_per_worker.
+struct PerWorkerEstimate {
+    std::uint64_t bytes = 0;
+    bool measured = false;
+    std::uint64_t p95_bytes = 0;  // the measured p95 before the 1.2 margin
+    unsigned samples = 0;
+};
+PerWorkerEstimate estimate_per_worker(const Snapshot& snapshot, const PoolConfig& pool);
+
+// PostgreSQL's share of this box's memory (0 when it is remote or tunerd knows of no database).
+std::uint64_t postgres_share_bytes(const DatabaseConfig& db, std::uint64_t memory_limit_bytes);
+
+// The inputs the daemon and `tunerctl probe` use, gathered from a Snapshot and the config.
+SeedInputs seed_inputs(const Snapshot& snapshot, const Config& config);
+
+}  // namespace tuner::policies

@@ -1,0 +1,231 @@
+// Process-tree sampling from /proc (see process_tree.hpp).
+#include "probes/process_tree.hpp"
+
+#include <unistd.h>
+
+#include <cctype>
+
+#include <dirent.h>
+
+#include "probes/kernel_file.hpp"
+#include "probes/text_parse.hpp"
+
+namespace tuner::probes {
+namespace {
+
+std::string pid_file(const std::string& proc_root, pid_t pid, std::string_view name) {
+    std::string path = join_path(proc_root, std::to_string(pid));
+    path += '/';
+    path += name;
+    return path;
+}
+
+std::optional<pid_t> as_pid(std::string_view name) {
+    if (name.empty() || name.size() > 9) return std::nullopt;
+    pid_t pid = 0;
+    for (char c : name) {
+        if (!std::isdigit(static_cast<unsigned char>(c))) return std::nullopt;
+        pid = pid * 10 + (c - '0');
+    }
+    return pid;
+}
+
+// The numeric entries of a directory (/proc or /proc/<pid>/task); nullopt when it is gone.
+std::optional<std::vector<pid_t>> numeric_entries(const std::string& dir) {
+    DIR* d = ::opendir(dir.c_str());
+    if (!d) return std::nullopt;
+    std::vector<pid_t> out;
+    while (const dirent* e = ::readdir(d)) {
+        if (auto pid = as_pid(e->d_name)) out.push_back(*pid);
+    }
+    ::closedir(d);
+    return out;
+}
+
+}  // namespace
+
+Result<ProcStat> parse_proc_stat(std::string_view content, const std::string& where) {
+    const std::size_t close = content.rfind(')');
+    const auto bad = [&] {
+        return make_error(where, "not a /proc/<pid>/stat line: " + quote(content));
+    };
+    if (close == std::string_view::npos) return bad();
+    // After ')': state(3) ppid(4) pgrp session tty_nr tpgid flags minflt cminflt majflt cmajflt
+    // utime(14) stime(15) ...
+    std::string_view rest = content.substr(close + 1);
+    std::string_view fields[13];
+    for (auto& field : fields) {
+        rest = trim(rest);
+        if (rest.empty()) return bad();
+        const std::size_t end = rest.find(' ');
+        field = rest.substr(0, end);
+        rest.remove_prefix(end == std::string_view::npos ? rest.size() : end);
+    }
+    auto ppid = parse_u64(fields[1], where);
+    auto utime = parse_u64(fields[11], where);
+    auto stime = parse_u64(fields[12], where);
+    if (!ppid || !utime || !stime) return bad();
+    return ProcStat{static_cast<pid_t>(*ppid), *utime, *stime};
+}
+
+Result<std::optional<ProcStat>> read_proc_stat(const std::string& proc_root, pid_t pid) {
+    return read_parsed<ProcStat>(pid_file(proc_root, pid, "stat"), parse_proc_stat);
+}
+
+Result<std::optional<std::uint64_t>> read_status_rss_bytes(const std::string& proc_root,
+                                                           pid_t pid) {
+    return read_parsed<std::uint64_t>(
+        pid_file(proc_root, pid, "status"),
+        [](std::string_view content, const std::string& path) -> Result<std::uint64_t> {
+            auto rss = find_kb_field_bytes(content, "VmRSS", path);
+            if (!rss) return rss.error();
+            return rss->value_or(0);
+        });
+}
+
+Result<std::optional<std::uint64_t>> read_smaps_rollup_pss_bytes(const std::string& proc_root,
+                                                                 pid_t pid) {
+    return read_parsed<std::uint64_t>(
+        pid_file(proc_root, pid, "smaps_rollup"),
+        [](std::string_view content, const std::string& path) -> Result<std::uint64_t> {
+            auto pss = find_kb_field_bytes(content, "Pss", path);
+            if (!pss) return pss.error();
+            // Kernel threads have an empty smaps_rollup: nothing mapped, nothing resident.
+            if (!pss->has_value() && !trim(content).empty()) {
+                return make_error(path, "no Pss line in " + quote(content));
+            }
+            return pss->value_or(0);
+        });
+}
+
+Result<std::optional<std::vector<pid_t>>> read_task_children(const std::string& proc_root,
+                                                             pid_t pid) {
+    const std::string task_dir = pid_file(proc_root, pid, "task");
+    const auto tids = numeric_entries(task_dir);
+    if (!tids) return std::optional<std::vector<pid_t>>{};
+    std::vector<pid_t> children;
+    for (pid_t tid : *tids) {
+        const std::string path = join_path(task_dir, std::to_string(tid) + "/children");
+        auto content = read_optional_file(path);
+        if (!content) return content.error();
+        if (!content->has_value()) continue;  // the thread exited meanwhile
+        std::string_view rest = **content;
+        while (!(rest = trim(rest)).empty()) {
+            const std::size_t end = rest.find(' ');
+            auto child = parse_u64(rest.substr(0, end), path);
+            if (!child) return make_error(path, "not a list of pids: " + quote(**content));
+            children.push_back(static_cast<pid_t>(*child));
+            rest.remove_prefix(end == std::string_view::npos ? rest.size() : end);
+        }
+    }
+    return std::optional<std::vector<pid_t>>{std::move(children)};
+}
+
+const char* to_string(ChildrenSource source) {
+    return source == ChildrenSource::task_children_files ? "task_children_files" : "stat_ppid_scan";
+}
+
+ChildrenSource detect_children_source(const std::string& proc_root, pid_t pid) {
+    auto probe =
+        read_optional_file(pid_file(proc_root, pid, "task/" + std::to_string(pid) + "/children"));
+    return probe && probe->has_value() ? ChildrenSource::task_children_files
+                                       : ChildrenSource::stat_ppid_scan;
+}
+
+double clock_ticks_per_second() {
+    const long ticks = ::sysconf(_SC_CLK_TCK);
+    return ticks > 0 ? static_cast<double>(ticks) : 100.0;
+}
+
+ProcessTreeReader::ProcessTreeReader(std::string proc_root, ChildrenSource source,
+                                     double ticks_per_second)
+    : proc_root_(std::move(proc_root)), source_(source), ticks_per_second_(ticks_per_second) {}
+
+void ProcessTreeReader::begin_cycle() {
+    scanned_ = false;
+    table_.clear();
+    children_by_ppid_.clear();
+}
+
+void ProcessTreeReader::scan_process_table(std::vector<std::string>& problems) {
+    scanned_ = true;
+    const auto pids = numeric_entries(proc_root_);
+    if (!pids) {
+        problems.push_back(proc_root_ + ": cannot list processes");
+        return;
+    }
+    for (pid_t pid : *pids) {
+        auto stat = read_proc_stat(proc_root_, pid);
+        if (!stat) {
+            problems.push_back(stat.error().to_string());
+            continue;
+        }
+        if (!stat->has_value()) continue;  // exited since the listing
+        table_.emplace(pid, **stat);
+        children_by_ppid_[(*stat)->ppid].push_back(pid);
+    }
+}
+
+Result<std::optional<ProcStat>> ProcessTreeReader::stat_of(pid_t pid) {
+    if (source_ == ChildrenSource::stat_ppid_scan) {
+        const auto it = table_.find(pid);
+        if (it != table_.end()) return std::optional<ProcStat>{it->second};
+    }
+    return read_proc_stat(proc_root_, pid);
+}
+
+std::vector<pid_t> ProcessTreeReader::children_of(pid_t pid, std::vector<std::string>& problems) {
+    if (source_ == ChildrenSource::stat_ppid_scan) {
+        const auto it = children_by_ppid_.find(pid);
+        return it == children_by_ppid_.end() ? std::vector<pid_t>{} : it->second;
+    }
+    auto children = read_task_children(proc_root_, pid);
+    if (!children) {
+        problems.push_back(children.error().to_string());
+        return {};
+    }
+    return children->value_or(std::vector<pid_t>{});
+}
+
+ProcessTreeSample ProcessTreeReader::sample(pid_t root, bool with_pss,
+                                            const std::unordered_set<pid_t>& stop_at,
+                                            std::vector<std::string>& problems) {
+    if (source_ == ChildrenSource::stat_ppid_scan && !scanned_) scan_process_table(problems);
+    ProcessTreeSample tree;
+    tree.pid = root;
+    std::uint64_t pss_sum = 0;
+    bool pss_complete = with_pss;
+    std::uint64_t cpu_ticks = 0;
+    std::unordered_set<pid_t> seen{root};
+    std::vector<pid_t> pending{root};
+    const auto note = [&](const Error& e) { problems.push_back(e.to_string()); };
+    while (!pending.empty()) {
+        const pid_t pid = pending.back();
+        pending.pop_back();
+        auto stat = stat_of(pid);
+        if (!stat) note(stat.error());
+        if (!stat || !stat->has_value()) continue;
+        auto rss = read_status_rss_bytes(proc_root_, pid);
+        if (!rss) note(rss.error());
+        if (!rss || !rss->has_value()) continue;
+        if (with_pss) {
+            auto pss = read_smaps_rollup_pss_bytes(proc_root_, pid);
+            if (!pss) note(pss.error());
+            if (pss && pss->has_value())
+                pss_sum += **pss;
+            else
+                pss_complete = false;
+        }
+        ++tree.processes;
+        tree.rss_bytes += **rss;
+        cpu_ticks += (*stat)->utime_ticks + (*stat)->stime_ticks;
+        for (pid_t child : children_of(pid, problems)) {
+            if (!stop_at.contains(child) && seen.insert(child).second) pending.push_back(child);
+        }
+    }
+    if (pss_complete && tree.processes > 0) tree.pss_bytes = pss_sum;
+    tree.cpu_seconds = static_cast<double>(cpu_ticks) / ticks_per_second_;
+    return tree;
+}
+
+}  // namespace tuner::probes

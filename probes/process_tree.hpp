@@ -1,0 +1,79 @@
+// Per-process readers (/proc/<pid>/stat, status, smaps_rollup, task/*/children) and the sum over
+// a process and its descendants: RSS every cycle, PSS when asked (it is far dearer), CPU time.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "model/result.hpp"
+#include "model/snapshot.hpp"
+
+namespace tuner::probes {
+
+// The fields of /proc/<pid>/stat we use (proc(5): field 4 ppid, 14 utime, 15 stime).
+struct ProcStat {
+    pid_t ppid = 0;
+    std::uint64_t utime_ticks = 0;
+    std::uint64_t stime_ticks = 0;
+};
+// comm (field 2) may hold spaces and parentheses, so fields are counted from the LAST ')'.
+Result<ProcStat> parse_proc_stat(std::string_view content, const std::string& where);
+
+// Each returns std::nullopt when the process is gone (its files vanish with it).
+Result<std::optional<ProcStat>> read_proc_stat(const std::string& proc_root, pid_t pid);
+// VmRSS of status in bytes; 0 when the line is absent (kernel threads, zombies).
+Result<std::optional<std::uint64_t>> read_status_rss_bytes(const std::string& proc_root, pid_t pid);
+// Pss of smaps_rollup in bytes (Linux ≥ 4.14); std::nullopt also when the file is not offered.
+Result<std::optional<std::uint64_t>> read_smaps_rollup_pss_bytes(const std::string& proc_root,
+                                                                 pid_t pid);
+// The union of <pid>/task/<tid>/children over the process's threads (CONFIG_PROC_CHILDREN).
+Result<std::optional<std::vector<pid_t>>> read_task_children(const std::string& proc_root,
+                                                             pid_t pid);
+
+// How children are found. task/*/children costs a read per thread of each tree member; without
+// CONFIG_PROC_CHILDREN the only way is to read every process's stat and index it by ppid.
+enum class ChildrenSource { task_children_files, stat_ppid_scan };
+const char* to_string(ChildrenSource source);
+// task_children_files when <proc_root>/<pid>/task/<pid>/children exists.
+ChildrenSource detect_children_source(const std::string& proc_root, pid_t pid);
+
+// Samples process trees. With stat_ppid_scan the whole process table is read at most once per
+// cycle (begin_cycle() forgets it) and its stat fields are reused for every tree.
+class ProcessTreeReader {
+public:
+    ProcessTreeReader(std::string proc_root, ChildrenSource source, double ticks_per_second);
+
+    void begin_cycle();
+
+    // `root` and its descendants, not descending into any pid of `stop_at` (the workers, when
+    // sampling tunerd itself). A process that vanished mid-read is skipped; a malformed file is
+    // a problem string and that process is skipped too.
+    ProcessTreeSample sample(pid_t root, bool with_pss, const std::unordered_set<pid_t>& stop_at,
+                             std::vector<std::string>& problems);
+
+    [[nodiscard]] ChildrenSource children_source() const { return source_; }
+
+private:
+    Result<std::optional<ProcStat>> stat_of(pid_t pid);
+    std::vector<pid_t> children_of(pid_t pid, std::vector<std::string>& problems);
+    void scan_process_table(std::vector<std::string>& problems);
+
+    std::string proc_root_;
+    ChildrenSource source_;
+    double ticks_per_second_;
+    bool scanned_ = false;
+    std::unordered_map<pid_t, ProcStat> table_;
+    std::unordered_map<pid_t, std::vector<pid_t>> children_by_ppid_;
+};
+
+// sysconf(_SC_CLK_TCK): the unit of utime and stime.
+double clock_ticks_per_second();
+
+}  // namespace tuner::probes

@@ -1,0 +1,106 @@
+// RFC 3339 timestamps for the decision log (see decision_log_time.hpp).
+#include "tuner/decision_log_time.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <cstdio>
+
+namespace tuner {
+namespace {
+
+// Reads exactly `digits` decimal digits at `pos`.
+bool take_digits(std::string_view s, std::size_t& pos, int digits, int& out) {
+    if (pos + static_cast<std::size_t>(digits) > s.size()) return false;
+    int value = 0;
+    for (int i = 0; i < digits; ++i) {
+        const char c = s[pos + static_cast<std::size_t>(i)];
+        if (!std::isdigit(static_cast<unsigned char>(c))) return false;
+        value = value * 10 + (c - '0');
+    }
+    pos += static_cast<std::size_t>(digits);
+    out = value;
+    return true;
+}
+
+bool take_char(std::string_view s, std::size_t& pos, std::string_view allowed) {
+    if (pos >= s.size() || allowed.find(s[pos]) == std::string_view::npos) return false;
+    ++pos;
+    return true;
+}
+
+}  // namespace
+
+WallClock::time_point floor_to_ms(WallClock::time_point time) {
+    return std::chrono::floor<std::chrono::milliseconds>(time);
+}
+
+std::string format_rfc3339_ms(WallClock::time_point time) {
+    using namespace std::chrono;
+    const auto ms = floor<milliseconds>(time);
+    const auto day = floor<days>(ms);
+    const year_month_day date{day};
+    const hh_mm_ss clock{ms - day};
+    char buf[40];
+    std::snprintf(
+        buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ", static_cast<int>(date.year()),
+        static_cast<unsigned>(date.month()), static_cast<unsigned>(date.day()),
+        static_cast<int>(clock.hours().count()), static_cast<int>(clock.minutes().count()),
+        static_cast<int>(clock.seconds().count()), static_cast<int>(clock.subseconds().count()));
+    return buf;
+}
+
+Result<WallClock::time_point> parse_rfc3339(std::string_view text) {
+    using namespace std::chrono;
+    const auto fail = [&] {
+        return Error{"not an RFC 3339 time: \"" + std::string(text) +
+                         "\" (expected e.g. \"2024-05-01T10:00:00Z\" or "
+                         "\"2024-05-01T12:00:00.250+02:00\")",
+                     ""};
+    };
+    std::size_t pos = 0;
+    int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0;
+    if (!take_digits(text, pos, 4, y) || !take_char(text, pos, "-") ||
+        !take_digits(text, pos, 2, mo) || !take_char(text, pos, "-") ||
+        !take_digits(text, pos, 2, d) || !take_char(text, pos, "Tt ") ||
+        !take_digits(text, pos, 2, h) || !take_char(text, pos, ":") ||
+        !take_digits(text, pos, 2, mi) || !take_char(text, pos, ":") ||
+        !take_digits(text, pos, 2, sec)) {
+        return fail();
+    }
+    int fraction_ms = 0;
+    if (take_char(text, pos, ".")) {
+        int scale = 100;
+        std::size_t digits = 0;
+        while (pos < text.size() && std::isdigit(static_cast<unsigned char>(text[pos]))) {
+            fraction_ms += (text[pos] - '0') * scale;
+            scale /= 10;
+            ++pos;
+            ++digits;
+        }
+        if (digits == 0) return fail();
+    }
+    int offset_minutes = 0;
+    if (take_char(text, pos, "Zz")) {
+    } else if (pos < text.size() && (text[pos] == '+' || text[pos] == '-')) {
+        const int sign = text[pos] == '-' ? -1 : 1;
+        ++pos;
+        int oh = 0, om = 0;
+        if (!take_digits(text, pos, 2, oh) || !take_char(text, pos, ":") ||
+            !take_digits(text, pos, 2, om) || oh > 23 || om > 59) {
+            return fail();
+        }
+        offset_minutes = sign * (oh * 60 + om);
+    } else {
+        return fail();
+    }
+    const year_month_day date{year{y}, month{static_cast<unsigned>(mo)},
+                              day{static_cast<unsigned>(d)}};
+    // RFC 3339 allows second 60 (a leap second); system_clock has none, so it folds into :59.
+    if (pos != text.size() || !date.ok() || h > 23 || mi > 59 || sec > 60) return fail();
+    const auto local = sys_days{date} + hours{h} + minutes{mi} + seconds{std::min(sec, 59)} +
+                       milliseconds{fraction_ms};
+    return time_point_cast<WallClock::duration>(local - minutes{offset_minutes});
+}
+
+}  // namespace tuner

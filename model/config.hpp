@@ -29,12 +29,16 @@ struct ServerConfig {
     std::uint64_t max_body_size_bytes = 10 * MiB;
     Duration shutdown_timeout = 30s;
     unsigned io_threads = 1;
+
+    friend bool operator==(const ServerConfig&, const ServerConfig&) = default;
 };
 
 // [admin]: the admin listener (/health, /metrics, /performance, /workers).
 struct AdminConfig {
     std::string listen = "127.0.0.1:9464";
     std::string token_file;  // required when listen is not loopback
+
+    friend bool operator==(const AdminConfig&, const AdminConfig&) = default;
 };
 
 enum class PoolMode { fixed, formula, adaptive };
@@ -83,6 +87,8 @@ struct PoolConfig {
     [[nodiscard]] bool is_builtin_demo() const {
         return command.size() == 1 && command.front() == "builtin:demo";
     }
+
+    friend bool operator==(const PoolConfig&, const PoolConfig&) = default;
 };
 
 // [demo]: the built-in demo app's per-request defaults.
@@ -90,6 +96,8 @@ struct DemoConfig {
     unsigned cpu_ms = 5;
     unsigned io_ms = 50;
     unsigned rss_mb = 20;
+
+    friend bool operator==(const DemoConfig&, const DemoConfig&) = default;
 };
 
 // [policy]: the control loop.
@@ -101,6 +109,8 @@ struct PolicyConfig {
     Duration scale_down_cooldown = 30s;
     unsigned pss_every = 10;  // PSS (smaps_rollup) every Nth cycle; RSS every cycle
     bool dry_run = false;
+
+    friend bool operator==(const PolicyConfig&, const PolicyConfig&) = default;
 };
 
 enum class PostgresMode { off, recommend, apply };
@@ -135,17 +145,23 @@ struct DatabaseConfig {
     double memory_share = 0.25;      // PostgreSQL's share of this box when local
     Storage storage = Storage::ssd;
     Duration connect_timeout = 5s;
+
+    friend bool operator==(const DatabaseConfig&, const DatabaseConfig&) = default;
 };
 
 // [state]: where tunerd keeps listen.json, the decision log and the runtime sockets.
 struct StateConfig {
     std::string dir;  // "" = $STATE_DIRECTORY, /var/lib/tunerd as root, ~/.local/state/tunerd
     Duration retention = std::chrono::hours(24 * 30);
+
+    friend bool operator==(const StateConfig&, const StateConfig&) = default;
 };
 
 // [log]
 struct LogConfig {
     std::string level = "info";  // trace, debug, info, warn, error, critical, off
+
+    friend bool operator==(const LogConfig&, const LogConfig&) = default;
 };
 
 struct Config {
@@ -158,6 +174,14 @@ struct Config {
     StateConfig state;
     LogConfig log;
     std::string source = "built-in defaults";  // the file it came from, for logs
+
+    // Equal when every setting is equal; `source` is where the settings came from, not a setting,
+    // so a file that spells out the defaults equals Config{}.
+    friend bool operator==(const Config& a, const Config& b) {
+        return a.server == b.server && a.admin == b.admin && a.workers == b.workers &&
+               a.demo == b.demo && a.policy == b.policy && a.database == b.database &&
+               a.state == b.state && a.log == b.log;
+    }
 };
 
 }  // namespace tuner

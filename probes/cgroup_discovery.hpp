@@ -20,6 +20,7 @@ struct CgroupMembership {
     unsigned hierarchy_id = 0;
     std::vector<std::string> controllers;  // empty for v2; "name=systemd" for named v1 ones
     std::string path;
+    friend bool operator==(const CgroupMembership&, const CgroupMembership&) = default;
 };
 
 Result<std::vector<CgroupMembership>> parse_proc_cgroup(std::string_view content,
@@ -33,7 +34,7 @@ struct CgroupMount {
     bool v2 = false;
     std::string root;
     std::string mount_point;
-    std::vector<std::string> controllers;  // v1: from the super options ("cpu", "cpuacct")
+    std::vector<std::string> controllers;  // v1: the super options ("rw", "cpu", "name=systemd")
 };
 
 Result<std::vector<CgroupMount>> parse_mountinfo(std::string_view content,

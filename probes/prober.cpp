@@ -31,12 +31,15 @@ Prober::Prober(ProbeRoots roots, pid_t self_pid, unsigned pss_every)
       trees_(make_tree_reader(roots_, self_pid)) {}
 
 void Prober::discover(std::vector<std::string>& problems) {
+    // /proc/<pid>/cgroup is read every cycle (one small file): after a move, the cached layout
+    // would read a stale cgroup whose files may all look merely absent.
     const auto fail = [&](const Error& e) {
         problems.push_back(e.to_string());
         layout_.reset();
     };
     auto memberships = read_proc_cgroup(roots_.proc, self_pid_);
     if (!memberships) return fail(memberships.error());
+    if (layout_ && *memberships == memberships_) return;
     std::vector<CgroupMount> mounts;
     if (roots_.cgroup_mounts) {
         mounts = *roots_.cgroup_mounts;
@@ -46,6 +49,7 @@ void Prober::discover(std::vector<std::string>& problems) {
         mounts = std::move(*read);
     }
     layout_ = resolve_layout(*memberships, mounts, roots_.fs_root);
+    memberships_ = std::move(*memberships);
     for (const auto& e : layout_->problems) problems.push_back(e.to_string());
 }
 
@@ -155,7 +159,7 @@ void Prober::sample(Snapshot& out, const std::vector<std::pair<unsigned, pid_t>>
     out.taken_at = Clock::now();
     out.taken_at_wall = WallClock::now();
     out.problems.clear();
-    if (!layout_) discover(out.problems);
+    discover(out.problems);
     const std::size_t problems_before = out.problems.size();
     // Without a layout (discovery failed) the host facts still count: no cgroup files are read.
     static const CgroupLayout kNoCgroups;

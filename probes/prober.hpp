@@ -1,6 +1,7 @@
 // The Prober: what the control thread calls once per cycle to fill a Snapshot with the cgroup,
 // CPU, memory, pressure and process-tree facts. It keeps the discovered cgroup layout (found
-// again only after a read fails), the previous CPU sample (for utilisation) and the last PSS.
+// again only after a read fails or /proc/<pid>/cgroup changes), the previous CPU sample (for
+// utilisation) and the last PSS of each tree.
 #pragma once
 
 #include <sys/types.h>
@@ -58,6 +59,7 @@ private:
     unsigned pss_every_;
     unsigned long long cycle_ = 0;
     std::optional<CgroupLayout> layout_;
+    std::vector<CgroupMembership> memberships_;  // what layout_ was resolved from
     unsigned host_cores_ = 0;
     ProcessTreeReader trees_;
     struct CpuSample {

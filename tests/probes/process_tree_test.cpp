@@ -1,0 +1,173 @@
+// Process trees from fixture /proc trees (both ways of finding children) and the live process.
+#include "probes/process_tree.hpp"
+
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include "probe_test_support.hpp"
+
+namespace tuner::probes {
+namespace {
+
+using testing::fixture;
+using testing::ScratchDir;
+
+TEST(ProcStat, CountsFieldsFromTheLastParenthesis) {
+    auto s = parse_proc_stat(
+        "201 () (web) worker (1) S 200 201 201 0 -1 4194560 1200 0 3 0 1500 500 0 0 20 0\n", "f");
+    ASSERT_TRUE(s.ok()) << s.error().to_string();
+    EXPECT_EQ(s->ppid, 200);
+    EXPECT_EQ(s->utime_ticks, 1500u);
+    EXPECT_EQ(s->stime_ticks, 500u);
+}
+
+TEST(ProcStat, TruncatedLineIsQuoted) {
+    auto s = parse_proc_stat("201 (x) S 200 201\n", "/proc/201/stat");
+    ASSERT_FALSE(s.ok());
+    EXPECT_EQ(s.error().where, "/proc/201/stat");
+    EXPECT_NE(s.error().what.find("201 (x) S 200 201"), std::string::npos);
+}
+
+TEST(ProcStat, EmptyAndMalformedAreErrors) {
+    EXPECT_FALSE(parse_proc_stat("", "f").ok());
+    EXPECT_FALSE(parse_proc_stat("1 (a) S x 1 1 0 -1 0 0 0 0 0 1 1\n", "f").ok());
+}
+
+TEST(ProcStat, MaximumTickCounts) {
+    auto s = parse_proc_stat(
+        "7 (a) R 1 1 1 0 -1 0 0 0 0 0 18446744073709551615 18446744073709551615 0\n", "f");
+    ASSERT_TRUE(s.ok());
+    EXPECT_EQ(s->utime_ticks, UINT64_MAX);
+}
+
+TEST(ProcFiles, VanishedProcessIsEmptyNotError) {
+    const std::string proc = fixture("proc-tree");
+    auto stat = read_proc_stat(proc, 300);
+    ASSERT_TRUE(stat.ok());
+    EXPECT_FALSE(stat->has_value());
+    auto rss = read_status_rss_bytes(proc, 300);
+    ASSERT_TRUE(rss.ok());
+    EXPECT_FALSE(rss->has_value());
+    auto children = read_task_children(proc, 300);
+    ASSERT_TRUE(children.ok());
+    EXPECT_FALSE(children->has_value());
+}
+
+TEST(ProcFiles, KernelThreadHasNoRssAndNoPss) {
+    const std::string proc = fixture("proc-tree");
+    EXPECT_EQ(read_status_rss_bytes(proc, 2)->value_or(99), 0u);
+    EXPECT_EQ(read_smaps_rollup_pss_bytes(proc, 2)->value_or(99), 0u);
+}
+
+TEST(ProcFiles, MalformedStatusAndSmapsRollupAreQuoted) {
+    ScratchDir d;
+    d.write("7/status", "Name:\tx\nVmRSS:\t lots kB\n");
+    d.write("7/smaps_rollup", "Rss: 5 kB\n");
+    auto rss = read_status_rss_bytes(d.path(), 7);
+    ASSERT_FALSE(rss.ok());
+    EXPECT_NE(rss.error().what.find("lots"), std::string::npos);
+    auto pss = read_smaps_rollup_pss_bytes(d.path(), 7);
+    ASSERT_FALSE(pss.ok());
+    EXPECT_NE(pss.error().what.find("Pss"), std::string::npos);
+}
+
+TEST(ProcFiles, TaskChildrenJoinsAllThreads) {
+    auto children = read_task_children(fixture("proc-tree"), 100);
+    ASSERT_TRUE(children.ok()) << children.error().to_string();
+    ASSERT_TRUE(children->has_value());
+    auto sorted = **children;
+    std::sort(sorted.begin(), sorted.end());
+    EXPECT_EQ(sorted, (std::vector<pid_t>{200, 300, 400}));
+}
+
+TEST(ChildrenSource, DetectsChildrenFilesOrTheirAbsence) {
+    EXPECT_EQ(detect_children_source(fixture("proc-tree"), 100),
+              ChildrenSource::task_children_files);
+    EXPECT_EQ(detect_children_source(fixture("proc-nochildren"), 100),
+              ChildrenSource::stat_ppid_scan);
+}
+
+struct TreeCase {
+    const char* tree;
+    ChildrenSource source;
+};
+
+class ProcessTrees : public ::testing::TestWithParam<TreeCase> {
+protected:
+    ProcessTreeReader reader() const {
+        return ProcessTreeReader(fixture(GetParam().tree), GetParam().source, 100);
+    }
+    const std::unordered_set<pid_t> workers_{200, 300};
+};
+
+TEST_P(ProcessTrees, SelfExcludesWorkerTreesButKeepsOtherChildren) {
+    auto r = reader();
+    std::vector<std::string> problems;
+    const auto self = r.sample(100, false, workers_, problems);
+    EXPECT_TRUE(problems.empty()) << problems.front();
+    EXPECT_EQ(self.pid, 100);
+    EXPECT_EQ(self.processes, 2u);  // tunerd and its sh, not the workers
+    EXPECT_EQ(self.rss_bytes, (10000u + 1000u) * 1024);
+    EXPECT_DOUBLE_EQ(self.cpu_seconds, (100 + 50 + 1 + 1) / 100.0);
+    EXPECT_FALSE(self.pss_bytes);
+}
+
+TEST_P(ProcessTrees, WorkerTreeSumsMasterAndChild) {
+    auto r = reader();
+    std::vector<std::string> problems;
+    const auto worker = r.sample(200, true, workers_, problems);
+    EXPECT_TRUE(problems.empty()) << problems.front();
+    EXPECT_EQ(worker.processes, 2u);
+    EXPECT_EQ(worker.rss_bytes, (20000u + 80000u) * 1024);
+    ASSERT_TRUE(worker.pss_bytes);
+    EXPECT_EQ(*worker.pss_bytes, (15000u + 60000u) * 1024);
+    EXPECT_DOUBLE_EQ(worker.cpu_seconds, (300 + 100 + 1500 + 500) / 100.0);
+}
+
+TEST_P(ProcessTrees, VanishedWorkerIsEmptyNotAProblem) {
+    auto r = reader();
+    std::vector<std::string> problems;
+    const auto gone = r.sample(300, true, workers_, problems);
+    EXPECT_TRUE(problems.empty());
+    EXPECT_EQ(gone.processes, 0u);
+    EXPECT_EQ(gone.rss_bytes, 0u);
+    EXPECT_FALSE(gone.pss_bytes);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    BothChildrenSources, ProcessTrees,
+    ::testing::Values(TreeCase{"proc-tree", ChildrenSource::task_children_files},
+                      TreeCase{"proc-tree", ChildrenSource::stat_ppid_scan},
+                      TreeCase{"proc-nochildren", ChildrenSource::stat_ppid_scan}),
+    [](const auto& info) {
+        return std::string(info.param.tree[5] == 't' ? "Tree" : "NoChildren") + "_" +
+               to_string(info.param.source);
+    });
+
+TEST(ProcessTree, MalformedStatIsAProblemAndSkipsTheProcess) {
+    ScratchDir d;
+    d.write("7/stat", "7 (x) S\n");
+    d.write("7/status", "VmRSS: 4 kB\n");
+    ProcessTreeReader r(d.path(), ChildrenSource::task_children_files, 100);
+    std::vector<std::string> problems;
+    const auto tree = r.sample(7, false, {}, problems);
+    ASSERT_EQ(problems.size(), 1u);
+    EXPECT_NE(problems[0].find("7/stat"), std::string::npos);
+    EXPECT_EQ(tree.processes, 0u);
+}
+
+TEST(ProcessTree, LiveProcessHasResidentMemory) {
+    const std::string proc = "/proc";
+    ProcessTreeReader r(proc, detect_children_source(proc, ::getpid()), clock_ticks_per_second());
+    std::vector<std::string> problems;
+    const auto self = r.sample(::getpid(), true, {}, problems);
+    EXPECT_TRUE(problems.empty()) << problems.front();
+    EXPECT_GE(self.processes, 1u);
+    EXPECT_GT(self.rss_bytes, 0u);
+    ASSERT_TRUE(self.pss_bytes);
+    EXPECT_GT(*self.pss_bytes, 0u);
+}
+
+}  // namespace
+}  // namespace tuner::probes

@@ -343,10 +343,13 @@ struct DecisionLog::Impl {
     void run_writer() {
         std::vector<Entry> batch;  // taken from the queue, kept until committed
         std::optional<SteadyClock::time_point> drain_deadline;
+        bool first_pass = true;
         for (;;) {
             {
                 std::unique_lock lock(mutex);
-                if (!stopping) {
+                // An open database gets its retention at start, without waiting for work.
+                const bool start_now = std::exchange(first_pass, false) && db;
+                if (!stopping && !start_now) {
                     if (!db) {
                         wake_writer.wait_until(lock, next_open_attempt, [&] { return stopping; });
                     } else {

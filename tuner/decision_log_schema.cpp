@@ -1,7 +1,11 @@
 // The decision log's schema, migrations and connection set-up (see decision_log_schema.hpp).
 #include "tuner/decision_log_schema.hpp"
 
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 
 #include <sqlite3.h>
@@ -96,6 +100,21 @@ Status check_readable_version(sqlite3* db, const std::string& path) {
     return {};
 }
 
+// SQLite's CANTOPEN reports the errno of its last fallback (often ENOENT from a read-only
+// retry), not why creating the file failed: name the directory's problem instead.
+std::string directory_problem(const std::string& path) {
+    const std::filesystem::path dir = std::filesystem::path(path).parent_path();
+    const std::string shown = dir.empty() ? "." : dir.string();
+    std::error_code ec;
+    if (!dir.empty() && !std::filesystem::is_directory(dir, ec)) {
+        return "; the directory " + shown + " does not exist";
+    }
+    if (::access(dir.empty() ? "." : dir.c_str(), W_OK) != 0) {
+        return "; the directory " + shown + " is not writable (" + std::strerror(errno) + ")";
+    }
+    return "";
+}
+
 }  // namespace
 
 const std::vector<Migration>& migrations() {
@@ -147,7 +166,11 @@ Status migrate(sqlite3* db, const std::vector<Migration>& steps) {
 Result<sqlite::Connection> open_for_writing(const std::string& path,
                                             std::chrono::milliseconds busy_timeout) {
     auto db = sqlite::open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX);
-    if (!db.ok()) return db.error();
+    if (!db.ok()) {
+        Error e = db.error();
+        e.what += directory_problem(path);
+        return e;
+    }
     sqlite3* raw = db->get();
     // SQLite silently falls back to read-only when the file is not writable; say so now rather
     // than fail at the first write with a vaguer message.

@@ -158,6 +158,7 @@ struct WorkerInfo {
     unsigned threads = 1;
     unsigned inflight = 0;
     std::uint64_t served = 0;
+    std::uint64_t rss_bytes = 0;  // process tree, from the probes (0 until measured)
     double age_s = 0;
     unsigned restarts = 0;  // how many times this slot was restarted after a crash
 };

@@ -1,0 +1,246 @@
+// The admin listener (see admin.hpp).
+#include "server/admin.hpp"
+
+#include <mutex>
+#include <set>
+#include <sstream>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <spdlog/spdlog.h>
+
+namespace tuner::server {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+using asio::use_awaitable;
+
+namespace {
+
+constexpr auto kAdminTimeout = std::chrono::seconds(30);
+constexpr std::uint64_t kAdminBodyLimit = 1024 * 1024;
+
+bool constant_time_equal(std::string_view a, std::string_view b) {
+    if (a.size() != b.size()) return false;
+    unsigned char diff = 0;
+    for (std::size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+    return diff == 0;
+}
+
+AdminResponse json_error(int status, const std::string& message) {
+    AdminResponse r;
+    r.status = status;
+    std::string escaped;
+    for (char c : message) {
+        if (c == '"' || c == '\\') escaped += '\\';
+        escaped += c;
+    }
+    r.body = "{\"error\":\"" + escaped + "\"}\n";
+    return r;
+}
+
+// A handler's answer, handed over from whatever thread produced it.
+struct Pending {
+    explicit Pending(asio::any_io_executor ex) : timer(ex) {}
+    asio::steady_timer timer;
+    std::mutex mutex;
+    std::optional<AdminResponse> response;
+};
+
+}  // namespace
+
+std::string url_decode(std::string_view text) {
+    std::string out;
+    out.reserve(text.size());
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        const char c = text[i];
+        if (c == '+') {
+            out += ' ';
+        } else if (c == '%' && i + 2 < text.size() &&
+                   std::isxdigit(static_cast<unsigned char>(text[i + 1])) &&
+                   std::isxdigit(static_cast<unsigned char>(text[i + 2]))) {
+            out += static_cast<char>(std::stoi(std::string(text.substr(i + 1, 2)), nullptr, 16));
+            i += 2;
+        } else {
+            out += c;
+        }
+    }
+    return out;
+}
+
+std::map<std::string, std::string> parse_query(std::string_view query) {
+    std::map<std::string, std::string> out;
+    while (!query.empty()) {
+        const auto amp = query.find('&');
+        const auto pair = query.substr(0, amp);
+        if (!pair.empty()) {
+            const auto eq = pair.find('=');
+            out[url_decode(pair.substr(0, eq))] =
+                eq == std::string_view::npos ? "" : url_decode(pair.substr(eq + 1));
+        }
+        if (amp == std::string_view::npos) break;
+        query.remove_prefix(amp + 1);
+    }
+    return out;
+}
+
+AdminServer::AdminServer(asio::io_context& ioc) : ioc_(ioc), acceptor_(ioc) {}
+
+AdminServer::~AdminServer() {
+    stop();
+}
+
+void AdminServer::route(std::string method, std::string path, AdminHandler handler) {
+    routes_[{std::move(method), std::move(path)}] = std::move(handler);
+}
+
+void AdminServer::set_token(std::optional<std::string> token) {
+    token_ = std::move(token);
+}
+
+Result<tcp::endpoint> AdminServer::listen(const tcp::endpoint& endpoint) {
+    beast::error_code ec;
+    acceptor_.open(endpoint.protocol(), ec);
+    if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor_.bind(endpoint, ec);
+    if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+        std::ostringstream where;
+        where << endpoint;
+        return Error{ec.message(), where.str()};
+    }
+    return acceptor_.local_endpoint();
+}
+
+void AdminServer::start() {
+    asio::co_spawn(ioc_, accept_loop(), asio::detached);
+}
+
+void AdminServer::stop() {
+    beast::error_code ec;
+    acceptor_.close(ec);
+}
+
+asio::awaitable<void> AdminServer::accept_loop() {
+    for (;;) {
+        beast::error_code ec;
+        tcp::socket socket =
+            co_await acceptor_.async_accept(asio::redirect_error(use_awaitable, ec));
+        if (ec) {
+            if (!acceptor_.is_open()) co_return;
+            asio::steady_timer t(ioc_, std::chrono::milliseconds(100));
+            co_await t.async_wait(asio::redirect_error(use_awaitable, ec));
+            continue;
+        }
+        asio::co_spawn(ioc_, session(std::move(socket)), asio::detached);
+    }
+}
+
+void AdminServer::dispatch(const AdminRequest& request, AdminRespond respond) const {
+    auto it = routes_.find({request.method, request.path});
+    if (it != routes_.end()) {
+        it->second(request, std::move(respond));
+        return;
+    }
+    std::set<std::string> allowed;
+    for (const auto& [key, handler] : routes_) {
+        if (key.second == request.path) allowed.insert(key.first);
+    }
+    if (allowed.empty()) {
+        respond(json_error(404, "no such endpoint: " + request.path));
+        return;
+    }
+    std::string allow;
+    for (const auto& m : allowed) allow += (allow.empty() ? "" : ", ") + m;
+    AdminResponse r =
+        json_error(405, request.method + " not allowed on " + request.path + "; use " + allow);
+    r.headers.emplace_back("Allow", allow);
+    respond(std::move(r));
+}
+
+asio::awaitable<void> AdminServer::session(tcp::socket socket) {
+    beast::tcp_stream stream(std::move(socket));
+    beast::flat_buffer buffer;
+    for (;;) {
+        beast::error_code ec;
+        http::request_parser<http::string_body> parser;
+        parser.header_limit(64 * 1024);
+        parser.body_limit(kAdminBodyLimit);
+        stream.expires_after(kAdminTimeout);
+        co_await http::async_read(stream, buffer, parser, asio::redirect_error(use_awaitable, ec));
+        if (ec == http::error::end_of_stream || ec == asio::error::eof ||
+            ec == beast::error::timeout || ec == asio::error::connection_reset ||
+            ec == asio::error::operation_aborted) {
+            break;
+        }
+        const auto& req = parser.get();
+        AdminResponse response;
+        bool keep_alive = !ec && req.keep_alive();
+        if (ec) {
+            response = json_error(ec == http::error::header_limit ? 431
+                                  : ec == http::error::body_limit ? 413
+                                                                  : 400,
+                                  "bad request: " + ec.message());
+        } else {
+            AdminRequest request;
+            request.method = std::string(req.method_string());
+            const std::string_view target(req.target().data(), req.target().size());
+            const auto q = target.find('?');
+            request.path = url_decode(target.substr(0, q));
+            if (q != std::string_view::npos) request.query = parse_query(target.substr(q + 1));
+            request.body = req.body();
+            request.content_type = std::string(req[http::field::content_type]);
+            const std::string_view auth(req[http::field::authorization].data(),
+                                        req[http::field::authorization].size());
+            if (token_ &&
+                !(auth.rfind("Bearer ", 0) == 0 && constant_time_equal(auth.substr(7), *token_))) {
+                response = json_error(401, "missing or wrong bearer token (admin.token_file)");
+                response.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"tunerd\"");
+            } else {
+                auto pending = std::make_shared<Pending>(stream.get_executor());
+                pending->timer.expires_after(kAdminTimeout);
+                dispatch(request, [pending](AdminResponse r) {
+                    {
+                        std::lock_guard lock(pending->mutex);
+                        pending->response = std::move(r);
+                    }
+                    asio::post(pending->timer.get_executor(),
+                               [pending] { pending->timer.cancel(); });
+                });
+                bool answered = false;
+                {
+                    std::lock_guard lock(pending->mutex);
+                    answered = pending->response.has_value();
+                }
+                if (!answered)
+                    co_await pending->timer.async_wait(asio::redirect_error(use_awaitable, ec));
+                std::lock_guard lock(pending->mutex);
+                response = pending->response ? std::move(*pending->response)
+                                             : json_error(503, "no answer within 30s");
+            }
+        }
+        http::response<http::string_body> res{static_cast<http::status>(response.status), 11};
+        res.set(http::field::server, "tunerd");
+        res.set(http::field::content_type, response.content_type);
+        res.set(http::field::cache_control, "no-store");
+        for (const auto& [k, v] : response.headers) res.set(k, v);
+        res.body() = std::move(response.body);
+        if (!ec && req.method() == http::verb::head) res.body().clear();
+        res.keep_alive(keep_alive);
+        res.prepare_payload();
+        stream.expires_after(kAdminTimeout);
+        co_await http::async_write(stream, res, asio::redirect_error(use_awaitable, ec));
+        if (ec || !keep_alive) break;
+    }
+    beast::error_code ignored;
+    stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+}
+
+}  // namespace tuner::server

@@ -1,0 +1,70 @@
+// The admin listener: a small Beast HTTP/1.1 server for /health, /metrics, /performance,
+// /workers. The server is driven: tuner/ registers the handlers; this file only routes, checks
+// the bearer token, bounds sizes and times, and answers 404/405/401 itself.
+#pragma once
+
+// Boost 1.74's awaitable.hpp uses std::exchange without including <utility>.
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include "model/result.hpp"
+
+namespace tuner::server {
+
+struct AdminRequest {
+    std::string method;                        // "GET", "POST", ...
+    std::string path;                          // without the query
+    std::map<std::string, std::string> query;  // decoded
+    std::string body;
+    std::string content_type;
+};
+
+struct AdminResponse {
+    int status = 200;
+    std::string content_type = "application/json";
+    std::string body;
+    std::vector<std::pair<std::string, std::string>> headers;
+};
+
+// A handler answers through `respond`, at once or later from any thread.
+using AdminRespond = std::function<void(AdminResponse)>;
+using AdminHandler = std::function<void(const AdminRequest&, AdminRespond)>;
+
+class AdminServer {
+public:
+    explicit AdminServer(boost::asio::io_context& ioc);
+    ~AdminServer();
+
+    void route(std::string method, std::string path, AdminHandler handler);
+    // When set, every request needs "Authorization: Bearer <token>".
+    void set_token(std::optional<std::string> token);
+
+    Result<boost::asio::ip::tcp::endpoint> listen(const boost::asio::ip::tcp::endpoint& endpoint);
+    void start();
+    void stop();
+
+private:
+    boost::asio::awaitable<void> accept_loop();
+    boost::asio::awaitable<void> session(boost::asio::ip::tcp::socket socket);
+    void dispatch(const AdminRequest& request, AdminRespond respond) const;
+
+    boost::asio::io_context& ioc_;
+    boost::asio::ip::tcp::acceptor acceptor_;
+    std::map<std::pair<std::string, std::string>, AdminHandler> routes_;
+    std::optional<std::string> token_;
+};
+
+// "a%20b" -> "a b"; '+' is a space in query strings.
+std::string url_decode(std::string_view text);
+std::map<std::string, std::string> parse_query(std::string_view query);
+
+}  // namespace tuner::server

@@ -1,0 +1,295 @@
+// The built-in demo app (see demo_worker.hpp). Blocking I/O, one thread per concurrent request,
+// like gunicorn's threaded worker: each thread accepts a connection and serves it until it closes.
+#include "server/demo/demo_worker.hpp"
+
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <mutex>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/generic/stream_protocol.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
+#include <netinet/in.h>
+
+namespace tuner::demo {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+
+namespace {
+
+Result<unsigned> parse_uint(std::string_view flag, std::string_view text) {
+    unsigned value = 0;
+    const auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec != std::errc{} || p != text.data() + text.size()) {
+        return make_error(std::string(flag),
+                          "not a non-negative integer: \"" + std::string(text) + "\"");
+    }
+    return value;
+}
+
+// Resident memory the process holds: pages written once so they count in RSS (and PSS).
+class MemoryBallast {
+public:
+    void resize_mb(unsigned mb) {
+        std::lock_guard lock(mutex_);
+        const std::size_t bytes = static_cast<std::size_t>(mb) << 20;
+        if (bytes == size_) return;
+        if (data_) ::munmap(data_, size_);
+        data_ = nullptr;
+        size_ = 0;
+        if (bytes == 0) return;
+        void* p =
+            ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) return;
+        const long page = ::sysconf(_SC_PAGESIZE);
+        auto* bytes_p = static_cast<volatile unsigned char*>(p);
+        for (std::size_t off = 0; off < bytes; off += static_cast<std::size_t>(page)) {
+            bytes_p[off] = static_cast<unsigned char>(off / static_cast<std::size_t>(page) + 1);
+        }
+        data_ = p;
+        size_ = bytes;
+    }
+    unsigned mb() const {
+        std::lock_guard lock(mutex_);
+        return static_cast<unsigned>(size_ >> 20);
+    }
+
+private:
+    mutable std::mutex mutex_;
+    void* data_ = nullptr;
+    std::size_t size_ = 0;
+};
+
+MemoryBallast g_ballast;
+
+std::optional<unsigned> query_param(std::string_view target, std::string_view name) {
+    const auto q = target.find('?');
+    if (q == std::string_view::npos) return std::nullopt;
+    std::string_view rest = target.substr(q + 1);
+    while (!rest.empty()) {
+        const auto amp = rest.find('&');
+        const std::string_view pair = rest.substr(0, amp);
+        const auto eq = pair.find('=');
+        if (eq != std::string_view::npos && pair.substr(0, eq) == name) {
+            unsigned v = 0;
+            const auto value = pair.substr(eq + 1);
+            const auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+            if (ec == std::errc{} && p == value.data() + value.size()) return v;
+            return std::nullopt;
+        }
+        if (amp == std::string_view::npos) break;
+        rest.remove_prefix(amp + 1);
+    }
+    return std::nullopt;
+}
+
+using Request = http::request<http::string_body>;
+using Response = http::response<http::string_body>;
+
+Response handle(const Request& req, const DemoOptions& opt) {
+    const std::string_view target(req.target().data(), req.target().size());
+    const std::string_view path = target.substr(0, target.find('?'));
+    Response res{http::status::ok, req.version()};
+    res.set(http::field::server, "tunerd-demo");
+    res.set("X-Worker-Id", std::to_string(opt.worker_id));
+    res.set("X-Worker-Pid", std::to_string(::getpid()));
+    res.keep_alive(req.keep_alive());
+    res.set(http::field::content_type, "application/json");
+    if (path == "/health") {
+        res.body() = "{\"status\":\"ok\"}\n";
+    } else if (path == "/" || path == "/work") {
+        const unsigned cpu = std::min(query_param(target, "cpu_ms").value_or(opt.cpu_ms), 60'000u);
+        const unsigned io = std::min(query_param(target, "io_ms").value_or(opt.io_ms), 3'600'000u);
+        burn_cpu_ms(cpu);
+        if (io) std::this_thread::sleep_for(std::chrono::milliseconds(io));
+        res.body() = "{\"worker\":" + std::to_string(opt.worker_id) +
+                     ",\"pid\":" + std::to_string(::getpid()) +
+                     ",\"cpu_ms\":" + std::to_string(cpu) + ",\"io_ms\":" + std::to_string(io) +
+                     "}\n";
+    } else if (path == "/echo") {
+        res.set(http::field::content_type, req[http::field::content_type].empty()
+                                               ? std::string("application/octet-stream")
+                                               : std::string(req[http::field::content_type]));
+        res.body() = req.body();
+    } else if (path == "/rss") {
+        if (auto mb = query_param(target, "mb")) g_ballast.resize_mb(std::min(*mb, 1u << 16));
+        res.body() = "{\"rss_mb\":" + std::to_string(g_ballast.mb()) + "}\n";
+    } else if (path.rfind("/status/", 0) == 0) {
+        unsigned code = 0;
+        const auto digits = path.substr(8);
+        std::from_chars(digits.data(), digits.data() + digits.size(), code);
+        if (code < 200 || code > 599) code = 400;
+        res.result(static_cast<http::status>(code));
+        res.body() = "{\"status\":" + std::to_string(code) + "}\n";
+    } else {
+        res.result(http::status::not_found);
+        res.body() =
+            "{\"error\":\"not "
+            "found\",\"routes\":[\"/\",\"/work?cpu_ms=&io_ms=\",\"/health\",\"/echo\",\"/"
+            "rss?mb=\",\"/status/<code>\"]}\n";
+    }
+    if (req.method() == http::verb::head) res.body().clear();
+    res.prepare_payload();
+    return res;
+}
+
+void serve_connection(int fd, int family, const DemoOptions& opt) {
+    asio::io_context ioc;
+    asio::generic::stream_protocol::socket sock(ioc);
+    beast::error_code ec;
+    sock.assign(asio::generic::stream_protocol(family, family == AF_UNIX ? 0 : IPPROTO_TCP), fd,
+                ec);
+    if (ec) {
+        ::close(fd);
+        return;
+    }
+    beast::flat_buffer buffer;
+    for (;;) {
+        http::request_parser<http::string_body> parser;
+        parser.body_limit(64 * 1024 * 1024);
+        http::read(sock, buffer, parser, ec);
+        if (ec) break;
+        Request req = parser.release();
+        Response res = handle(req, opt);
+        http::write(sock, res, ec);
+        if (ec || !res.keep_alive()) break;
+    }
+    sock.shutdown(asio::socket_base::shutdown_both, ec);
+}
+
+}  // namespace
+
+void burn_cpu_ms(unsigned ms) {
+    if (ms == 0) return;
+    auto cpu_now = [] {
+        timespec ts{};
+        ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+        return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
+    };
+    const double until = cpu_now() + ms;
+    volatile std::uint64_t sink = 0;
+    while (cpu_now() < until) {
+        for (int i = 0; i < 2000; ++i)
+            sink = sink * 6364136223846793005ULL + 1442695040888963407ULL;
+    }
+}
+
+Result<DemoOptions> parse_demo_args(int argc, char** argv) {
+    DemoOptions opt;
+    for (int i = 1; i < argc; ++i) {
+        const std::string_view flag = argv[i];
+        if (i + 1 >= argc) return make_error(std::string(flag), "missing value");
+        const std::string_view value = argv[++i];
+        if (flag == "--socket") {
+            opt.socket_path = std::string(value);
+            continue;
+        }
+        auto n = parse_uint(flag, value);
+        if (!n) return n.error();
+        if (flag == "--port") {
+            if (*n == 0 || *n > 65535)
+                return make_error("--port", "out of range: " + std::string(value));
+            opt.port = static_cast<std::uint16_t>(*n);
+        } else if (flag == "--threads") {
+            opt.threads = std::max(1u, *n);
+        } else if (flag == "--cpu-ms") {
+            opt.cpu_ms = *n;
+        } else if (flag == "--io-ms") {
+            opt.io_ms = *n;
+        } else if (flag == "--rss-mb") {
+            opt.rss_mb = *n;
+        } else if (flag == "--worker-id") {
+            opt.worker_id = *n;
+        } else {
+            return make_error(std::string(flag), "unknown demo-worker option");
+        }
+    }
+    if (opt.socket_path.empty() == !opt.port.has_value()) {
+        return make_error("demo-worker", "give exactly one of --socket PATH or --port N");
+    }
+    return opt;
+}
+
+int run_demo_worker(const DemoOptions& opt) {
+    g_ballast.resize_mb(opt.rss_mb);
+    int family = AF_UNIX;
+    int listen_fd = -1;
+    std::string where;
+    if (!opt.socket_path.empty()) {
+        where = "unix:" + opt.socket_path;
+        ::unlink(opt.socket_path.c_str());
+        listen_fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_un addr{};
+        addr.sun_family = AF_UNIX;
+        if (opt.socket_path.size() >= sizeof addr.sun_path) {
+            std::fprintf(stderr, "demo-worker: socket path too long: %s\n",
+                         opt.socket_path.c_str());
+            return 64;
+        }
+        std::memcpy(addr.sun_path, opt.socket_path.c_str(), opt.socket_path.size() + 1);
+        if (listen_fd < 0 ||
+            ::bind(listen_fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) {
+            std::fprintf(stderr, "demo-worker: cannot listen on %s: %s\n", where.c_str(),
+                         std::strerror(errno));
+            return 71;
+        }
+    } else {
+        family = AF_INET;
+        where = "127.0.0.1:" + std::to_string(*opt.port);
+        listen_fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        const int one = 1;
+        ::setsockopt(listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        sockaddr_in addr{};
+        addr.sin_family = AF_INET;
+        addr.sin_port = htons(*opt.port);
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (listen_fd < 0 ||
+            ::bind(listen_fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) {
+            std::fprintf(stderr, "demo-worker: cannot listen on %s: %s\n", where.c_str(),
+                         std::strerror(errno));
+            return 71;
+        }
+    }
+    if (::listen(listen_fd, 128) < 0) {
+        std::fprintf(stderr, "demo-worker: listen failed: %s\n", std::strerror(errno));
+        return 71;
+    }
+    std::fprintf(
+        stderr, "demo worker %u pid %d listening on %s threads=%u cpu_ms=%u io_ms=%u rss_mb=%u\n",
+        opt.worker_id, ::getpid(), where.c_str(), opt.threads, opt.cpu_ms, opt.io_ms, opt.rss_mb);
+    std::fflush(stderr);
+
+    auto serve = [&] {
+        for (;;) {
+            const int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+            if (fd < 0) {
+                if (errno == EINTR || errno == ECONNABORTED) continue;
+                std::this_thread::sleep_for(std::chrono::milliseconds(10));
+                continue;
+            }
+            serve_connection(fd, family, opt);
+        }
+    };
+    std::vector<std::thread> threads;
+    for (unsigned i = 1; i < opt.threads; ++i) threads.emplace_back(serve);
+    serve();  // never returns; the process ends by signal
+    for (auto& t : threads) t.join();
+    return 0;
+}
+
+}  // namespace tuner::demo

@@ -1,0 +1,36 @@
+// The built-in demo app: what `workers.command = "builtin:demo"` runs. tunerd execs its own
+// binary with the hidden `demo-worker` subcommand; the worker serves HTTP/1.1 on a Unix socket
+// (or a TCP port), `threads` requests at once, each burning cpu_ms of CPU and waiting io_ms,
+// while the process holds rss_mb of resident memory: a stand-in for a Python web worker.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "model/result.hpp"
+
+namespace tuner::demo {
+
+struct DemoOptions {
+    std::string socket_path;            // listen here (Unix socket) ...
+    std::optional<std::uint16_t> port;  // ... or on 127.0.0.1:port
+    unsigned threads = 1;
+    unsigned cpu_ms = 5;
+    unsigned io_ms = 50;
+    unsigned rss_mb = 20;
+    unsigned worker_id = 0;
+};
+
+// Parses `demo-worker --socket P | --port N [--threads T] [--cpu-ms C] [--io-ms I]
+// [--rss-mb R] [--worker-id W]` (argv[0] is "demo-worker").
+Result<DemoOptions> parse_demo_args(int argc, char** argv);
+
+// Serves until killed. Returns a process exit status (non-zero when it cannot listen).
+int run_demo_worker(const DemoOptions& options);
+
+// Spends `ms` of this thread's CPU time (not wall time: under contention it takes longer,
+// as a real request would).
+void burn_cpu_ms(unsigned ms);
+
+}  // namespace tuner::demo

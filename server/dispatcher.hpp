@@ -1,0 +1,129 @@
+// The dispatcher decides which worker serves each request: the ready worker with the fewest
+// requests in flight, never more than its threads at once; the rest wait in one bounded FIFO
+// queue. It is the single lock of the front; request statistics are recorded under it.
+// Independent of sockets, so the rules are unit-tested directly.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "model/snapshot.hpp"
+#include "server/request_stats.hpp"
+
+namespace tuner::server {
+
+// Where a worker listens.
+struct UpstreamAddress {
+    std::string unix_path;                  // set for Unix sockets (the default transport)
+    std::optional<std::uint16_t> tcp_port;  // set for {port} commands, on 127.0.0.1
+    [[nodiscard]] std::string to_string() const {
+        return tcp_port ? "127.0.0.1:" + std::to_string(*tcp_port) : "unix:" + unix_path;
+    }
+};
+
+// An upstream connection parked while idle; the front defines it.
+class IdleConnection {
+public:
+    virtual ~IdleConnection() = default;
+};
+
+// One worker as the dispatcher sees it. Fields below "guarded" change only under the
+// dispatcher's lock.
+struct Backend {
+    unsigned id = 0;
+    unsigned capacity = 1;  // the worker's threads
+    UpstreamAddress address;
+    // guarded by Dispatcher::mutex_
+    unsigned inflight = 0;
+    bool accepting = false;
+    std::uint64_t served = 0;         // requests completed since it started
+    std::uint64_t recycle_after = 0;  // 0 = never; else served count that triggers recycling
+    bool recycle_requested = false;
+    std::vector<std::unique_ptr<IdleConnection>> idle;  // ≤ capacity − inflight
+};
+
+using BackendPtr = std::shared_ptr<Backend>;
+
+struct Waiter {
+    std::uint64_t id = 0;
+    unsigned avoid = 0;  // a worker this request just failed on (a retry), 0 = none
+    // Called under the dispatcher's lock with the granted backend: must only post.
+    std::function<void(BackendPtr)> grant;
+};
+
+enum class AcquireStatus { granted, queued, queue_full };
+
+class Dispatcher {
+public:
+    struct Callbacks {
+        std::function<void(unsigned id)> drained;  // a non-accepting backend reached 0 in flight
+        std::function<void(unsigned id)> recycle_due;  // served reached recycle_after
+    };
+
+    explicit Dispatcher(std::size_t max_queue, Duration window = std::chrono::seconds(10));
+
+    void set_callbacks(Callbacks callbacks);
+    void set_max_queue(std::size_t max_queue);
+
+    // Workers: a ready worker joins dispatch (and takes waiters at once); a draining worker
+    // stops receiving new requests; a removed one is forgotten (its idle connections dropped).
+    void add(BackendPtr backend);
+    // Returns true when it has nothing in flight (already drained).
+    bool stop_accepting(unsigned id);
+    void remove(unsigned id);
+
+    // A request wants a worker: granted now (out set), queued (w.grant called later), or
+    // refused because the queue is full.
+    AcquireStatus acquire(Waiter w, BackendPtr& out, Clock::time_point now = Clock::now());
+    // A queued request gave up (timeout, client gone); false if it was granted meanwhile.
+    bool cancel(std::uint64_t waiter_id, Clock::time_point now = Clock::now());
+    // A request is done with its backend; its connection, if reusable, is parked first.
+    // `served`: the worker answered (counts toward its served total and recycling).
+    void release(const BackendPtr& backend, std::unique_ptr<IdleConnection> reusable, bool served,
+                 Clock::time_point now = Clock::now());
+    // Take a parked connection of this backend (the caller holds a slot on it).
+    std::unique_ptr<IdleConnection> take_idle(const BackendPtr& backend);
+    // Drop a parked connection the peer closed while idle.
+    void drop_idle(const BackendPtr& backend, const IdleConnection* connection);
+
+    void record(const RequestRecord& record);
+    void note_arrival(Clock::time_point now = Clock::now());
+    void note_rejected(Clock::time_point now = Clock::now());
+    void note_retry();
+
+    [[nodiscard]] WindowStats window(Clock::time_point now = Clock::now());
+    [[nodiscard]] CumulativeStats cumulative() const;
+    void set_window(Duration window);
+
+    struct Counts {
+        std::size_t queued = 0;
+        unsigned inflight = 0;
+        unsigned ready = 0;
+    };
+    [[nodiscard]] Counts counts() const;
+    // Per backend: id -> (inflight, served).
+    [[nodiscard]] std::map<unsigned, std::pair<unsigned, std::uint64_t>> backend_load() const;
+
+private:
+    BackendPtr pick_locked(unsigned avoid) const;
+    void grant_waiters_locked(Clock::time_point now);
+    void take_slot_locked(const BackendPtr& b, Clock::time_point now);
+    void levels_changed_locked(Clock::time_point now);
+
+    mutable std::mutex mutex_;
+    std::size_t max_queue_;
+    std::map<unsigned, BackendPtr> backends_;
+    std::deque<Waiter> queue_;
+    unsigned inflight_ = 0;
+    RequestStats stats_;
+    Callbacks callbacks_;
+};
+
+}  // namespace tuner::server

@@ -1,0 +1,567 @@
+// The public HTTP front (see front.hpp). One coroutine per client connection; one exchange per
+// request: read the header, wait for a worker slot, stream the request to the worker and the
+// response back, retry once on another worker when an idempotent request got no answer.
+#include "server/front.hpp"
+
+#include <poll.h>
+
+#include <optional>
+#include <sstream>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/generic/stream_protocol.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <spdlog/spdlog.h>
+
+#include "server/http_util.hpp"
+
+namespace tuner::server {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+using asio::awaitable;
+using asio::use_awaitable;
+using UpstreamProtocol = asio::generic::stream_protocol;
+using UpstreamStream = beast::basic_stream<UpstreamProtocol>;
+
+namespace {
+
+constexpr std::size_t kRelayBufferSize = 16 * 1024;
+constexpr auto kConnectTimeout = std::chrono::seconds(5);
+
+std::uint64_t usec_since(Clock::time_point from, Clock::time_point to) {
+    return to > from ? static_cast<std::uint64_t>(
+                           std::chrono::duration_cast<std::chrono::microseconds>(to - from).count())
+                     : 0;
+}
+
+// A connection to one worker, parked in the dispatcher between requests. While parked it
+// watches its socket: a worker that closes an idle keep-alive connection (gunicorn does after
+// its keep-alive timeout) is noticed and the connection dropped before a request could use it.
+class UpstreamConnection final : public IdleConnection {
+public:
+    explicit UpstreamConnection(asio::any_io_executor ex) : stream(ex) {}
+
+    void watch_while_idle(Dispatcher& dispatcher, const BackendPtr& backend) {
+        std::weak_ptr<Backend> weak = backend;
+        Dispatcher* d = &dispatcher;
+        const UpstreamConnection* self = this;
+        stream.socket().async_wait(UpstreamProtocol::socket::wait_read,
+                                   [d, weak, self](beast::error_code ec) {
+                                       if (ec == asio::error::operation_aborted) return;
+                                       if (auto b = weak.lock()) d->drop_idle(b, self);
+                                   });
+    }
+
+    // Taken for a request: stop watching; false if the peer already closed it.
+    bool still_usable() {
+        beast::error_code ec;
+        stream.socket().cancel(ec);
+        pollfd pfd{stream.socket().native_handle(), POLLIN | POLLRDHUP, 0};
+        const int n = ::poll(&pfd, 1, 0);
+        return n == 0 && buffer.size() == 0;
+    }
+
+    UpstreamStream stream;
+    beast::flat_buffer buffer;
+};
+
+UpstreamProtocol::endpoint upstream_endpoint(const UpstreamAddress& address) {
+    if (address.tcp_port) {
+        return UpstreamProtocol::endpoint(
+            tcp::endpoint(asio::ip::address_v4::loopback(), *address.tcp_port));
+    }
+    return UpstreamProtocol::endpoint(asio::local::stream_protocol::endpoint(address.unix_path));
+}
+
+bool is_timeout(const beast::error_code& ec) {
+    return ec == beast::error::timeout || ec == asio::error::timed_out;
+}
+
+// Stream the body of the message in parser `p` from `in` to `out` through serializer `sr`,
+// whose header is already written (the relay of the Beast documentation, asynchronous).
+// in_ec / out_ec tell which side failed.
+template <class InStream, class OutStream, bool isRequest>
+awaitable<void> relay_body(InStream& in, beast::flat_buffer& in_buffer,
+                           http::parser<isRequest, http::buffer_body>& p, OutStream& out,
+                           http::serializer<isRequest, http::buffer_body>& sr, Duration in_timeout,
+                           Duration out_timeout, beast::error_code& in_ec,
+                           beast::error_code& out_ec) {
+    std::array<char, kRelayBufferSize> buf;
+    do {
+        if (!p.is_done()) {
+            p.get().body().data = buf.data();
+            p.get().body().size = buf.size();
+            in.expires_after(in_timeout);
+            co_await http::async_read(in, in_buffer, p, asio::redirect_error(use_awaitable, in_ec));
+            if (in_ec == http::error::need_buffer) in_ec = {};
+            if (in_ec) co_return;
+            p.get().body().size = buf.size() - p.get().body().size;
+            p.get().body().data = buf.data();
+            p.get().body().more = !p.is_done();
+        } else {
+            p.get().body().data = nullptr;
+            p.get().body().size = 0;
+            p.get().body().more = false;
+        }
+        out.expires_after(out_timeout);
+        co_await http::async_write(out, sr, asio::redirect_error(use_awaitable, out_ec));
+        if (out_ec == http::error::need_buffer) out_ec = {};
+        if (out_ec) co_return;
+    } while (!p.is_done() || !sr.is_done());
+}
+
+}  // namespace
+
+struct Front::Session {
+    explicit Session(tcp::socket socket) : stream(std::move(socket)) {}
+    beast::tcp_stream stream;
+    bool idle = true;  // between requests (shutdown closes idle sessions at once)
+};
+
+struct Front::WaitState {
+    explicit WaitState(asio::any_io_executor ex) : timer(ex) {}
+    asio::steady_timer timer;
+    BackendPtr backend;  // set by the dispatcher (under its lock) when granted
+};
+
+Front::Front(asio::io_context& ioc, const ServerConfig& config, Dispatcher& dispatcher,
+             FrontHooks hooks)
+    : ioc_(ioc),
+      config_(config),
+      dispatcher_(dispatcher),
+      hooks_(std::move(hooks)),
+      acceptor_(ioc) {}
+
+Front::~Front() {
+    beast::error_code ec;
+    acceptor_.close(ec);
+}
+
+void Front::update_config(const ServerConfig& config) {
+    asio::post(ioc_, [this, config] { config_ = config; });
+    dispatcher_.set_max_queue(config.max_queue);
+}
+
+Result<tcp::endpoint> Front::listen(const tcp::endpoint& endpoint) {
+    beast::error_code ec;
+    acceptor_.open(endpoint.protocol(), ec);
+    if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor_.bind(endpoint, ec);
+    if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+        std::ostringstream where;
+        where << endpoint;
+        return Error{ec.message(), where.str()};
+    }
+    return acceptor_.local_endpoint();
+}
+
+void Front::start() {
+    asio::co_spawn(ioc_, accept_loop(), asio::detached);
+}
+
+awaitable<void> Front::accept_loop() {
+    while (!shutting_down_) {
+        beast::error_code ec;
+        tcp::socket socket =
+            co_await acceptor_.async_accept(asio::redirect_error(use_awaitable, ec));
+        if (ec) {
+            if (ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return;
+            // EMFILE and friends: back off briefly instead of spinning.
+            spdlog::warn("event=accept_failed error=\"{}\"", ec.message());
+            asio::steady_timer t(ioc_, std::chrono::milliseconds(100));
+            co_await t.async_wait(asio::redirect_error(use_awaitable, ec));
+            continue;
+        }
+        socket.set_option(tcp::no_delay(true), ec);
+        asio::co_spawn(ioc_, run_session(std::move(socket)), asio::detached);
+    }
+}
+
+void Front::begin_shutdown() {
+    shutting_down_ = true;
+    asio::post(ioc_, [this] {
+        beast::error_code ec;
+        acceptor_.close(ec);
+        std::lock_guard lock(registry_mutex_);
+        for (const auto& s : sessions_) {
+            if (s->idle) s->stream.socket().close(ec);
+        }
+    });
+}
+
+void Front::abort_remaining() {
+    aborting_ = true;
+    asio::post(ioc_, [this] {
+        std::lock_guard lock(registry_mutex_);
+        for (const auto& w : waits_) w->timer.cancel();
+        beast::error_code ec;
+        for (const auto& s : sessions_) {
+            if (s->idle) s->stream.socket().close(ec);
+        }
+    });
+}
+
+awaitable<void> Front::run_session(tcp::socket socket) {
+    auto session = std::make_shared<Session>(std::move(socket));
+    {
+        std::lock_guard lock(registry_mutex_);
+        sessions_.insert(session);
+    }
+    ++open_connections_;
+    struct Unregister {
+        Front* front;
+        std::shared_ptr<Session> session;
+        ~Unregister() {
+            std::lock_guard lock(front->registry_mutex_);
+            front->sessions_.erase(session);
+            --front->open_connections_;
+        }
+    } unregister{this, session};
+
+    beast::error_code ec;
+    auto& client = session->stream;
+    const auto remote = client.socket().remote_endpoint(ec);
+    const std::string client_address = ec ? std::string("unknown") : remote.address().to_string();
+    beast::flat_buffer client_buffer;
+    bool first = true;
+
+    for (;;) {
+        session->idle = true;
+        if (shutting_down_ && !first) break;
+        // Wait for the next request: header_timeout for the first, keepalive_timeout between.
+        if (client_buffer.size() == 0) {
+            client.expires_after(first ? config_.header_timeout : config_.keepalive_timeout);
+            const std::size_t n = co_await client.async_read_some(
+                client_buffer.prepare(4096), asio::redirect_error(use_awaitable, ec));
+            if (ec) break;  // closed, idle timeout, or shutdown
+            client_buffer.commit(n);
+        }
+        first = false;
+        session->idle = false;
+
+        http::request_parser<http::buffer_body> parser;
+        parser.header_limit(static_cast<std::uint32_t>(
+            std::min<std::uint64_t>(config_.max_header_size_bytes, UINT32_MAX)));
+        parser.body_limit(config_.max_body_size_bytes);
+        client.expires_after(config_.header_timeout);
+        co_await http::async_read_header(client, client_buffer, parser,
+                                         asio::redirect_error(use_awaitable, ec));
+        if (ec) {
+            http::status status = http::status::bad_request;
+            std::string message = "malformed request: " + ec.message();
+            if (ec == http::error::header_limit) {
+                status = http::status::request_header_fields_too_large;
+                message =
+                    "request header larger than " + format_size(config_.max_header_size_bytes);
+            } else if (is_timeout(ec)) {
+                status = http::status::request_timeout;
+                message =
+                    "request header not received within " + format_duration(config_.header_timeout);
+            } else if (ec == http::error::end_of_stream || ec == asio::error::eof ||
+                       ec == asio::error::connection_reset ||
+                       ec == asio::error::operation_aborted) {
+                break;
+            }
+            auto res = front_error(status, 11, message, false);
+            dispatcher_.record(RequestRecord{Clock::now(), Clock::now(), Clock::now(), 0, false,
+                                             res.result_int()});
+            client.expires_after(config_.header_timeout);
+            co_await http::async_write(client, res, asio::redirect_error(use_awaitable, ec));
+            break;
+        }
+
+        ++requests_in_progress_;
+        struct InProgress {
+            std::atomic<std::size_t>& n;
+            ~InProgress() { --n; }
+        } in_progress{requests_in_progress_};
+
+        auto& req = parser.get();
+        const unsigned version = req.version();
+        const http::verb method = req.method();
+        bool keep_alive = req.keep_alive() && !shutting_down_;
+        const bool has_body = !parser.is_done();
+        RequestRecord record;
+        record.arrived = Clock::now();
+        record.dispatched = record.arrived;
+        dispatcher_.note_arrival(record.arrived);
+
+        // Sends a response made by the front itself and records it.
+        auto reply = [&](http::status status, std::string message,
+                         bool body_unread) -> awaitable<bool> {
+            // A body still in the socket cannot be skipped safely: close after answering.
+            const bool keep = keep_alive && !body_unread && !shutting_down_;
+            auto res = front_error(status, version, message, keep);
+            beast::error_code wec;
+            client.expires_after(config_.request_timeout);
+            co_await http::async_write(client, res, asio::redirect_error(use_awaitable, wec));
+            record.completed = Clock::now();
+            record.status = wec ? 0 : res.result_int();
+            dispatcher_.record(record);
+            co_return keep && !wec;
+        };
+
+        if (parser.content_length() && *parser.content_length() > config_.max_body_size_bytes) {
+            co_await reply(http::status::payload_too_large,
+                           "request body larger than " + format_size(config_.max_body_size_bytes),
+                           true);
+            break;
+        }
+
+        // What the worker gets: one hop's headers removed, the client's address added, HTTP/1.1.
+        const bool expect_continue = beast::iequals(req[http::field::expect], "100-continue");
+        req.erase(http::field::expect);
+        strip_hop_by_hop(req);
+        add_forwarded_for(req, client_address);
+        req.version(11);
+        if (has_body && !parser.content_length()) req.chunked(true);
+        bool sent_continue = false;
+
+        unsigned avoid = 0;
+        bool retried = false;
+        bool continue_session = false;
+        for (;;) {
+            // ---- wait for a worker slot ------------------------------------------------------
+            auto wait = std::make_shared<WaitState>(client.get_executor());
+            Waiter waiter;
+            waiter.id = next_waiter_id_++;
+            waiter.avoid = avoid;
+            waiter.grant = [wait](BackendPtr b) {
+                wait->backend = std::move(b);
+                asio::post(wait->timer.get_executor(), [wait] { wait->timer.cancel(); });
+            };
+            BackendPtr backend;
+            const auto status = aborting_ ? AcquireStatus::queue_full
+                                          : dispatcher_.acquire(std::move(waiter), backend);
+            if (status == AcquireStatus::queue_full) {
+                if (!aborting_) dispatcher_.note_rejected();
+                continue_session =
+                    co_await reply(http::status::service_unavailable,
+                                   aborting_ ? "tunerd is shutting down"
+                                             : "all workers busy and the queue is full",
+                                   has_body);
+                break;
+            }
+            if (status == AcquireStatus::queued) {
+                {
+                    std::lock_guard lock(registry_mutex_);
+                    waits_.insert(wait);
+                }
+                wait->timer.expires_after(config_.queue_timeout);
+                beast::error_code wec;
+                co_await wait->timer.async_wait(asio::redirect_error(use_awaitable, wec));
+                {
+                    std::lock_guard lock(registry_mutex_);
+                    waits_.erase(wait);
+                }
+                if (!dispatcher_.cancel(waiter.id)) {
+                    backend = wait->backend;  // granted (possibly just as the timer fired)
+                }
+                if (!backend) {
+                    continue_session =
+                        co_await reply(http::status::service_unavailable,
+                                       aborting_ ? "tunerd is shutting down"
+                                                 : "no worker became free within " +
+                                                       format_duration(config_.queue_timeout),
+                                       has_body);
+                    break;
+                }
+            }
+            record.dispatched = Clock::now();
+            record.reached_worker = true;
+
+            // ---- a connection to that worker ---------------------------------------------------
+            std::unique_ptr<UpstreamConnection> conn;
+            while (auto idle = dispatcher_.take_idle(backend)) {
+                auto* c = static_cast<UpstreamConnection*>(idle.release());
+                std::unique_ptr<UpstreamConnection> candidate(c);
+                if (candidate->still_usable()) {
+                    conn = std::move(candidate);
+                    break;
+                }
+            }
+            if (!conn) {
+                conn = std::make_unique<UpstreamConnection>(client.get_executor());
+                conn->stream.expires_after(kConnectTimeout);
+                beast::error_code cec;
+                co_await conn->stream.async_connect(upstream_endpoint(backend->address),
+                                                    asio::redirect_error(use_awaitable, cec));
+                if (cec) {
+                    // Nothing was sent: safe to retry any method once.
+                    if (hooks_.upstream_failed)
+                        hooks_.upstream_failed(backend->id, "connect: " + cec.message());
+                    dispatcher_.release(backend, nullptr, false);
+                    if (!retried && !aborting_) {
+                        retried = true;
+                        avoid = backend->id;
+                        dispatcher_.note_retry();
+                        continue;
+                    }
+                    continue_session =
+                        co_await reply(http::status::bad_gateway,
+                                       "worker unreachable: " + cec.message(), has_body);
+                    break;
+                }
+            }
+
+            // ---- send the request
+            // ----------------------------------------------------------------
+            const auto service_start = Clock::now();
+            beast::error_code in_ec, out_ec;
+            auto& up = conn->stream;
+            http::request_serializer<http::buffer_body> req_sr{req};
+            if (!has_body) {
+                req.body().data = nullptr;
+                req.body().size = 0;
+                req.body().more = false;
+                up.expires_after(config_.request_timeout);
+                co_await http::async_write(up, req_sr, asio::redirect_error(use_awaitable, out_ec));
+            } else {
+                up.expires_after(config_.request_timeout);
+                co_await http::async_write_header(up, req_sr,
+                                                  asio::redirect_error(use_awaitable, out_ec));
+                if (!out_ec && expect_continue && !sent_continue) {
+                    static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+                    client.expires_after(config_.header_timeout);
+                    co_await asio::async_write(client,
+                                               asio::buffer(kContinue.data(), kContinue.size()),
+                                               asio::redirect_error(use_awaitable, in_ec));
+                    sent_continue = true;
+                }
+                if (!out_ec && !in_ec) {
+                    co_await relay_body(client, client_buffer, parser, up, req_sr,
+                                        config_.header_timeout, config_.request_timeout, in_ec,
+                                        out_ec);
+                }
+            }
+            if (in_ec) {
+                // The client failed while sending its body: the worker's connection is mid-message.
+                dispatcher_.release(backend, nullptr, false);
+                if (in_ec == http::error::body_limit) {
+                    co_await reply(
+                        http::status::payload_too_large,
+                        "request body larger than " + format_size(config_.max_body_size_bytes),
+                        true);
+                } else if (in_ec != asio::error::eof && in_ec != http::error::end_of_stream &&
+                           in_ec != asio::error::connection_reset && !is_timeout(in_ec)) {
+                    co_await reply(http::status::bad_request,
+                                   "malformed request body: " + in_ec.message(), true);
+                } else {
+                    record.completed = Clock::now();
+                    record.status = 0;
+                    dispatcher_.record(record);
+                }
+                break;
+            }
+
+            // ---- read the response header
+            // ---------------------------------------------------------
+            std::optional<http::response_parser<http::buffer_body>> res_parser;
+            auto fresh_parser = [&] {
+                res_parser.emplace();
+                res_parser->body_limit(boost::none);
+                if (method == http::verb::head) res_parser->skip(true);
+            };
+            fresh_parser();
+            if (!out_ec) {
+                up.expires_after(config_.request_timeout);
+                for (;;) {
+                    co_await http::async_read_header(up, conn->buffer, *res_parser,
+                                                     asio::redirect_error(use_awaitable, out_ec));
+                    // Interim 1xx responses are not for the client (we never forward Expect or
+                    // Upgrade): read on to the final response.
+                    if (out_ec || res_parser->get().result_int() >= 200) break;
+                    fresh_parser();
+                }
+            }
+            if (out_ec) {
+                dispatcher_.release(backend, nullptr, false);
+                if (is_timeout(out_ec)) {
+                    continue_session = co_await reply(
+                        http::status::gateway_timeout,
+                        "worker did not answer within " + format_duration(config_.request_timeout),
+                        false);
+                    break;
+                }
+                if (hooks_.upstream_failed) hooks_.upstream_failed(backend->id, out_ec.message());
+                // No response byte came back: an idempotent request without a body is safe to
+                // send again, once, to another worker.
+                if (!retried && !has_body && is_retryable_method(method) && !aborting_) {
+                    retried = true;
+                    avoid = backend->id;
+                    dispatcher_.note_retry();
+                    continue;
+                }
+                continue_session =
+                    co_await reply(http::status::bad_gateway,
+                                   "worker failed before answering: " + out_ec.message(), false);
+                break;
+            }
+
+            // ---- stream the response back
+            // ----------------------------------------------------------
+            auto& res = res_parser->get();
+            record.status = res.result_int();
+            const bool upstream_keep_alive = res_parser->keep_alive();
+            strip_hop_by_hop(res);
+            const bool bodyless = method == http::verb::head || res.result_int() == 204 ||
+                                  res.result_int() == 304 || res.result_int() < 200;
+            if (!bodyless && !res_parser->content_length() && !res_parser->is_done()) {
+                // The worker's framing (chunked or close-delimited) is per hop: re-frame.
+                if (version >= 11) {
+                    res.chunked(true);
+                } else {
+                    keep_alive = false;
+                }
+            }
+            if (shutting_down_) keep_alive = false;
+            res.keep_alive(keep_alive);
+            res.version(version);
+            http::response_serializer<http::buffer_body> res_sr{res};
+            beast::error_code client_ec, upstream_ec;
+            client.expires_after(config_.request_timeout);
+            co_await http::async_write_header(client, res_sr,
+                                              asio::redirect_error(use_awaitable, client_ec));
+            if (!client_ec) {
+                co_await relay_body(up, conn->buffer, *res_parser, client, res_sr,
+                                    config_.request_timeout, config_.request_timeout, upstream_ec,
+                                    client_ec);
+            }
+            const auto service_end = Clock::now();
+            record.service_usec = usec_since(service_start, service_end);
+            const bool upstream_clean = !upstream_ec && res_parser->is_done();
+            const bool reusable = upstream_clean && upstream_keep_alive && !client_ec;
+            std::unique_ptr<IdleConnection> park;
+            if (reusable) {
+                conn->watch_while_idle(dispatcher_, backend);
+                park = std::move(conn);
+            }
+            dispatcher_.release(backend, std::move(park), true);
+            record.completed = Clock::now();
+            if (client_ec) record.status = 0;
+            dispatcher_.record(record);
+            if (upstream_ec && hooks_.upstream_failed)
+                hooks_.upstream_failed(backend->id, upstream_ec.message());
+            // A response cut short cannot be repaired: the client sees the connection close.
+            continue_session = !client_ec && upstream_clean && keep_alive;
+            break;
+        }
+        if (!continue_session) break;
+    }
+    session->idle = true;
+    client.socket().shutdown(tcp::socket::shutdown_send, ec);
+    client.close();
+}
+
+}  // namespace tuner::server

@@ -1,0 +1,77 @@
+// The public HTTP front: an async HTTP/1.1 reverse proxy (Boost.Beast, C++20 coroutines) with
+// keep-alive on both sides. Each request waits for a worker slot from the Dispatcher (bounded
+// FIFO, queue_timeout → 503 + Retry-After), is streamed to the worker and its response streamed
+// back (request_timeout → 504). Header and body limits give 431/413, malformed requests 400.
+#pragma once
+
+// Boost 1.74's awaitable.hpp uses std::exchange without including <utility>.
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <utility>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include "model/config.hpp"
+#include "model/result.hpp"
+#include "server/dispatcher.hpp"
+
+namespace tuner::server {
+
+struct FrontHooks {
+    // A worker refused a connection or dropped one mid-request: the pool checks on it.
+    std::function<void(unsigned worker_id, const std::string& error)> upstream_failed;
+};
+
+class Front {
+public:
+    Front(boost::asio::io_context& ioc, const ServerConfig& config, Dispatcher& dispatcher,
+          FrontHooks hooks = {});
+    ~Front();
+    Front(const Front&) = delete;
+    Front& operator=(const Front&) = delete;
+
+    // Binds the listener (port 0 picks a free port); EADDRINUSE and friends come back as errors.
+    Result<boost::asio::ip::tcp::endpoint> listen(const boost::asio::ip::tcp::endpoint& endpoint);
+    void start();
+
+    // SIGTERM: stop accepting, close idle keep-alive connections, let queued and in-flight
+    // requests finish (responses then carry Connection: close).
+    void begin_shutdown();
+    // shutdown_timeout passed: what is still queued gets 503; in-flight requests are cut.
+    void abort_remaining();
+    // Requests between header read and response end.
+    [[nodiscard]] std::size_t requests_in_progress() const { return requests_in_progress_.load(); }
+    [[nodiscard]] std::size_t open_connections() const { return open_connections_.load(); }
+    // Settings that a config reload may change (timeouts, limits, max_queue).
+    void update_config(const ServerConfig& config);
+
+    struct Session;
+    struct WaitState;
+
+private:
+    friend struct Session;
+    boost::asio::awaitable<void> accept_loop();
+    boost::asio::awaitable<void> run_session(boost::asio::ip::tcp::socket socket);
+
+    boost::asio::io_context& ioc_;
+    ServerConfig config_;
+    Dispatcher& dispatcher_;
+    FrontHooks hooks_;
+    boost::asio::ip::tcp::acceptor acceptor_;
+    std::atomic<bool> shutting_down_{false};
+    std::atomic<bool> aborting_{false};
+    std::atomic<std::size_t> requests_in_progress_{0};
+    std::atomic<std::size_t> open_connections_{0};
+    std::atomic<std::uint64_t> next_waiter_id_{1};
+    // Live sessions and queued waits, so shutdown can reach them.
+    std::mutex registry_mutex_;
+    std::set<std::shared_ptr<Session>> sessions_;
+    std::set<std::shared_ptr<WaitState>> waits_;
+};
+
+}  // namespace tuner::server

@@ -1,0 +1,817 @@
+// The worker pool supervisor (see pool.hpp).
+#include "server/pool.hpp"
+
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/generic/stream_protocol.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <spdlog/spdlog.h>
+
+#include "server/process.hpp"
+
+namespace tuner::server {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using asio::use_awaitable;
+
+namespace {
+
+constexpr std::size_t kStderrTail = 20;
+constexpr double kLogLinesPerSecond = 50;
+constexpr double kLogBurst = 200;
+constexpr auto kCrashStreakReset = std::chrono::seconds(60);
+constexpr auto kMaxBackoff = std::chrono::seconds(30);
+
+// A crashed worker's replacement waits 1 s, doubling with each crash in a row up to 30 s.
+Duration crash_backoff(unsigned streak) {
+    const unsigned doublings = std::min(streak > 0 ? streak - 1 : 0u, 5u);
+    return std::min<Duration>(kMaxBackoff, std::chrono::seconds(1LL << doublings));
+}
+
+double seconds_since(Clock::time_point t, Clock::time_point now) {
+    return std::chrono::duration<double>(now - t).count();
+}
+
+}  // namespace
+
+struct WorkerPool::Worker {
+    unsigned id = 0;
+    pid_t pid = -1;
+    WorkerState state = WorkerState::starting;
+    unsigned threads = 1;
+    UpstreamAddress address;
+    Clock::time_point spawned_at{};
+    Clock::time_point ready_at{};
+    BackendPtr backend;
+    unsigned restarts = 0;       // crashes replaced before this one (its slot's history)
+    bool retiring = false;       // stays in service until its replacement is ready
+    bool expected_exit = false;  // we asked it to stop
+    bool exited = false;
+    std::string recycle_reason;  // why it is being replaced ("" = not)
+    std::string start_failure;   // set when it never became ready
+    std::unique_ptr<asio::posix::stream_descriptor> out, err;
+    std::string out_partial, err_partial;
+    std::unique_ptr<asio::steady_timer> timer;  // readiness, drain and kill deadlines
+    std::deque<std::string> stderr_tail;
+    double tokens = kLogBurst;
+    Clock::time_point tokens_at = Clock::now();
+    std::uint64_t suppressed = 0;
+};
+
+struct WorkerPool::Impl {
+    explicit Impl(asio::io_context& ioc) : sigchld(ioc, SIGCHLD), reconcile_timer(ioc) {}
+    asio::signal_set sigchld;
+    asio::steady_timer reconcile_timer;
+    bool reconcile_scheduled = false;
+    std::map<std::uint16_t, unsigned> ports_in_use;  // port -> worker id
+    std::uint16_t next_port = 0;
+};
+
+std::vector<std::string> substitute_command(const std::vector<std::string>& command,
+                                            const std::map<std::string, std::string>& values) {
+    std::vector<std::string> out;
+    out.reserve(command.size());
+    for (std::string arg : command) {
+        for (const auto& [name, value] : values) {
+            const std::string token = "{" + name + "}";
+            for (auto pos = arg.find(token); pos != std::string::npos;
+                 pos = arg.find(token, pos + value.size())) {
+                arg.replace(pos, token.size(), value);
+            }
+        }
+        out.push_back(std::move(arg));
+    }
+    return out;
+}
+
+WorkerPool::WorkerPool(asio::io_context& ioc, Dispatcher& dispatcher, PoolOptions options)
+    : ioc_(ioc),
+      dispatcher_(dispatcher),
+      options_(std::move(options)),
+      impl_(std::make_unique<Impl>(ioc)) {
+    impl_->next_port = options_.workers.ports.first;
+    Dispatcher::Callbacks callbacks;
+    callbacks.drained = [this](unsigned id) {
+        asio::post(ioc_, [this, id] {
+            std::shared_ptr<Worker> w;
+            {
+                std::lock_guard lock(mutex_);
+                auto it = workers_.find(id);
+                if (it == workers_.end() || it->second->state != WorkerState::draining) return;
+                w = it->second;
+            }
+            terminate(w);
+        });
+    };
+    callbacks.recycle_due = [this](unsigned id) {
+        asio::post(ioc_, [this, id] {
+            {
+                std::lock_guard lock(mutex_);
+                auto it = workers_.find(id);
+                if (it == workers_.end() || !it->second->recycle_reason.empty()) return;
+                it->second->recycle_reason =
+                    "served " +
+                    std::to_string(it->second->backend ? it->second->backend->recycle_after : 0) +
+                    " requests (max_requests " + std::to_string(options_.workers.max_requests) +
+                    " + jitter)";
+            }
+            reconcile();
+        });
+    };
+    dispatcher_.set_callbacks(std::move(callbacks));
+}
+
+WorkerPool::~WorkerPool() {
+    // Whatever is still running dies with us (the destructor runs at exit, after stop()).
+    std::lock_guard lock(mutex_);
+    for (auto& [id, w] : workers_) {
+        if (!w->exited) signal_process_group(w->pid, SIGKILL);
+        if (!w->address.unix_path.empty()) ::unlink(w->address.unix_path.c_str());
+    }
+}
+
+void WorkerPool::start(unsigned target, unsigned threads) {
+    asio::post(ioc_, [this, target, threads] {
+        {
+            std::lock_guard lock(mutex_);
+            target_ = target;
+            threads_ = std::max(1u, threads);
+            started_ = true;
+        }
+        watch_children();
+        reconcile();
+    });
+}
+
+void WorkerPool::resize(unsigned target) {
+    {
+        std::lock_guard lock(mutex_);
+        target_ = target;
+    }
+    asio::post(ioc_, [this] { reconcile(); });
+}
+
+void WorkerPool::set_threads(unsigned threads) {
+    {
+        std::lock_guard lock(mutex_);
+        threads_ = std::max(1u, threads);
+    }
+    asio::post(ioc_, [this] { reconcile(); });
+}
+
+void WorkerPool::set_worker_env(std::map<std::string, std::string> env) {
+    std::lock_guard lock(mutex_);
+    worker_env_ = std::move(env);
+}
+
+void WorkerPool::set_at_memory_ceiling(bool at_ceiling) {
+    std::lock_guard lock(mutex_);
+    at_memory_ceiling_ = at_ceiling;
+}
+
+void WorkerPool::update_options(const PoolConfig& workers, const DemoConfig& demo) {
+    asio::post(ioc_, [this, workers, demo] {
+        std::lock_guard lock(mutex_);
+        options_.workers = workers;
+        options_.demo = demo;
+    });
+}
+
+void WorkerPool::set_worker_rss(const std::map<unsigned, std::uint64_t>& rss_bytes) {
+    bool recycle = false;
+    {
+        std::lock_guard lock(mutex_);
+        rss_ = rss_bytes;
+        const auto limit = options_.workers.max_worker_rss_bytes;
+        if (limit == 0) return;
+        for (const auto& [id, bytes] : rss_bytes) {
+            auto it = workers_.find(id);
+            if (it == workers_.end() || it->second->state != WorkerState::ready) continue;
+            if (bytes > limit && it->second->recycle_reason.empty()) {
+                it->second->recycle_reason = "RSS " + format_size_approx(bytes) +
+                                             " > max_worker_rss " + format_size_approx(limit);
+                recycle = true;
+            }
+        }
+    }
+    if (recycle) asio::post(ioc_, [this] { reconcile(); });
+}
+
+void WorkerPool::upstream_failed(unsigned worker_id, const std::string& error) {
+    asio::post(ioc_, [this, worker_id, error] {
+        std::lock_guard lock(mutex_);
+        auto it = workers_.find(worker_id);
+        if (it == workers_.end() || it->second->exited) return;
+        // A worker whose process is gone but not yet reaped takes no more requests; a live one
+        // (say a gunicorn master replacing its child) keeps its place.
+        if (!process_alive(it->second->pid)) {
+            dispatcher_.stop_accepting(worker_id);
+            spdlog::warn("event=worker_unreachable worker={} pid={} error=\"{}\"", worker_id,
+                         it->second->pid, error);
+        } else {
+            spdlog::debug("event=upstream_error worker={} error=\"{}\"", worker_id, error);
+        }
+    });
+}
+
+void WorkerPool::watch_children() {
+    impl_->sigchld.async_wait([this](const beast::error_code& ec, int) {
+        if (ec) return;
+        for (;;) {
+            int status = 0;
+            const pid_t pid = ::waitpid(-1, &status, WNOHANG);
+            if (pid <= 0) break;
+            on_exit(pid, status);
+        }
+        watch_children();
+    });
+}
+
+unsigned WorkerPool::counted_locked() const {
+    unsigned n = 0;
+    for (const auto& [id, w] : workers_) {
+        if ((w->state == WorkerState::starting || w->state == WorkerState::ready) && !w->retiring)
+            ++n;
+    }
+    return n;
+}
+
+std::uint64_t WorkerPool::recycle_limit() {
+    const auto& cfg = options_.workers;
+    if (cfg.max_requests == 0) return 0;
+    std::uint64_t jitter = 0;
+    if (cfg.max_requests_jitter > 0) {
+        jitter = std::uniform_int_distribution<std::uint64_t>(0, cfg.max_requests_jitter)(rng_);
+    }
+    return cfg.max_requests + jitter;
+}
+
+void WorkerPool::schedule_reconcile(Duration after) {
+    if (impl_->reconcile_scheduled) return;
+    impl_->reconcile_scheduled = true;
+    impl_->reconcile_timer.expires_after(after);
+    impl_->reconcile_timer.async_wait([this](const beast::error_code& ec) {
+        impl_->reconcile_scheduled = false;
+        if (!ec) reconcile();
+    });
+}
+
+void WorkerPool::reconcile() {
+    std::vector<std::shared_ptr<Worker>> to_drain, to_kill;
+    unsigned to_spawn = 0;
+    {
+        std::lock_guard lock(mutex_);
+        if (!started_ || stopping_) return;
+        const auto now = Clock::now();
+        const unsigned counted = counted_locked();
+        unsigned starting = 0;
+        for (const auto& [id, w] : workers_) starting += w->state == WorkerState::starting ? 1 : 0;
+
+        if (counted < target_) {
+            if (now < next_spawn_allowed_) {
+                schedule_reconcile(std::chrono::duration_cast<Duration>(next_spawn_allowed_ - now) +
+                                   std::chrono::milliseconds(1));
+            } else {
+                to_spawn = target_ - counted;
+            }
+        } else if (counted > target_) {
+            // Scale down: workers still starting first (youngest first), then idle ready ones,
+            // then the youngest busy ones.
+            std::vector<std::shared_ptr<Worker>> candidates;
+            for (const auto& [id, w] : workers_) {
+                if ((w->state == WorkerState::starting || w->state == WorkerState::ready) &&
+                    !w->retiring) {
+                    candidates.push_back(w);
+                }
+            }
+            const auto load = dispatcher_.backend_load();
+            auto inflight = [&](const Worker& w) {
+                auto it = load.find(w.id);
+                return it == load.end() ? 0u : it->second.first;
+            };
+            std::sort(candidates.begin(), candidates.end(), [&](const auto& a, const auto& b) {
+                const bool a_starting = a->state == WorkerState::starting;
+                const bool b_starting = b->state == WorkerState::starting;
+                if (a_starting != b_starting) return a_starting;
+                const bool a_idle = inflight(*a) == 0, b_idle = inflight(*b) == 0;
+                if (a_idle != b_idle) return a_idle;
+                return a->spawned_at > b->spawned_at;
+            });
+            for (unsigned i = 0; i < counted - target_ && i < candidates.size(); ++i) {
+                (candidates[i]->state == WorkerState::starting ? to_kill : to_drain)
+                    .push_back(candidates[i]);
+            }
+        }
+
+        // Replacements that are ready: the workers they replace may go now.
+        if (starting == 0 && counted >= target_) {
+            for (const auto& [id, w] : workers_) {
+                if (w->retiring && w->state == WorkerState::ready) to_drain.push_back(w);
+            }
+        }
+
+        // One replacement at a time (recycling, or a new thread count): capacity never dips
+        // by more than one worker, and not at all unless we are at the memory ceiling.
+        bool replacing = starting > 0;
+        for (const auto& [id, w] : workers_) replacing = replacing || w->retiring;
+        if (!replacing && counted == target_ && to_drain.empty() && to_kill.empty()) {
+            for (const auto& [id, w] : workers_) {
+                if (w->state != WorkerState::ready) continue;
+                if (w->recycle_reason.empty() && w->threads != threads_) {
+                    w->recycle_reason =
+                        "threads " + std::to_string(w->threads) + " → " + std::to_string(threads_);
+                }
+                if (w->recycle_reason.empty()) continue;
+                ++health_.recycled_total;
+                if (at_memory_ceiling_) {
+                    spdlog::info(
+                        "event=worker_recycle worker={} reason=\"{}\" order=drain_first (memory "
+                        "ceiling)",
+                        w->id, w->recycle_reason);
+                    to_drain.push_back(w);
+                } else {
+                    spdlog::info(
+                        "event=worker_recycle worker={} reason=\"{}\" order=replacement_first",
+                        w->id, w->recycle_reason);
+                    w->retiring = true;
+                    to_spawn += 1;
+                }
+                break;
+            }
+        }
+    }
+    for (auto& w : to_kill) {
+        std::lock_guard lock(mutex_);
+        w->expected_exit = true;
+        w->state = WorkerState::stopping;
+        signal_process_group(w->pid, SIGKILL);
+    }
+    for (auto& w : to_drain) begin_drain(w, "scale down or replaced");
+    for (unsigned i = 0; i < to_spawn; ++i) spawn_one();
+}
+
+std::optional<std::uint16_t> WorkerPool::allocate_port() {
+    const auto& range = options_.workers.ports;
+    const unsigned span = static_cast<unsigned>(range.last - range.first) + 1;
+    for (unsigned tries = 0; tries < span; ++tries) {
+        std::uint16_t port = impl_->next_port;
+        impl_->next_port = port >= range.last ? range.first : static_cast<std::uint16_t>(port + 1);
+        if (impl_->ports_in_use.count(port)) continue;
+        // Skip ports something else holds.
+        beast::error_code ec;
+        asio::ip::tcp::acceptor probe(ioc_);
+        probe.open(asio::ip::tcp::v4(), ec);
+        if (!ec) probe.bind({asio::ip::address_v4::loopback(), port}, ec);
+        if (ec) continue;
+        return port;
+    }
+    return std::nullopt;
+}
+
+std::vector<std::string> WorkerPool::build_argv(const Worker& w) const {
+    std::map<std::string, std::string> values = {
+        {"socket", w.address.unix_path},
+        {"port", w.address.tcp_port ? std::to_string(*w.address.tcp_port) : ""},
+        {"threads", std::to_string(w.threads)},
+        {"worker_id", std::to_string(w.id)},
+    };
+    if (options_.workers.is_builtin_demo()) {
+        std::vector<std::string> argv = {options_.self_exe, "demo-worker"};
+        if (w.address.tcp_port) {
+            argv.insert(argv.end(), {"--port", values["port"]});
+        } else {
+            argv.insert(argv.end(), {"--socket", w.address.unix_path});
+        }
+        argv.insert(
+            argv.end(),
+            {"--threads", values["threads"], "--cpu-ms", std::to_string(options_.demo.cpu_ms),
+             "--io-ms", std::to_string(options_.demo.io_ms), "--rss-mb",
+             std::to_string(options_.demo.rss_mb), "--worker-id", values["worker_id"]});
+        return argv;
+    }
+    return substitute_command(options_.workers.command, values);
+}
+
+std::map<std::string, std::string> WorkerPool::build_env(const Worker& w) const {
+    std::map<std::string, std::string> env = worker_env_;
+    for (const auto& [k, v] : options_.workers.env) env[k] = v;
+    if (w.address.tcp_port) {
+        env["PORT"] = std::to_string(*w.address.tcp_port);
+    } else {
+        env["TUNER_SOCKET"] = w.address.unix_path;
+    }
+    env["TUNER_WORKER_ID"] = std::to_string(w.id);
+    env["TUNER_THREADS"] = std::to_string(w.threads);
+    env["WEB_CONCURRENCY"] = "1";
+    return env;
+}
+
+Duration WorkerPool::note_crash_locked(Clock::time_point now, std::string description,
+                                       std::vector<std::string> stderr_tail) {
+    if (now - last_crash_ > kCrashStreakReset) health_.crash_streak = 0;
+    ++health_.crash_streak;
+    ++health_.crashes_total;
+    last_crash_ = now;
+    health_.last_exit = std::move(description);
+    health_.last_stderr = std::move(stderr_tail);
+    const Duration backoff = crash_backoff(health_.crash_streak);
+    next_spawn_allowed_ = now + backoff;
+    return backoff;
+}
+
+void WorkerPool::spawn_one() {
+    auto w = std::make_shared<Worker>();
+    SpawnSpec spec;
+    {
+        std::lock_guard lock(mutex_);
+        if (stopping_) return;
+        w->id = next_id_++;
+        w->threads = threads_;
+        const auto& command = options_.workers.command;
+        const bool wants_port =
+            std::any_of(command.begin(), command.end(),
+                        [](const std::string& a) { return a.find("{port}") != std::string::npos; });
+        if (wants_port) {
+            w->address.tcp_port = allocate_port();
+            if (!w->address.tcp_port) {
+                health_.last_exit = "worker " + std::to_string(w->id) +
+                                    " could not start: no free port in workers.ports";
+                spdlog::error(
+                    "event=spawn_failed worker={} error=\"no free port in workers.ports\"", w->id);
+                next_spawn_allowed_ = Clock::now() + std::chrono::seconds(1);
+                schedule_reconcile(std::chrono::seconds(1));
+                return;
+            }
+            impl_->ports_in_use[*w->address.tcp_port] = w->id;
+        } else {
+            w->address.unix_path = options_.socket_dir + "/w" + std::to_string(w->id) + ".sock";
+            ::unlink(w->address.unix_path.c_str());
+        }
+        spec.argv = build_argv(*w);
+        spec.env = build_env(*w);
+        spec.dir = options_.workers.dir;
+    }
+    auto spawned = spawn_process(spec);
+    const auto now = Clock::now();
+    std::lock_guard lock(mutex_);
+    ++health_.spawned_total;
+    if (!spawned) {
+        // Counted as a crash: the same backoff keeps a broken command from spinning.
+        const auto& e = spawned.error();
+        const Duration backoff = note_crash_locked(
+            now, "worker " + std::to_string(w->id) + " could not start: " + e.to_string(), {});
+        if (w->address.tcp_port) impl_->ports_in_use.erase(*w->address.tcp_port);
+        spdlog::error("event=spawn_failed worker={} error=\"{}\" retry_in_s={}", w->id,
+                      e.to_string(), to_seconds(backoff));
+        schedule_reconcile(backoff);
+        return;
+    }
+    w->pid = spawned->pid;
+    w->spawned_at = now;
+    w->out = std::make_unique<asio::posix::stream_descriptor>(ioc_, spawned->stdout_fd);
+    w->err = std::make_unique<asio::posix::stream_descriptor>(ioc_, spawned->stderr_fd);
+    w->timer = std::make_unique<asio::steady_timer>(ioc_);
+    // The slot's crash history follows the replacement, so /workers shows restarts.
+    w->restarts = health_.crash_streak;
+    workers_[w->id] = w;
+    spdlog::info("event=worker_spawned worker={} pid={} threads={} address={}", w->id, w->pid,
+                 w->threads, w->address.to_string());
+    read_output(w, false);
+    read_output(w, true);
+    probe_readiness(w);
+}
+
+void WorkerPool::probe_readiness(std::shared_ptr<Worker> w) {
+    // Try to connect (and GET health_path when set) every 50 ms until ready or startup_timeout.
+    asio::co_spawn(
+        ioc_,
+        [this, w]() -> asio::awaitable<void> {
+            using Protocol = asio::generic::stream_protocol;
+            const auto deadline = w->spawned_at + options_.workers.startup_timeout;
+            const std::string health_path = options_.workers.health_path;
+            asio::steady_timer pause(ioc_);
+            while (!w->exited && w->state == WorkerState::starting) {
+                beast::error_code ec;
+                beast::basic_stream<Protocol> stream(ioc_);
+                const Protocol::endpoint ep =
+                    w->address.tcp_port
+                        ? Protocol::endpoint(asio::ip::tcp::endpoint(
+                              asio::ip::address_v4::loopback(), *w->address.tcp_port))
+                        : Protocol::endpoint(
+                              asio::local::stream_protocol::endpoint(w->address.unix_path));
+                stream.expires_after(std::chrono::seconds(2));
+                co_await stream.async_connect(ep, asio::redirect_error(use_awaitable, ec));
+                bool ready = !ec;
+                if (ready && !health_path.empty()) {
+                    http::request<http::empty_body> req{http::verb::get, health_path, 11};
+                    req.set(http::field::host, "localhost");
+                    req.set(http::field::user_agent, "tunerd-readiness");
+                    req.keep_alive(false);
+                    co_await http::async_write(stream, req,
+                                               asio::redirect_error(use_awaitable, ec));
+                    beast::flat_buffer buf;
+                    http::response<http::string_body> res;
+                    if (!ec)
+                        co_await http::async_read(stream, buf, res,
+                                                  asio::redirect_error(use_awaitable, ec));
+                    ready = !ec && res.result_int() >= 200 && res.result_int() < 300;
+                }
+                stream.close();
+                if (w->exited || w->state != WorkerState::starting) co_return;
+                if (ready) {
+                    on_ready(w);
+                    co_return;
+                }
+                if (Clock::now() >= deadline) {
+                    std::lock_guard lock(mutex_);
+                    w->start_failure =
+                        "not ready within " + format_duration(options_.workers.startup_timeout) +
+                        (health_path.empty() ? " (socket never accepted)"
+                                             : " (" + health_path + " never answered 2xx)");
+                    spdlog::error("event=worker_start_timeout worker={} pid={} error=\"{}\"", w->id,
+                                  w->pid, w->start_failure);
+                    signal_process_group(w->pid, SIGKILL);
+                    co_return;
+                }
+                pause.expires_after(std::chrono::milliseconds(50));
+                co_await pause.async_wait(asio::redirect_error(use_awaitable, ec));
+            }
+        },
+        asio::detached);
+}
+
+void WorkerPool::on_ready(const std::shared_ptr<Worker>& w) {
+    {
+        std::lock_guard lock(mutex_);
+        if (stopping_) return;
+        w->state = WorkerState::ready;
+        w->ready_at = Clock::now();
+        ever_ready_ = true;
+        auto backend = std::make_shared<Backend>();
+        backend->id = w->id;
+        backend->capacity = w->threads;
+        backend->address = w->address;
+        backend->recycle_after = recycle_limit();
+        w->backend = backend;
+        spdlog::info("event=worker_ready worker={} pid={} startup_ms={:.0f}", w->id, w->pid,
+                     seconds_since(w->spawned_at, w->ready_at) * 1000);
+        dispatcher_.add(backend);
+    }
+    reconcile();
+}
+
+void WorkerPool::begin_drain(const std::shared_ptr<Worker>& w, const char* why) {
+    bool drained = false;
+    {
+        std::lock_guard lock(mutex_);
+        if (w->exited || w->state == WorkerState::draining || w->state == WorkerState::stopping)
+            return;
+        w->state = WorkerState::draining;
+        w->expected_exit = true;
+        drained = dispatcher_.stop_accepting(w->id);
+        spdlog::info("event=worker_draining worker={} pid={} reason=\"{}\"", w->id, w->pid,
+                     w->recycle_reason.empty() ? why : w->recycle_reason);
+        w->timer->expires_after(options_.workers.drain_timeout);
+        w->timer->async_wait([this, w](const beast::error_code& ec) {
+            if (ec || w->exited || w->state != WorkerState::draining) return;
+            spdlog::warn("event=drain_timeout worker={} pid={} drain_timeout={}", w->id, w->pid,
+                         format_duration(options_.workers.drain_timeout));
+            terminate(w);
+        });
+    }
+    if (drained) terminate(w);
+}
+
+void WorkerPool::terminate(const std::shared_ptr<Worker>& w) {
+    std::lock_guard lock(mutex_);
+    if (w->exited || w->state == WorkerState::stopping) return;
+    w->state = WorkerState::stopping;
+    w->expected_exit = true;
+    dispatcher_.remove(w->id);
+    signal_process_group(w->pid, SIGTERM);
+    w->timer->expires_after(options_.workers.kill_timeout);
+    w->timer->async_wait([w](const beast::error_code& ec) {
+        if (ec || w->exited) return;
+        spdlog::warn("event=worker_kill worker={} pid={} reason=\"no exit within kill_timeout\"",
+                     w->id, w->pid);
+        signal_process_group(w->pid, SIGKILL);
+    });
+}
+
+void WorkerPool::on_exit(pid_t pid, int status) {
+    std::function<void()> done;
+    {
+        std::lock_guard lock(mutex_);
+        auto it = std::find_if(workers_.begin(), workers_.end(),
+                               [&](const auto& kv) { return kv.second->pid == pid; });
+        if (it == workers_.end()) return;
+        auto w = it->second;
+        w->exited = true;
+        if (w->timer) w->timer->cancel();
+        // Whatever is left in a worker's process group (a gunicorn master's orphaned child)
+        // goes with it.
+        signal_process_group(w->pid, SIGKILL);
+        dispatcher_.remove(w->id);
+        const auto now = Clock::now();
+        const std::string how = describe_wait_status(status);
+        if (w->expected_exit && w->start_failure.empty()) {
+            spdlog::info("event=worker_exited worker={} pid={} status=\"{}\"", w->id, w->pid, how);
+        } else {
+            const Duration backoff = note_crash_locked(
+                now,
+                "worker " + std::to_string(w->id) + " (pid " + std::to_string(w->pid) + ") " +
+                    (w->start_failure.empty() ? how : w->start_failure + "; " + how) + " after " +
+                    std::to_string(static_cast<long>(seconds_since(w->spawned_at, now))) + "s",
+                {w->stderr_tail.begin(), w->stderr_tail.end()});
+            spdlog::error(
+                "event=worker_crashed worker={} pid={} status=\"{}\" uptime_s={:.1f} "
+                "restart_in_s={}",
+                w->id, w->pid, how, seconds_since(w->spawned_at, now), to_seconds(backoff));
+        }
+        if (!w->address.unix_path.empty()) ::unlink(w->address.unix_path.c_str());
+        if (w->address.tcp_port) impl_->ports_in_use.erase(*w->address.tcp_port);
+        workers_.erase(it);
+        rss_.erase(w->id);
+        if (stopping_ && workers_.empty()) done = std::move(stop_done_);
+    }
+    if (done) {
+        done();
+        return;
+    }
+    reconcile();
+}
+
+void WorkerPool::read_output(std::shared_ptr<Worker> w, bool is_stderr) {
+    auto buffer = std::make_shared<std::array<char, 4096>>();
+    auto& stream = is_stderr ? w->err : w->out;
+    if (!stream) return;
+    stream->async_read_some(asio::buffer(*buffer), [this, w, is_stderr, buffer](
+                                                       const beast::error_code& ec, std::size_t n) {
+        std::string& partial = is_stderr ? w->err_partial : w->out_partial;
+        if (!ec) partial.append(buffer->data(), n);
+        std::size_t start = 0;
+        for (auto nl = partial.find('\n'); nl != std::string::npos;
+             nl = partial.find('\n', start)) {
+            log_line(*w, is_stderr, std::string_view(partial).substr(start, nl - start));
+            start = nl + 1;
+        }
+        partial.erase(0, start);
+        if (partial.size() > 16384) {  // a line without end: log it in pieces
+            log_line(*w, is_stderr, partial);
+            partial.clear();
+        }
+        if (ec) {
+            if (!partial.empty()) log_line(*w, is_stderr, partial);
+            partial.clear();
+            auto& s = is_stderr ? w->err : w->out;
+            if (s) {
+                beast::error_code ignored;
+                s->close(ignored);
+            }
+            return;
+        }
+        read_output(w, is_stderr);
+    });
+}
+
+void WorkerPool::log_line(Worker& w, bool is_stderr, std::string_view line) {
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (is_stderr) {
+        std::lock_guard lock(mutex_);
+        w.stderr_tail.emplace_back(line.substr(0, 500));
+        if (w.stderr_tail.size() > kStderrTail) w.stderr_tail.pop_front();
+    }
+    // Token bucket: a worker that floods its output cannot flood tunerd's log.
+    const auto now = Clock::now();
+    w.tokens = std::min(kLogBurst, w.tokens + seconds_since(w.tokens_at, now) * kLogLinesPerSecond);
+    w.tokens_at = now;
+    if (w.tokens < 1) {
+        ++w.suppressed;
+        return;
+    }
+    w.tokens -= 1;
+    if (w.suppressed) {
+        spdlog::warn("event=worker_output_suppressed worker={} lines={}", w.id, w.suppressed);
+        w.suppressed = 0;
+    }
+    spdlog::info("worker={} stream={} {}", w.id, is_stderr ? "stderr" : "stdout", line);
+}
+
+void WorkerPool::stop(bool immediate, std::function<void()> done) {
+    asio::post(ioc_, [this, immediate, done = std::move(done)]() mutable {
+        std::vector<std::shared_ptr<Worker>> all;
+        {
+            std::lock_guard lock(mutex_);
+            const bool already = stopping_;
+            stopping_ = true;
+            impl_->reconcile_timer.cancel();
+            if (workers_.empty()) {
+                if (!already || done) {
+                    if (done) asio::post(ioc_, std::move(done));
+                }
+                return;
+            }
+            if (done) stop_done_ = std::move(done);
+            for (auto& [id, w] : workers_) all.push_back(w);
+        }
+        for (auto& w : all) {
+            if (immediate || w->state == WorkerState::starting) {
+                {
+                    std::lock_guard lock(mutex_);
+                    if (w->exited || w->state == WorkerState::stopping) continue;
+                    w->state = WorkerState::draining;  // so terminate() proceeds
+                    w->expected_exit = true;
+                }
+                terminate(w);
+                if (immediate) {
+                    // "At once": SIGKILL follows SIGTERM after at most 2 s.
+                    std::lock_guard lock(mutex_);
+                    w->timer->expires_after(
+                        std::min<Duration>(options_.workers.kill_timeout, std::chrono::seconds(2)));
+                    w->timer->async_wait([w](const beast::error_code& ec) {
+                        if (!ec && !w->exited) signal_process_group(w->pid, SIGKILL);
+                    });
+                }
+            } else {
+                begin_drain(w, "tunerd stopping");
+            }
+        }
+    });
+}
+
+PoolStatus WorkerPool::status() const {
+    PoolStatus s;
+    const auto load = dispatcher_.backend_load();
+    std::lock_guard lock(mutex_);
+    const auto now = Clock::now();
+    s.state.target = target_;
+    s.state.threads = threads_;
+    for (const auto& [id, w] : workers_) {
+        WorkerInfo info;
+        info.id = w->id;
+        info.pid = w->pid;
+        info.port = w->address.tcp_port;
+        info.state = w->state;
+        info.threads = w->threads;
+        if (auto it = load.find(id); it != load.end()) {
+            info.inflight = it->second.first;
+            info.served = it->second.second;
+        }
+        info.age_s = seconds_since(w->spawned_at, now);
+        info.restarts = w->restarts;
+        if (auto it = rss_.find(id); it != rss_.end()) info.rss_bytes = it->second;
+        switch (w->state) {
+            case WorkerState::ready:
+                ++s.state.ready;
+                break;
+            case WorkerState::starting:
+                ++s.state.starting;
+                break;
+            case WorkerState::draining:
+            case WorkerState::stopping:
+                ++s.state.draining;
+                break;
+        }
+        s.state.workers.push_back(info);
+    }
+    s.health = health_;
+    s.ever_ready = ever_ready_;
+    if (next_spawn_allowed_ > now && counted_locked() < target_) {
+        s.health.next_restart_in_s = seconds_since(now, next_spawn_allowed_);
+    }
+    // A crash loop: three crashes in a row, each within a minute of the last.
+    if (health_.crash_streak >= 3 && now - last_crash_ < kCrashStreakReset) {
+        s.health.degraded = true;
+        s.health.problems.push_back("crash loop: " + std::to_string(health_.crash_streak) +
+                                    " worker crashes in a row; last: " + health_.last_exit);
+    }
+    return s;
+}
+
+std::vector<std::pair<unsigned, pid_t>> WorkerPool::worker_pids() const {
+    std::lock_guard lock(mutex_);
+    std::vector<std::pair<unsigned, pid_t>> out;
+    for (const auto& [id, w] : workers_) {
+        if (!w->exited) out.emplace_back(id, w->pid);
+    }
+    return out;
+}
+
+}  // namespace tuner::server

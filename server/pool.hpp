@@ -1,0 +1,139 @@
+// The worker pool supervisor: spawns the app's workers, marks them ready when their socket
+// accepts (or health_path answers 2xx), resizes live without losing a request (scale down =
+// stop dispatching, drain, SIGTERM, SIGKILL), recycles workers after max_requests or above
+// max_worker_rss, replaces crashed workers with exponential backoff, and changes threads by
+// rolling replacement. Runs on the I/O thread; every public method may be called from any
+// thread.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+
+#include "model/config.hpp"
+#include "model/snapshot.hpp"
+#include "server/dispatcher.hpp"
+
+namespace tuner::server {
+
+struct PoolOptions {
+    PoolConfig workers;
+    DemoConfig demo;
+    std::string self_exe;    // the tunerd binary, for builtin:demo
+    std::string socket_dir;  // where worker Unix sockets live
+};
+
+struct PoolHealth {
+    bool degraded = false;
+    std::vector<std::string> problems;     // human sentences
+    std::string last_exit;                 // "worker 7 (pid 1234) killed by signal 9 (SIGKILL)"
+    std::vector<std::string> last_stderr;  // the last lines the crashed worker wrote
+    unsigned crash_streak = 0;
+    std::uint64_t crashes_total = 0;
+    std::uint64_t recycled_total = 0;
+    std::uint64_t spawned_total = 0;
+    std::optional<double> next_restart_in_s;  // while a crash backoff holds a restart back
+};
+
+struct PoolStatus {
+    PoolState state;  // target, ready, starting, draining, threads, workers
+    PoolHealth health;
+    bool ever_ready = false;
+};
+
+class WorkerPool {
+public:
+    WorkerPool(boost::asio::io_context& ioc, Dispatcher& dispatcher, PoolOptions options);
+    ~WorkerPool();
+    WorkerPool(const WorkerPool&) = delete;
+    WorkerPool& operator=(const WorkerPool&) = delete;
+
+    // Starts supervising with this many workers of this many threads.
+    void start(unsigned target, unsigned threads);
+    // Live resize; concurrent calls coalesce to the latest target.
+    void resize(unsigned target);
+    // Rolling replacement to a new per-worker thread count, one worker at a time.
+    void set_threads(unsigned threads);
+    // Extra environment for workers started from now on (the DB pool sizes); recycled workers
+    // pick it up.
+    void set_worker_env(std::map<std::string, std::string> env);
+    // At the memory ceiling a replacement may not start before the old worker is gone.
+    void set_at_memory_ceiling(bool at_ceiling);
+    // Process-tree memory of each worker (from the probes), for max_worker_rss and /workers.
+    void set_worker_rss(const std::map<unsigned, std::uint64_t>& rss_bytes);
+    // Config reload: recycling limits, timeouts, command (new workers use it).
+    void update_options(const PoolConfig& workers, const DemoConfig& demo);
+    // The front could not reach a worker or lost it mid-request.
+    void upstream_failed(unsigned worker_id, const std::string& error);
+
+    // Graceful stop: drain every worker, SIGTERM, SIGKILL after kill_timeout; `done` runs on
+    // the I/O thread when all have exited. `immediate`: skip draining (second signal).
+    void stop(bool immediate, std::function<void()> done);
+
+    [[nodiscard]] PoolStatus status() const;
+    // (worker id, pid) of every live worker, for the probes.
+    [[nodiscard]] std::vector<std::pair<unsigned, pid_t>> worker_pids() const;
+
+    struct Worker;
+
+private:
+    void reconcile();
+    void spawn_one();
+    void on_ready(const std::shared_ptr<Worker>& w);
+    void begin_drain(const std::shared_ptr<Worker>& w, const char* why);
+    void terminate(const std::shared_ptr<Worker>& w);
+    void on_exit(pid_t pid, int status);
+    void watch_children();
+    void probe_readiness(std::shared_ptr<Worker> w);
+    void read_output(std::shared_ptr<Worker> w, bool is_stderr);
+    void log_line(Worker& w, bool is_stderr, std::string_view line);
+    void schedule_reconcile(Duration after);
+    std::vector<std::string> build_argv(const Worker& w) const;
+    std::map<std::string, std::string> build_env(const Worker& w) const;
+    std::optional<std::uint16_t> allocate_port();
+    unsigned counted_locked() const;
+    // Records a crash (or a failed start) and returns how long its replacement must wait.
+    Duration note_crash_locked(Clock::time_point now, std::string description,
+                               std::vector<std::string> stderr_tail);
+    std::uint64_t recycle_limit();
+
+    boost::asio::io_context& ioc_;
+    Dispatcher& dispatcher_;
+    PoolOptions options_;
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+
+    mutable std::mutex mutex_;  // guards everything below; held only briefly
+    unsigned target_ = 0;
+    unsigned threads_ = 1;
+    bool started_ = false;
+    bool stopping_ = false;
+    bool at_memory_ceiling_ = false;
+    unsigned next_id_ = 1;
+    std::map<unsigned, std::shared_ptr<Worker>> workers_;
+    std::map<std::string, std::string> worker_env_;
+    std::map<unsigned, std::uint64_t> rss_;
+    PoolHealth health_;
+    bool ever_ready_ = false;
+    Clock::time_point last_crash_{};
+    Clock::time_point next_spawn_allowed_{};
+    std::mt19937_64 rng_{std::random_device{}()};
+    std::function<void()> stop_done_;
+};
+
+// "{socket}" etc. replaced in every argument.
+std::vector<std::string> substitute_command(const std::vector<std::string>& command,
+                                            const std::map<std::string, std::string>& values);
+
+}  // namespace tuner::server

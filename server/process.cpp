@@ -1,0 +1,148 @@
+// fork/exec of worker processes (see process.hpp).
+#include "server/process.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+extern char** environ;
+
+namespace tuner::server {
+
+namespace {
+
+// Child side, between fork and exec: async-signal-safe calls only.
+[[noreturn]] void child_exec(const SpawnSpec& spec, char* const* argv, char* const* envp, int out_w,
+                             int err_w, int status_w, pid_t parent) {
+    auto fail = [&](int err) {
+        (void)!::write(status_w, &err, sizeof err);
+        ::_exit(127);
+    };
+    // Own process group: a Ctrl-C to the terminal reaches tunerd, which stops workers in order.
+    ::setpgid(0, 0);
+    // Die with tunerd even on kill -9; close the race where tunerd died before prctl ran.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(0);
+    // Exec keeps ignored dispositions and the blocked mask: give the app a clean slate.
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    for (int sig : {SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGCHLD, SIGQUIT}) ::signal(sig, SIG_DFL);
+
+    const int devnull = ::open("/dev/null", O_RDONLY);
+    if (devnull < 0 || ::dup2(devnull, 0) < 0) fail(errno);
+    if (::dup2(out_w, 1) < 0 || ::dup2(err_w, 2) < 0) fail(errno);
+    // Close everything else but the status pipe (close-on-exec), including tunerd's sockets.
+    ::syscall(SYS_close_range, 3u, static_cast<unsigned>(status_w) - 1, 0u);
+    ::syscall(SYS_close_range, static_cast<unsigned>(status_w) + 1, ~0u, 0u);
+    if (!spec.dir.empty() && ::chdir(spec.dir.c_str()) < 0) fail(errno);
+    ::execvpe(argv[0], argv, envp);
+    fail(errno);
+    ::_exit(127);
+}
+
+}  // namespace
+
+Result<SpawnedProcess> spawn_process(const SpawnSpec& spec) {
+    if (spec.argv.empty() || spec.argv.front().empty()) {
+        return make_error("workers.command", "empty command");
+    }
+    // Everything the child needs is built before fork: after it only async-signal-safe calls.
+    std::vector<std::string> env_strings;
+    for (char** e = environ; e && *e; ++e) {
+        const std::string entry(*e);
+        const auto eq = entry.find('=');
+        if (eq != std::string::npos && spec.env.count(entry.substr(0, eq))) continue;
+        env_strings.push_back(entry);
+    }
+    for (const auto& [k, v] : spec.env) env_strings.push_back(k + "=" + v);
+    std::vector<char*> envp;
+    for (auto& s : env_strings) envp.push_back(s.data());
+    envp.push_back(nullptr);
+    std::vector<std::string> argv_strings = spec.argv;
+    std::vector<char*> argv;
+    for (auto& s : argv_strings) argv.push_back(s.data());
+    argv.push_back(nullptr);
+
+    int out[2], err[2], status[2];
+    if (::pipe2(out, O_CLOEXEC) < 0) return make_error("pipe", std::strerror(errno));
+    if (::pipe2(err, O_CLOEXEC) < 0) {
+        ::close(out[0]), ::close(out[1]);
+        return make_error("pipe", std::strerror(errno));
+    }
+    if (::pipe2(status, O_CLOEXEC) < 0) {
+        ::close(out[0]), ::close(out[1]), ::close(err[0]), ::close(err[1]);
+        return make_error("pipe", std::strerror(errno));
+    }
+    const pid_t parent = ::getpid();
+    const pid_t pid = ::fork();
+    if (pid < 0) {
+        const int e = errno;
+        for (int fd : {out[0], out[1], err[0], err[1], status[0], status[1]}) ::close(fd);
+        return make_error(spec.argv.front(), std::string("fork failed: ") + std::strerror(e));
+    }
+    if (pid == 0) child_exec(spec, argv.data(), envp.data(), out[1], err[1], status[1], parent);
+
+    ::setpgid(pid, pid);  // also from the parent, so signalling the group never races the child
+    ::close(out[1]);
+    ::close(err[1]);
+    ::close(status[1]);
+    int child_errno = 0;
+    ssize_t n;
+    do {
+        n = ::read(status[0], &child_errno, sizeof child_errno);
+    } while (n < 0 && errno == EINTR);
+    ::close(status[0]);
+    if (n == static_cast<ssize_t>(sizeof child_errno)) {
+        ::close(out[0]);
+        ::close(err[0]);
+        int ignored;
+        ::waitpid(pid, &ignored, 0);
+        return make_error(spec.argv.front(),
+                          std::string("cannot start: ") + std::strerror(child_errno));
+    }
+    ::fcntl(out[0], F_SETFL, ::fcntl(out[0], F_GETFL) | O_NONBLOCK);
+    ::fcntl(err[0], F_SETFL, ::fcntl(err[0], F_GETFL) | O_NONBLOCK);
+    return SpawnedProcess{pid, out[0], err[0]};
+}
+
+void signal_process_group(pid_t pgid, int signal) {
+    if (pgid <= 0) return;
+    if (::kill(-pgid, signal) < 0 && errno == ESRCH) ::kill(pgid, signal);
+}
+
+std::string describe_wait_status(int status) {
+    if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
+    if (WIFSIGNALED(status)) {
+        const int sig = WTERMSIG(status);
+        const char* name = sigabbrev_np(sig);
+        return "killed by signal " + std::to_string(sig) +
+               (name ? std::string(" (SIG") + name + ")" : "");
+    }
+    return "stopped (status " + std::to_string(status) + ")";
+}
+
+bool process_alive(pid_t pid) {
+    if (pid <= 0) return false;
+    if (::kill(pid, 0) < 0 && errno == ESRCH) return false;
+    // A zombie still answers kill(0); /proc tells.
+    char path[64];
+    std::snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    char buf[256];
+    const ssize_t n = ::read(fd, buf, sizeof buf - 1);
+    ::close(fd);
+    if (n <= 0) return false;
+    buf[n] = 0;
+    const char* close_paren = std::strrchr(buf, ')');
+    return !(close_paren && close_paren[1] == ' ' && close_paren[2] == 'Z');
+}
+
+}  // namespace tuner::server

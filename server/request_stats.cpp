@@ -1,0 +1,230 @@
+// Sliding-window and cumulative request statistics (see request_stats.hpp).
+#include "server/request_stats.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace tuner::server {
+
+namespace {
+
+constexpr auto kBucketWidth = std::chrono::seconds(1);
+
+double seconds_between(Clock::time_point a, Clock::time_point b) {
+    return std::chrono::duration<double>(b - a).count();
+}
+
+std::uint64_t usec_between(Clock::time_point a, Clock::time_point b) {
+    if (b <= a) return 0;
+    return static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(b - a).count());
+}
+
+Percentiles percentiles_of(const LatencyHistogram& h) {
+    Percentiles p;
+    p.p50_ms = h.percentile_usec(0.50) / 1000.0;
+    p.p95_ms = h.percentile_usec(0.95) / 1000.0;
+    p.p99_ms = h.percentile_usec(0.99) / 1000.0;
+    p.mean_ms = h.mean_usec() / 1000.0;
+    return p;
+}
+
+}  // namespace
+
+void CumulativeHistogram::observe(double seconds) {
+    const auto it = std::lower_bound(kPrometheusBuckets.begin(), kPrometheusBuckets.end(), seconds);
+    if (it != kPrometheusBuckets.end())
+        ++buckets[static_cast<std::size_t>(it - kPrometheusBuckets.begin())];
+    ++count;
+    sum_s += seconds;
+}
+
+RequestStats::RequestStats(Duration window, Clock::time_point now)
+    : origin_(now), levels_since_(now) {
+    set_window(window, now);
+}
+
+void RequestStats::set_window(Duration window, Clock::time_point now) {
+    const auto seconds = std::max<std::int64_t>(
+        2, std::chrono::duration_cast<std::chrono::seconds>(window + kBucketWidth - Duration{1})
+               .count());
+    integrate_levels(now);
+    ring_.assign(static_cast<std::size_t>(seconds), Bucket{});
+    current_second_ = static_cast<std::int64_t>(std::floor(seconds_between(origin_, now)));
+    Bucket& b = ring_[static_cast<std::size_t>(current_second_) % ring_.size()];
+    b.second = current_second_;
+    b.ready_min = ready_;
+    b.queue_max = queue_length_;
+    b.inflight_max = inflight_;
+}
+
+RequestStats::Bucket& RequestStats::bucket_at(Clock::time_point t) {
+    const auto second = static_cast<std::int64_t>(std::floor(seconds_between(origin_, t)));
+    if (second > current_second_) {
+        const auto n = static_cast<std::int64_t>(ring_.size());
+        for (std::int64_t s = std::max(current_second_ + 1, second - n + 1); s <= second; ++s) {
+            Bucket& fresh = ring_[static_cast<std::size_t>(s % n)];
+            fresh = Bucket{};
+            fresh.second = s;
+            fresh.ready_min = ready_;
+            fresh.queue_max = queue_length_;
+            fresh.inflight_max = inflight_;
+        }
+        current_second_ = second;
+    }
+    // An event stamped slightly in the past (taken before the lock) lands in the current bucket
+    // unless its own bucket is still in the ring.
+    if (second >= 0 && second < current_second_) {
+        Bucket& older =
+            ring_[static_cast<std::size_t>(second % static_cast<std::int64_t>(ring_.size()))];
+        if (older.second == second) return older;
+    }
+    return ring_[static_cast<std::size_t>(current_second_ %
+                                          static_cast<std::int64_t>(ring_.size()))];
+}
+
+void RequestStats::integrate_levels(Clock::time_point now) {
+    if (ring_.empty() || now <= levels_since_) return;
+    // Spread [levels_since_, now) over the one-second buckets it touches; a gap longer than the
+    // ring only needs its last ring-length.
+    const auto ring_span = kBucketWidth * static_cast<std::int64_t>(ring_.size());
+    Clock::time_point from = std::max(levels_since_, now - ring_span);
+    while (from < now) {
+        const auto second = static_cast<std::int64_t>(std::floor(seconds_between(origin_, from)));
+        const auto bucket_end = origin_ + kBucketWidth * (second + 1);
+        const auto to = std::min(now, std::chrono::time_point_cast<Clock::duration>(bucket_end));
+        Bucket& b = bucket_at(from);
+        const double dt = seconds_between(from, to);
+        b.queue_integral += static_cast<double>(queue_length_) * dt;
+        b.inflight_integral += static_cast<double>(inflight_) * dt;
+        b.covered_s += dt;
+        if (to <= from) break;
+        from = to;
+    }
+    bucket_at(now);
+    levels_since_ = now;
+}
+
+void RequestStats::set_levels(std::size_t queue_length, std::size_t inflight, unsigned ready,
+                              Clock::time_point now) {
+    integrate_levels(now);
+    queue_length_ = queue_length;
+    inflight_ = inflight;
+    ready_ = ready;
+    Bucket& b = bucket_at(now);
+    b.queue_max = std::max(b.queue_max, queue_length);
+    b.inflight_max = std::max(b.inflight_max, inflight);
+    b.ready_min = std::min(b.ready_min, ready);
+}
+
+void RequestStats::note_arrival(Clock::time_point now) {
+    ++bucket_at(now).arrivals;
+    ++cumulative_.accepted;
+}
+
+void RequestStats::note_rejected_queue_full(Clock::time_point now) {
+    ++bucket_at(now).rejected;
+    ++cumulative_.rejected_queue_full;
+}
+
+void RequestStats::record(const RequestRecord& r) {
+    Bucket& b = bucket_at(r.completed);
+    const std::uint64_t wait =
+        usec_between(r.arrived, r.reached_worker ? r.dispatched : r.completed);
+    const std::uint64_t total = usec_between(r.arrived, r.completed);
+    ++b.completed;
+    b.queue_wait.add(wait);
+    b.total.add(total);
+    if (r.reached_worker) b.service.add(r.service_usec);
+    if (r.status != 0) ++b.codes[r.status];
+    if (!r.reached_worker && r.status == 503) ++b.queue_timeouts;
+    if (r.status == 502 || r.status == 504) ++b.upstream_errors;
+
+    if (r.status != 0) ++cumulative_.codes[r.status];
+    if (!r.reached_worker && r.status == 503) ++cumulative_.timed_out_in_queue;
+    cumulative_.total.observe(static_cast<double>(total) / 1e6);
+    cumulative_.queue_wait.observe(static_cast<double>(wait) / 1e6);
+    if (r.reached_worker) cumulative_.service.observe(static_cast<double>(r.service_usec) / 1e6);
+}
+
+void RequestStats::close_busy_time(unsigned id, WorkerState& w, Clock::time_point now) {
+    if (!w.busy || now <= w.busy_since) return;
+    bucket_at(now).workers[id].busy_s += seconds_between(w.busy_since, now);
+    w.busy_since = now;
+}
+
+void RequestStats::worker_busy_changed(unsigned worker_id, bool busy, Clock::time_point now) {
+    WorkerState& w = workers_[worker_id];
+    if (w.busy == busy) return;
+    if (w.busy) close_busy_time(worker_id, w, now);
+    w.busy = busy;
+    w.busy_since = now;
+}
+
+void RequestStats::worker_served(unsigned worker_id, Clock::time_point now) {
+    ++bucket_at(now).workers[worker_id].served;
+}
+
+void RequestStats::worker_removed(unsigned worker_id, Clock::time_point now) {
+    auto it = workers_.find(worker_id);
+    if (it == workers_.end()) return;
+    close_busy_time(worker_id, it->second, now);
+    workers_.erase(it);
+}
+
+WindowStats RequestStats::window(Clock::time_point now) {
+    integrate_levels(now);
+    for (auto& [id, w] : workers_) close_busy_time(id, w, now);
+
+    WindowStats out;
+    LatencyHistogram queue_wait, service, total;
+    double covered = 0, queue_integral = 0, inflight_integral = 0;
+    std::uint64_t arrivals = 0;
+    unsigned ready_min = ready_;
+    std::map<unsigned, WorkerBucket> workers;
+    const auto oldest = current_second_ - static_cast<std::int64_t>(ring_.size()) + 1;
+    for (const Bucket& b : ring_) {
+        if (b.second < oldest || b.second < 0) continue;
+        covered += b.covered_s;
+        out.completed += b.completed;
+        arrivals += b.arrivals;
+        out.rejected_queue_full += b.rejected;
+        out.timed_out_in_queue += b.queue_timeouts;
+        out.upstream_errors += b.upstream_errors;
+        queue_wait.merge(b.queue_wait);
+        service.merge(b.service);
+        total.merge(b.total);
+        for (const auto& [code, n] : b.codes) out.codes[code] += n;
+        queue_integral += b.queue_integral;
+        inflight_integral += b.inflight_integral;
+        out.queue_length_max = std::max(out.queue_length_max, static_cast<double>(b.queue_max));
+        out.inflight_max = std::max(out.inflight_max, static_cast<double>(b.inflight_max));
+        ready_min = std::min(ready_min, b.ready_min);
+        for (const auto& [id, wb] : b.workers) {
+            workers[id].busy_s += wb.busy_s;
+            workers[id].served += wb.served;
+        }
+    }
+    out.window = std::chrono::duration_cast<Duration>(std::chrono::duration<double>(covered));
+    if (covered > 0) {
+        out.rate_rps = static_cast<double>(out.completed) / covered;
+        out.arrival_rps = static_cast<double>(arrivals) / covered;
+        out.queue_length_mean = queue_integral / covered;
+        out.inflight_mean = inflight_integral / covered;
+    }
+    out.queue_wait = percentiles_of(queue_wait);
+    out.service = percentiles_of(service);
+    out.total = percentiles_of(total);
+    out.min_ready = ready_min;
+    for (const auto& [id, state] : workers_) {  // only workers that still exist
+        const WorkerBucket wb = workers.count(id) ? workers[id] : WorkerBucket{};
+        WorkerWindowStats w;
+        w.id = id;
+        w.served = wb.served;
+        w.busy_fraction = covered > 0 ? std::min(1.0, wb.busy_s / covered) : 0;
+        out.workers.push_back(w);
+    }
+    return out;
+}
+
+}  // namespace tuner::server

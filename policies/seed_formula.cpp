@@ -62,7 +62,7 @@ PerWorkerEstimate estimate_per_worker(const Snapshot& snapshot, const PoolConfig
     PerWorkerEstimate e;
     std::vector<std::uint64_t> sizes;
     for (const auto& [id, tree] : snapshot.worker_trees) {
-        const std::uint64_t bytes = tree.pss_bytes.value_or(tree.rss_bytes);
+        const std::uint64_t bytes = tree_memory_bytes(tree);
         if (bytes > 0) sizes.push_back(bytes);
     }
     e.samples = static_cast<unsigned>(sizes.size());
@@ -70,13 +70,18 @@ PerWorkerEstimate estimate_per_worker(const Snapshot& snapshot, const PoolConfig
         e.bytes = pool.memory_per_worker_bytes;
         return e;
     }
-    std::sort(sizes.begin(), sizes.end());
-    // Nearest-rank p95.
-    const auto rank = static_cast<std::size_t>(std::ceil(0.95 * static_cast<double>(sizes.size())));
-    e.p95_bytes = sizes[std::clamp<std::size_t>(rank, 1, sizes.size()) - 1];
-    e.bytes = static_cast<std::uint64_t>(static_cast<double>(e.p95_bytes) * 1.2);
+    e.p95_bytes = p95_nearest_rank(std::move(sizes));
+    e.bytes = static_cast<std::uint64_t>(static_cast<double>(e.p95_bytes) * kMeasuredMemoryMargin);
     e.measured = true;
     return e;
+}
+
+std::uint64_t p95_nearest_rank(std::vector<std::uint64_t> values) {
+    if (values.empty()) return 0;
+    std::sort(values.begin(), values.end());
+    const auto rank =
+        static_cast<std::size_t>(std::ceil(0.95 * static_cast<double>(values.size())));
+    return values[std::clamp<std::size_t>(rank, 1, values.size()) - 1];
 }
 
 std::uint64_t postgres_share_bytes(const DatabaseConfig& db, std::uint64_t memory_limit_bytes) {

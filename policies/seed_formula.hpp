@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "model/config.hpp"
 #include "model/snapshot.hpp"
@@ -39,6 +40,18 @@ SeedResult seed_formula(const SeedInputs& in);
 
 // The per-worker memory estimate: p95 of the workers' process-tree memory (PSS when known,
 // else RSS) × 1.2 once any worker has been measured; else the configured memory_per_worker.
+// The 1.2 is DESIGN's safety margin over the measured p95 (growth between samples, a new
+// worker's peak before it settles).
+inline constexpr double kMeasuredMemoryMargin = 1.2;
+
+// Nearest-rank p95 of the values (0 when empty). Sorts its copy.
+std::uint64_t p95_nearest_rank(std::vector<std::uint64_t> values);
+
+// A process tree's memory: PSS when known (shared pages split fairly), else RSS.
+inline std::uint64_t tree_memory_bytes(const ProcessTreeSample& tree) {
+    return tree.pss_bytes.value_or(tree.rss_bytes);
+}
+
 struct PerWorkerEstimate {
     std::uint64_t bytes = 0;
     bool measured = false;

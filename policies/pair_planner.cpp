@@ -1,0 +1,78 @@
+// The (processes × threads) pair planner (see pair_planner.hpp).
+#include "policies/pair_planner.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "policies/cpu_knee.hpp"
+#include "policies/reason_text.hpp"
+#include "policies/registry.hpp"
+
+namespace tuner::policies {
+namespace {
+
+unsigned ceil_div(double value, unsigned by) {
+    return static_cast<unsigned>(std::max(0.0, std::ceil(value / std::max(1u, by) - 1e-9)));
+}
+
+std::optional<PairPlan> raise_threads(const PairInputs& in) {
+    const PoolShape& cur = in.current;
+    if (cur.threads >= in.threads_max || in.wait_share < kThreadsWaitShare) return std::nullopt;
+    const unsigned cap_now = in.process_cap(cur.threads);
+    // Only when processes cannot carry the need: they are at their cap and it is not enough.
+    if (cur.processes < cap_now || in.slots_needed <= static_cast<double>(cap_now * cur.threads)) {
+        return std::nullopt;
+    }
+    const double wanted = std::min(in.slots_needed, in.slot_limit.value_or(in.slots_needed));
+    if (wanted <= cur.slots()) return std::nullopt;
+
+    // The fewest threads whose capped processes carry `wanted`; failing that, the most capacity.
+    PoolShape best = cur;
+    for (unsigned t = cur.threads + 1; t <= in.threads_max; ++t) {
+        const unsigned processes = std::min(in.process_cap(t), std::max(1u, ceil_div(wanted, t)));
+        const PoolShape shape{std::max(1u, processes), t};
+        if (shape.slots() > best.slots()) best = shape;
+        if (static_cast<double>(shape.slots()) >= wanted) break;
+    }
+    if (best.threads == cur.threads) return std::nullopt;
+
+    PairPlan plan{best, rule::threads_wait_share, ""};
+    plan.reason = in.process_cap_text + "; wait share " + text::percent(in.wait_share) + ", need " +
+                  text::number(in.slots_needed) + " concurrent";
+    if (in.slot_limit && *in.slot_limit < in.slots_needed) {
+        plan.reason += " (growth limited to " + text::number(*in.slot_limit) + " this step)";
+    }
+    plan.reason += " → threads " + std::to_string(cur.threads) + " → " +
+                   std::to_string(best.threads) + ", " + to_string(best);
+    return plan;
+}
+
+std::optional<PairPlan> lower_threads(const PairInputs& in) {
+    const PoolShape& cur = in.current;
+    if (cur.threads <= in.threads_min || !in.cpu_useful_concurrency) return std::nullopt;
+    if (in.cpu_utilisation < kCpuSaturated || in.service_ratio < kContentionRatio)
+        return std::nullopt;
+    const double useful = *in.cpu_useful_concurrency;
+    if (static_cast<double>(cur.slots()) <= useful * kContentionSlack) return std::nullopt;
+    const unsigned threads =
+        std::clamp(ceil_div(useful, cur.processes), in.threads_min, cur.threads);
+    if (threads >= cur.threads) return std::nullopt;
+
+    PairPlan plan{PoolShape{cur.processes, threads}, rule::threads_cpu_contention, ""};
+    plan.reason = "CPU " + text::percent(in.cpu_utilisation) + " of quota, service time " +
+                  text::number(in.service_ratio, 1) + "× uncontended; " +
+                  std::to_string(cur.slots()) + " concurrent > " + text::number(useful) +
+                  " the CPU can use → threads " + std::to_string(cur.threads) + " → " +
+                  std::to_string(threads);
+    return plan;
+}
+
+}  // namespace
+
+std::optional<PairPlan> plan_pair(const PairInputs& in) {
+    if (in.threads_max <= in.threads_min || !in.process_cap) return std::nullopt;
+    if (auto lower = lower_threads(in)) return lower;
+    return raise_threads(in);
+}
+
+}  // namespace tuner::policies

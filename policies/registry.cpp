@@ -1,0 +1,94 @@
+// The table of tuning rules (see registry.hpp); docs/policies.md explains each row at length.
+#include "policies/registry.hpp"
+
+#include <algorithm>
+#include <array>
+
+namespace tuner::policies {
+namespace {
+
+constexpr std::string_view kGunicorn =
+    "gunicorn docs, Design: \"How Many Workers?\" (2 × cores + 1), "
+    "https://docs.gunicorn.org/en/stable/design.html#how-many-workers";
+constexpr std::string_view kLittle =
+    "J. D. C. Little, \"A Proof for the Queuing Formula: L = λW\", Operations Research 9(3), "
+    "1961; utilisation target: Google SRE book, ch. 21 \"Handling Overload\"";
+constexpr std::string_view kMemory =
+    "kernel cgroup-v2 docs (memory.max, memory.high, memory.events oom_kill), "
+    "https://docs.kernel.org/admin-guide/cgroup-v2.html";
+
+constexpr std::array kTable{
+    PolicyInfo{rule::seed_formula, "workers.count",
+               "first cycle (and every cycle in mode = \"formula\"): "
+               "min(2×cores+1, floor(budget / per-worker memory)) within workers.min/max",
+               kGunicorn},
+    PolicyInfo{rule::fixed, "workers.count",
+               "mode = \"fixed\": workers.count and workers.threads as configured, even above "
+               "the memory ceiling (with a warning)",
+               "DESIGN \"Which bound wins\": the operator's explicit choice"},
+    PolicyInfo{rule::littles_law, "workers.count",
+               "grow to ceil(λ × S / (threads × target_utilisation)) when the pool runs above "
+               "its target utilisation",
+               kLittle},
+    PolicyInfo{rule::queue_growth, "workers.count",
+               "a queue stands: grow straight to ceil((inflight + queued) / (threads × "
+               "target_utilisation)), the demand concurrency (Little's law over the whole "
+               "system), not +1 per cycle",
+               kLittle},
+    PolicyInfo{rule::cpu_knee, "workers.count",
+               "CPU quota saturated (≥ 90 %, or CPU PSI rising) and the last increase added "
+               "< 5 % throughput: settle at the smallest size that reached the best throughput "
+               "and grow no further while the CPU stays saturated",
+               "Netflix concurrency-limits (TCP Vegas-style: more concurrency without more "
+               "throughput is queueing), https://github.com/Netflix/concurrency-limits; "
+               "Linux PSI docs, https://docs.kernel.org/accounting/psi.html"},
+    PolicyInfo{rule::scale_down, "workers.count",
+               "utilisation below the dead band for scale_down_cooldown: shrink towards the "
+               "largest recommendation of that period, half the gap per step",
+               "Kubernetes HPA scale-down stabilization window (KEP-853), "
+               "https://kubernetes.io/docs/tasks/run-application/horizontal-pod-autoscale/"},
+    PolicyInfo{rule::memory_ceiling, "workers.count",
+               "the pool is above floor(budget / measured per-process memory) for its thread "
+               "count: shrink to that ceiling, below workers.min if need be (warning)",
+               kMemory},
+    PolicyInfo{rule::memory_pressure, "workers.count",
+               "working set ≥ 90 % of memory.max or memory.high, memory PSI rising, or a new "
+               "OOM kill: shrink now, before the kernel OOM-kills, and hold growth",
+               "Linux PSI docs, https://docs.kernel.org/accounting/psi.html; kernel "
+               "cgroup-v2 docs (memory.high, memory.events), "
+               "https://docs.kernel.org/admin-guide/cgroup-v2.html"},
+    PolicyInfo{rule::bounds, "workers.count",
+               "the pool is outside workers.min/max (after a reload) or threads outside "
+               "workers.threads..threads_max: clamp",
+               "DESIGN \"Which bound wins\""},
+    PolicyInfo{rule::threads_wait_share, "workers.threads",
+               "processes capped by memory (or the database) and requests mostly wait "
+               "(1 − CPU per request / S ≥ 50 %): raise threads per process to carry the "
+               "demand concurrency",
+               "Little's law per process (Little 1961); gunicorn docs, settings \"threads\" "
+               "(gthread worker), https://docs.gunicorn.org/en/stable/settings.html#threads"},
+    PolicyInfo{rule::threads_cpu_contention, "workers.threads",
+               "CPU saturated and service time ≥ 1.5 × its uncontended value with more "
+               "concurrency than the CPU can use: lower threads",
+               "Netflix concurrency-limits, gradient = RTT_noload / RTT_actual, "
+               "https://github.com/Netflix/concurrency-limits"},
+    PolicyInfo{rule::manual, "workers.count",
+               "an administrator pinned the pool (POST /workers/target); the controller keeps "
+               "deciding and its decisions are overridden",
+               "DESIGN \"Admin API sketch\""},
+};
+
+}  // namespace
+
+std::span<const PolicyInfo> policy_table() {
+    return kTable;
+}
+
+std::optional<PolicyInfo> find_policy(std::string_view name) {
+    const auto it = std::find_if(kTable.begin(), kTable.end(),
+                                 [&](const PolicyInfo& p) { return p.name == name; });
+    if (it == kTable.end()) return std::nullopt;
+    return *it;
+}
+
+}  // namespace tuner::policies

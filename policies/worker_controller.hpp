@@ -1,0 +1,96 @@
+// The worker controller: each control cycle turns a Snapshot into a Plan for the pool's two knobs,
+// "workers.count" and "workers.threads" (DESIGN "Policies" 1–3, issues 6 and 8). Explicit state,
+// no I/O and no clock of its own: time is snapshot.taken_at, so tests drive a simulated clock.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "model/config.hpp"
+#include "model/decision.hpp"
+#include "model/snapshot.hpp"
+#include "policies/cpu_knee.hpp"
+#include "policies/littles_law.hpp"
+#include "policies/process_memory.hpp"
+#include "policies/scale_down.hpp"
+#include "policies/worker_signals.hpp"
+
+namespace tuner::policies {
+
+class WorkerController {
+public:
+    explicit WorkerController(const Config& config);
+
+    // SIGHUP: new bounds, mode and timers; learned state (memory per thread count, throughput
+    // per shape, the knee) is kept. A pool outside new bounds is clamped on the next cycle.
+    void reconfigure(const Config& config);
+
+    // The database connection budget's cap on processes (from the DB pool policy); unset = none.
+    // Like the memory ceiling it caps processes, and lets threads carry what processes cannot.
+    void set_max_processes_by_db(std::optional<unsigned> max_processes);
+
+    // One control cycle. Decisions only for knobs whose value changes (old = the pool's current
+    // target and threads from snapshot.pool), sharing one plan_id; plan.notes says what the
+    // controller saw but did not act on (a cap that holds growth, a knee released).
+    Plan decide(const Snapshot& snapshot);
+
+    // What the controller believes now: targets, need, memory ceiling per thread count, memory
+    // per thread count, throughput per shape and the knee, cooldown timers. For /performance.
+    [[nodiscard]] nlohmann::json explain() const;
+
+private:
+    struct Proposal {
+        unsigned workers = 0;
+        unsigned threads = 1;
+        std::string rule;
+        std::string reason;
+        nlohmann::json inputs = nlohmann::json::object();  // rule-specific numbers
+    };
+    struct Cycle;  // what one decide() computed, shared by the rules (defined in the .cpp)
+
+    std::optional<Proposal> decide_fixed(const Cycle& c);
+    std::optional<Proposal> decide_formula(const Cycle& c);
+    std::optional<Proposal> decide_adaptive(const Cycle& c);
+    std::optional<Proposal> seed(const Cycle& c);
+    std::optional<Proposal> memory_rules(const Cycle& c);
+    std::optional<Proposal> bounds_rule(const Cycle& c);
+    std::optional<Proposal> knee_rule(const Cycle& c);
+    std::optional<Proposal> threads_rule(const Cycle& c);
+    std::optional<Proposal> growth_rule(const Cycle& c);
+    std::optional<Proposal> scale_down_rule(const Cycle& c);
+
+    [[nodiscard]] unsigned process_cap(const Snapshot& snapshot, unsigned threads) const;
+    [[nodiscard]] SeedResult ceiling(const Snapshot& snapshot, unsigned threads) const;
+    [[nodiscard]] std::optional<double> growth_slot_limit(const Cycle& c) const;
+    [[nodiscard]] std::optional<std::string> growth_hold(const Cycle& c) const;
+    [[nodiscard]] unsigned threads_min() const;
+    [[nodiscard]] unsigned threads_max() const;
+    Plan make_plan(const Cycle& c, const std::optional<Proposal>& proposal);
+
+    Config config_;
+    std::optional<unsigned> max_processes_by_db_;
+    SignalTracker signals_;
+    ProcessMemoryModel memory_;
+    KneeDetector knee_;
+    ScaleDownGovernor scale_down_;
+
+    bool seeded_ = false;
+    std::uint64_t plans_ = 0;
+    std::optional<unsigned> seen_target_;  // the pool's target at the previous cycle
+    std::optional<unsigned> seen_threads_;
+    std::optional<Clock::time_point> resized_at_;
+    std::optional<Clock::time_point> memory_hold_until_;
+    std::optional<Clock::time_point> formula_higher_since_;
+    std::string last_note_;  // the kinds of note said last cycle, "key;key;"
+
+    // For explain(): the last cycle's picture.
+    Snapshot last_snapshot_;
+    WorkerSignals last_signals_;
+    WorkerNeed last_need_;
+    std::optional<Proposal> last_proposal_;
+};
+
+}  // namespace tuner::policies

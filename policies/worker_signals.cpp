@@ -1,0 +1,159 @@
+// Turns snapshots into per-cycle signals (see worker_signals.hpp).
+#include "policies/worker_signals.hpp"
+
+#include <algorithm>
+
+namespace tuner::policies {
+namespace {
+
+// Cycles of CPU-cost history: enough requests for a stable ratio, short enough to follow a change.
+constexpr std::size_t kCostCycles = 5;
+// Below this CPU utilisation the service time is taken as free of CPU queueing.
+constexpr double kUncontendedUtilisation = 0.7;
+// Smoothing of the uncontended service time (an exponential moving average per cycle).
+constexpr double kUncontendedAlpha = 0.2;
+
+double psi_avg10(const std::optional<PressureResource>& resource) {
+    if (!resource || !resource->some) return 0;
+    return resource->some->avg10;
+}
+
+}  // namespace
+
+std::optional<double> WorkerSignals::cpu_bound_rps() const {
+    if (!cpu_ms_per_request || *cpu_ms_per_request <= 0) return std::nullopt;
+    return cpu_capacity_cores * 1000.0 / *cpu_ms_per_request;
+}
+
+std::optional<double> WorkerSignals::cpu_useful_concurrency() const {
+    const auto rps = cpu_bound_rps();
+    if (!rps || service_uncontended_ms <= 0) return std::nullopt;
+    return *rps * service_uncontended_ms / 1000.0;
+}
+
+nlohmann::json to_json(const WorkerSignals& s) {
+    nlohmann::json j{
+        {"arrival_rps", s.arrival_rps},
+        {"throughput_rps", s.throughput_rps},
+        {"service_mean_ms", s.service_mean_ms},
+        {"service_uncontended_ms", s.service_uncontended_ms},
+        {"queue_wait_p95_ms", s.queue_wait_p95_ms},
+        {"inflight_mean", s.inflight_mean},
+        {"queue_length_mean", s.queue_length_mean},
+        {"demand_concurrency", s.demand_concurrency},
+        {"wait_share", s.wait_share},
+        {"cpu_utilisation", s.cpu_utilisation},
+        {"cpu_capacity_cores", s.cpu_capacity_cores},
+        {"cpu_psi_some_avg10", s.cpu_psi_some_avg10},
+        {"memory_psi_some_avg10", s.memory_psi_some_avg10},
+        {"new_oom_kills", s.new_oom_kills},
+    };
+    j["cpu_ms_per_request"] =
+        s.cpu_ms_per_request ? nlohmann::json(*s.cpu_ms_per_request) : nlohmann::json();
+    const auto useful = s.cpu_useful_concurrency();
+    j["cpu_useful_concurrency"] = useful ? nlohmann::json(*useful) : nlohmann::json();
+    return j;
+}
+
+SignalTracker::SignalTracker(Duration min_sample_interval)
+    : min_sample_interval_(min_sample_interval) {}
+
+WorkerSignals SignalTracker::update(const Snapshot& snapshot) {
+    WorkerSignals out = last_;  // rates carry over when this cycle is too close to the last
+    const WindowStats& w = snapshot.window;
+    out.has_traffic = w.completed > 0;
+    out.arrival_rps = w.arrival_rps;
+    out.service_mean_ms = w.service.mean_ms;
+    out.queue_wait_p95_ms = w.queue_wait.p95_ms;
+    out.inflight_mean = w.inflight_mean;
+    out.queue_length_mean = w.queue_length_mean;
+    out.demand_concurrency = w.inflight_mean + w.queue_length_mean;
+    out.cpu_capacity_cores = snapshot.cpu.quota_cores.value_or(snapshot.cpu.effective_cores);
+    if (out.cpu_capacity_cores <= 0) out.cpu_capacity_cores = 1;
+    out.cpu_utilisation = snapshot.cpu.utilisation.value_or(0);
+
+    const double cpu_psi = psi_avg10(snapshot.pressure.cpu);
+    const double memory_psi = psi_avg10(snapshot.pressure.memory);
+    out.cpu_psi_some_avg10 = cpu_psi;
+    out.memory_psi_some_avg10 = memory_psi;
+    out.cpu_psi_rise = cpu_psi_ ? cpu_psi - *cpu_psi_ : 0;
+    out.memory_psi_rise = memory_psi_ ? memory_psi - *memory_psi_ : 0;
+    cpu_psi_ = cpu_psi;
+    memory_psi_ = memory_psi;
+    // A counter that went backwards (a new cgroup) is a restart, not a negative kill count.
+    out.new_oom_kills = oom_kills_ && snapshot.memory.oom_kills > *oom_kills_
+                            ? snapshot.memory.oom_kills - *oom_kills_
+                            : 0;
+    oom_kills_ = snapshot.memory.oom_kills;
+
+    const bool due = !sampled_at_ || snapshot.taken_at - *sampled_at_ >= min_sample_interval_;
+    if (due) sample_rates(snapshot, out);
+
+    if (out.cpu_ms_per_request && out.service_mean_ms > 0) {
+        out.wait_share = std::clamp(1.0 - *out.cpu_ms_per_request / out.service_mean_ms, 0.0, 1.0);
+    } else {
+        out.wait_share = 0;
+    }
+    if (out.has_traffic && out.service_mean_ms > 0) {
+        if (uncontended_ms_ <= 0) {
+            uncontended_ms_ = out.service_mean_ms;
+        } else if (out.cpu_utilisation < kUncontendedUtilisation) {
+            uncontended_ms_ += kUncontendedAlpha * (out.service_mean_ms - uncontended_ms_);
+        }
+    }
+    out.service_uncontended_ms = uncontended_ms_;
+    last_ = out;
+    return out;
+}
+
+void SignalTracker::sample_rates(const Snapshot& snapshot, WorkerSignals& out) {
+    std::map<unsigned, WorkerCounters> now;
+    for (const auto& worker : snapshot.pool.workers) {
+        WorkerCounters c;
+        c.served = worker.served;
+        if (const auto it = snapshot.worker_trees.find(worker.id);
+            it != snapshot.worker_trees.end()) {
+            c.cpu_seconds = it->second.cpu_seconds;
+        }
+        now[worker.id] = c;
+    }
+
+    out.elapsed_s =
+        sampled_at_ ? std::chrono::duration<double>(snapshot.taken_at - *sampled_at_).count() : 0;
+    out.throughput_measured = false;
+    out.throughput_rps = snapshot.window.rate_rps;
+    if (sampled_at_ && out.elapsed_s > 0 && !now.empty()) {
+        double served = 0;
+        CostSample cost;
+        for (const auto& [id, c] : now) {
+            const auto before = workers_.find(id);
+            if (before == workers_.end()) {
+                served += static_cast<double>(c.served);  // started since: counted from zero
+                continue;
+            }
+            if (c.served < before->second.served) continue;  // restarted slot: no delta
+            const auto delta = static_cast<double>(c.served - before->second.served);
+            served += delta;
+            // CPU cost only from workers seen in both cycles: a new worker's start-up CPU
+            // (imports, warm-up) is not the cost of a request.
+            cost.served += delta;
+            cost.cpu_seconds += std::max(0.0, c.cpu_seconds - before->second.cpu_seconds);
+        }
+        out.throughput_rps = served / out.elapsed_s;
+        out.throughput_measured = true;
+        recent_cost_.push_back(cost);
+        if (recent_cost_.size() > kCostCycles) recent_cost_.pop_front();
+        CostSample total;
+        for (const auto& c : recent_cost_) {
+            total.served += c.served;
+            total.cpu_seconds += c.cpu_seconds;
+        }
+        if (total.served > 0 && total.cpu_seconds > 0) {
+            out.cpu_ms_per_request = total.cpu_seconds * 1000.0 / total.served;
+        }
+    }
+    workers_ = std::move(now);
+    sampled_at_ = snapshot.taken_at;
+}
+
+}  // namespace tuner::policies

@@ -1,0 +1,91 @@
+// What one control cycle measures from a Snapshot and the one before it: the load (λ, S, demand
+// concurrency), the last cycle's throughput, CPU time per request, and pressure trends.
+// The worker controller's rules read only these numbers, so tests can reason about them.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+
+#include <nlohmann/json.hpp>
+
+#include "model/snapshot.hpp"
+
+namespace tuner::policies {
+
+struct WorkerSignals {
+    double elapsed_s = 0;  // since the previous sampled cycle; 0 on the first
+    bool has_traffic = false;
+
+    // From the front's window (smoothed over policy.window, lagging by about half of it).
+    double arrival_rps = 0;      // λ
+    double service_mean_ms = 0;  // S, upstream time per request
+    double queue_wait_p95_ms = 0;
+    double inflight_mean = 0;      // requests at workers (= λ × S in steady state, Little)
+    double queue_length_mean = 0;  // requests waiting at the front
+    // Concurrent requests the load brings: at workers plus waiting. Under a closed loop this is
+    // the number of clients, whatever today's capacity caps λ at.
+    double demand_concurrency = 0;
+
+    // From the last cycle alone, so a new pool size is judged without the window's lag.
+    double throughput_rps = 0;         // requests the workers served per second
+    bool throughput_measured = false;  // from per-worker counters (else the window's rate)
+
+    // CPU seconds of the workers' process trees per served request, over the last few cycles
+    // (issue 8: Δ(sum of worker-tree cpu_seconds) / Δ(completed requests)).
+    std::optional<double> cpu_ms_per_request;
+    double wait_share = 0;  // 1 − CPU per request / S: the share of a request spent waiting
+    // S while the CPU had room (utilisation < 70 %), smoothed; the current S until one is seen.
+    double service_uncontended_ms = 0;
+
+    double cpu_utilisation = 0;  // of the quota (or of the effective cores), last interval
+    double cpu_capacity_cores = 1;
+    double cpu_psi_some_avg10 = 0;
+    double cpu_psi_rise = 0;  // avg10 now − avg10 of the previous snapshot
+    double memory_psi_some_avg10 = 0;
+    double memory_psi_rise = 0;
+    std::uint64_t new_oom_kills = 0;  // since the previous snapshot
+
+    // Requests per second the CPU quota could serve at the measured CPU cost.
+    [[nodiscard]] std::optional<double> cpu_bound_rps() const;
+    // Concurrent requests that keep the CPU busy at the uncontended service time: more
+    // concurrency than this only queues at the CPU (Little's law at the CPU's throughput).
+    [[nodiscard]] std::optional<double> cpu_useful_concurrency() const;
+};
+
+nlohmann::json to_json(const WorkerSignals& s);
+
+// Keeps the previous cycle's counters to turn cumulative ones into rates.
+class SignalTracker {
+public:
+    // Cycles closer together than this (a "run a cycle now" request) reuse the last rates.
+    explicit SignalTracker(Duration min_sample_interval);
+
+    WorkerSignals update(const Snapshot& snapshot);
+    [[nodiscard]] const WorkerSignals& last() const { return last_; }
+
+private:
+    struct WorkerCounters {
+        std::uint64_t served = 0;
+        double cpu_seconds = 0;
+    };
+    struct CostSample {
+        double cpu_seconds = 0;
+        double served = 0;
+    };
+
+    void sample_rates(const Snapshot& snapshot, WorkerSignals& out);
+
+    Duration min_sample_interval_;
+    std::optional<Clock::time_point> sampled_at_;
+    std::map<unsigned, WorkerCounters> workers_;  // at sampled_at_
+    std::deque<CostSample> recent_cost_;          // the last few cycles
+    std::optional<std::uint64_t> oom_kills_;
+    std::optional<double> cpu_psi_;
+    std::optional<double> memory_psi_;
+    double uncontended_ms_ = 0;
+    WorkerSignals last_;
+};
+
+}  // namespace tuner::policies

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <optional>
+#include <utility>
 
 #include <toml++/toml.h>
 
@@ -159,11 +160,11 @@ std::string ConfigIssue::to_string() const {
 
 LoadedConfig parse_config(std::string_view toml_text, std::string source_name) {
     LoadedConfig loaded;
-    loaded.config.source = source_name;
     IssueSink sink(source_name);
+    loaded.config.source = std::move(source_name);
     toml::table document;
     try {
-        document = toml::parse(toml_text, std::string_view(source_name));
+        document = toml::parse(toml_text, std::string_view(loaded.config.source));
     } catch (const toml::parse_error& error) {
         // toml++ stops at the first syntax error; nothing after it can be trusted.
         sink.add("", error.source(), "TOML syntax error: " + std::string(error.description()));

@@ -47,37 +47,37 @@ bool looks_numeric(std::string_view host) {
 
 }  // namespace
 
-Result<std::pair<std::string, std::uint16_t>> parse_listen(std::string_view text) {
-    if (text.empty()) return Error{std::string("empty listen address") + kListenExample, ""};
+Result<std::pair<std::string, std::uint16_t>> parse_listen(std::string_view host_port) {
+    if (host_port.empty()) return Error{std::string("empty listen address") + kListenExample, ""};
     std::string host;
     std::string_view rest;
-    if (text.front() == '[') {
-        const auto close = text.find(']');
-        if (close == std::string_view::npos) return listen_error(text, "missing \"]\"");
-        host = std::string(text.substr(1, close - 1));
-        if (!is_ipv6(host)) return listen_error(text, "not an IPv6 address: \"" + host + "\"");
-        rest = text.substr(close + 1);
-        if (rest.empty()) return listen_error(text, "missing port");
-        if (rest.front() != ':') return listen_error(text, "expected \":\" after \"]\"");
+    if (host_port.front() == '[') {
+        const auto close = host_port.find(']');
+        if (close == std::string_view::npos) return listen_error(host_port, "missing \"]\"");
+        host = std::string(host_port.substr(1, close - 1));
+        if (!is_ipv6(host)) return listen_error(host_port, "not an IPv6 address: \"" + host + "\"");
+        rest = host_port.substr(close + 1);
+        if (rest.empty()) return listen_error(host_port, "missing port");
+        if (rest.front() != ':') return listen_error(host_port, "expected \":\" after \"]\"");
         rest.remove_prefix(1);
     } else {
-        const auto colon = text.rfind(':');
-        if (colon == std::string_view::npos) return listen_error(text, "missing port");
-        host = std::string(text.substr(0, colon));
-        rest = text.substr(colon + 1);
+        const auto colon = host_port.rfind(':');
+        if (colon == std::string_view::npos) return listen_error(host_port, "missing port");
+        host = std::string(host_port.substr(0, colon));
+        rest = host_port.substr(colon + 1);
         if (host.find(':') != std::string::npos) {
-            return listen_error(text, "an IPv6 address needs brackets, as in \"[::1]:8080\",");
+            return listen_error(host_port, "an IPv6 address needs brackets");
         }
-        if (host.empty()) return listen_error(text, "missing host");
+        if (host.empty()) return listen_error(host_port, "missing host");
         if (looks_numeric(host) ? !is_ipv4(host) : !is_hostname(host)) {
-            return listen_error(text, "not an IPv4 address or host name: \"" + host + "\"");
+            return listen_error(host_port, "not an IPv4 address or host name: \"" + host + "\"");
         }
     }
-    if (rest.empty()) return listen_error(text, "missing port");
+    if (rest.empty()) return listen_error(host_port, "missing port");
     unsigned port = 0;
     const auto [end, error] = std::from_chars(rest.data(), rest.data() + rest.size(), port);
     if (error != std::errc{} || end != rest.data() + rest.size() || port > 65535) {
-        return listen_error(text, "bad port \"" + std::string(rest) + "\" (0..65535)");
+        return listen_error(host_port, "bad port \"" + std::string(rest) + "\" (0..65535)");
     }
     return std::pair{host, static_cast<std::uint16_t>(port)};
 }

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <string>
+#include <string_view>
 
 #include "tuner/config.hpp"
 
@@ -32,9 +33,9 @@ std::string resolve_state_dir(const StateConfig& state,
     if (!state.dir.empty()) return state.dir;
     // systemd's StateDirectory= sets $STATE_DIRECTORY, colon-separated when it names several.
     if (const char* from_systemd = getenv_fn("STATE_DIRECTORY"); from_systemd != nullptr) {
-        const std::string first =
-            std::string(from_systemd).substr(0, std::string(from_systemd).find(':'));
-        if (!first.empty()) return first;
+        const std::string_view listed(from_systemd);
+        const auto first = listed.substr(0, listed.find(':'));
+        if (!first.empty()) return std::string(first);
     }
     if (is_root) return "/var/lib/tunerd";
     // XDG Base Directory: per-user state lives under ~/.local/state.

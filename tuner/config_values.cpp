@@ -68,6 +68,20 @@ std::string not_allowed_message(std::string_view value,
     return "unknown value " + quoted(value) + " (allowed: " + names + ")";
 }
 
+namespace {
+
+// The value a units parser (parse_size, parse_duration) produced, or nothing after reporting its
+// error at the node.
+template <typename T>
+std::optional<T> converted(Result<T> parsed, const toml::node& node, const std::string& key,
+                           IssueSink& sink) {
+    if (parsed) return std::move(parsed).value();
+    sink.add(key, node.source(), parsed.error().what);
+    return std::nullopt;
+}
+
+}  // namespace
+
 std::optional<std::string> read_string(const toml::node& node, const std::string& key,
                                        IssueSink& sink) {
     if (const auto text = node.value_exact<std::string>()) return *text;
@@ -78,10 +92,7 @@ std::optional<std::string> read_string(const toml::node& node, const std::string
 std::optional<std::uint64_t> read_size(const toml::node& node, const std::string& key,
                                        IssueSink& sink) {
     if (const auto text = node.value_exact<std::string>()) {
-        auto bytes = parse_size(*text);
-        if (bytes) return *bytes;
-        sink.add(key, node.source(), bytes.error().what);
-        return std::nullopt;
+        return converted<std::uint64_t>(parse_size(*text), node, key, sink);
     }
     if (const auto count = node.value_exact<std::int64_t>()) {
         if (*count >= 0) return static_cast<std::uint64_t>(*count);
@@ -96,10 +107,7 @@ std::optional<std::uint64_t> read_size(const toml::node& node, const std::string
 std::optional<Duration> read_duration(const toml::node& node, const std::string& key,
                                       IssueSink& sink) {
     if (const auto text = node.value_exact<std::string>()) {
-        auto duration = parse_duration(*text);
-        if (duration) return *duration;
-        sink.add(key, node.source(), duration.error().what);
-        return std::nullopt;
+        return converted<Duration>(parse_duration(*text), node, key, sink);
     }
     std::string message = "expected a duration string like \"30s\", got " + describe(node);
     if (const auto count = node.value_exact<std::int64_t>()) {

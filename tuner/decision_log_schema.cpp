@@ -219,7 +219,11 @@ Result<sqlite::Connection> open_for_reading(const std::string& path,
     auto db = attempt(false);
     // A WAL database needs its -shm file; a reader without write access to the directory of a
     // cleanly closed log cannot create it. Nobody is writing then, so an immutable open is safe.
-    if (!db.ok() && db.error().what.find("SQLITE_CANTOPEN") != std::string::npos) {
+    const auto needs_shm = [](const Error& e) {
+        return e.what.find("SQLITE_CANTOPEN") != std::string::npos ||
+               e.what.find("SQLITE_READONLY") != std::string::npos;
+    };
+    if (!db.ok() && needs_shm(db.error())) {
         auto fallback = attempt(true);
         if (fallback.ok()) return fallback;
     }

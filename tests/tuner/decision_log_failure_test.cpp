@@ -166,6 +166,24 @@ TEST(DecisionLogFailure, ReadOnlyFileRecoversWhenWritable) {
     expect_all_stored(path, expected);
 }
 
+TEST(DecisionLogFailure, ReaderOpensAStoppedLogInADirectoryItCannotWrite) {
+    skip_as_root();
+    if (IsSkipped()) return;
+    ScratchDir dir;
+    SettableClock clock(fixed_start());
+    const std::string path = dir.file("tunerd.db");
+    std::uint64_t id = 0;
+    {
+        DecisionLog log(options_for(path, clock));
+        id = log.record(workers_decision(1, 2));
+    }
+    ASSERT_FALSE(fs::exists(path + "-shm"));
+    ASSERT_EQ(::chmod(dir.path().c_str(), 0555), 0);
+    auto stored = read_decisions(path, std::nullopt, 10);
+    ASSERT_TRUE(stored.ok()) << stored.error().to_string();
+    EXPECT_EQ(ids_of(*stored), std::vector<std::uint64_t>{id});
+}
+
 TEST(DecisionLogFailure, FullQueueDropsSamplesFirstAndMemoryStillHoldsEveryDecision) {
     ScratchDir dir;
     SettableClock clock(fixed_start());

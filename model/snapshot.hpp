@@ -131,6 +131,11 @@ struct WindowStats {
     std::uint64_t timed_out_in_queue = 0;
     std::uint64_t upstream_errors = 0;  // 502/504 produced by the front
     unsigned min_ready = 0;             // minimum number of ready workers seen in the window
+    // Not windowed: the front's cumulative arrivals and its queue at the snapshot instant, so the
+    // controller sees the last cycle without the window's lag (a queue growing, standing or
+    // draining). Unset = the front does not report them; the controller then uses the window.
+    std::optional<std::uint64_t> accepted_total;  // requests accepted since start
+    std::optional<std::uint64_t> queue_length_now;
     std::vector<WorkerWindowStats> workers;
 };
 

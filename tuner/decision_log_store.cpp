@@ -143,7 +143,8 @@ Status upsert_decision(sqlite3* db, std::int64_t run_id, const Decision& d) {
         "INSERT INTO decisions (id, run_id, time, plan_id, subsystem, knob, value_type, "
         "old_value, new_value, rule, reason, inputs_json, outcome, error) "
         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) "
-        "ON CONFLICT(id) DO UPDATE SET outcome = excluded.outcome, error = excluded.error");
+        "ON CONFLICT(id) DO UPDATE SET outcome = excluded.outcome, error = excluded.error "
+        "WHERE excluded.outcome != 'pending'");
     if (!stmt.ok()) return stmt.error();
     stmt->bind(1, as_int64(d.id));
     bind_run_id(*stmt, 2, run_id);

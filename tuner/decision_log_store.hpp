@@ -21,7 +21,8 @@ struct RunRow {
 
 // Runs are immutable: writing one twice keeps the first.
 Status insert_run(sqlite3* db, const RunRow& run);
-// Inserts, or for an id already there updates outcome and error (re-writing after recovery).
+// Inserts, or for an id already there updates outcome and error (re-writing after recovery),
+// except that a pending copy never overwrites an outcome: it is the older of the two.
 Status upsert_decision(sqlite3* db, std::int64_t run_id, const Decision& decision);
 Status update_outcome(sqlite3* db, std::uint64_t id, Outcome outcome, const std::string& error);
 Status insert_sample(sqlite3* db, std::int64_t run_id, const Sample& sample);

@@ -116,16 +116,13 @@ TEST(DecisionLogFailure, RemovedDirectoryRecoversWhenItComesBack) {
 }
 
 // Root ignores permission bits: decision_log_root_test covers read-only mounts instead.
-void skip_as_root() {
-    if (::geteuid() == 0) {
-        GTEST_SKIP() << "running as root, which file permissions do not stop; "
-                        "DecisionLogRoot.*ReadOnly* covers this with a read-only mount";
-    }
-}
+#define SKIP_AS_ROOT()                                                      \
+    if (::geteuid() == 0)                                                   \
+    GTEST_SKIP() << "running as root, which file permissions do not stop; " \
+                    "DecisionLogRoot.*ReadOnly* covers this with a read-only mount"
 
 TEST(DecisionLogFailure, ReadOnlyDirectoryRecoversWhenWritable) {
-    skip_as_root();
-    if (IsSkipped()) return;
+    SKIP_AS_ROOT();
     ScratchDir dir;
     SettableClock clock(fixed_start());
     const std::string path = dir.file("tunerd.db");
@@ -143,8 +140,7 @@ TEST(DecisionLogFailure, ReadOnlyDirectoryRecoversWhenWritable) {
 }
 
 TEST(DecisionLogFailure, ReadOnlyFileRecoversWhenWritable) {
-    skip_as_root();
-    if (IsSkipped()) return;
+    SKIP_AS_ROOT();
     ScratchDir dir;
     SettableClock clock(fixed_start());
     const std::string path = dir.file("tunerd.db");
@@ -167,8 +163,7 @@ TEST(DecisionLogFailure, ReadOnlyFileRecoversWhenWritable) {
 }
 
 TEST(DecisionLogFailure, ReaderOpensAStoppedLogInADirectoryItCannotWrite) {
-    skip_as_root();
-    if (IsSkipped()) return;
+    SKIP_AS_ROOT();
     ScratchDir dir;
     SettableClock clock(fixed_start());
     const std::string path = dir.file("tunerd.db");

@@ -1,5 +1,5 @@
 // The decision log's schema: migration from a version-0 fixture, the step-by-step mechanism,
-// refusal of newer files, reader errors, and the RFC 3339 timestamps the tables store.
+// refusal of newer files, reader errors, row upserts, and the RFC 3339 timestamps stored.
 #include "tuner/decision_log_schema.hpp"
 
 #include <fstream>
@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/tuner/decision_log_test_support.hpp"
+#include "tuner/decision_log_store.hpp"
 #include "tuner/decision_log_time.hpp"
 
 namespace tuner {
@@ -160,6 +161,28 @@ TEST(DecisionLogSchema, ReaderNamesTheFileAndWhatIsWrongWithIt) {
     ASSERT_FALSE(foreign.ok());
     EXPECT_NE(foreign.error().what.find("not a tunerd decision log"), std::string::npos)
         << foreign.error().what;
+}
+
+TEST(DecisionLogStore, PendingRewriteNeverOverwritesAnOutcome) {
+    ScratchDir dir;
+    RawDatabase raw(dir.file("tunerd.db"));
+    ASSERT_TRUE(decision_log_schema::migrate(raw.db).ok());
+    Decision d = workers_decision(1, 2, fixed_start());
+    d.id = 42;
+    d.outcome = Outcome::failed;
+    d.error = "spawn failed";
+    ASSERT_TRUE(decision_log_store::upsert_decision(raw.db, 0, d).ok());
+    Decision stale = d;
+    stale.outcome = Outcome::pending;
+    stale.error.clear();
+    ASSERT_TRUE(decision_log_store::upsert_decision(raw.db, 0, stale).ok());
+    EXPECT_EQ(raw.text("SELECT outcome || ': ' || error FROM decisions WHERE id = 42"),
+              "failed: spawn failed");
+    d.outcome = Outcome::applied;
+    d.error.clear();
+    ASSERT_TRUE(decision_log_store::upsert_decision(raw.db, 0, d).ok());
+    EXPECT_EQ(raw.text("SELECT outcome FROM decisions WHERE id = 42"), "applied");
+    EXPECT_EQ(raw.integer("SELECT count(*) FROM decisions"), 1);
 }
 
 TEST(DecisionLogTime, FormatsUtcWithMillisecondsThatSortAsText) {

@@ -1,6 +1,8 @@
 // The config rules that involve more than one key (docs/configuration.md "Rules between keys").
 // Each is checked on the effective config, after every key has been read.
 #include <initializer_list>
+#include <set>
+#include <string>
 #include <tuple>
 
 #include "tuner/config_keys.hpp"
@@ -10,7 +12,9 @@ namespace {
 
 class Rules {
 public:
-    Rules(const KeyPositions& positions, IssueSink& sink) : positions_(positions), sink_(sink) {}
+    // Taken before any rule runs: the keys whose values were refused, not those a rule flagged.
+    Rules(const KeyPositions& positions, IssueSink& sink)
+        : positions_(positions), sink_(sink), refused_(sink.keys_with_issues()) {}
 
     // Reports `message` unless `holds`. The issue points at whichever of `keys` the file set
     // last (the key that broke the rule, reading top to bottom). A rule over a key whose value
@@ -19,7 +23,7 @@ public:
                  const std::string& message) {
         if (holds) return;
         for (const auto key : keys) {
-            if (sink_.has_issue_for(key)) return;
+            if (refused_.find(key) != refused_.end()) return;
         }
         std::string_view at = *keys.begin();
         KeyPosition where;
@@ -42,6 +46,7 @@ public:
 private:
     const KeyPositions& positions_;
     IssueSink& sink_;
+    const std::set<std::string, std::less<>> refused_;
 };
 
 std::string text(Duration d) {

@@ -16,9 +16,10 @@ void IssueSink::add(std::string key, std::size_t line, std::size_t column, std::
     issues_.push_back(ConfigIssue{file_, std::move(key), line, column, std::move(message)});
 }
 
-bool IssueSink::has_issue_for(std::string_view key) const {
-    return std::any_of(issues_.begin(), issues_.end(),
-                       [key](const ConfigIssue& issue) { return issue.key == key; });
+std::set<std::string, std::less<>> IssueSink::keys_with_issues() const {
+    std::set<std::string, std::less<>> keys;
+    for (const auto& issue : issues_) keys.insert(issue.key);
+    return keys;
 }
 
 std::vector<ConfigIssue> IssueSink::take_in_file_order() {

@@ -5,8 +5,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -26,7 +28,8 @@ public:
 
     void add(std::string key, const toml::source_region& at, std::string message);
     void add(std::string key, std::size_t line, std::size_t column, std::string message);
-    [[nodiscard]] bool has_issue_for(std::string_view key) const;
+    // The keys that have an issue so far.
+    [[nodiscard]] std::set<std::string, std::less<>> keys_with_issues() const;
     // Every issue, ordered by line and column so they read top to bottom like the file.
     std::vector<ConfigIssue> take_in_file_order();
 

@@ -196,6 +196,16 @@ TEST(ConfigRules, RuleOverAValueThatFailedToReadIsSkipped) {
     EXPECT_EQ(rules.errors.size(), 1u) << issues_text(rules);
 }
 
+TEST(ConfigRules, KeyBrokenByOneRuleIsStillCheckedByTheNext) {
+    // postgres = "apply" breaks two rules (no admin_url_file, and remote without memory): both
+    // are reported, at the same key.
+    const auto loaded = parse_config("[database]\nlocation = \"remote\"\npostgres = \"apply\"\n");
+    ASSERT_EQ(loaded.errors.size(), 2u) << issues_text(loaded);
+    EXPECT_THAT(loaded.errors[0].message, HasSubstr("needs database.admin_url_file"));
+    EXPECT_THAT(loaded.errors[1].message, HasSubstr("needs database.memory"));
+    EXPECT_EQ(loaded.errors[1].key, "database.postgres");
+}
+
 TEST(ConfigRules, CrossKeyErrorsAreCollectedWithTheOthers) {
     const auto loaded = parse_config(
         "[workers]\nmin = 5\nmax = 2\nmax_requests_jitter = 9\n"

@@ -192,8 +192,8 @@ PostgresSettingsResult postgres_settings(const PostgresSettingsInputs& in) {
             std::to_string(max_connections) + " × 3) / " + std::to_string(parallel_per_gather) +
             ", at least 64kB"));
 
-    r.settings.push_back(memory_setting("min_wal_size", kKbPerGb, false, "1GB (web)"));
-    r.settings.push_back(memory_setting("max_wal_size", 4 * kKbPerGb, false, "4GB (web)"));
+    r.settings.push_back(memory_setting("min_wal_size", kKbPerGb, false, "web profile"));
+    r.settings.push_back(memory_setting("max_wal_size", 4 * kKbPerGb, false, "web profile"));
     for (auto& p : parallel) r.settings.push_back(std::move(p));
 
     if (in.memory_bytes < kLowMemoryBytes) {

@@ -14,6 +14,8 @@ constexpr std::size_t kSamplesOfPrevious = 2;
 // An increase "raised throughput" when it added at least this much (noise of a few 1-s samples
 // at a few hundred requests per second is about this size).
 constexpr double kMinGain = 0.05;
+// An increase smaller than this (in concurrency) could not show kMinGain clearly: not judged.
+constexpr double kMinJudgedIncrease = 1.15;
 // Shapes within this fraction of the best throughput count as having reached it.
 constexpr double kBestTolerance = 0.05;
 // CPU PSI (some avg10, in percent) that rose this much with an increase marks saturation too.
@@ -74,7 +76,8 @@ KneeDetector::Event KneeDetector::observe(const Snapshot& snapshot, const Worker
     const Clock::time_point now = snapshot.taken_at;
     const PoolShape shape{snapshot.pool.target, std::max(1u, snapshot.pool.threads)};
     if (shape != shape_) {
-        if (shape_.processes > 0 && shape.slots() > shape_.slots()) {
+        if (shape_.processes > 0 &&
+            static_cast<double>(shape.slots()) >= kMinJudgedIncrease * shape_.slots()) {
             increase_ = Increase{shape_, shape, now};
         } else {
             increase_.reset();

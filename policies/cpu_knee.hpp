@@ -58,6 +58,10 @@ public:
 
     // An increase is in place but not judged yet.
     [[nodiscard]] bool judging() const { return increase_.has_value(); }
+    // Since when the pool has been complete at its shape (all ready, none starting or draining).
+    [[nodiscard]] std::optional<Clock::time_point> in_place_since() const {
+        return in_place_since_;
+    }
     [[nodiscard]] const std::optional<Knee>& knee() const { return knee_; }
     [[nodiscard]] nlohmann::json to_json() const;
 

@@ -125,6 +125,13 @@ nlohmann::json ProcessMemoryModel::to_json() const {
 SeedResult seed_with_estimate(const Snapshot& snapshot, const Config& config,
                               const ProcessMemoryEstimate& estimate) {
     SeedInputs in = seed_inputs(snapshot, config);
+    // Above memory.high the kernel throttles and reclaims hard (cgroup-v2 docs): it is the line
+    // the pool must fit under when it is set below memory.max.
+    if (const auto high = snapshot.memory.high_bytes;
+        high && *high > 0 && (!in.memory_limited || *high < in.memory_limit_bytes)) {
+        in.memory_limit_bytes = *high;
+        in.memory_limited = true;
+    }
     in.per_worker_bytes = estimate.bytes;
     in.per_worker_measured = estimate.measured;
     return seed_formula(in);

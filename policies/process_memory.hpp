@@ -55,7 +55,8 @@ private:
 };
 
 // The seed formula with this estimate as the per-process memory: its memory_ceiling is how many
-// processes of that thread count fit, its workers the formula's answer.
+// processes of that thread count fit, its workers the formula's answer. memory.high, when set
+// below memory.max, is the limit it fits under.
 SeedResult seed_with_estimate(const Snapshot& snapshot, const Config& config,
                               const ProcessMemoryEstimate& estimate);
 

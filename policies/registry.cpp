@@ -31,9 +31,9 @@ constexpr std::array kTable{
                "its target utilisation",
                kLittle},
     PolicyInfo{rule::queue_growth, "workers.count",
-               "a queue stands: grow straight to ceil((inflight + queued) / (threads × "
-               "target_utilisation)), the demand concurrency (Little's law over the whole "
-               "system), not +1 per cycle",
+               "a queue matters: grow straight to what it needs, not +1 per cycle. Standing (a "
+               "closed loop): ceil((inflight + queued) / (threads × u)); growing or draining: "
+               "ceil((λ_recent + backlog / 10 s) × S / (threads × u))",
                kLittle},
     PolicyInfo{rule::cpu_knee, "workers.count",
                "CPU quota saturated (≥ 90 %, or CPU PSI rising) and the last increase added "

@@ -27,14 +27,17 @@ std::optional<ScaleDownGovernor::Step> ScaleDownGovernor::propose(Clock::time_po
     history_.push_back({now, recommendation});
     while (!history_.empty() && now - history_.front().at > cooldown_) history_.pop_front();
 
-    const bool low = static_cast<double>(current) > stay && recommendation < current;
-    if (!low) {
+    const bool below_band = static_cast<double>(current) > stay && recommendation < current;
+    if (recommendation >= current) shrinking_ = false;  // the load came back: stop
+    if (!below_band) {
         low_since_.reset();
-        return std::nullopt;
+    } else if (!low_since_) {
+        low_since_ = now;
     }
-    if (!low_since_) low_since_ = now;
-    if (now - *low_since_ < cooldown_) return std::nullopt;
-    if (last_growth_ && now - *last_growth_ < cooldown_) return std::nullopt;
+    if (!shrinking_) {
+        if (!low_since_ || now - *low_since_ < cooldown_) return std::nullopt;
+        if (last_growth_ && now - *last_growth_ < cooldown_) return std::nullopt;
+    }
     if (last_step_ && now - *last_step_ < step_dwell_) return std::nullopt;
 
     Step step;
@@ -44,7 +47,8 @@ std::optional<ScaleDownGovernor::Step> ScaleDownGovernor::propose(Clock::time_po
     if (step.recommendation >= current) return std::nullopt;
     const unsigned gap = current - step.recommendation;
     step.to = current - std::max(1u, (gap + 1) / 2);
-    step.low_for_s = seconds_between(*low_since_, now);
+    step.low_for_s = low_since_ ? seconds_between(*low_since_, now) : 0;
+    shrinking_ = true;
     return step;
 }
 
@@ -52,6 +56,7 @@ void ScaleDownGovernor::on_resize(Clock::time_point now, unsigned from, unsigned
     if (to > from) {
         last_growth_ = now;
         low_since_.reset();
+        shrinking_ = false;
     } else if (to < from) {
         last_step_ = now;
     }
@@ -69,6 +74,7 @@ nlohmann::json ScaleDownGovernor::to_json(Clock::time_point now) const {
     unsigned largest = 0;
     for (const auto& e : history_) largest = std::max(largest, e.recommendation);
     j["largest_recommendation"] = largest;
+    j["shrinking"] = shrinking_;
     return j;
 }
 

@@ -1,6 +1,7 @@
-// Scale-down with hysteresis: shrink only after `scale_down_cooldown` in which the pool ran below
-// a dead band under its target utilisation, towards the largest recommendation of that period,
-// half the gap per step. Source: the Kubernetes HPA scale-down stabilization window (KEP-853),
+// Scale-down with hysteresis: start shrinking only after `scale_down_cooldown` in which the pool
+// ran below a dead band under its target utilisation; then step towards the largest
+// recommendation of the last cooldown, half the gap per step, until it is reached. Source: the
+// Kubernetes HPA scale-down stabilization window (KEP-853),
 // https://kubernetes.io/docs/tasks/run-application/horizontal-pod-autoscale/
 #pragma once
 
@@ -13,9 +14,10 @@
 
 namespace tuner::policies {
 
-// Shrinking starts below this fraction of the target utilisation. A ±20 % swing of the load
-// spans 0.8 / 1.2 = 0.67 of its peak, so a pool sized at a peak stays inside the band.
-inline constexpr double kShrinkBand = 0.65;
+// Shrinking starts below this fraction of the target utilisation (HPA's 10 % tolerance, a little
+// wider): the window's own sampling noise (a few %) never crosses it, while a pool a fifth too
+// large for its load does. The stabilization window absorbs bursts.
+inline constexpr double kShrinkBand = 0.85;
 
 class ScaleDownGovernor {
 public:
@@ -51,6 +53,9 @@ private:
     std::optional<Clock::time_point> low_since_;
     std::optional<Clock::time_point> last_growth_;
     std::optional<Clock::time_point> last_step_;
+    // Entered after a cooldown below the band; then steps go on, each a dwell apart, until the
+    // pool reaches the recommendation (so the band decides when to start, not where to stop).
+    bool shrinking_ = false;
 };
 
 }  // namespace tuner::policies

@@ -18,19 +18,18 @@ namespace {
 // Growth waits for the judgement of the last increase when the CPU is this busy: the knee is
 // only possible near saturation, and judging needs the new shape's own throughput.
 constexpr double kJudgeAboveUtilisation = 0.8;
-// Above the CPU's useful concurrency the pool grows by this factor per step (each one judged).
+// Near the CPU's useful concurrency the pool grows by this factor per step (each one judged):
+// a step adds up to 25 % capacity, well above the knee's 5 % noise threshold.
 constexpr double kProbeFactor = 1.25;
+// λ-driven growth only when the need exceeds the pool by more than this (Kubernetes HPA's
+// tolerance, halved: the window already smooths the rate).
+constexpr double kGrowthTolerance = 0.05;
 // Scale-down steps are at least this far apart (a fraction of scale_down_cooldown), so each
 // step's effect is seen before the next.
 constexpr int kStepsPerCooldown = 6;
 
 Duration step_dwell(const PolicyConfig& policy) {
     return std::max(policy.interval, policy.scale_down_cooldown / kStepsPerCooldown);
-}
-
-unsigned ceil_to_unsigned(double value) {
-    if (value <= 0) return 0;
-    return static_cast<unsigned>(std::min(1e6, std::ceil(value - 1e-9)));
 }
 
 std::string workers_text(unsigned n) {
@@ -62,16 +61,14 @@ struct WorkerController::Cycle {
     std::optional<ScaleDownGovernor::Step> step;
     std::vector<std::pair<std::string, std::string>>* notes = nullptr;  // (key, text)
 
-    // "λ=310 rps, S=55 ms → need 22 workers at 80 % utilisation", or the queue's version.
+    // "queue wait p95 120 ms; queue growing: ...; λ=310 rps, S=55 ms → need 22 workers at 80 %
+    // utilisation": every number the need came from.
     [[nodiscard]] std::string need_text() const {
         const auto& s = signals;
         std::string t;
         if (need.queue_driven) {
-            t = "queue wait p95 " + text::ms(s.queue_wait_p95_ms) + ", " +
-                text::number(s.queue_length_mean, 1) + " waiting + " +
-                text::number(s.inflight_mean, 1) + " in flight (λ=" + text::rps(s.arrival_rps) +
-                ", S=" + text::ms(s.service_mean_ms) + ") → demand " +
-                text::number(need.demand_concurrency, 1) + " concurrent";
+            t = "queue wait p95 " + text::ms(s.queue_wait_p95_ms) + "; " + queue_text(s, need) +
+                " (λ=" + text::rps(s.arrival_rps) + ", S=" + text::ms(s.service_mean_ms) + ")";
         } else {
             t = "λ=" + text::rps(s.arrival_rps) + ", S=" + text::ms(s.service_mean_ms);
         }
@@ -132,7 +129,8 @@ Plan WorkerController::decide(const Snapshot& snapshot) {
     c.signals = signals_.update(snapshot);
     memory_.observe(snapshot);
     c.knee = knee_.observe(snapshot, c.signals);
-    c.need = worker_need(c.signals, c.threads, config_.policy.target_utilisation);
+    c.need =
+        worker_need(c.signals, c.threads, c.current * c.threads, config_.policy.target_utilisation);
     c.estimate = memory_.estimate(c.threads, config_.workers);
     c.ceiling = seed_with_estimate(snapshot, config_, c.estimate);
     c.cap = process_cap(snapshot, c.threads);
@@ -149,8 +147,10 @@ Plan WorkerController::decide(const Snapshot& snapshot) {
 
     if (config_.workers.mode == PoolMode::adaptive) {
         // Every cycle feeds the stabilization window, whichever rule acts.
-        const double stay = std::max(c.need.load_concurrency, c.need.demand_concurrency) /
-                            (c.threads * c.need.target_utilisation * kShrinkBand);
+        const double stay = backlog_growth_
+                                ? 0.0
+                                : std::max(c.need.load_concurrency, c.need.queue_concurrency) /
+                                      (c.threads * c.need.target_utilisation * kShrinkBand);
         c.step = scale_down_.propose(now, c.current, c.need.workers, stay, c.lo);
     }
 
@@ -395,7 +395,11 @@ std::optional<WorkerController::Proposal> WorkerController::threads_rule(const C
     in.threads_max = threads_max();
     in.slots_needed = c.need.slots();
     in.slot_limit = growth_slot_limit(c);
-    in.process_cap = [&](unsigned t) { return process_cap(c.snapshot, t); };
+    in.process_cap = [&](unsigned t) {
+        const unsigned cap = process_cap(c.snapshot, t);
+        const auto fit = memory_fit(c, t);
+        return fit ? std::clamp(*fit, 1u, cap) : cap;
+    };
     if (max_processes_by_db_ && c.cap == *max_processes_by_db_ &&
         c.cap < c.ceiling.memory_ceiling) {
         in.process_cap_text = "database connection budget " + workers_text(c.cap);
@@ -440,6 +444,12 @@ std::optional<WorkerController::Proposal> WorkerController::growth_rule(const Cy
         }
         return std::nullopt;
     }
+    // A tolerance on λ-driven growth, as the HPA has: rounding a need of 20.05 up to 21 is
+    // noise, not load. A queue is no noise.
+    if (!c.need.queue_driven &&
+        c.need.slots() / c.threads <= static_cast<double>(c.current) * (1 + kGrowthTolerance)) {
+        return std::nullopt;
+    }
     if (const auto hold = growth_hold(c)) {
         c.notes->emplace_back("hold", "growth held: " + *hold);
         return std::nullopt;
@@ -454,7 +464,7 @@ std::optional<WorkerController::Proposal> WorkerController::growth_rule(const Cy
                 limits = "; CPU knee at " + to_string(knee->settle) + " (" +
                          text::rps(knee->settle_rps) + ")";
             } else if (const auto useful = c.signals.cpu_useful_concurrency();
-                       useful && c.current < ceil_to_unsigned(*useful / c.threads)) {
+                       useful && c.current * c.threads * kProbeFactor < *useful) {
                 limits = "; the CPU can use ~" + text::number(*useful) + " concurrent (" +
                          text::number(c.signals.cpu_capacity_cores, 1) + " cores / " +
                          text::ms(c.signals.cpu_ms_per_request.value_or(0)) +
@@ -465,6 +475,13 @@ std::optional<WorkerController::Proposal> WorkerController::growth_rule(const Cy
             }
         }
     }
+    if (const auto fit = memory_fit(c, c.threads); fit && *fit < target) {
+        target = std::max(c.current, *fit);
+        limits += "; memory headroom: working set " +
+                  format_size_approx(c.snapshot.memory.working_set_bytes) + " fits " +
+                  workers_text(*fit) + " under " + text::percent(kMemoryPressureFraction) +
+                  " of the limit";
+    }
     if (target <= c.current) {
         c.notes->emplace_back("capped", "growth capped" + limits);
         return std::nullopt;
@@ -472,6 +489,8 @@ std::optional<WorkerController::Proposal> WorkerController::growth_rule(const Cy
     Proposal p{target, c.threads,
                std::string(c.need.queue_driven ? rule::queue_growth : rule::littles_law), "",
                nlohmann::json::object()};
+    backlog_growth_ = c.need.queue_driven &&
+                      (c.need.queue == QueueState::growing || c.need.queue == QueueState::draining);
     p.reason =
         c.need_text() + limits + "; memory ceiling " + std::to_string(c.ceiling.memory_ceiling);
     if (c.need.workers > c.hi && c.hi == config_.workers.max && c.hi < c.ceiling.memory_ceiling) {
@@ -486,6 +505,7 @@ std::optional<WorkerController::Proposal> WorkerController::scale_down_rule(cons
     const unsigned to = std::max(c.step->to, c.lo);
     if (to >= c.current) return std::nullopt;
     Proposal p{to, c.threads, std::string(rule::scale_down), "", nlohmann::json::object()};
+    backlog_growth_ = false;
     p.reason = "utilisation below " + text::percent(c.need.target_utilisation * kShrinkBand) +
                " for " + text::number(c.step->low_for_s) + " s (" + c.need_text() +
                "; largest need in the last " + format_duration(config_.policy.scale_down_cooldown) +
@@ -502,11 +522,33 @@ std::optional<double> WorkerController::growth_slot_limit(const Cycle& c) const 
     const auto useful = c.signals.cpu_useful_concurrency();
     if (!useful) return std::nullopt;
     const double current = static_cast<double>(c.current) * c.threads;
-    // Straight to what the CPU can use; beyond it only in judged steps while the CPU is busy
-    // (the estimate may be off either way: a busy CPU is where the knee is found).
-    if (current < *useful) return std::max(*useful, current + 1);
-    if (c.signals.cpu_utilisation < kJudgeAboveUtilisation) return std::nullopt;
+    // Well below what the CPU can use: straight there. Near or beyond it (the estimate may be off
+    // either way), by steps large enough for the knee judgement to tell a gain from noise.
+    if (current * kProbeFactor < *useful) return *useful;
     return std::max(std::ceil(current * kProbeFactor), current + 1);
+}
+
+std::optional<unsigned> WorkerController::memory_fit(const Cycle& c, unsigned threads) const {
+    // The seed formula's ceiling sees only tunerd and the workers; whatever else lives in the
+    // cgroup (a cron job, tmpfs, active page cache) shows in the working set. Growth must also
+    // fit in what is really free under the pressure line.
+    const MemoryInfo& m = c.snapshot.memory;
+    std::uint64_t line = m.limited ? m.limit_bytes : 0;
+    if (m.high_bytes && *m.high_bytes > 0 && (line == 0 || *m.high_bytes < line))
+        line = *m.high_bytes;
+    if (line == 0 || m.working_set_bytes == 0) return std::nullopt;
+    const auto processes = static_cast<double>(
+        c.snapshot.worker_trees.empty() ? c.current : c.snapshot.worker_trees.size());
+    const auto per_new = memory_.estimate(threads, config_.workers);
+    // The live processes grow too when their thread count rises.
+    const double growth_of_live =
+        processes * std::max(0.0, static_cast<double>(per_new.p95_bytes) -
+                                      static_cast<double>(c.estimate.p95_bytes));
+    const double free = kMemoryPressureFraction * static_cast<double>(line) -
+                        static_cast<double>(m.working_set_bytes) - growth_of_live;
+    const double more =
+        std::floor(free / static_cast<double>(std::max<std::uint64_t>(1, per_new.bytes)));
+    return static_cast<unsigned>(std::max(0.0, processes + more));
 }
 
 std::optional<std::string> WorkerController::growth_hold(const Cycle& c) const {
@@ -517,13 +559,16 @@ std::optional<std::string> WorkerController::growth_hold(const Cycle& c) const {
                text::number(std::chrono::duration<double>(*memory_hold_until_ - c.now).count()) +
                " s left)";
     }
-    const bool rolling =
-        std::any_of(pool.workers.begin(), pool.workers.end(),
-                    [&](const WorkerInfo& w) { return w.threads != pool.threads; });
-    const bool settling = pool.starting > 0 || pool.draining > 0 || rolling;
-    if (settling && (!resized_at_ || c.now - *resized_at_ < config_.workers.startup_timeout)) {
+    // The last resize must be complete and seen for a whole cycle first: a cycle in which new
+    // workers became ready mixes two capacities (unless a worker never gets ready).
+    const auto in_place = knee_.in_place_since();
+    if (!in_place && (!resized_at_ || c.now - *resized_at_ < config_.workers.startup_timeout)) {
         return "the last resize is still in progress (" + std::to_string(pool.starting) +
                " starting, " + std::to_string(pool.draining) + " draining)";
+    }
+    if (in_place && c.now - *in_place < config_.policy.interval / 2) {
+        return "the pool just got complete at " + to_string(PoolShape{c.current, c.threads}) +
+               ": one cycle to see it";
     }
     if (knee_.judging() && c.signals.cpu_utilisation >= kJudgeAboveUtilisation) {
         return "measuring throughput at " + to_string(PoolShape{c.current, c.threads}) +

@@ -65,6 +65,7 @@ private:
     [[nodiscard]] unsigned process_cap(const Snapshot& snapshot, unsigned threads) const;
     [[nodiscard]] SeedResult ceiling(const Snapshot& snapshot, unsigned threads) const;
     [[nodiscard]] std::optional<double> growth_slot_limit(const Cycle& c) const;
+    [[nodiscard]] std::optional<unsigned> memory_fit(const Cycle& c, unsigned threads) const;
     [[nodiscard]] std::optional<std::string> growth_hold(const Cycle& c) const;
     [[nodiscard]] unsigned threads_min() const;
     [[nodiscard]] unsigned threads_max() const;
@@ -84,6 +85,9 @@ private:
     std::optional<Clock::time_point> resized_at_;
     std::optional<Clock::time_point> memory_hold_until_;
     std::optional<Clock::time_point> formula_higher_since_;
+    // The last growth was bought to serve a backlog: once the backlog is gone the capacity is
+    // returned after the cooldown, without waiting for the utilisation to leave the dead band.
+    bool backlog_growth_ = false;
     std::string last_note_;  // the kinds of note said last cycle, "key;key;"
 
     // For explain(): the last cycle's picture.

@@ -41,6 +41,8 @@ nlohmann::json to_json(const WorkerSignals& s) {
         {"inflight_mean", s.inflight_mean},
         {"queue_length_mean", s.queue_length_mean},
         {"demand_concurrency", s.demand_concurrency},
+        {"inflight_now", s.inflight_now},
+        {"queue_now", s.queue_now},
         {"wait_share", s.wait_share},
         {"cpu_utilisation", s.cpu_utilisation},
         {"cpu_capacity_cores", s.cpu_capacity_cores},
@@ -50,6 +52,8 @@ nlohmann::json to_json(const WorkerSignals& s) {
     };
     j["cpu_ms_per_request"] =
         s.cpu_ms_per_request ? nlohmann::json(*s.cpu_ms_per_request) : nlohmann::json();
+    j["arrival_recent_rps"] =
+        s.arrival_recent_rps ? nlohmann::json(*s.arrival_recent_rps) : nlohmann::json();
     const auto useful = s.cpu_useful_concurrency();
     j["cpu_useful_concurrency"] = useful ? nlohmann::json(*useful) : nlohmann::json();
     return j;
@@ -68,6 +72,14 @@ WorkerSignals SignalTracker::update(const Snapshot& snapshot) {
     out.inflight_mean = w.inflight_mean;
     out.queue_length_mean = w.queue_length_mean;
     out.demand_concurrency = w.inflight_mean + w.queue_length_mean;
+    out.queue_now_measured = w.queue_length_now.has_value();
+    out.queue_now =
+        w.queue_length_now ? static_cast<double>(*w.queue_length_now) : w.queue_length_mean;
+    out.inflight_now = w.inflight_mean;
+    if (!snapshot.pool.workers.empty()) {
+        out.inflight_now = 0;
+        for (const auto& worker : snapshot.pool.workers) out.inflight_now += worker.inflight;
+    }
     out.cpu_capacity_cores = snapshot.cpu.quota_cores.value_or(snapshot.cpu.effective_cores);
     if (out.cpu_capacity_cores <= 0) out.cpu_capacity_cores = 1;
     out.cpu_utilisation = snapshot.cpu.utilisation.value_or(0);
@@ -152,6 +164,12 @@ void SignalTracker::sample_rates(const Snapshot& snapshot, WorkerSignals& out) {
             out.cpu_ms_per_request = total.cpu_seconds * 1000.0 / total.served;
         }
     }
+    const auto& accepted = snapshot.window.accepted_total;
+    out.arrival_recent_rps.reset();
+    if (accepted && accepted_total_ && out.elapsed_s > 0 && *accepted >= *accepted_total_) {
+        out.arrival_recent_rps = static_cast<double>(*accepted - *accepted_total_) / out.elapsed_s;
+    }
+    accepted_total_ = accepted;
     workers_ = std::move(now);
     sampled_at_ = snapshot.taken_at;
 }

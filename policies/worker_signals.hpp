@@ -24,9 +24,16 @@ struct WorkerSignals {
     double queue_wait_p95_ms = 0;
     double inflight_mean = 0;      // requests at workers (= λ × S in steady state, Little)
     double queue_length_mean = 0;  // requests waiting at the front
-    // Concurrent requests the load brings: at workers plus waiting. Under a closed loop this is
-    // the number of clients, whatever today's capacity caps λ at.
+    // Concurrent requests the load brings: at workers plus waiting (window means). Under a
+    // closed loop this is the number of clients, whatever today's capacity caps λ at.
     double demand_concurrency = 0;
+
+    // The instant of the snapshot (the window's values when the front does not report them).
+    double inflight_now = 0;  // requests at workers, summed over the workers
+    double queue_now = 0;     // requests waiting at the front
+    bool queue_now_measured = false;
+    // Arrivals per second over the last cycle alone; unset when the front has no counter.
+    std::optional<double> arrival_recent_rps;
 
     // From the last cycle alone, so a new pool size is judged without the window's lag.
     double throughput_rps = 0;         // requests the workers served per second
@@ -79,8 +86,9 @@ private:
 
     Duration min_sample_interval_;
     std::optional<Clock::time_point> sampled_at_;
-    std::map<unsigned, WorkerCounters> workers_;  // at sampled_at_
-    std::deque<CostSample> recent_cost_;          // the last few cycles
+    std::optional<std::uint64_t> accepted_total_;  // at sampled_at_
+    std::map<unsigned, WorkerCounters> workers_;   // at sampled_at_
+    std::deque<CostSample> recent_cost_;           // the last few cycles
     std::optional<std::uint64_t> oom_kills_;
     std::optional<double> cpu_psi_;
     std::optional<double> memory_psi_;

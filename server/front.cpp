@@ -470,7 +470,9 @@ awaitable<void> Front::run_session(tcp::socket socket) {
             std::optional<http::response_parser<http::buffer_body>> res_parser;
             auto fresh_parser = [&] {
                 res_parser.emplace();
-                res_parser->body_limit(boost::none);
+                // Beast 1.74 compares against an empty optional wrongly: "unlimited" must be a
+                // number.
+                res_parser->body_limit(std::numeric_limits<std::uint64_t>::max());
                 if (method == http::verb::head) res_parser->skip(true);
             };
             fresh_parser();

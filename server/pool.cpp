@@ -793,6 +793,12 @@ PoolStatus WorkerPool::status() const {
     }
     s.health = health_;
     s.ever_ready = ever_ready_;
+    if (s.state.ready < target_ && !stopping_) {
+        if (!below_target_since_) below_target_since_ = now;
+        s.below_target_for_s = seconds_since(*below_target_since_, now);
+    } else {
+        below_target_since_.reset();
+    }
     if (next_spawn_allowed_ > now && counted_locked() < target_) {
         s.health.next_restart_in_s = seconds_since(now, next_spawn_allowed_);
     }

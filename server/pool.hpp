@@ -50,6 +50,7 @@ struct PoolStatus {
     PoolState state;  // target, ready, starting, draining, threads, workers
     PoolHealth health;
     bool ever_ready = false;
+    std::optional<double> below_target_for_s;  // how long fewer than target workers were ready
 };
 
 class WorkerPool {
@@ -126,6 +127,7 @@ private:
     std::map<unsigned, std::uint64_t> rss_;
     PoolHealth health_;
     bool ever_ready_ = false;
+    mutable std::optional<Clock::time_point> below_target_since_;
     Clock::time_point last_crash_{};
     Clock::time_point next_spawn_allowed_{};
     std::mt19937_64 rng_{std::random_device{}()};

@@ -1,0 +1,30 @@
+// The tunerd daemon: wires the parts together and runs them (DESIGN "Threads of the daemon"):
+// the I/O thread (front, admin listener, pool supervisor, signals) is the main thread; the
+// control loop, the decision-log writer and the database actuator have their own threads.
+#pragma once
+
+#include <string>
+
+#include "model/config.hpp"
+
+namespace tuner {
+
+// Exit statuses (sysexits.h), as DESIGN "Interfaces" lists them.
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitUsage = 64;
+inline constexpr int kExitUnavailable = 69;  // no worker became ready at start
+inline constexpr int kExitSoftware = 70;
+inline constexpr int kExitOsErr = 71;       // cannot bind a listener
+inline constexpr int kExitCantCreate = 73;  // cannot create the state directory
+inline constexpr int kExitConfig = 78;
+
+struct DaemonOptions {
+    std::string config_path;  // the file SIGHUP re-reads; "" = built-in defaults only
+    std::string self_exe;     // this binary, for builtin:demo workers
+    bool log_level_from_command_line = false;  // --log-level wins over reloads
+};
+
+// Runs until SIGTERM/SIGINT; returns the process exit status.
+int run_daemon(Config config, const DaemonOptions& options);
+
+}  // namespace tuner

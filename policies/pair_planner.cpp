@@ -15,9 +15,14 @@ unsigned ceil_div(double value, unsigned by) {
     return static_cast<unsigned>(std::max(0.0, std::ceil(value / std::max(1u, by) - 1e-9)));
 }
 
+bool contended(const PairInputs& in) {
+    return in.cpu_utilisation >= kCpuSaturated && in.service_ratio >= kContentionRatio;
+}
+
 std::optional<PairPlan> raise_threads(const PairInputs& in) {
     const PoolShape& cur = in.current;
     if (cur.threads >= in.threads_max || in.wait_share < kThreadsWaitShare) return std::nullopt;
+    if (contended(in)) return std::nullopt;  // more concurrency would only queue at the CPU
     const unsigned cap_now = in.process_cap(cur.threads);
     // Only when processes cannot carry the need: they are at their cap and it is not enough.
     if (cur.processes < cap_now || in.slots_needed <= static_cast<double>(cap_now * cur.threads)) {
@@ -50,8 +55,7 @@ std::optional<PairPlan> raise_threads(const PairInputs& in) {
 std::optional<PairPlan> lower_threads(const PairInputs& in) {
     const PoolShape& cur = in.current;
     if (cur.threads <= in.threads_min || !in.cpu_useful_concurrency) return std::nullopt;
-    if (in.cpu_utilisation < kCpuSaturated || in.service_ratio < kContentionRatio)
-        return std::nullopt;
+    if (!contended(in)) return std::nullopt;
     const double useful = *in.cpu_useful_concurrency;
     if (static_cast<double>(cur.slots()) <= useful * kContentionSlack) return std::nullopt;
     const unsigned threads =

@@ -55,9 +55,9 @@ struct WorkerController::Cycle {
     KneeDetector::Event knee;
     ProcessMemoryEstimate estimate;  // per process at the current thread count
     SeedResult ceiling;              // the seed formula at that estimate
-    unsigned cap = 1;                // processes allowed: memory ceiling, db budget, workers.max
-    unsigned lo = 1;                 // workers.min, unless the memory ceiling is lower
-    unsigned hi = 1;                 // workers.max, unless the memory ceiling is lower
+    unsigned cap = 1;  // processes memory (the ceiling) and the db budget allow; not workers.max
+    unsigned lo = 1;   // workers.min, unless the memory ceiling is lower
+    unsigned hi = 1;   // workers.max, unless the memory ceiling is lower
     std::optional<ScaleDownGovernor::Step> step;
     std::vector<std::pair<std::string, std::string>>* notes = nullptr;  // (key, text)
 
@@ -106,7 +106,7 @@ SeedResult WorkerController::ceiling(const Snapshot& snapshot, unsigned threads)
 }
 
 unsigned WorkerController::process_cap(const Snapshot& snapshot, unsigned threads) const {
-    unsigned cap = std::min(ceiling(snapshot, threads).memory_ceiling, config_.workers.max);
+    unsigned cap = ceiling(snapshot, threads).memory_ceiling;
     if (max_processes_by_db_) cap = std::min(cap, std::max(1u, *max_processes_by_db_));
     return std::max(1u, cap);
 }
@@ -370,7 +370,8 @@ std::optional<WorkerController::Proposal> WorkerController::knee_rule(const Cycl
     if (!c.knee.found) return std::nullopt;
     const Knee& k = *c.knee.found;
     const unsigned threads = std::clamp(k.settle.threads, threads_min(), threads_max());
-    const unsigned workers = std::clamp(k.settle.processes, c.lo, process_cap(c.snapshot, threads));
+    const unsigned workers = std::clamp(
+        k.settle.processes, c.lo, std::min(config_.workers.max, process_cap(c.snapshot, threads)));
     const double gain = k.previous_rps > 0 ? k.probed_rps / k.previous_rps - 1 : 0;
     std::string reason = "CPU " + text::percent(k.cpu_utilisation) + " of " +
                          text::number(c.signals.cpu_capacity_cores, 1) + " cores";
@@ -396,15 +397,15 @@ std::optional<WorkerController::Proposal> WorkerController::threads_rule(const C
     in.slots_needed = c.need.slots();
     in.slot_limit = growth_slot_limit(c);
     in.process_cap = [&](unsigned t) {
-        const unsigned cap = process_cap(c.snapshot, t);
+        const unsigned cap = std::min(config_.workers.max, process_cap(c.snapshot, t));
         const auto fit = memory_fit(c, t);
         return fit ? std::clamp(*fit, 1u, cap) : cap;
     };
     if (max_processes_by_db_ && c.cap == *max_processes_by_db_ &&
         c.cap < c.ceiling.memory_ceiling) {
         in.process_cap_text = "database connection budget " + workers_text(c.cap);
-    } else if (c.cap == config_.workers.max && c.cap < c.ceiling.memory_ceiling) {
-        in.process_cap_text = "workers.max " + std::to_string(c.cap);
+    } else if (c.hi == config_.workers.max && c.hi < c.cap) {
+        in.process_cap_text = "workers.max " + std::to_string(c.hi);
     } else {
         in.process_cap_text = "memory ceiling " + std::to_string(c.cap) + " processes at " +
                               format_size_approx(c.estimate.p95_bytes) + " p95";
@@ -424,7 +425,8 @@ std::optional<WorkerController::Proposal> WorkerController::threads_rule(const C
         }
     }
     return Proposal{
-        std::clamp(plan->shape.processes, 1u, process_cap(c.snapshot, plan->shape.threads)),
+        std::clamp(plan->shape.processes, 1u,
+                   std::min(config_.workers.max, process_cap(c.snapshot, plan->shape.threads))),
         plan->shape.threads,
         std::string(plan->rule),
         plan->reason,

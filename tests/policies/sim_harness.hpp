@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -33,11 +34,20 @@ public:
         const auto cycles = static_cast<int>(std::lround(seconds));
         for (int i = 0; i < cycles; ++i) {
             sim_.advance(1.0);
-            const Snapshot snapshot = sim_.snapshot();
+            Snapshot snapshot = sim_.snapshot();
+            const bool pinned = sim_.now_s() <= pinned_until_s_;
+            if (pinned) snapshot.pool.manual_target = snapshot.pool.target;
             const Plan plan = controller_.decide(snapshot);
             for (const auto& d : plan.decisions) {
+                // Every decision: one plan_id per plan, a real change, old = the pool's value.
                 const auto old_value = std::get<Count>(d.old_value).value;
                 const auto new_value = std::get<Count>(d.new_value).value;
+                if (plan.plan_id == 0 || d.plan_id != plan.plan_id) ++inconsistent_;
+                if (old_value == new_value) ++inconsistent_;
+                if (pinned) {  // the daemon logs it as overridden and does not act
+                    overridden_.push_back(d);
+                    continue;
+                }
                 if (d.knob == "workers.count") {
                     if (old_value != snapshot.pool.target) ++inconsistent_;
                     sim_.set_target(static_cast<unsigned>(new_value));
@@ -72,8 +82,19 @@ public:
     }
 
     void set_verbose(bool verbose) { verbose_ = verbose; }
+    // An administrator's manual target pins the pool until then: decisions are not applied.
+    void pin_until(double t_s) { pinned_until_s_ = t_s; }
+    [[nodiscard]] const std::vector<Decision>& overridden() const { return overridden_; }
 
     [[nodiscard]] const std::vector<Decision>& decisions() const { return decisions_; }
+    // The simulated second each of decisions() was made at.
+    [[nodiscard]] const std::vector<double>& decision_times() const { return decision_times_; }
+    [[nodiscard]] double first_time_of(std::string_view rule) const {
+        for (std::size_t i = 0; i < decisions_.size(); ++i) {
+            if (decisions_[i].rule == rule) return decision_times_[i];
+        }
+        return -1;
+    }
     [[nodiscard]] const std::vector<std::string>& notes() const { return notes_; }
     [[nodiscard]] const std::vector<CyclePoint>& points() const { return points_; }
     [[nodiscard]] int inconsistent_decisions() const { return inconsistent_; }
@@ -158,8 +179,10 @@ private:
     std::vector<double> decision_times_;
     std::vector<std::string> notes_;
     std::vector<CyclePoint> points_;
+    std::vector<Decision> overridden_;
     int inconsistent_ = 0;
-    bool verbose_ = false;
+    double pinned_until_s_ = -1;
+    bool verbose_ = std::getenv("TUNER_SIM_VERBOSE") != nullptr;  // print every decision
 };
 
 }  // namespace tuner::sim

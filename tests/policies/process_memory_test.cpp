@@ -1,0 +1,98 @@
+// Per-process memory measured per thread count, and the ceiling it gives.
+#include "policies/process_memory.hpp"
+
+#include <gtest/gtest.h>
+
+namespace tuner::policies {
+namespace {
+
+// `workers` ready workers of `threads` threads holding `rss` each, at second `second`.
+Snapshot workers_at(unsigned workers, unsigned threads, std::uint64_t rss, int second) {
+    Snapshot s;
+    s.taken_at = Clock::time_point{} + std::chrono::seconds(second);
+    s.pool.threads = threads;
+    for (unsigned id = 1; id <= workers; ++id) {
+        WorkerInfo w;
+        w.id = id;
+        w.threads = threads;
+        w.state = WorkerState::ready;
+        s.pool.workers.push_back(w);
+        s.worker_trees[id].rss_bytes = rss;
+    }
+    return s;
+}
+
+TEST(ProcessMemory, UsesTheConfiguredValueUntilMeasured) {
+    ProcessMemoryModel model;
+    PoolConfig pool;
+    pool.memory_per_worker_bytes = 150 * MiB;
+    const auto e = model.estimate(1, pool);
+    EXPECT_FALSE(e.measured);
+    EXPECT_EQ(e.bytes, 150 * MiB);
+    // More threads than configured: the assumed cost per thread on top.
+    EXPECT_EQ(model.estimate(5, pool).bytes, 150 * MiB + 4 * kAssumedBytesPerThread);
+}
+
+TEST(ProcessMemory, OneMeasuredCountPlusTheAssumedCostPerThread) {
+    ProcessMemoryModel model;
+    model.observe(workers_at(2, 1, 150 * MiB, 0));
+    const auto one = model.estimate(1, PoolConfig{});
+    EXPECT_TRUE(one.measured);
+    EXPECT_EQ(one.p95_bytes, 150 * MiB);
+    EXPECT_EQ(one.bytes, static_cast<std::uint64_t>(150 * MiB * 1.2));
+    EXPECT_EQ(model.estimate(8, PoolConfig{}).p95_bytes, 150 * MiB + 7 * kAssumedBytesPerThread);
+}
+
+TEST(ProcessMemory, TwoMeasuredCountsGiveTheCostPerThread) {
+    ProcessMemoryModel model;
+    model.observe(workers_at(2, 1, 150 * MiB, 0));
+    model.observe(workers_at(2, 4, 162 * MiB, 1));  // 4 MB per added thread, measured
+    EXPECT_EQ(model.estimate(4, PoolConfig{}).p95_bytes, 162 * MiB);
+    EXPECT_EQ(model.estimate(16, PoolConfig{}).p95_bytes, 210 * MiB);
+    EXPECT_NE(model.estimate(16, PoolConfig{}).basis.find("extrapolated"), std::string::npos);
+}
+
+TEST(ProcessMemory, StartingWorkersDoNotCount) {
+    ProcessMemoryModel model;
+    Snapshot s = workers_at(2, 1, 150 * MiB, 0);
+    s.pool.workers[1].state = WorkerState::starting;
+    s.worker_trees[2].rss_bytes = 5 * MiB;  // not loaded yet
+    model.observe(s);
+    EXPECT_EQ(model.estimate(1, PoolConfig{}).p95_bytes, 150 * MiB);
+}
+
+TEST(ProcessMemory, AHighMeasurementHoldsForAMinute) {
+    ProcessMemoryModel model(std::chrono::seconds(60));
+    model.observe(workers_at(2, 1, 200 * MiB, 0));
+    model.observe(workers_at(2, 1, 100 * MiB, 30));
+    EXPECT_EQ(model.estimate(1, PoolConfig{}).p95_bytes, 200 * MiB);
+    model.observe(workers_at(2, 1, 100 * MiB, 61));
+    EXPECT_EQ(model.estimate(1, PoolConfig{}).p95_bytes, 100 * MiB);
+}
+
+TEST(ProcessMemory, CeilingDividesTheBudgetByTheEstimate) {
+    Snapshot s = workers_at(2, 1, 150 * MiB, 0);
+    s.memory.limited = true;
+    s.memory.limit_bytes = 512 * MiB;
+    s.self.rss_bytes = 20 * MiB;
+    ProcessMemoryModel model;
+    model.observe(s);
+    const auto r = seed_with_estimate(s, Config{}, model.estimate(1, PoolConfig{}));
+    EXPECT_EQ(r.memory_ceiling, 2u);  // 492 MB / 180 MB
+    EXPECT_NE(r.reason.find("measured p95 × 1.2"), std::string::npos) << r.reason;
+}
+
+TEST(ProcessMemory, MemoryHighBelowTheLimitIsTheLineToFitUnder) {
+    Snapshot s = workers_at(2, 1, 50 * MiB, 0);
+    s.memory.limited = true;
+    s.memory.limit_bytes = 1 * GiB;
+    s.memory.high_bytes = 320 * MiB;
+    s.self.rss_bytes = 20 * MiB;
+    ProcessMemoryModel model;
+    model.observe(s);
+    EXPECT_EQ(seed_with_estimate(s, Config{}, model.estimate(1, PoolConfig{})).memory_ceiling,
+              5u);  // 300 MB / 60 MB
+}
+
+}  // namespace
+}  // namespace tuner::policies

@@ -1,0 +1,108 @@
+// The CPU knee: throughput per shape once in place, and the judgement of an increase.
+#include "policies/cpu_knee.hpp"
+
+#include <gtest/gtest.h>
+
+namespace tuner::policies {
+namespace {
+
+Snapshot pool_of(unsigned workers, int second) {
+    Snapshot s;
+    s.taken_at = Clock::time_point{} + std::chrono::seconds(1000 + second);
+    s.pool.target = workers;
+    s.pool.ready = workers;
+    return s;
+}
+
+WorkerSignals measured(double rps, double cpu_utilisation) {
+    WorkerSignals s;
+    s.elapsed_s = 1;
+    s.throughput_rps = rps;
+    s.throughput_measured = true;
+    s.cpu_utilisation = cpu_utilisation;
+    s.cpu_ms_per_request = 5;
+    return s;
+}
+
+// Runs `cycles` cycles of a shape at a throughput; returns the last event.
+KneeDetector::Event hold(KneeDetector& d, int& t, unsigned workers, double rps, double cpu,
+                         int cycles) {
+    KneeDetector::Event e;
+    for (int i = 0; i < cycles; ++i) e = d.observe(pool_of(workers, t++), measured(rps, cpu));
+    return e;
+}
+
+TEST(CpuKnee, SaturatedIncreaseWithoutGainSettlesAtTheSmallestBestShape) {
+    KneeDetector d;
+    int t = 0;
+    EXPECT_FALSE(hold(d, t, 20, 380, 0.95, 4).found);
+    // The first cycle in place is skipped; the third sample judges: +2.6 % is no gain.
+    EXPECT_FALSE(hold(d, t, 25, 390, 0.98, 3).found);
+    EXPECT_TRUE(d.judging());
+    EXPECT_TRUE(hold(d, t, 25, 390, 0.98, 1).found);
+    const auto knee = d.knee();
+    ASSERT_TRUE(knee);
+    EXPECT_EQ(knee->previous.processes, 20u);
+    EXPECT_EQ(knee->probed.processes, 25u);
+    EXPECT_EQ(knee->settle.processes, 20u);  // 380 is within 5 % of the best, 390
+    EXPECT_DOUBLE_EQ(knee->previous_rps, 380);
+    EXPECT_DOUBLE_EQ(knee->probed_rps, 390);
+}
+
+TEST(CpuKnee, AnIncreaseThatRaisedThroughputIsNoKnee) {
+    KneeDetector d;
+    int t = 0;
+    hold(d, t, 20, 300, 0.95, 4);
+    hold(d, t, 25, 360, 0.97, 4);
+    EXPECT_FALSE(d.knee());
+    EXPECT_FALSE(d.judging());
+}
+
+TEST(CpuKnee, WithCpuToSpareThereIsNoKnee) {
+    KneeDetector d;
+    int t = 0;
+    hold(d, t, 20, 300, 0.5, 4);
+    hold(d, t, 25, 300, 0.5, 4);  // demand-limited: no gain, but not the CPU's fault
+    EXPECT_FALSE(d.knee());
+}
+
+TEST(CpuKnee, ThroughputCountsOnlyOnceTheShapeIsInPlace) {
+    KneeDetector d;
+    int t = 0;
+    hold(d, t, 20, 380, 0.95, 4);
+    // Five workers still starting: their cycles do not count for 25.
+    for (int i = 0; i < 5; ++i) {
+        Snapshot s = pool_of(25, t++);
+        s.pool.ready = 20;
+        s.pool.starting = 5;
+        EXPECT_FALSE(d.observe(s, measured(300, 0.95)).found);
+    }
+    EXPECT_TRUE(d.judging());
+    EXPECT_FALSE(hold(d, t, 25, 420, 0.97, 4).found);  // in place: +10 %, a gain
+    EXPECT_FALSE(d.knee());
+}
+
+TEST(CpuKnee, ATooSmallIncreaseIsNotJudged) {
+    KneeDetector d;
+    int t = 0;
+    hold(d, t, 20, 380, 0.95, 4);
+    hold(d, t, 21, 381, 0.97, 4);  // +5 % concurrency cannot show a 5 % gain clearly
+    EXPECT_FALSE(d.knee());
+}
+
+TEST(CpuKnee, ReleasedWhenTheCpuCostPerRequestChanges) {
+    KneeDetector d;
+    int t = 0;
+    hold(d, t, 20, 380, 0.95, 4);
+    hold(d, t, 25, 385, 0.98, 4);
+    ASSERT_TRUE(d.knee());
+    WorkerSignals cheaper = measured(380, 0.95);
+    cheaper.cpu_ms_per_request = 2;
+    const auto e = d.observe(pool_of(25, t++), cheaper);
+    ASSERT_TRUE(e.released);
+    EXPECT_NE(e.released->find("CPU per request"), std::string::npos);
+    EXPECT_FALSE(d.knee());
+}
+
+}  // namespace
+}  // namespace tuner::policies

@@ -19,7 +19,9 @@ ProcessTreeReader make_tree_reader(const ProbeRoots& roots, pid_t self_pid) {
         roots.children_source.value_or(detect_children_source(roots.proc, self_pid));
     const double ticks =
         roots.ticks_per_second > 0 ? roots.ticks_per_second : clock_ticks_per_second();
-    return ProcessTreeReader(roots.proc, source, ticks);
+    const std::uint64_t page =
+        roots.page_size_bytes > 0 ? roots.page_size_bytes : page_size_bytes();
+    return ProcessTreeReader(roots.proc, source, ticks, page);
 }
 
 }  // namespace

@@ -30,7 +30,8 @@ struct ProbeRoots {
     bool live_affinity = true;
     // How to find children; detected from <proc>/<self_pid>/task/<self_pid>/children when unset.
     std::optional<ChildrenSource> children_source;
-    double ticks_per_second = 0;  // of utime/stime; 0 = sysconf(_SC_CLK_TCK)
+    double ticks_per_second = 0;        // of utime/stime; 0 = sysconf(_SC_CLK_TCK)
+    std::uint64_t page_size_bytes = 0;  // of stat's rss; 0 = sysconf(_SC_PAGESIZE)
 };
 
 class Prober {

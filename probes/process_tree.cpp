@@ -50,10 +50,9 @@ Result<ProcStat> parse_proc_stat(std::string_view content, const std::string& wh
         return make_error(where, "not a /proc/<pid>/stat line: " + quote(content));
     };
     if (close == std::string_view::npos) return bad();
-    // After ')': state(3) ppid(4) pgrp session tty_nr tpgid flags minflt cminflt majflt cmajflt
-    // utime(14) stime(15) ...
+    // After ')' field 3 (state) is fields[0], so field N is fields[N - 3].
     std::string_view rest = content.substr(close + 1);
-    std::string_view fields[13];
+    std::string_view fields[22];
     for (auto& field : fields) {
         rest = trim(rest);
         if (rest.empty()) return bad();
@@ -61,11 +60,14 @@ Result<ProcStat> parse_proc_stat(std::string_view content, const std::string& wh
         field = rest.substr(0, end);
         rest.remove_prefix(end == std::string_view::npos ? rest.size() : end);
     }
-    auto ppid = parse_u64(fields[1], where);
-    auto utime = parse_u64(fields[11], where);
-    auto stime = parse_u64(fields[12], where);
-    if (!ppid || !utime || !stime) return bad();
-    return ProcStat{static_cast<pid_t>(*ppid), *utime, *stime};
+    auto ppid = parse_u64(fields[4 - 3], where);
+    auto utime = parse_u64(fields[14 - 3], where);
+    auto stime = parse_u64(fields[15 - 3], where);
+    auto threads = parse_u64(fields[20 - 3], where);
+    auto rss = parse_u64(fields[24 - 3], where);
+    if (!ppid || !utime || !stime || !threads || !rss) return bad();
+    return ProcStat{static_cast<pid_t>(*ppid), *utime, *stime, static_cast<unsigned>(*threads),
+                    *rss};
 }
 
 Result<std::optional<ProcStat>> read_proc_stat(const std::string& proc_root, pid_t pid) {
@@ -99,16 +101,23 @@ Result<std::optional<std::uint64_t>> read_smaps_rollup_pss_bytes(const std::stri
 }
 
 Result<std::optional<std::vector<pid_t>>> read_task_children(const std::string& proc_root,
-                                                             pid_t pid) {
+                                                             pid_t pid, unsigned threads) {
     const std::string task_dir = pid_file(proc_root, pid, "task");
-    const auto tids = numeric_entries(task_dir);
-    if (!tids) return std::optional<std::vector<pid_t>>{};
+    std::optional<std::vector<pid_t>> tids;
+    if (threads == 1) {
+        tids = std::vector<pid_t>{pid};
+    } else {
+        tids = numeric_entries(task_dir);
+        if (!tids) return std::optional<std::vector<pid_t>>{};
+    }
     std::vector<pid_t> children;
+    bool any_thread = false;
     for (pid_t tid : *tids) {
         const std::string path = join_path(task_dir, std::to_string(tid) + "/children");
         auto content = read_optional_file(path);
         if (!content) return content.error();
         if (!content->has_value()) continue;  // the thread exited meanwhile
+        any_thread = true;
         std::string_view rest = **content;
         while (!(rest = trim(rest)).empty()) {
             const std::size_t end = rest.find(' ');
@@ -118,6 +127,7 @@ Result<std::optional<std::vector<pid_t>>> read_task_children(const std::string& 
             rest.remove_prefix(end == std::string_view::npos ? rest.size() : end);
         }
     }
+    if (!any_thread && threads == 1) return std::optional<std::vector<pid_t>>{};
     return std::optional<std::vector<pid_t>>{std::move(children)};
 }
 
@@ -137,9 +147,17 @@ double clock_ticks_per_second() {
     return ticks > 0 ? static_cast<double>(ticks) : 100.0;
 }
 
+std::uint64_t page_size_bytes() {
+    const long size = ::sysconf(_SC_PAGESIZE);
+    return size > 0 ? static_cast<std::uint64_t>(size) : 4096;
+}
+
 ProcessTreeReader::ProcessTreeReader(std::string proc_root, ChildrenSource source,
-                                     double ticks_per_second)
-    : proc_root_(std::move(proc_root)), source_(source), ticks_per_second_(ticks_per_second) {}
+                                     double ticks_per_second, std::uint64_t page_size_bytes)
+    : proc_root_(std::move(proc_root)),
+      source_(source),
+      ticks_per_second_(ticks_per_second),
+      page_size_bytes_(page_size_bytes) {}
 
 void ProcessTreeReader::begin_cycle() {
     scanned_ = false;
@@ -174,12 +192,13 @@ Result<std::optional<ProcStat>> ProcessTreeReader::stat_of(pid_t pid) {
     return read_proc_stat(proc_root_, pid);
 }
 
-std::vector<pid_t> ProcessTreeReader::children_of(pid_t pid, std::vector<std::string>& problems) {
+std::vector<pid_t> ProcessTreeReader::children_of(pid_t pid, unsigned threads,
+                                                  std::vector<std::string>& problems) {
     if (source_ == ChildrenSource::stat_ppid_scan) {
         const auto it = children_by_ppid_.find(pid);
         return it == children_by_ppid_.end() ? std::vector<pid_t>{} : it->second;
     }
-    auto children = read_task_children(proc_root_, pid);
+    auto children = read_task_children(proc_root_, pid, threads);
     if (!children) {
         problems.push_back(children.error().to_string());
         return {};
@@ -204,10 +223,7 @@ ProcessTreeSample ProcessTreeReader::sample(pid_t root, bool with_pss,
         pending.pop_back();
         auto stat = stat_of(pid);
         if (!stat) note(stat.error());
-        if (!stat || !stat->has_value()) continue;
-        auto rss = read_status_rss_bytes(proc_root_, pid);
-        if (!rss) note(rss.error());
-        if (!rss || !rss->has_value()) continue;
+        if (!stat || !stat->has_value()) continue;  // gone: skipped, not an error
         if (with_pss) {
             auto pss = read_smaps_rollup_pss_bytes(proc_root_, pid);
             if (!pss) note(pss.error());
@@ -217,9 +233,9 @@ ProcessTreeSample ProcessTreeReader::sample(pid_t root, bool with_pss,
                 pss_complete = false;
         }
         ++tree.processes;
-        tree.rss_bytes += **rss;
+        tree.rss_bytes += (*stat)->rss_pages * page_size_bytes_;
         cpu_ticks += (*stat)->utime_ticks + (*stat)->stime_ticks;
-        for (pid_t child : children_of(pid, problems)) {
+        for (pid_t child : children_of(pid, (*stat)->threads, problems)) {
             if (!stop_at.contains(child) && seen.insert(child).second) pending.push_back(child);
         }
     }

@@ -1,5 +1,7 @@
 // Per-process readers (/proc/<pid>/stat, status, smaps_rollup, task/*/children) and the sum over
-// a process and its descendants: RSS every cycle, PSS when asked (it is far dearer), CPU time.
+// a process and its descendants: RSS and CPU time every cycle, PSS when asked (far dearer).
+// The every-cycle path reads one file per process, stat: its rss field is the same counter as
+// status's VmRSS (both get_mm_rss()), and status costs half as much again (docs/benchmarks.md).
 #pragma once
 
 #include <sys/types.h>
@@ -17,25 +19,30 @@
 
 namespace tuner::probes {
 
-// The fields of /proc/<pid>/stat we use (proc(5): field 4 ppid, 14 utime, 15 stime).
+// The fields of /proc/<pid>/stat we use (proc(5): 4 ppid, 14 utime, 15 stime, 20 num_threads,
+// 24 rss in pages).
 struct ProcStat {
     pid_t ppid = 0;
     std::uint64_t utime_ticks = 0;
     std::uint64_t stime_ticks = 0;
+    unsigned threads = 1;
+    std::uint64_t rss_pages = 0;
 };
 // comm (field 2) may hold spaces and parentheses, so fields are counted from the LAST ')'.
 Result<ProcStat> parse_proc_stat(std::string_view content, const std::string& where);
 
 // Each returns std::nullopt when the process is gone (its files vanish with it).
 Result<std::optional<ProcStat>> read_proc_stat(const std::string& proc_root, pid_t pid);
-// VmRSS of status in bytes; 0 when the line is absent (kernel threads, zombies).
+// VmRSS of status in bytes; 0 when the line is absent (kernel threads, zombies). Equal to
+// ProcStat::rss_pages × page size; kept to cross-check that and for the benchmark.
 Result<std::optional<std::uint64_t>> read_status_rss_bytes(const std::string& proc_root, pid_t pid);
 // Pss of smaps_rollup in bytes (Linux ≥ 4.14); std::nullopt also when the file is not offered.
 Result<std::optional<std::uint64_t>> read_smaps_rollup_pss_bytes(const std::string& proc_root,
                                                                  pid_t pid);
 // The union of <pid>/task/<tid>/children over the process's threads (CONFIG_PROC_CHILDREN).
+// With `threads` == 1 only task/<pid>/children is read, sparing the directory listing.
 Result<std::optional<std::vector<pid_t>>> read_task_children(const std::string& proc_root,
-                                                             pid_t pid);
+                                                             pid_t pid, unsigned threads = 0);
 
 // How children are found. task/*/children costs a read per thread of each tree member; without
 // CONFIG_PROC_CHILDREN the only way is to read every process's stat and index it by ppid.
@@ -48,7 +55,8 @@ ChildrenSource detect_children_source(const std::string& proc_root, pid_t pid);
 // cycle (begin_cycle() forgets it) and its stat fields are reused for every tree.
 class ProcessTreeReader {
 public:
-    ProcessTreeReader(std::string proc_root, ChildrenSource source, double ticks_per_second);
+    ProcessTreeReader(std::string proc_root, ChildrenSource source, double ticks_per_second,
+                      std::uint64_t page_size_bytes);
 
     void begin_cycle();
 
@@ -62,12 +70,13 @@ public:
 
 private:
     Result<std::optional<ProcStat>> stat_of(pid_t pid);
-    std::vector<pid_t> children_of(pid_t pid, std::vector<std::string>& problems);
+    std::vector<pid_t> children_of(pid_t pid, unsigned threads, std::vector<std::string>& problems);
     void scan_process_table(std::vector<std::string>& problems);
 
     std::string proc_root_;
     ChildrenSource source_;
     double ticks_per_second_;
+    std::uint64_t page_size_bytes_;
     bool scanned_ = false;
     std::unordered_map<pid_t, ProcStat> table_;
     std::unordered_map<pid_t, std::vector<pid_t>> children_by_ppid_;
@@ -75,5 +84,7 @@ private:
 
 // sysconf(_SC_CLK_TCK): the unit of utime and stime.
 double clock_ticks_per_second();
+// sysconf(_SC_PAGESIZE): the unit of rss in stat.
+std::uint64_t page_size_bytes();
 
 }  // namespace tuner::probes

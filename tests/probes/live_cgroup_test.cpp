@@ -36,7 +36,7 @@ struct RunResult {
     std::string err;
 };
 
-// Runs tunerctl with `args`; `before_exec` runs in the child (async-signal-safe calls only).
+// Runs tunerctl with `args`, first joining the cgroups whose cgroup.procs files are given.
 RunResult run_tunerctl(const std::vector<std::string>& args,
                        const std::vector<std::string>& enter_procs_files = {}) {
     int out_pipe[2];

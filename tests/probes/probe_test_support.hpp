@@ -49,6 +49,18 @@ private:
     std::string path_;
 };
 
+// A /proc/<pid>/stat line (proc(5), 52 fields) with the fields the probes read filled in.
+inline std::string stat_line(pid_t pid, const std::string& comm, pid_t ppid,
+                             std::uint64_t utime_ticks, std::uint64_t stime_ticks, unsigned threads,
+                             std::uint64_t rss_pages) {
+    std::string line = std::to_string(pid) + " (" + comm + ") S " + std::to_string(ppid) +
+                       " 1 1 0 -1 4194560 100 0 0 0 " + std::to_string(utime_ticks) + " " +
+                       std::to_string(stime_ticks) + " 0 0 20 0 " + std::to_string(threads) +
+                       " 0 4321 104857600 " + std::to_string(rss_pages);
+    for (int field = 25; field <= 52; ++field) line += " 0";
+    return line + "\n";
+}
+
 // ProbeRoots for a fixture tree laid out as <tree>/proc and <tree>/sys.
 inline ProbeRoots fixture_roots(const std::string& tree) {
     ProbeRoots roots;
@@ -56,6 +68,7 @@ inline ProbeRoots fixture_roots(const std::string& tree) {
     roots.fs_root = tree;
     roots.live_affinity = false;
     roots.ticks_per_second = 100;
+    roots.page_size_bytes = 4096;
     return roots;
 }
 

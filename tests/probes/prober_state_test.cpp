@@ -32,9 +32,7 @@ protected:
 
     void process(pid_t pid, pid_t ppid, unsigned rss_kb, unsigned pss_kb) {
         const std::string p = "proc/" + std::to_string(pid);
-        d_.write(p + "/stat", std::to_string(pid) + " (x) S " + std::to_string(ppid) +
-                                  " 0 0 0 -1 0 0 0 0 0 10 5 0 0\n");
-        d_.write(p + "/status", "VmRSS: " + std::to_string(rss_kb) + " kB\n");
+        d_.write(p + "/stat", testing::stat_line(pid, "x", ppid, 10, 5, 1, rss_kb / 4));
         d_.write(p + "/smaps_rollup", "Pss: " + std::to_string(pss_kb) + " kB\n");
         d_.write(p + "/task/" + std::to_string(pid) + "/children", pid == 1000 ? "2000 " : "");
     }

@@ -1,0 +1,301 @@
+// The adaptive rules of the worker controller, in precedence order (memory, bounds, the CPU knee,
+// threads, growth, scale-down), and the limits on growth. decide_adaptive() runs them; the first
+// that proposes a change wins.
+#include <algorithm>
+#include <cmath>
+
+#include "policies/memory_pressure.hpp"
+#include "policies/pair_planner.hpp"
+#include "policies/registry.hpp"
+#include "policies/worker_cycle.hpp"
+
+namespace tuner::policies {
+namespace {
+
+// Growth waits for the judgement of the last increase when the CPU is this busy: the knee is
+// only possible near saturation, and judging needs the new shape's own throughput.
+constexpr double kJudgeAboveUtilisation = 0.8;
+// Near the CPU's useful concurrency the pool grows by this factor per step (each one judged):
+// a step adds up to 25 % capacity, well above the knee's 5 % noise threshold.
+constexpr double kProbeFactor = 1.25;
+// λ-driven growth only when the need exceeds the pool by more than this (Kubernetes HPA's
+// tolerance, halved: the window already smooths the rate).
+constexpr double kGrowthTolerance = 0.05;
+
+}  // namespace
+
+using cycle_text::below_min_text;
+using cycle_text::workers_text;
+
+std::optional<WorkerController::Proposal> WorkerController::memory_rules(const Cycle& c) {
+    const MemoryPressure mp = memory_pressure(c.snapshot, c.signals, c.estimate.p95_bytes);
+    if (mp.pressing) {
+        memory_hold_until_ = c.now + config_.policy.scale_down_cooldown;
+        // Workers still draining free their memory soon: release more only on a new OOM kill.
+        const bool releasing = c.snapshot.pool.draining > 0 && c.signals.new_oom_kills == 0;
+        if (c.current <= 1 || releasing) {
+            c.notes->emplace_back("memory_pressure", "memory pressure: " + mp.cause +
+                                                         (releasing ? " (workers draining)" : ""));
+            return std::nullopt;
+        }
+        const unsigned to = c.current - std::min(mp.release_workers, c.current - 1);
+        Proposal p{to, c.threads, std::string(rule::memory_pressure), "", to_json(mp)};
+        p.reason = mp.cause + " → release " + std::to_string(c.current - to) + ": " +
+                   std::to_string(c.current) + " → " + workers_text(to) +
+                   below_min_text(to, config_.workers.min) + "; growth held for " +
+                   format_duration(config_.policy.scale_down_cooldown);
+        return p;
+    }
+    if (c.current > c.cap) {
+        Proposal p{c.cap, c.threads, std::string(rule::memory_ceiling), "",
+                   nlohmann::json::object()};
+        if (max_processes_by_db_ && c.cap == *max_processes_by_db_ &&
+            c.cap < c.ceiling.memory_ceiling) {
+            p.reason = "database connection budget allows " + workers_text(c.cap);
+        } else {
+            p.reason = "memory ceiling " + std::to_string(c.ceiling.memory_ceiling) + " = " +
+                       format_size_approx(c.ceiling.budget_bytes) + " budget / " +
+                       format_size_approx(c.estimate.bytes) + " per worker (" + c.estimate.basis +
+                       ", p95 " + format_size_approx(c.estimate.p95_bytes) + ")";
+        }
+        p.reason += " → " + std::to_string(c.current) + " → " + workers_text(c.cap) +
+                    below_min_text(c.cap, config_.workers.min);
+        p.inputs = {{"memory_ceiling", c.ceiling.memory_ceiling}};
+        return p;
+    }
+    return std::nullopt;
+}
+
+std::optional<WorkerController::Proposal> WorkerController::bounds_rule(const Cycle& c) {
+    const bool memory_hold = memory_hold_until_ && c.now < *memory_hold_until_;
+    unsigned workers = c.current;
+    if (workers > config_.workers.max) workers = config_.workers.max;
+    if (workers < c.lo && !memory_hold) workers = c.lo;
+    const unsigned threads = std::clamp(c.threads, threads_min(), threads_max());
+    if (workers == c.current && threads == c.threads) return std::nullopt;
+    Proposal p{workers, threads, std::string(rule::bounds), "", nlohmann::json::object()};
+    p.reason = "bounds workers.min..max " + std::to_string(config_.workers.min) + ".." +
+               std::to_string(config_.workers.max) + ", threads " + std::to_string(threads_min()) +
+               ".." + std::to_string(threads_max());
+    if (c.lo < config_.workers.min) p.reason += " (memory ceiling " + std::to_string(c.lo) + ")";
+    p.reason += " → " + std::to_string(c.current) + " → " + workers_text(workers);
+    if (threads != c.threads) {
+        p.reason += ", threads " + std::to_string(c.threads) + " → " + std::to_string(threads);
+    }
+    return p;
+}
+
+std::optional<WorkerController::Proposal> WorkerController::knee_rule(const Cycle& c) {
+    if (!c.knee.found) return std::nullopt;
+    const Knee& k = *c.knee.found;
+    const unsigned threads = std::clamp(k.settle.threads, threads_min(), threads_max());
+    const unsigned workers = std::clamp(
+        k.settle.processes, c.lo, std::min(config_.workers.max, process_cap(c.snapshot, threads)));
+    const double gain = k.previous_rps > 0 ? k.probed_rps / k.previous_rps - 1 : 0;
+    std::string reason = "CPU " + text::percent(k.cpu_utilisation) + " of " +
+                         text::number(c.signals.cpu_capacity_cores, 1) + " cores";
+    if (k.cpu_psi_rise >= 1) reason += ", CPU PSI +" + text::number(k.cpu_psi_rise, 0);
+    reason += "; " + to_string(k.previous) + " → " + to_string(k.probed) + ": " +
+              text::rps(k.previous_rps) + " → " + text::rps(k.probed_rps) + " (" +
+              (gain >= 0 ? "+" : "") + text::percent(gain) + ") → knee: settle at " +
+              to_string(PoolShape{workers, threads}) + " (" + text::rps(k.settle_rps) + ", best " +
+              text::rps(k.best_rps) + ")";
+    if (workers == c.current && threads == c.threads) {
+        c.notes->emplace_back("cpu_knee", "cpu_knee: " + reason);
+        return std::nullopt;
+    }
+    return Proposal{workers, threads, std::string(rule::cpu_knee), reason, to_json(k)};
+}
+
+std::optional<WorkerController::Proposal> WorkerController::threads_rule(const Cycle& c) {
+    if (threads_max() <= threads_min()) return std::nullopt;
+    PairInputs in;
+    in.current = PoolShape{c.current, c.threads};
+    in.threads_min = threads_min();
+    in.threads_max = threads_max();
+    in.slots_needed = c.need.slots();
+    in.slot_limit = growth_slot_limit(c);
+    in.process_cap = [&](unsigned t) {
+        const unsigned cap = std::min(config_.workers.max, process_cap(c.snapshot, t));
+        const auto fit = memory_fit(c, t);
+        return fit ? std::clamp(*fit, 1u, cap) : cap;
+    };
+    if (max_processes_by_db_ && c.cap == *max_processes_by_db_ &&
+        c.cap < c.ceiling.memory_ceiling) {
+        in.process_cap_text = "database connection budget " + workers_text(c.cap);
+    } else if (c.hi == config_.workers.max && c.hi < c.cap) {
+        in.process_cap_text = "workers.max " + std::to_string(c.hi);
+    } else {
+        in.process_cap_text = "memory ceiling " + std::to_string(c.cap) + " processes at " +
+                              format_size_approx(c.estimate.p95_bytes) + " p95";
+    }
+    in.cpu_useful_concurrency = c.signals.cpu_useful_concurrency();
+    in.wait_share = c.signals.wait_share;
+    in.cpu_utilisation = c.signals.cpu_utilisation;
+    in.service_ratio = c.signals.service_uncontended_ms > 0
+                           ? c.signals.service_mean_ms / c.signals.service_uncontended_ms
+                           : 1;
+    const auto plan = plan_pair(in);
+    if (!plan) return std::nullopt;
+    if (plan->rule == rule::threads_wait_share) {
+        if (const auto hold = growth_hold(c)) {
+            c.notes->emplace_back("hold", "threads held: " + *hold);
+            return std::nullopt;
+        }
+    }
+    return Proposal{
+        std::clamp(plan->shape.processes, 1u,
+                   std::min(config_.workers.max, process_cap(c.snapshot, plan->shape.threads))),
+        plan->shape.threads,
+        std::string(plan->rule),
+        plan->reason,
+        {{"slots_needed", in.slots_needed},
+         {"wait_share", in.wait_share},
+         {"service_ratio", in.service_ratio}}};
+}
+
+std::optional<WorkerController::Proposal> WorkerController::growth_rule(const Cycle& c) {
+    if (c.need.workers <= c.current || c.current >= c.hi) {
+        if (c.need.workers > c.current) {
+            c.notes->emplace_back(
+                "capped", "need " + std::to_string(c.need.workers) + " workers, capped at " +
+                              std::to_string(c.hi) + " (memory ceiling " +
+                              std::to_string(c.ceiling.memory_ceiling) + ", workers.max " +
+                              std::to_string(config_.workers.max) + ")");
+        }
+        return std::nullopt;
+    }
+    // A tolerance on λ-driven growth, as the HPA has: rounding a need of 20.05 up to 21 is
+    // noise, not load. A queue is no noise.
+    if (!c.need.queue_driven &&
+        c.need.slots() / c.threads <= static_cast<double>(c.current) * (1 + kGrowthTolerance)) {
+        return std::nullopt;
+    }
+    if (const auto hold = growth_hold(c)) {
+        c.notes->emplace_back("hold", "growth held: " + *hold);
+        return std::nullopt;
+    }
+    unsigned target = std::min(c.need.workers, c.hi);
+    std::string limits;
+    if (const auto limit = growth_slot_limit(c)) {
+        const unsigned by_limit = std::max(1u, static_cast<unsigned>(*limit / c.threads + 1e-9));
+        if (by_limit < target) {
+            target = by_limit;
+            if (const auto& knee = knee_.knee()) {
+                limits = "; CPU knee at " + to_string(knee->settle) + " (" +
+                         text::rps(knee->settle_rps) + ")";
+            } else if (const auto useful = c.signals.cpu_useful_concurrency();
+                       useful && c.current * c.threads * kProbeFactor < *useful) {
+                limits = "; the CPU can use ~" + text::number(*useful) + " concurrent (" +
+                         text::number(c.signals.cpu_capacity_cores, 1) + " cores / " +
+                         text::ms(c.signals.cpu_ms_per_request.value_or(0)) +
+                         " CPU per request × " + text::ms(c.signals.service_uncontended_ms) + ")";
+            } else {
+                limits = "; CPU " + text::percent(c.signals.cpu_utilisation) + ": probing by ×" +
+                         text::number(kProbeFactor, 2);
+            }
+        }
+    }
+    if (const auto fit = memory_fit(c, c.threads); fit && *fit < target) {
+        target = std::max(c.current, *fit);
+        limits += "; memory headroom: working set " +
+                  format_size_approx(c.snapshot.memory.working_set_bytes) + " fits " +
+                  workers_text(*fit) + " under " + text::percent(kMemoryPressureFraction) +
+                  " of the limit";
+    }
+    if (target <= c.current) {
+        c.notes->emplace_back("capped", "growth capped" + limits);
+        return std::nullopt;
+    }
+    Proposal p{target, c.threads,
+               std::string(c.need.queue_driven ? rule::queue_growth : rule::littles_law), "",
+               nlohmann::json::object()};
+    backlog_growth_ = c.need.queue_driven &&
+                      (c.need.queue == QueueState::growing || c.need.queue == QueueState::draining);
+    p.reason =
+        c.need_text() + limits + "; memory ceiling " + std::to_string(c.ceiling.memory_ceiling);
+    if (c.need.workers > c.hi && c.hi == config_.workers.max && c.hi < c.ceiling.memory_ceiling) {
+        p.reason += "; workers.max " + std::to_string(config_.workers.max);
+    }
+    p.reason += " → " + std::to_string(c.current) + " → " + workers_text(target);
+    return p;
+}
+
+std::optional<WorkerController::Proposal> WorkerController::scale_down_rule(const Cycle& c) {
+    if (!c.step) return std::nullopt;
+    const unsigned to = std::max(c.step->to, c.lo);
+    if (to >= c.current) return std::nullopt;
+    Proposal p{to, c.threads, std::string(rule::scale_down), "", nlohmann::json::object()};
+    backlog_growth_ = false;
+    p.reason = "utilisation below " + text::percent(c.need.target_utilisation * kShrinkBand) +
+               " for " + text::number(c.step->low_for_s) + " s (" + c.need_text() +
+               "; largest need in the last " + format_duration(config_.policy.scale_down_cooldown) +
+               ": " + std::to_string(c.step->recommendation) + ") → step " +
+               std::to_string(c.current) + " → " + workers_text(to);
+    p.inputs = {{"recommendation", c.step->recommendation}, {"low_for_s", c.step->low_for_s}};
+    return p;
+}
+
+// ---- growth limits -------------------------------------------------------------------------
+
+std::optional<double> WorkerController::growth_slot_limit(const Cycle& c) const {
+    if (const auto& knee = knee_.knee()) return static_cast<double>(knee->settle.slots());
+    const auto useful = c.signals.cpu_useful_concurrency();
+    if (!useful) return std::nullopt;
+    const double current = static_cast<double>(c.current) * c.threads;
+    // Well below what the CPU can use: straight there. Near or beyond it (the estimate may be off
+    // either way), by steps large enough for the knee judgement to tell a gain from noise.
+    if (current * kProbeFactor < *useful) return *useful;
+    return std::max(std::ceil(current * kProbeFactor), current + 1);
+}
+
+std::optional<unsigned> WorkerController::memory_fit(const Cycle& c, unsigned threads) const {
+    // The seed formula's ceiling sees only tunerd and the workers; whatever else lives in the
+    // cgroup (a cron job, tmpfs, active page cache) shows in the working set. Growth must also
+    // fit in what is really free under the pressure line.
+    const MemoryInfo& m = c.snapshot.memory;
+    std::uint64_t line = m.limited ? m.limit_bytes : 0;
+    if (m.high_bytes && *m.high_bytes > 0 && (line == 0 || *m.high_bytes < line))
+        line = *m.high_bytes;
+    if (line == 0 || m.working_set_bytes == 0) return std::nullopt;
+    const auto processes = static_cast<double>(
+        c.snapshot.worker_trees.empty() ? c.current : c.snapshot.worker_trees.size());
+    const auto per_new = memory_.estimate(threads, config_.workers);
+    // The live processes grow too when their thread count rises.
+    const double growth_of_live =
+        processes * std::max(0.0, static_cast<double>(per_new.p95_bytes) -
+                                      static_cast<double>(c.estimate.p95_bytes));
+    const double free = kMemoryPressureFraction * static_cast<double>(line) -
+                        static_cast<double>(m.working_set_bytes) - growth_of_live;
+    const double more =
+        std::floor(free / static_cast<double>(std::max<std::uint64_t>(1, per_new.bytes)));
+    return static_cast<unsigned>(std::max(0.0, processes + more));
+}
+
+std::optional<std::string> WorkerController::growth_hold(const Cycle& c) const {
+    const auto& pool = c.snapshot.pool;
+    if (memory_hold_until_ && c.now < *memory_hold_until_) {
+        return "memory pressure in the last " +
+               format_duration(config_.policy.scale_down_cooldown) + " holds growth (" +
+               text::number(std::chrono::duration<double>(*memory_hold_until_ - c.now).count()) +
+               " s left)";
+    }
+    // The last resize must be complete and seen for a whole cycle first: a cycle in which new
+    // workers became ready mixes two capacities (unless a worker never gets ready).
+    const auto in_place = knee_.in_place_since();
+    if (!in_place && (!resized_at_ || c.now - *resized_at_ < config_.workers.startup_timeout)) {
+        return "the last resize is still in progress (" + std::to_string(pool.starting) +
+               " starting, " + std::to_string(pool.draining) + " draining)";
+    }
+    if (in_place && c.now - *in_place < config_.policy.interval / 2) {
+        return "the pool just got complete at " + to_string(PoolShape{c.current, c.threads}) +
+               ": one cycle to see it";
+    }
+    if (knee_.judging() && c.signals.cpu_utilisation >= kJudgeAboveUtilisation) {
+        return "measuring throughput at " + to_string(PoolShape{c.current, c.threads}) +
+               " before growing further (CPU " + text::percent(c.signals.cpu_utilisation) + ")";
+    }
+    return std::nullopt;
+}
+
+}  // namespace tuner::policies

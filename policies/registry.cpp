@@ -76,6 +76,24 @@ constexpr std::array kTable{
                "an administrator pinned the pool (POST /workers/target); the controller keeps "
                "deciding and its decisions are overridden",
                "DESIGN \"Admin API sketch\""},
+    PolicyInfo{rule::config_reload, "workers.min, workers.max, workers.threads_max, workers.mode",
+               "SIGHUP reloaded the config and a bound changed; the controller clamps the pool "
+               "on its next cycle (rule bounds)",
+               "DESIGN \"Interfaces\" (SIGHUP)"},
+    PolicyInfo{rule::db_pool, "db_pool.pool_size, max_overflow, pool_recycle, pool_timeout",
+               "per worker pool_size = threads, max_overflow so that every pool at once fits "
+               "the live max_connections; caps workers (max_processes_by_db) when it cannot",
+               "SQLAlchemy docs, \"Connection Pooling\" (pool_size, max_overflow, pool_recycle); "
+               "DESIGN \"Policies\" 4; docs/policies.md \"Database policies\""},
+    PolicyInfo{rule::db_pool_connections, "max_connections",
+               "PostgreSQL's max_connections sized for the pools that can exist",
+               "DESIGN \"Policies\" 4–5; docs/policies.md \"Database policies\""},
+    PolicyInfo{rule::pgtune_web, "shared_buffers, effective_cache_size, work_mem, ...",
+               "PostgreSQL memory settings on PostgreSQL's share of the memory really there",
+               "PGTune, web profile, https://github.com/le0pard/pgtune"},
+    PolicyInfo{rule::rollback, "PostgreSQL settings",
+               "tunerctl rollback: the settings tunerd changed return to their recorded originals",
+               "DESIGN \"Policies\" 5; bpftune's rollback of what it changed"},
 };
 
 }  // namespace

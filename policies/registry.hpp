@@ -29,6 +29,12 @@ inline constexpr std::string_view bounds = "bounds";
 inline constexpr std::string_view threads_wait_share = "threads_wait_share";
 inline constexpr std::string_view threads_cpu_contention = "threads_cpu_contention";
 inline constexpr std::string_view manual = "manual";
+// Rules of the daemon and the database policies (they spell them in their own files).
+inline constexpr std::string_view config_reload = "config_reload";
+inline constexpr std::string_view db_pool = "db_pool";
+inline constexpr std::string_view db_pool_connections = "db_pool_connections";
+inline constexpr std::string_view pgtune_web = "pgtune_web";
+inline constexpr std::string_view rollback = "rollback";
 }  // namespace rule
 
 // Every rule, in the order docs/policies.md presents them. Adding a rule = its file + one row.

@@ -23,7 +23,8 @@ TEST(PolicyTable, EveryWorkerRuleIsRegistered) {
     for (const auto name :
          {rule::seed_formula, rule::fixed, rule::littles_law, rule::queue_growth, rule::cpu_knee,
           rule::scale_down, rule::memory_ceiling, rule::memory_pressure, rule::bounds,
-          rule::threads_wait_share, rule::threads_cpu_contention, rule::manual}) {
+          rule::threads_wait_share, rule::threads_cpu_contention, rule::manual, rule::config_reload,
+          rule::db_pool, rule::db_pool_connections, rule::pgtune_web, rule::rollback}) {
         const auto row = find_policy(name);
         ASSERT_TRUE(row) << name;
         EXPECT_EQ(row->name, name);

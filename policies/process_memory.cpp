@@ -11,6 +11,10 @@ std::uint64_t with_margin(std::uint64_t p95_bytes) {
     return static_cast<std::uint64_t>(static_cast<double>(p95_bytes) * kMeasuredMemoryMargin);
 }
 
+std::string threads_text(unsigned threads) {
+    return std::to_string(threads) + (threads == 1 ? " thread" : " threads");
+}
+
 std::uint64_t extra_threads_bytes(unsigned threads, unsigned measured_threads) {
     return threads > measured_threads ? (threads - measured_threads) * kAssumedBytesPerThread : 0;
 }
@@ -74,7 +78,7 @@ ProcessMemoryEstimate ProcessMemoryModel::estimate(unsigned threads, const PoolC
     e.measured = true;
     if (const auto it = measured.find(threads); it != measured.end()) {
         e.p95_bytes = it->second;
-        e.basis = "measured at " + std::to_string(threads) + " threads";
+        e.basis = "measured at " + threads_text(threads);
     } else if (measured.size() >= 2) {
         // Least-squares line through the measured thread counts; a negative slope (noise) is
         // taken as flat so more threads never look cheaper.
@@ -101,7 +105,7 @@ ProcessMemoryEstimate ProcessMemoryModel::estimate(unsigned threads, const PoolC
     } else {
         const auto& [measured_threads, bytes] = *measured.begin();
         e.p95_bytes = bytes + extra_threads_bytes(threads, measured_threads);
-        e.basis = "measured at " + std::to_string(measured_threads) + " threads + " +
+        e.basis = "measured at " + threads_text(measured_threads) + " + " +
                   format_size_approx(kAssumedBytesPerThread) + " per added thread (assumed)";
     }
     e.bytes = with_margin(e.p95_bytes);

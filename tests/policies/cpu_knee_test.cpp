@@ -3,12 +3,13 @@
 
 #include <gtest/gtest.h>
 
+#include "snapshot_builder.hpp"
+
 namespace tuner::policies {
 namespace {
 
 Snapshot pool_of(unsigned workers, int second) {
-    Snapshot s;
-    s.taken_at = Clock::time_point{} + std::chrono::seconds(1000 + second);
+    Snapshot s = testing::snapshot_at(second);
     s.pool.target = workers;
     s.pool.ready = workers;
     return s;

@@ -75,13 +75,18 @@ TEST(PairPlanner, FewerProcessesWhenThreadsCostMemory) {
     EXPECT_EQ(plan->shape.processes, 2u);
 }
 
-TEST(PairPlanner, LowersThreadsWhenLatencyGrowsFromCpuContention) {
+// The CPU saturated and the service time doubled against its uncontended value.
+PairInputs contended(PoolShape current, double useful_concurrency) {
     PairInputs in = memory_capped_io();
-    in.current = {2, 16};
+    in.current = current;
     in.cpu_utilisation = 0.97;
-    in.service_ratio = 2.0;  // S doubled against the uncontended service time
-    in.cpu_useful_concurrency = 12;
-    const auto plan = plan_pair(in);
+    in.service_ratio = 2.0;
+    in.cpu_useful_concurrency = useful_concurrency;
+    return in;
+}
+
+TEST(PairPlanner, LowersThreadsWhenLatencyGrowsFromCpuContention) {
+    const auto plan = plan_pair(contended({2, 16}, 12));
     ASSERT_TRUE(plan);
     EXPECT_EQ(plan->rule, "threads_cpu_contention");
     EXPECT_EQ(plan->shape.threads, 6u);
@@ -89,12 +94,8 @@ TEST(PairPlanner, LowersThreadsWhenLatencyGrowsFromCpuContention) {
 }
 
 TEST(PairPlanner, NeverLowersBelowTheConfiguredThreads) {
-    PairInputs in = memory_capped_io();
-    in.current = {2, 4};
+    PairInputs in = contended({2, 4}, 2);
     in.threads_min = 4;
-    in.cpu_utilisation = 0.97;
-    in.service_ratio = 2.0;
-    in.cpu_useful_concurrency = 2;
     EXPECT_FALSE(plan_pair(in));
 }
 

@@ -3,22 +3,16 @@
 
 #include <gtest/gtest.h>
 
+#include "snapshot_builder.hpp"
+
 namespace tuner::policies {
 namespace {
 
 // `workers` ready workers of `threads` threads holding `rss` each, at second `second`.
 Snapshot workers_at(unsigned workers, unsigned threads, std::uint64_t rss, int second) {
-    Snapshot s;
-    s.taken_at = Clock::time_point{} + std::chrono::seconds(second);
+    Snapshot s = testing::snapshot_at(second);
     s.pool.threads = threads;
-    for (unsigned id = 1; id <= workers; ++id) {
-        WorkerInfo w;
-        w.id = id;
-        w.threads = threads;
-        w.state = WorkerState::ready;
-        s.pool.workers.push_back(w);
-        s.worker_trees[id].rss_bytes = rss;
-    }
+    for (unsigned id = 1; id <= workers; ++id) testing::add_ready_worker(s, id, threads, rss);
     return s;
 }
 

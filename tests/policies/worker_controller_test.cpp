@@ -8,6 +8,7 @@
 
 #include "policies/registry.hpp"
 #include "sim_harness.hpp"
+#include "snapshot_builder.hpp"
 
 namespace tuner::policies {
 namespace {
@@ -208,8 +209,7 @@ TEST(WorkerController, MemoryPressureShrinksBeforeTheKernelOomKills) {
 
 // A hand-built snapshot: `workers` ready workers of `rss` each in a cgroup of `limit`.
 Snapshot pool_snapshot(unsigned workers, std::uint64_t rss, std::uint64_t limit, int second) {
-    Snapshot s;
-    s.taken_at = Clock::time_point{} + std::chrono::seconds(100 + second);
+    Snapshot s = testing::snapshot_at(second);
     s.cpu.effective_cores = 2;
     s.memory.limited = true;
     s.memory.limit_bytes = limit;
@@ -217,13 +217,7 @@ Snapshot pool_snapshot(unsigned workers, std::uint64_t rss, std::uint64_t limit,
     s.self.rss_bytes = 20 * MiB;
     s.pool.target = workers;
     s.pool.ready = workers;
-    for (unsigned id = 1; id <= workers; ++id) {
-        WorkerInfo worker;
-        worker.id = id;
-        worker.state = WorkerState::ready;
-        s.pool.workers.push_back(worker);
-        s.worker_trees[id].rss_bytes = rss;
-    }
+    for (unsigned id = 1; id <= workers; ++id) testing::add_ready_worker(s, id, 1, rss);
     return s;
 }
 

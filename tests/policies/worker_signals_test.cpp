@@ -3,26 +3,23 @@
 
 #include <gtest/gtest.h>
 
+#include "snapshot_builder.hpp"
+
 namespace tuner::policies {
 namespace {
 
 // Two workers with cumulative served counts and CPU seconds, at second `second`.
 Snapshot counters(int second, std::uint64_t served1, double cpu1, std::uint64_t served2,
                   double cpu2) {
-    Snapshot s;
-    s.taken_at = Clock::time_point{} + std::chrono::seconds(1000 + second);
+    Snapshot s = testing::snapshot_at(second);
     s.cpu.effective_cores = 2;
     s.cpu.quota_cores = 1.5;
     s.window.completed = 100;
     s.window.service.mean_ms = 55;
-    for (const auto& [id, served, cpu] : {std::tuple{1u, served1, cpu1}, {2u, served2, cpu2}}) {
-        WorkerInfo w;
-        w.id = id;
-        w.served = served;
-        w.state = WorkerState::ready;
-        s.pool.workers.push_back(w);
-        s.worker_trees[id].cpu_seconds = cpu;
-    }
+    testing::add_ready_worker(s, 1).served = served1;
+    testing::add_ready_worker(s, 2).served = served2;
+    s.worker_trees[1].cpu_seconds = cpu1;
+    s.worker_trees[2].cpu_seconds = cpu2;
     return s;
 }
 

@@ -1,0 +1,31 @@
+// Hand-built snapshots for the policies' unit tests: a time and ready workers with their memory,
+// served counts and CPU time (the simulator builds whole ones for the traces).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+
+#include "model/snapshot.hpp"
+
+namespace tuner::policies::testing {
+
+// A snapshot taken `second` seconds into a steady clock that does not start at zero.
+inline Snapshot snapshot_at(int second) {
+    Snapshot s;
+    s.taken_at = Clock::time_point{} + std::chrono::seconds(1000 + second);
+    return s;
+}
+
+// Adds a ready worker (to the pool's list and its process tree) and returns it for more detail.
+inline WorkerInfo& add_ready_worker(Snapshot& s, unsigned id, unsigned threads = 1,
+                                    std::uint64_t rss_bytes = 0) {
+    WorkerInfo w;
+    w.id = id;
+    w.threads = threads;
+    w.state = WorkerState::ready;
+    s.pool.workers.push_back(w);
+    s.worker_trees[id].rss_bytes = rss_bytes;
+    return s.pool.workers.back();
+}
+
+}  // namespace tuner::policies::testing

@@ -141,76 +141,79 @@ double static_pair_rps(const PairScenario& s, unsigned processes, unsigned threa
     return static_cast<double>(sim.served_total() - before) / 60.0;
 }
 
+// The scenario under the controller: 32 closed-loop clients on 3 processes of 1 thread at first.
+struct PairRun {
+    explicit PairRun(const PairScenario& s)
+        : sim(small_box(), app_of(s), LoadModel::closed(32)), controller(config_of(s)) {
+        sim.start_pool(3);
+    }
+    Simulator sim;
+    WorkerController controller;
+    ControlledRun run{sim, controller};
+};
+
 TEST(PairPlannerTrace, MemoryBoundIoAppGetsThreadsAndNearlyTheBestStaticPair) {
     const PairScenario scenario;
-    Simulator sim(small_box(), app_of(scenario), LoadModel::closed(32));
-    sim.start_pool(3);
-    WorkerController controller{config_of(scenario)};
-    ControlledRun run(sim, controller);
-    run.run(150);
+    PairRun r(scenario);
+    r.run.run(150);
 
-    EXPECT_EQ(sim.oom_kills(), 0u);
-    const auto raises = run.with_rule("threads_wait_share");
+    EXPECT_EQ(r.sim.oom_kills(), 0u);
+    const auto raises = r.run.with_rule("threads_wait_share");
     ASSERT_FALSE(raises.empty());
     EXPECT_NE(raises.front().reason.find("memory ceiling 2 processes at 151MB p95; wait share"),
               std::string::npos)
         << raises.front().reason;
-    EXPECT_EQ(run.workers_at(150), 2u);
-    EXPECT_GE(run.threads_at(150), 8u);
+    EXPECT_EQ(r.run.workers_at(150), 2u);
+    EXPECT_GE(r.run.threads_at(150), 8u);
 
     double best = 0;
     for (unsigned p : {1u, 2u}) {
         for (unsigned t : {1u, 4u, 8u, 16u}) best = std::max(best, static_pair_rps(scenario, p, t));
     }
-    const double adaptive = run.throughput(90, 150);
+    const double adaptive = r.run.throughput(90, 150);
     EXPECT_GE(adaptive, 0.9 * best) << "adaptive " << adaptive << " rps, best static " << best;
     // The estimate per thread count was measured, not assumed flat.
-    const auto memory = controller.explain()["memory"]["measured"];
+    const auto memory = r.controller.explain()["memory"]["measured"];
     EXPECT_GE(memory.size(), 2u) << memory.dump();
+}
+
+// No decision of the run touched the threads, and the pool ends at 1 thread.
+void expect_threads_untouched(const ControlledRun& run) {
+    for (const auto& d : run.decisions()) EXPECT_NE(d.knob, "workers.threads") << d.reason;
+    EXPECT_EQ(run.threads_at(150), 1u);
 }
 
 TEST(PairPlannerTrace, CpuBoundAppNeverGetsExtraThreads) {
     PairScenario scenario;
     scenario.cpu_ms = 50;
     scenario.wait_ms = 5;
-    Simulator sim(small_box(), app_of(scenario), LoadModel::closed(32));
-    sim.start_pool(3);
-    WorkerController controller{config_of(scenario)};
-    ControlledRun run(sim, controller);
-    run.run(150);
-    for (const auto& d : run.decisions()) EXPECT_NE(d.knob, "workers.threads") << d.reason;
-    EXPECT_EQ(run.threads_at(150), 1u);
-    EXPECT_EQ(sim.oom_kills(), 0u);
+    PairRun r(scenario);
+    r.run.run(150);
+    expect_threads_untouched(r.run);
+    EXPECT_EQ(r.sim.oom_kills(), 0u);
 }
 
 TEST(PairPlannerTrace, ThreadsMaxEqualToThreadsNeverChangesThreads) {
     PairScenario scenario;
     scenario.threads_max = std::nullopt;  // the default: threads_max = threads
-    Simulator sim(small_box(), app_of(scenario), LoadModel::closed(32));
-    sim.start_pool(3);
-    WorkerController controller{config_of(scenario)};
-    ControlledRun run(sim, controller);
-    run.run(150);
-    for (const auto& d : run.decisions()) EXPECT_NE(d.knob, "workers.threads") << d.reason;
-    EXPECT_EQ(run.threads_at(150), 1u);
+    PairRun r(scenario);
+    r.run.run(150);
+    expect_threads_untouched(r.run);
 }
 
 TEST(PairPlannerTrace, APairChangeIsTwoDecisionsWithOnePlanId) {
     const PairScenario scenario;
-    Simulator sim(small_box(), app_of(scenario), LoadModel::closed(32));
-    sim.start_pool(3);
-    Config config = config_of(scenario);
-    WorkerController controller{config};
-    ControlledRun run(sim, controller);
-    run.run(60);
-    ASSERT_EQ(run.workers_at(60), 2u);
-    ASSERT_GT(run.threads_at(60), 8u);
+    PairRun r(scenario);
+    r.run.run(60);
+    ASSERT_EQ(r.run.workers_at(60), 2u);
+    ASSERT_GT(r.run.threads_at(60), 8u);
 
     // A reload that narrows both bounds moves both knobs in one plan.
+    Config config = config_of(scenario);
     config.workers.max = 1;
     config.workers.threads_max = 8;
-    controller.reconfigure(config);
-    const Plan plan = controller.decide(sim.snapshot());
+    r.controller.reconfigure(config);
+    const Plan plan = r.controller.decide(r.sim.snapshot());
     ASSERT_EQ(plan.decisions.size(), 2u);
     EXPECT_EQ(plan.decisions[0].knob, "workers.count");
     EXPECT_EQ(plan.decisions[1].knob, "workers.threads");

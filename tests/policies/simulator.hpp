@@ -66,6 +66,7 @@ struct FrontModel {
     std::size_t max_queue = 1024;
     double queue_timeout_s = 10;
     double window_s = 10;
+    bool instant_counters = true;  // window.accepted_total and queue_length_now reported
 };
 
 class Simulator {
@@ -170,8 +171,10 @@ public:
             s.worker_trees[w.id] = tree;
         }
         s.window = window_stats();
-        s.window.accepted_total = accepted_total_;
-        s.window.queue_length_now = queue_.size();
+        if (front_.instant_counters) {
+            s.window.accepted_total = accepted_total_;
+            s.window.queue_length_now = queue_.size();
+        }
         return s;
     }
 

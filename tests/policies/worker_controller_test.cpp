@@ -147,22 +147,28 @@ TEST(WorkerController, CpuSaturatedTraceStopsAtTheKneeAndLogsBothThroughputs) {
 
 TEST(WorkerController, ClosedLoopReachesTheKneeWithin30SecondsOfRelease) {
     // The integration shape: 64 connections, 5 ms CPU + 50 ms wait, 2 cores; phase 1 pins the
-    // seed size with a manual target for 10 s, phase 2 releases it.
-    Simulator sim(cores(2), AppModel{}, LoadModel::closed(64));
-    sim.start_pool(5);
-    WorkerController controller{Config{}};
-    ControlledRun run(sim, controller);
-    run.pin_until(10);
-    run.run(50);
+    // seed size with a manual target for 10 s, phase 2 releases it. With and without the front's
+    // instant counters (then the window's means stand in).
+    for (const bool instant_counters : {true, false}) {
+        SCOPED_TRACE(instant_counters ? "instant counters" : "window only");
+        sim::FrontModel front;
+        front.instant_counters = instant_counters;
+        Simulator sim(cores(2), AppModel{}, LoadModel::closed(64), 1, front);
+        sim.start_pool(5);
+        WorkerController controller{Config{}};
+        ControlledRun run(sim, controller);
+        run.pin_until(10);
+        run.run(50);
 
-    EXPECT_FALSE(run.overridden().empty());  // it kept deciding while pinned
-    const double knee_at = run.first_time_of("cpu_knee");
-    ASSERT_GT(knee_at, 10);
-    EXPECT_LE(knee_at, 40);
-    const double phase1 = run.throughput(1, 10);
-    const double phase2 = run.throughput(40, 50);
-    EXPECT_GE(phase2, 2.5 * phase1) << phase1 << " → " << phase2;
-    expect_well_formed(run);
+        EXPECT_FALSE(run.overridden().empty());  // it kept deciding while pinned
+        const double knee_at = run.first_time_of("cpu_knee");
+        ASSERT_GT(knee_at, 10);
+        EXPECT_LE(knee_at, 40);
+        const double phase1 = run.throughput(1, 10);
+        const double phase2 = run.throughput(40, 50);
+        EXPECT_GE(phase2, 2.5 * phase1) << phase1 << " → " << phase2;
+        expect_well_formed(run);
+    }
 }
 
 TEST(WorkerController, MemoryRampShrinksBeforeTheLimitWithoutOomKills) {

@@ -66,6 +66,7 @@ private:
     [[nodiscard]] SeedResult ceiling(const Snapshot& snapshot, unsigned threads) const;
     [[nodiscard]] std::optional<double> growth_slot_limit(const Cycle& c) const;
     [[nodiscard]] std::optional<unsigned> memory_fit(const Cycle& c, unsigned threads) const;
+    [[nodiscard]] std::optional<std::string> settling_hold(const Cycle& c) const;
     [[nodiscard]] std::optional<std::string> growth_hold(const Cycle& c) const;
     [[nodiscard]] unsigned threads_min() const;
     [[nodiscard]] unsigned threads_max() const;

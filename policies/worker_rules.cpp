@@ -137,11 +137,11 @@ std::optional<WorkerController::Proposal> WorkerController::threads_rule(const C
                            : 1;
     const auto plan = plan_pair(in);
     if (!plan) return std::nullopt;
-    if (plan->rule == rule::threads_wait_share) {
-        if (const auto hold = growth_hold(c)) {
-            c.notes->emplace_back("hold", "threads held: " + *hold);
-            return std::nullopt;
-        }
+    // Raising threads is growth; lowering them waits only for the last change to be seen.
+    const auto hold = plan->rule == rule::threads_wait_share ? growth_hold(c) : settling_hold(c);
+    if (hold) {
+        c.notes->emplace_back("hold", "threads held: " + *hold);
+        return std::nullopt;
     }
     return Proposal{
         std::clamp(plan->shape.processes, 1u,
@@ -272,16 +272,10 @@ std::optional<unsigned> WorkerController::memory_fit(const Cycle& c, unsigned th
     return static_cast<unsigned>(std::max(0.0, processes + more));
 }
 
-std::optional<std::string> WorkerController::growth_hold(const Cycle& c) const {
-    const auto& pool = c.snapshot.pool;
-    if (memory_hold_until_ && c.now < *memory_hold_until_) {
-        return "memory pressure in the last " +
-               format_duration(config_.policy.scale_down_cooldown) + " holds growth (" +
-               text::number(std::chrono::duration<double>(*memory_hold_until_ - c.now).count()) +
-               " s left)";
-    }
+std::optional<std::string> WorkerController::settling_hold(const Cycle& c) const {
     // The last resize must be complete and seen for a whole cycle first: a cycle in which new
     // workers became ready mixes two capacities (unless a worker never gets ready).
+    const auto& pool = c.snapshot.pool;
     const auto in_place = knee_.in_place_since();
     if (!in_place && (!resized_at_ || c.now - *resized_at_ < config_.workers.startup_timeout)) {
         return "the last resize is still in progress (" + std::to_string(pool.starting) +
@@ -291,6 +285,17 @@ std::optional<std::string> WorkerController::growth_hold(const Cycle& c) const {
         return "the pool just got complete at " + to_string(PoolShape{c.current, c.threads}) +
                ": one cycle to see it";
     }
+    return std::nullopt;
+}
+
+std::optional<std::string> WorkerController::growth_hold(const Cycle& c) const {
+    if (memory_hold_until_ && c.now < *memory_hold_until_) {
+        return "memory pressure in the last " +
+               format_duration(config_.policy.scale_down_cooldown) + " holds growth (" +
+               text::number(std::chrono::duration<double>(*memory_hold_until_ - c.now).count()) +
+               " s left)";
+    }
+    if (auto settling = settling_hold(c)) return settling;
     if (knee_.judging() && c.signals.cpu_utilisation >= kJudgeAboveUtilisation) {
         return "measuring throughput at " + to_string(PoolShape{c.current, c.threads}) +
                " before growing further (CPU " + text::percent(c.signals.cpu_utilisation) + ")";

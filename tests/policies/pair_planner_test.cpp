@@ -201,6 +201,21 @@ TEST(PairPlannerTrace, ThreadsMaxEqualToThreadsNeverChangesThreads) {
     expect_threads_untouched(r.run);
 }
 
+TEST(PairPlannerTrace, ThreadsComeDownWhenTheAppTurnsCpuBound) {
+    PairRun r(PairScenario{});
+    r.run.run(60);
+    ASSERT_EQ(r.run.threads_at(60), 16u);
+    r.sim.set_cpu_ms(25);  // a release: requests now burn 25 ms; 2 cores serve at most 80/s
+    r.run.run(120);
+
+    const auto lowered = r.run.with_rule("threads_cpu_contention");
+    ASSERT_FALSE(lowered.empty());
+    EXPECT_NE(lowered.front().reason.find("× uncontended"), std::string::npos)
+        << lowered.front().reason;
+    EXPECT_LE(r.run.threads_at(180), 6u);
+    EXPECT_GE(r.run.throughput(150, 180), 0.9 * 80);  // still saturating the CPU
+}
+
 TEST(PairPlannerTrace, APairChangeIsTwoDecisionsWithOnePlanId) {
     const PairScenario scenario;
     PairRun r(scenario);

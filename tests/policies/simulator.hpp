@@ -95,6 +95,8 @@ public:
         }
     }
     void set_threads(unsigned threads) { threads_ = std::max(1u, threads); }
+    // The app changes (a release, another request mix): requests from now on cost this CPU.
+    void set_cpu_ms(double cpu_ms) { app_.cpu_ms = cpu_ms; }
     void set_load(LoadModel load) {
         load_ = std::move(load);
         clients_idle_ = load_.clients > clients_busy_ ? load_.clients - clients_busy_ : 0;

@@ -350,6 +350,14 @@ TEST(WorkerController, ReloadClampsToNewBoundsAndKeepsWhatItLearned) {
     expect_well_formed(run);
 }
 
+TEST(WorkerController, ExplainBeforeTheFirstCycleIsValid) {
+    const WorkerController controller{Config{}};
+    const auto j = controller.explain();
+    EXPECT_EQ(j["mode"], "adaptive");
+    EXPECT_FALSE(j["seeded"].get<bool>());
+    EXPECT_TRUE(j["cpu"]["knee"].is_null());
+}
+
 TEST(WorkerController, ExplainShowsCeilingMemoryKneeAndTimers) {
     Simulator sim(cores(2, 2 * GiB), AppModel{}, LoadModel::closed(64));
     sim.start_pool(5);

@@ -79,6 +79,18 @@ TEST(Mountinfo, MalformedLineIsQuoted) {
     EXPECT_NE(mounts.error().what.find("cgroup2"), std::string::npos);
 }
 
+TEST(Mountinfo, MissingFileIsError) {
+    auto mounts = read_cgroup_mounts(fixture("cgroup2-limited/proc/self/no-mountinfo"));
+    ASSERT_FALSE(mounts.ok());
+    EXPECT_NE(mounts.error().where.find("no-mountinfo"), std::string::npos);
+}
+
+TEST(Mountinfo, EmptyFileHasNoMounts) {
+    auto mounts = parse_mountinfo("", "f");
+    ASSERT_TRUE(mounts.ok());
+    EXPECT_TRUE(mounts->empty());
+}
+
 TEST(Mountinfo, NoCgroupMountsIsEmptyNotError) {
     auto mounts = parse_mountinfo("23 28 0:22 / /proc rw - proc proc rw\n", "f");
     ASSERT_TRUE(mounts.ok());

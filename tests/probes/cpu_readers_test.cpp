@@ -138,6 +138,12 @@ TEST(CfsPeriod, MalformedIsQuoted) {
     EXPECT_NE(p.error().what.find("\"1e5\""), std::string::npos);
 }
 
+TEST(CfsPeriod, LargestPeriodIsRead) {
+    ScratchDir d;
+    d.write("cpu.cfs_period_us", "18446744073709551615\n");
+    EXPECT_EQ(read_cfs_period_us(d.path())->value_or(0), UINT64_MAX);
+}
+
 TEST(CfsPeriod, MissingIsEmpty) {
     ScratchDir d;
     auto p = read_cfs_period_us(d.path());
@@ -181,6 +187,14 @@ TEST(Cpuset, MissingIsEmptyAndEmptyListIsError) {
     d.write("cpuset.cpus.effective", "\n");
     auto empty = read_cpuset_cpu_count(ControllerDir{2, "/", d.path(), d.path(), "/"});
     EXPECT_FALSE(empty.ok());
+}
+
+TEST(Cpuset, LargestCpuListIsCounted) {
+    ScratchDir d;
+    d.write("cpuset.cpus.effective", "0-65535\n");
+    auto n = read_cpuset_cpu_count(ControllerDir{2, "/", d.path(), d.path(), "/"});
+    ASSERT_TRUE(n.ok()) << n.error().to_string();
+    EXPECT_EQ(n->value_or(0), 65536u);
 }
 
 TEST(Cpuset, MalformedListIsQuoted) {
@@ -308,6 +322,17 @@ TEST(CpuStatV1, MissingEmptyAndMalformed) {
     EXPECT_FALSE(read_cpu_stat_v1(d.path()).ok());
     d.write("cpu.stat", "nr_periods -3\n");
     EXPECT_FALSE(read_cpu_stat_v1(d.path()).ok());
+}
+
+TEST(CpuStatV1, MaximumCounters) {
+    ScratchDir d;
+    d.write("cpu.stat",
+            "nr_periods 18446744073709551615\nnr_throttled 18446744073709551615\n"
+            "throttled_time 18446744073709551615\n");
+    auto s = read_cpu_stat_v1(d.path());
+    ASSERT_TRUE(s.ok());
+    EXPECT_EQ((*s)->nr_periods, UINT64_MAX);
+    EXPECT_EQ((*s)->throttled_usec, UINT64_MAX / 1000);
 }
 
 TEST(CpuacctUsage, ConvertsNanosecondsToMicroseconds) {

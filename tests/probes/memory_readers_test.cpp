@@ -112,6 +112,12 @@ TEST(MemoryStatV2, MissingEmptyAndMalformed) {
     EXPECT_FALSE(read_memory_stat_inactive_file(d.path()).ok());
 }
 
+TEST(MemoryStatV2, MaximumValue) {
+    ScratchDir d;
+    d.write("memory.stat", "inactive_file 18446744073709551615\n");
+    EXPECT_EQ(read_memory_stat_inactive_file(d.path())->value_or(0), UINT64_MAX);
+}
+
 TEST(MemoryStatV1, PrefersTotalInactiveFileAndReadsHierarchicalLimit) {
     ScratchDir d;
     d.write("memory.stat",
@@ -156,6 +162,24 @@ TEST(OomKills, OldKernelWithoutOomKillLineCountsZero) {
     EXPECT_EQ(v->value_or(99), 0u);
 }
 
+TEST(OomKills, EmptyFilesCountZero) {
+    // Both files are lists of counters: no oom_kill line means the kernel does not count them.
+    ScratchDir d;
+    d.write("memory.events", "");
+    d.write("memory.oom_control", "");
+    EXPECT_EQ(read_memory_events_oom_kill(d.path())->value_or(99), 0u);
+    EXPECT_EQ(read_memory_oom_control_oom_kill(d.path())->value_or(99), 0u);
+}
+
+TEST(OomKills, OomControlMissingAndMalformed) {
+    ScratchDir d;
+    EXPECT_FALSE(read_memory_oom_control_oom_kill(d.path())->has_value());
+    d.write("memory.oom_control", "oom_kill -1\n");
+    auto bad = read_memory_oom_control_oom_kill(d.path());
+    ASSERT_FALSE(bad.ok());
+    EXPECT_EQ(bad.error().where, d.path() + "/memory.oom_control");
+}
+
 TEST(OomKills, MissingIsEmptyAndMalformedIsQuoted) {
     ScratchDir d;
     EXPECT_FALSE(read_memory_events_oom_kill(d.path())->has_value());
@@ -174,6 +198,17 @@ TEST(Meminfo, ReadsTotalAndAvailable) {
     ASSERT_TRUE(m.ok()) << m.error().to_string();
     EXPECT_EQ(m->total_bytes, 24684312ULL * 1024);
     EXPECT_EQ(m->available_bytes.value_or(0), 24300000ULL * 1024);
+}
+
+TEST(Meminfo, MaximumValues) {
+    ScratchDir d;
+    // The largest kB count that still fits in bytes.
+    const std::uint64_t max_kb = UINT64_MAX / 1024;
+    d.write("meminfo", "MemTotal: " + std::to_string(max_kb) +
+                           " kB\nMemAvailable: " + std::to_string(max_kb) + " kB\n");
+    auto m = read_meminfo(d.path());
+    ASSERT_TRUE(m.ok());
+    EXPECT_EQ(m->total_bytes, max_kb * 1024);
 }
 
 TEST(Meminfo, OldKernelWithoutMemAvailable) {

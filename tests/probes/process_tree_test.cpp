@@ -104,6 +104,21 @@ TEST(ProcFiles, SingleThreadedProcessReadsOnlyItsOwnChildrenFile) {
     EXPECT_FALSE(gone->has_value());
 }
 
+TEST(ProcFiles, EmptyStatusMeansNoRss) {
+    ScratchDir d;
+    d.write("7/status", "");
+    EXPECT_EQ(read_status_rss_bytes(d.path(), 7)->value_or(99), 0u);
+}
+
+TEST(ProcFiles, MalformedChildrenListIsQuoted) {
+    ScratchDir d;
+    d.write("7/task/7/children", "12 x3 \n");
+    auto children = read_task_children(d.path(), 7, 1);
+    ASSERT_FALSE(children.ok());
+    EXPECT_NE(children.error().what.find("12 x3"), std::string::npos);
+    EXPECT_NE(children.error().where.find("7/task/7/children"), std::string::npos);
+}
+
 TEST(ProcFiles, TaskChildrenJoinsAllThreads) {
     auto children = read_task_children(fixture("proc-tree"), 100);
     ASSERT_TRUE(children.ok()) << children.error().to_string();

@@ -128,6 +128,32 @@ struct Front::Session {
     bool idle = true;  // between requests (shutdown closes idle sessions at once)
 };
 
+struct Front::LateAnswer {
+    explicit LateAnswer(asio::any_io_executor ex) : timer(ex) {}
+    asio::steady_timer timer;
+    bool settled = false;   // the worker's response header arrived (or its connection failed)
+    bool answered = false;  // the client got 504 from answer_late
+};
+
+asio::awaitable<void> Front::answer_late(std::shared_ptr<LateAnswer> late,
+                                         std::shared_ptr<Session> session, unsigned version,
+                                         RequestRecord record) {
+    beast::error_code ec;
+    co_await late->timer.async_wait(asio::redirect_error(use_awaitable, ec));
+    if (late->settled) co_return;
+    late->answered = true;
+    auto res = front_error(
+        http::status::gateway_timeout, version,
+        "worker did not answer within " + format_duration(config_.request_timeout), false);
+    session->stream.expires_after(config_.request_timeout);
+    co_await http::async_write(session->stream, res, asio::redirect_error(use_awaitable, ec));
+    record.completed = Clock::now();
+    record.service_usec = usec_since(record.dispatched, record.completed);
+    record.status = ec ? 0 : res.result_int();
+    dispatcher_.record(record);
+    session->stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+}
+
 struct Front::WaitState {
     explicit WaitState(asio::any_io_executor ex) : timer(ex) {}
     asio::steady_timer timer;
@@ -193,8 +219,8 @@ void Front::begin_shutdown() {
     asio::post(ioc_, [this] {
         beast::error_code ec;
         acceptor_.close(ec);
-        std::lock_guard lock(registry_mutex_);
-        for (const auto& s : sessions_) {
+        std::lock_guard lock(registry_->mutex);
+        for (const auto& s : registry_->sessions) {
             if (s->idle) s->stream.socket().close(ec);
         }
     });
@@ -203,10 +229,10 @@ void Front::begin_shutdown() {
 void Front::abort_remaining() {
     aborting_ = true;
     asio::post(ioc_, [this] {
-        std::lock_guard lock(registry_mutex_);
-        for (const auto& w : waits_) w->timer.cancel();
+        std::lock_guard lock(registry_->mutex);
+        for (const auto& w : registry_->waits) w->timer.cancel();
         beast::error_code ec;
-        for (const auto& s : sessions_) {
+        for (const auto& s : registry_->sessions) {
             if (s->idle) s->stream.socket().close(ec);
         }
     });
@@ -214,20 +240,21 @@ void Front::abort_remaining() {
 
 awaitable<void> Front::run_session(tcp::socket socket) {
     auto session = std::make_shared<Session>(std::move(socket));
+    const auto registry = registry_;
     {
-        std::lock_guard lock(registry_mutex_);
-        sessions_.insert(session);
+        std::lock_guard lock(registry->mutex);
+        registry->sessions.insert(session);
     }
-    ++open_connections_;
+    ++registry->open_connections;
     struct Unregister {
-        Front* front;
+        std::shared_ptr<Registry> registry;
         std::shared_ptr<Session> session;
         ~Unregister() {
-            std::lock_guard lock(front->registry_mutex_);
-            front->sessions_.erase(session);
-            --front->open_connections_;
+            std::lock_guard lock(registry->mutex);
+            registry->sessions.erase(session);
+            --registry->open_connections;
         }
-    } unregister{this, session};
+    } unregister{registry, session};
 
     beast::error_code ec;
     auto& client = session->stream;
@@ -264,6 +291,9 @@ awaitable<void> Front::run_session(tcp::socket socket) {
                 status = http::status::request_header_fields_too_large;
                 message =
                     "request header larger than " + format_size(config_.max_header_size_bytes);
+            } else if (ec == http::error::body_limit) {  // Content-Length above max_body_size
+                status = http::status::payload_too_large;
+                message = "request body larger than " + format_size(config_.max_body_size_bytes);
             } else if (is_timeout(ec)) {
                 status = http::status::request_timeout;
                 message =
@@ -281,11 +311,11 @@ awaitable<void> Front::run_session(tcp::socket socket) {
             break;
         }
 
-        ++requests_in_progress_;
+        ++registry->requests_in_progress;
         struct InProgress {
             std::atomic<std::size_t>& n;
             ~InProgress() { --n; }
-        } in_progress{requests_in_progress_};
+        } in_progress{registry->requests_in_progress};
 
         auto& req = parser.get();
         const unsigned version = req.version();
@@ -355,15 +385,15 @@ awaitable<void> Front::run_session(tcp::socket socket) {
             }
             if (status == AcquireStatus::queued) {
                 {
-                    std::lock_guard lock(registry_mutex_);
-                    waits_.insert(wait);
+                    std::lock_guard lock(registry->mutex);
+                    registry->waits.insert(wait);
                 }
                 wait->timer.expires_after(config_.queue_timeout);
                 beast::error_code wec;
                 co_await wait->timer.async_wait(asio::redirect_error(use_awaitable, wec));
                 {
-                    std::lock_guard lock(registry_mutex_);
-                    waits_.erase(wait);
+                    std::lock_guard lock(registry->mutex);
+                    registry->waits.erase(wait);
                 }
                 if (!dispatcher_.cancel(waiter.id)) {
                     backend = wait->backend;  // granted (possibly just as the timer fired)
@@ -476,8 +506,15 @@ awaitable<void> Front::run_session(tcp::socket socket) {
                 if (method == http::verb::head) res_parser->skip(true);
             };
             fresh_parser();
+            auto late = std::make_shared<LateAnswer>(client.get_executor());
             if (!out_ec) {
-                up.expires_after(config_.request_timeout);
+                // After request_timeout the client gets 504 (from answer_late); the worker keeps
+                // its slot until it answers, because it is still busy with this request, or until a
+                // second request_timeout passes and it counts as stuck.
+                late->timer.expires_after(config_.request_timeout);
+                asio::co_spawn(client.get_executor(), answer_late(late, session, version, record),
+                               asio::detached);
+                up.expires_after(config_.request_timeout * 2);
                 for (;;) {
                     co_await http::async_read_header(up, conn->buffer, *res_parser,
                                                      asio::redirect_error(use_awaitable, out_ec));
@@ -486,14 +523,42 @@ awaitable<void> Front::run_session(tcp::socket socket) {
                     if (out_ec || res_parser->get().result_int() >= 200) break;
                     fresh_parser();
                 }
+                late->settled = true;
+                late->timer.cancel();
+            }
+            if (late->answered) {
+                // The client already has its 504. Let the worker finish, then give its slot back.
+                bool reusable = false;
+                if (!out_ec) {
+                    std::array<char, kRelayBufferSize> scratch;
+                    while (!res_parser->is_done() && !out_ec) {
+                        res_parser->get().body().data = scratch.data();
+                        res_parser->get().body().size = scratch.size();
+                        co_await http::async_read(up, conn->buffer, *res_parser,
+                                                  asio::redirect_error(use_awaitable, out_ec));
+                        if (out_ec == http::error::need_buffer) out_ec = {};
+                    }
+                    reusable = !out_ec && res_parser->keep_alive();
+                }
+                std::unique_ptr<IdleConnection> park;
+                if (reusable) {
+                    conn->watch_while_idle(dispatcher_, backend);
+                    park = std::move(conn);
+                }
+                dispatcher_.release(backend, std::move(park), !out_ec);
+                if (out_ec && hooks_.worker_stuck) {
+                    hooks_.worker_stuck(backend->id,
+                                        "no response within " +
+                                            format_duration(config_.request_timeout * 2) + ": " +
+                                            out_ec.message());
+                }
+                continue_session = false;
+                break;
             }
             if (out_ec) {
                 dispatcher_.release(backend, nullptr, false);
-                if (is_timeout(out_ec)) {
-                    continue_session = co_await reply(
-                        http::status::gateway_timeout,
-                        "worker did not answer within " + format_duration(config_.request_timeout),
-                        false);
+                if (is_timeout(
+                        out_ec)) {  // only when the client is gone too (answer_late could not)
                     break;
                 }
                 if (hooks_.upstream_failed) hooks_.upstream_failed(backend->id, out_ec.message());
@@ -562,7 +627,21 @@ awaitable<void> Front::run_session(tcp::socket socket) {
         if (!continue_session) break;
     }
     session->idle = true;
+    // Lingering close: after our FIN, read and drop what the client still sends (a body we
+    // refused, say) for a moment, so closing does not reset the connection before the client
+    // has read our answer.
     client.socket().shutdown(tcp::socket::shutdown_send, ec);
+    if (!ec) {
+        std::array<char, 4096> discard;
+        std::size_t drained = 0;
+        client.expires_after(std::chrono::seconds(2));
+        while (drained < 1024 * 1024) {
+            const std::size_t n = co_await client.async_read_some(
+                asio::buffer(discard), asio::redirect_error(use_awaitable, ec));
+            if (ec) break;
+            drained += n;
+        }
+    }
     client.close();
 }
 

@@ -25,6 +25,8 @@ namespace tuner::server {
 struct FrontHooks {
     // A worker refused a connection or dropped one mid-request: the pool checks on it.
     std::function<void(unsigned worker_id, const std::string& error)> upstream_failed;
+    // A worker held a request for twice request_timeout without answering: replace it.
+    std::function<void(unsigned worker_id, const std::string& why)> worker_stuck;
 };
 
 class Front {
@@ -45,18 +47,27 @@ public:
     // shutdown_timeout passed: what is still queued gets 503; in-flight requests are cut.
     void abort_remaining();
     // Requests between header read and response end.
-    [[nodiscard]] std::size_t requests_in_progress() const { return requests_in_progress_.load(); }
-    [[nodiscard]] std::size_t open_connections() const { return open_connections_.load(); }
+    [[nodiscard]] std::size_t requests_in_progress() const {
+        return registry_->requests_in_progress.load();
+    }
+    [[nodiscard]] std::size_t open_connections() const {
+        return registry_->open_connections.load();
+    }
     // Settings that a config reload may change (timeouts, limits, max_queue).
     void update_config(const ServerConfig& config);
 
     struct Session;
     struct WaitState;
+    struct LateAnswer;
 
 private:
     friend struct Session;
     boost::asio::awaitable<void> accept_loop();
     boost::asio::awaitable<void> run_session(boost::asio::ip::tcp::socket socket);
+    // Answers 504 when the worker is late; see the response-header wait in run_session.
+    boost::asio::awaitable<void> answer_late(std::shared_ptr<LateAnswer> late,
+                                             std::shared_ptr<Session> session, unsigned version,
+                                             RequestRecord record);
 
     boost::asio::io_context& ioc_;
     ServerConfig config_;
@@ -65,13 +76,17 @@ private:
     boost::asio::ip::tcp::acceptor acceptor_;
     std::atomic<bool> shutting_down_{false};
     std::atomic<bool> aborting_{false};
-    std::atomic<std::size_t> requests_in_progress_{0};
-    std::atomic<std::size_t> open_connections_{0};
     std::atomic<std::uint64_t> next_waiter_id_{1};
-    // Live sessions and queued waits, so shutdown can reach them.
-    std::mutex registry_mutex_;
-    std::set<std::shared_ptr<Session>> sessions_;
-    std::set<std::shared_ptr<WaitState>> waits_;
+    // Live sessions and queued waits, so shutdown can reach them. Shared with the session
+    // coroutines: a coroutine frame the io_context destroys after the Front still finds it.
+    struct Registry {
+        std::mutex mutex;
+        std::set<std::shared_ptr<Session>> sessions;
+        std::set<std::shared_ptr<WaitState>> waits;
+        std::atomic<std::size_t> requests_in_progress{0};
+        std::atomic<std::size_t> open_connections{0};
+    };
+    std::shared_ptr<Registry> registry_ = std::make_shared<Registry>();
 };
 
 }  // namespace tuner::server

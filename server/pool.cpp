@@ -231,6 +231,21 @@ void WorkerPool::upstream_failed(unsigned worker_id, const std::string& error) {
     });
 }
 
+void WorkerPool::worker_stuck(unsigned worker_id, const std::string& why) {
+    asio::post(ioc_, [this, worker_id, why] {
+        {
+            std::lock_guard lock(mutex_);
+            auto it = workers_.find(worker_id);
+            if (it == workers_.end() || it->second->exited || !it->second->recycle_reason.empty())
+                return;
+            it->second->recycle_reason = "stuck: " + why;
+            spdlog::warn("event=worker_stuck worker={} pid={} reason=\"{}\"", worker_id,
+                         it->second->pid, why);
+        }
+        reconcile();
+    });
+}
+
 void WorkerPool::watch_children() {
     impl_->sigchld.async_wait([this](const beast::error_code& ec, int) {
         if (ec) return;

@@ -77,6 +77,8 @@ public:
     void update_options(const PoolConfig& workers, const DemoConfig& demo);
     // The front could not reach a worker or lost it mid-request.
     void upstream_failed(unsigned worker_id, const std::string& error);
+    // A worker held a request far past request_timeout: replace it gracefully.
+    void worker_stuck(unsigned worker_id, const std::string& why);
 
     // Graceful stop: drain every worker, SIGTERM, SIGKILL after kill_timeout; `done` runs on
     // the I/O thread when all have exited. `immediate`: skip draining (second signal).

@@ -216,6 +216,8 @@ WindowStats RequestStats::window(Clock::time_point now) {
     out.service = percentiles_of(service);
     out.total = percentiles_of(total);
     out.min_ready = ready_min;
+    out.accepted_total = cumulative_.accepted;
+    out.queue_length_now = queue_length_;
     for (const auto& [id, state] : workers_) {  // only workers that still exist
         const WorkerBucket wb = workers.count(id) ? workers[id] : WorkerBucket{};
         WorkerWindowStats w;

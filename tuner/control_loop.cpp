@@ -240,9 +240,13 @@ nlohmann::json ControlLoop::cycle() {
     pool_.set_worker_rss(rss);
     const auto seed_in = policies::seed_inputs(s, cfg);
     const auto seed = policies::seed_formula(seed_in);
-    pool_.set_at_memory_ceiling(s.pool.target >= seed.memory_ceiling);
 
     Plan plan = controller_.decide(s);
+    nlohmann::json explained = controller_.explain();
+    // At the memory ceiling (the controller's, which knows the thread count and memory.high) a
+    // replacement may only start once the worker it replaces is gone.
+    const auto ceiling = explained["memory"].value("ceiling_workers", seed.memory_ceiling);
+    pool_.set_at_memory_ceiling(s.pool.target >= ceiling);
     act_on_plan(plan);
 
     if (s.taken_at - last_sample_ >= kSampleEvery) {
@@ -255,7 +259,7 @@ nlohmann::json ControlLoop::cycle() {
     view_.snapshot = std::move(s);
     view_.seed_inputs = seed_in;
     view_.seed = seed;
-    view_.controller = controller_.explain();
+    view_.controller = std::move(explained);
     if (!plan.decisions.empty()) view_.last_plan = plan;
     ++view_.cycles;
     view_.last_cycle_ms = took_ms;

@@ -241,6 +241,9 @@ int Daemon::run() {
     hooks.upstream_failed = [this](unsigned id, const std::string& error) {
         pool_->upstream_failed(id, error);
     };
+    hooks.worker_stuck = [this](unsigned id, const std::string& why) {
+        pool_->worker_stuck(id, why);
+    };
     front_ = std::make_unique<server::Front>(ioc_, config_.server, *dispatcher_, hooks);
     admin_ = std::make_unique<server::AdminServer>(ioc_);
 

@@ -323,6 +323,7 @@ nlohmann::json performance_json(AdminContext& ctx) {
         {"decisions", decisions_json(ctx.log.recent(kRecentDecisions))},
         {"recommendations",
          {{"workers", view.controller},
+          {"database", view.database},
           {"last_plan", plan_json(view.last_plan)},
           {"manual_target", manual ? nlohmann::json(*manual) : nlohmann::json(nullptr)}}},
         {"control",

@@ -62,7 +62,8 @@ ControlLoop::ControlLoop(Config config, server::WorkerPool& pool, server::Dispat
       applier_(applier),
       log_(log),
       prober_(std::move(roots), ::getpid(), config_.policy.pss_every),
-      controller_(config_) {}
+      controller_(config_),
+      database_(DatabaseTuner::create(config_, applier_, pool_)) {}
 
 ControlLoop::~ControlLoop() {
     stop();
@@ -101,6 +102,12 @@ std::pair<unsigned, unsigned> ControlLoop::initial_shape(
         format_size_approx(s.memory.usage_bytes), format_size_approx(s.memory.working_set_bytes),
         s.pressure.source.empty() ? "absent" : log_quote(s.pressure.source));
 
+    if (database_) {
+        // Before the first worker starts, so it already gets the pool sizes and DATABASE_URL.
+        const auto seed = policies::seed_formula(policies::seed_inputs(s, cfg));
+        database_->cycle(s, seed);
+        controller_.set_max_processes_by_db(database_->max_processes_by_db());
+    }
     Plan plan = controller_.decide(s);
     unsigned workers = 0;
     unsigned threads = cfg.workers.threads;
@@ -214,6 +221,7 @@ void ControlLoop::run() {
             }
             controller_.reconfigure(*reload);
             prober_.set_pss_every(reload->policy.pss_every);
+            if (database_) database_->reload(*reload);
         }
         const bool scheduled = !on_demand && !reload;
         nlohmann::json result = cycle();
@@ -241,6 +249,13 @@ nlohmann::json ControlLoop::cycle() {
     const auto seed_in = policies::seed_inputs(s, cfg);
     const auto seed = policies::seed_formula(seed_in);
 
+    nlohmann::json database_json = nullptr;
+    if (database_) {
+        database_->cycle(s, seed);
+        controller_.set_max_processes_by_db(database_->max_processes_by_db());
+        database_json = database_->explain();
+    }
+
     Plan plan = controller_.decide(s);
     nlohmann::json explained = controller_.explain();
     // At the memory ceiling (the controller's, which knows the thread count and memory.high) a
@@ -260,6 +275,7 @@ nlohmann::json ControlLoop::cycle() {
     view_.seed_inputs = seed_in;
     view_.seed = seed;
     view_.controller = std::move(explained);
+    view_.database = std::move(database_json);
     if (!plan.decisions.empty()) view_.last_plan = plan;
     ++view_.cycles;
     view_.last_cycle_ms = took_ms;

@@ -22,6 +22,7 @@
 #include "server/dispatcher.hpp"
 #include "server/pool.hpp"
 #include "tuner/apply.hpp"
+#include "tuner/database_tuner.hpp"
 #include "tuner/decision_log.hpp"
 
 namespace tuner {
@@ -32,6 +33,7 @@ struct ControlView {
     policies::SeedInputs seed_inputs;
     policies::SeedResult seed;  // with measured per-worker memory: the ceiling
     nlohmann::json controller = nlohmann::json::object();  // WorkerController::explain()
+    nlohmann::json database = nullptr;  // DatabaseTuner::explain(), null when no database
     Plan last_plan;
     std::uint64_t cycles = 0;
     double last_cycle_ms = 0;  // how long the cycle took (probes + policies)
@@ -78,6 +80,7 @@ private:
     DecisionLog& log_;
     probes::Prober prober_;
     policies::WorkerController controller_;
+    std::unique_ptr<DatabaseTuner> database_;
 
     mutable std::mutex view_mutex_;
     ControlView view_;

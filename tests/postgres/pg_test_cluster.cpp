@@ -29,7 +29,9 @@ std::string trimmed(std::string s) {
 void PgTestCluster::SetUp() {
     dir_ = TUNER_PG_CLUSTER_DIR;
     const std::string unavailable = read_text(dir_ + "/unavailable");
-    if (!unavailable.empty()) GTEST_SKIP() << "no PostgreSQL for this test: " << unavailable;
+    // `make test` installs PostgreSQL (scripts/install-deps --test): its absence is a failure,
+    // never a silent skip.
+    if (!unavailable.empty()) FAIL() << "no PostgreSQL for this test: " << unavailable;
     admin_url_file_ = dir_ + "/admin.url";
     ASSERT_TRUE(fs::exists(admin_url_file_))
         << admin_url_file_ << " is missing: run through ctest (fixture postgres_cluster_start)";

@@ -14,7 +14,8 @@ namespace tuner::postgres::testing {
 
 class PgTestCluster : public ::testing::Test {
 protected:
-    // Fails the test (with the reason) when the fixture found no PostgreSQL or did not run. Resets every ALTER SYSTEM setting and gives the test a state dir.
+    // Fails the test (with the reason) when the fixture found no PostgreSQL or did not run. Resets
+    // every ALTER SYSTEM setting and gives the test a state dir.
     void SetUp() override;
     // Starts the server again if a failed test left it paused.
     void TearDown() override;

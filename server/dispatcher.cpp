@@ -44,7 +44,8 @@ bool Dispatcher::stop_accepting(unsigned id) {
     auto it = backends_.find(id);
     if (it == backends_.end()) return true;
     it->second->accepting = false;
-    levels_changed_locked(Clock::now());
+    // A retry waiting for another worker may now find the one it avoided is the only one left.
+    grant_waiters_locked(Clock::now());
     return it->second->inflight == 0;
 }
 
@@ -59,7 +60,7 @@ void Dispatcher::remove(unsigned id) {
         dropped = std::move(it->second->idle);
         stats_.worker_removed(id, now);
         backends_.erase(it);
-        levels_changed_locked(now);
+        grant_waiters_locked(now);  // as in stop_accepting: a waiting retry may fall back
     }
 }
 
@@ -97,7 +98,10 @@ void Dispatcher::take_slot_locked(const BackendPtr& b, Clock::time_point now) {
 AcquireStatus Dispatcher::acquire(Waiter w, BackendPtr& out, Clock::time_point now) {
     std::lock_guard lock(mutex_);
     // FIFO: nobody overtakes a queued request, except a retry (it already waited its turn).
-    if (queue_.empty() || w.avoid != 0) {
+    // Retries queue at the front and the others at the back, so a plain request is waiting
+    // exactly when the back is one; retries waiting for another worker hold no one back.
+    const bool plain_request_waiting = !queue_.empty() && queue_.back().avoid == 0;
+    if (!plain_request_waiting || w.avoid != 0) {
         if (BackendPtr b = pick_locked(w.avoid)) {
             take_slot_locked(b, now);
             levels_changed_locked(now);
@@ -143,7 +147,7 @@ void Dispatcher::grant_waiters_locked(Clock::time_point now) {
 
 void Dispatcher::release(const BackendPtr& backend, std::unique_ptr<IdleConnection> reusable,
                          bool served, Clock::time_point now) {
-    std::unique_ptr<IdleConnection> dropped;  // destroyed (closed) outside the lock
+    std::vector<std::unique_ptr<IdleConnection>> dropped;  // destroyed (closed) outside the lock
     {
         std::lock_guard lock(mutex_);
         if (backend->inflight > 0) {
@@ -158,7 +162,7 @@ void Dispatcher::release(const BackendPtr& backend, std::unique_ptr<IdleConnecti
             if (backend->accepting && backends_.count(backend->id)) {
                 backend->idle.push_back(std::move(reusable));
             } else {
-                dropped = std::move(reusable);
+                dropped.push_back(std::move(reusable));
             }
         }
         if (backend->accepting) {
@@ -172,6 +176,7 @@ void Dispatcher::release(const BackendPtr& backend, std::unique_ptr<IdleConnecti
             levels_changed_locked(now);
             if (backend->inflight == 0) {
                 // Idle connections of a draining worker serve no one: close them now.
+                for (auto& c : backend->idle) dropped.push_back(std::move(c));
                 backend->idle.clear();
                 if (callbacks_.drained) callbacks_.drained(backend->id);
             }

@@ -2,7 +2,6 @@
 #include "server/request_stats.hpp"
 
 #include <algorithm>
-#include <cmath>
 
 namespace tuner::server {
 
@@ -50,7 +49,7 @@ void RequestStats::set_window(Duration window, Clock::time_point now) {
                .count());
     integrate_levels(now);
     ring_.assign(static_cast<std::size_t>(seconds), Bucket{});
-    current_second_ = static_cast<std::int64_t>(std::floor(seconds_between(origin_, now)));
+    current_second_ = second_of(now);
     Bucket& b = ring_[static_cast<std::size_t>(current_second_) % ring_.size()];
     b.second = current_second_;
     b.ready_min = ready_;
@@ -58,8 +57,12 @@ void RequestStats::set_window(Duration window, Clock::time_point now) {
     b.inflight_max = inflight_;
 }
 
+std::int64_t RequestStats::second_of(Clock::time_point t) const {
+    return std::chrono::floor<std::chrono::seconds>(t - origin_).count();
+}
+
 RequestStats::Bucket& RequestStats::bucket_at(Clock::time_point t) {
-    const auto second = static_cast<std::int64_t>(std::floor(seconds_between(origin_, t)));
+    const auto second = second_of(t);
     if (second > current_second_) {
         const auto n = static_cast<std::int64_t>(ring_.size());
         for (std::int64_t s = std::max(current_second_ + 1, second - n + 1); s <= second; ++s) {
@@ -83,25 +86,35 @@ RequestStats::Bucket& RequestStats::bucket_at(Clock::time_point t) {
                                           static_cast<std::int64_t>(ring_.size()))];
 }
 
+template <typename AddSpan>
+void RequestStats::spread(Clock::time_point from, Clock::time_point to, AddSpan&& add) {
+    if (ring_.empty() || to <= from) return;
+    bucket_at(to);
+    // A span that began before the ring's oldest second (a gap, a long busy period) only
+    // counts from there: spreading it further would land in slots now holding newer seconds.
+    const auto n = static_cast<std::int64_t>(ring_.size());
+    const Clock::time_point oldest =
+        origin_ + kBucketWidth * std::max<std::int64_t>(0, current_second_ - n + 1);
+    from = std::max(from, oldest);
+    while (from < to) {
+        const std::int64_t second = second_of(from);
+        const Clock::time_point bucket_end = origin_ + kBucketWidth * (second + 1);
+        const Clock::time_point until = std::min(to, bucket_end);
+        Bucket& b = ring_[static_cast<std::size_t>(second % n)];
+        if (b.second == second) add(b, seconds_between(from, until));  // else before set_window
+        from = until;
+    }
+}
+
 void RequestStats::integrate_levels(Clock::time_point now) {
     if (ring_.empty() || now <= levels_since_) return;
-    // Spread [levels_since_, now) over the one-second buckets it touches; a gap longer than the
-    // ring only needs its last ring-length.
-    const auto ring_span = kBucketWidth * static_cast<std::int64_t>(ring_.size());
-    Clock::time_point from = std::max(levels_since_, now - ring_span);
-    while (from < now) {
-        const auto second = static_cast<std::int64_t>(std::floor(seconds_between(origin_, from)));
-        const auto bucket_end = origin_ + kBucketWidth * (second + 1);
-        const auto to = std::min(now, std::chrono::time_point_cast<Clock::duration>(bucket_end));
-        Bucket& b = bucket_at(from);
-        const double dt = seconds_between(from, to);
-        b.queue_integral += static_cast<double>(queue_length_) * dt;
-        b.inflight_integral += static_cast<double>(inflight_) * dt;
-        b.covered_s += dt;
-        if (to <= from) break;
-        from = to;
-    }
-    bucket_at(now);
+    const auto queue = static_cast<double>(queue_length_);
+    const auto inflight = static_cast<double>(inflight_);
+    spread(levels_since_, now, [&](Bucket& b, double seconds) {
+        b.queue_integral += queue * seconds;
+        b.inflight_integral += inflight * seconds;
+        b.covered_s += seconds;
+    });
     levels_since_ = now;
 }
 
@@ -149,7 +162,8 @@ void RequestStats::record(const RequestRecord& r) {
 
 void RequestStats::close_busy_time(unsigned id, WorkerState& w, Clock::time_point now) {
     if (!w.busy || now <= w.busy_since) return;
-    bucket_at(now).workers[id].busy_s += seconds_between(w.busy_since, now);
+    // Spread over the seconds it spans, so busy time that ages out of the window leaves it.
+    spread(w.busy_since, now, [&](Bucket& b, double seconds) { b.workers[id].busy_s += seconds; });
     w.busy_since = now;
 }
 

@@ -95,7 +95,12 @@ private:
         Clock::time_point busy_since{};
     };
 
-    Bucket& bucket_at(Clock::time_point t);  // rolls the ring forward to t
+    [[nodiscard]] std::int64_t second_of(Clock::time_point t) const;  // since origin_, floored
+    Bucket& bucket_at(Clock::time_point t);                           // rolls the ring forward to t
+    // Rolls the ring forward to `to`, then calls add(bucket, seconds) for each part of
+    // [from, to) that falls in a second the ring still holds; older parts are history.
+    template <typename AddSpan>
+    void spread(Clock::time_point from, Clock::time_point to, AddSpan&& add);
     void integrate_levels(Clock::time_point now);
     void close_busy_time(unsigned id, WorkerState& w, Clock::time_point now);
 

@@ -17,11 +17,20 @@ namespace tuner::server {
 
 namespace {
 
+// What the child could not do, sent back with its errno over the status pipe, so the error
+// names the directory when the directory is what is wrong.
+enum class ChildStep : int { setup, enter_dir, exec };
+struct ChildFailure {
+    ChildStep step = ChildStep::setup;
+    int error = 0;
+};
+
 // Child side, between fork and exec: async-signal-safe calls only.
 [[noreturn]] void child_exec(const SpawnSpec& spec, char* const* argv, char* const* envp, int out_w,
                              int err_w, int status_w, pid_t parent) {
-    auto fail = [&](int err) {
-        (void)!::write(status_w, &err, sizeof err);
+    auto fail = [&](ChildStep step, int err) {
+        const ChildFailure failure{step, err};
+        (void)!::write(status_w, &failure, sizeof failure);
         ::_exit(127);
     };
     // Own process group: a Ctrl-C to the terminal reaches tunerd, which stops workers in order.
@@ -36,15 +45,15 @@ namespace {
     for (int sig : {SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGCHLD, SIGQUIT}) ::signal(sig, SIG_DFL);
 
     const int devnull = ::open("/dev/null", O_RDONLY);
-    if (devnull < 0 || ::dup2(devnull, 0) < 0) fail(errno);
-    if (::dup2(out_w, 1) < 0 || ::dup2(err_w, 2) < 0) fail(errno);
+    if (devnull < 0 || ::dup2(devnull, 0) < 0) fail(ChildStep::setup, errno);
+    if (::dup2(out_w, 1) < 0 || ::dup2(err_w, 2) < 0) fail(ChildStep::setup, errno);
     // Close everything else but the status pipe (close-on-exec), including tunerd's sockets.
     ::syscall(SYS_close_range, 3u, static_cast<unsigned>(status_w) - 1, 0u);
     ::syscall(SYS_close_range, static_cast<unsigned>(status_w) + 1, ~0u, 0u);
-    if (!spec.dir.empty() && ::chdir(spec.dir.c_str()) < 0) fail(errno);
+    if (!spec.dir.empty() && ::chdir(spec.dir.c_str()) < 0) fail(ChildStep::enter_dir, errno);
     ::execvpe(argv[0], argv, envp);
-    fail(errno);
-    ::_exit(127);
+    fail(ChildStep::exec, errno);
+    ::_exit(127);  // not reached: fail() exits
 }
 
 }  // namespace
@@ -93,19 +102,28 @@ Result<SpawnedProcess> spawn_process(const SpawnSpec& spec) {
     ::close(out[1]);
     ::close(err[1]);
     ::close(status[1]);
-    int child_errno = 0;
+    ChildFailure failure;
     ssize_t n;
     do {
-        n = ::read(status[0], &child_errno, sizeof child_errno);
+        n = ::read(status[0], &failure, sizeof failure);
     } while (n < 0 && errno == EINTR);
     ::close(status[0]);
-    if (n == static_cast<ssize_t>(sizeof child_errno)) {
+    if (n == static_cast<ssize_t>(sizeof failure)) {
         ::close(out[0]);
         ::close(err[0]);
         int ignored;
         ::waitpid(pid, &ignored, 0);
-        return make_error(spec.argv.front(),
-                          std::string("cannot start: ") + std::strerror(child_errno));
+        const std::string reason = std::strerror(failure.error);
+        switch (failure.step) {
+            case ChildStep::enter_dir:
+                return make_error(spec.dir, "cannot start " + spec.argv.front() +
+                                                " in this directory: " + reason);
+            case ChildStep::exec:
+                return make_error(spec.argv.front(), "cannot start: " + reason);
+            case ChildStep::setup:
+                break;
+        }
+        return make_error(spec.argv.front(), "cannot set up the child's stdio: " + reason);
     }
     ::fcntl(out[0], F_SETFL, ::fcntl(out[0], F_GETFL) | O_NONBLOCK);
     ::fcntl(err[0], F_SETFL, ::fcntl(err[0], F_GETFL) | O_NONBLOCK);

@@ -1,6 +1,7 @@
 // A fixed-size log-linear histogram of latencies (microseconds) for percentiles over a window:
-// 32 buckets per power of two, so a percentile is within ~1.1 % of the true value (the idea of
-// HdrHistogram, Gil Tene, without its dependency). Adding one value is an array increment.
+// 32 buckets per power of two, so a percentile is within half a bucket, 1/64 ≈ 1.6 %, of the
+// true value (the idea of HdrHistogram, Gil Tene, without its dependency). Adding one value is
+// an array increment.
 #pragma once
 
 #include <array>
@@ -13,7 +14,8 @@ namespace tuner::server {
 class LatencyHistogram {
 public:
     static constexpr unsigned kSubBuckets = 32;  // per power of two
-    static constexpr unsigned kOctaves = 36;     // 1 µs .. 2^36 µs (~19 h)
+    // Values below 32 µs exactly, then octaves 2^5 .. 2^40 µs (~12 days); larger ones clamp.
+    static constexpr unsigned kOctaves = 36;
     static constexpr unsigned kBuckets = kSubBuckets * kOctaves;
 
     void add(std::uint64_t usec) {
@@ -35,7 +37,7 @@ public:
         return count_ ? static_cast<double>(sum_usec_) / static_cast<double>(count_) : 0.0;
     }
 
-    // Nearest-rank percentile (q in 0..1), the geometric middle of its bucket.
+    // Nearest-rank percentile (q in 0..1), the middle of its bucket.
     [[nodiscard]] double percentile_usec(double q) const {
         if (count_ == 0) return 0;
         auto rank = static_cast<std::uint64_t>(std::ceil(q * static_cast<double>(count_)));

@@ -7,6 +7,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstdio>
 #include <cstring>
@@ -191,8 +192,13 @@ void burn_cpu_ms(unsigned ms) {
 
 Result<DemoOptions> parse_demo_args(int argc, char** argv) {
     DemoOptions opt;
+    constexpr std::string_view kOptions[] = {"--socket", "--port",   "--threads",  "--cpu-ms",
+                                             "--io-ms",  "--rss-mb", "--worker-id"};
     for (int i = 1; i < argc; ++i) {
         const std::string_view flag = argv[i];
+        // Unknown before anything else: "--verbose yes" is not a bad number.
+        if (std::find(std::begin(kOptions), std::end(kOptions), flag) == std::end(kOptions))
+            return make_error(std::string(flag), "unknown demo-worker option");
         if (i + 1 >= argc) return make_error(std::string(flag), "missing value");
         const std::string_view value = argv[++i];
         if (flag == "--socket") {
@@ -213,10 +219,8 @@ Result<DemoOptions> parse_demo_args(int argc, char** argv) {
             opt.io_ms = *n;
         } else if (flag == "--rss-mb") {
             opt.rss_mb = *n;
-        } else if (flag == "--worker-id") {
+        } else {  // --worker-id
             opt.worker_id = *n;
-        } else {
-            return make_error(std::string(flag), "unknown demo-worker option");
         }
     }
     if (opt.socket_path.empty() == !opt.port.has_value()) {

@@ -1,0 +1,489 @@
+// The dispatcher's rules: least-in-flight choice within each worker's threads, one bounded FIFO
+// queue, retries that avoid the worker they failed on, draining, recycling and parked connections.
+#include "server/dispatcher.hpp"
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+namespace tuner::server {
+namespace {
+
+BackendPtr make_backend(unsigned id, unsigned capacity) {
+    auto b = std::make_shared<Backend>();
+    b->id = id;
+    b->capacity = capacity;
+    b->address.unix_path = "/run/tunerd/worker-" + std::to_string(id) + ".sock";
+    return b;
+}
+
+// Records which waiter was granted which backend, in order. Grants arrive under the
+// dispatcher's lock, so the log only appends.
+struct GrantLog {
+    std::vector<std::pair<std::uint64_t, unsigned>> grants;  // waiter id -> backend id
+    std::vector<BackendPtr> backends;
+
+    Waiter waiter(std::uint64_t id, unsigned avoid = 0) {
+        Waiter w;
+        w.id = id;
+        w.avoid = avoid;
+        w.grant = [this, id](BackendPtr b) {
+            grants.emplace_back(id, b->id);
+            backends.push_back(std::move(b));
+        };
+        return w;
+    }
+};
+
+// Counts how many parked connections were closed (destroyed).
+struct FakeConnection final : IdleConnection {
+    explicit FakeConnection(int& closed) : closed_(closed) {}
+    ~FakeConnection() override { ++closed_; }
+    int& closed_;
+};
+
+// Acquires and expects an immediate grant; returns the backend's id.
+unsigned acquire_now(Dispatcher& d, GrantLog& log, std::uint64_t id, BackendPtr& out,
+                     unsigned avoid = 0) {
+    EXPECT_EQ(d.acquire(log.waiter(id, avoid), out), AcquireStatus::granted) << "waiter " << id;
+    return out ? out->id : 0;
+}
+
+TEST(Dispatcher, GrantsTheBackendWithTheFewestRequestsInFlight) {
+    Dispatcher d(16);
+    GrantLog log;
+    auto one = make_backend(1, 4);
+    auto two = make_backend(2, 4);
+    d.add(one);
+    d.add(two);
+    BackendPtr a, b, c, e;
+    EXPECT_EQ(acquire_now(d, log, 1, a), 1u);
+    EXPECT_EQ(acquire_now(d, log, 2, b), 2u);  // 1 has one in flight, 2 none
+    EXPECT_EQ(acquire_now(d, log, 3, c), 1u);  // a tie goes to the first
+    d.release(b, nullptr, true);               // 2 is back to none
+    EXPECT_EQ(acquire_now(d, log, 4, e), 2u);
+}
+
+TEST(Dispatcher, AmongEqualLoadsPrefersTheBackendWithMoreThreads) {
+    Dispatcher d(16);
+    GrantLog log;
+    d.add(make_backend(1, 1));
+    d.add(make_backend(2, 4));
+    BackendPtr a;
+    EXPECT_EQ(acquire_now(d, log, 1, a), 2u);
+}
+
+TEST(Dispatcher, NeverGrantsMoreThanABackendsThreads) {
+    Dispatcher d(16);
+    GrantLog log;
+    d.add(make_backend(1, 2));
+    BackendPtr a, b, c;
+    acquire_now(d, log, 1, a);
+    acquire_now(d, log, 2, b);
+    EXPECT_EQ(d.acquire(log.waiter(3), c), AcquireStatus::queued);
+    EXPECT_EQ(c, nullptr);
+    EXPECT_TRUE(log.grants.empty());
+    EXPECT_EQ(d.backend_load().at(1).first, 2u);
+}
+
+TEST(Dispatcher, GrantsQueuedRequestsInArrivalOrder) {
+    Dispatcher d(16);
+    GrantLog log;
+    auto only = make_backend(1, 1);
+    d.add(only);
+    BackendPtr first;
+    acquire_now(d, log, 1, first);
+    for (std::uint64_t id = 2; id <= 4; ++id) {
+        BackendPtr none;
+        EXPECT_EQ(d.acquire(log.waiter(id), none), AcquireStatus::queued);
+    }
+    d.release(first, nullptr, true);
+    ASSERT_EQ(log.grants.size(), 1u);
+    d.release(log.backends.back(), nullptr, true);
+    d.release(log.backends.back(), nullptr, true);
+    const std::vector<std::pair<std::uint64_t, unsigned>> expected = {{2, 1}, {3, 1}, {4, 1}};
+    EXPECT_EQ(log.grants, expected);
+}
+
+TEST(Dispatcher, ANewRequestDoesNotOvertakeQueuedOnes) {
+    Dispatcher d(16);
+    GrantLog log;
+    auto only = make_backend(1, 1);
+    d.add(only);
+    BackendPtr first, queued, late;
+    acquire_now(d, log, 1, first);
+    EXPECT_EQ(d.acquire(log.waiter(2), queued), AcquireStatus::queued);
+    d.release(first, nullptr, true);  // the slot goes to waiter 2 ...
+    EXPECT_EQ(d.acquire(log.waiter(3), late), AcquireStatus::queued);  // ... not to newcomer 3
+    ASSERT_EQ(log.grants.size(), 1u);
+    EXPECT_EQ(log.grants[0].first, 2u);
+}
+
+TEST(Dispatcher, RefusesWhenTheQueueHoldsMaxQueueRequests) {
+    Dispatcher d(2);
+    GrantLog log;
+    d.add(make_backend(1, 1));
+    BackendPtr out;
+    acquire_now(d, log, 1, out);
+    BackendPtr none;
+    EXPECT_EQ(d.acquire(log.waiter(2), none), AcquireStatus::queued);
+    EXPECT_EQ(d.acquire(log.waiter(3), none), AcquireStatus::queued);
+    EXPECT_EQ(d.acquire(log.waiter(4), none), AcquireStatus::queue_full);
+    EXPECT_EQ(d.counts().queued, 2u);
+
+    EXPECT_TRUE(d.cancel(2));
+    EXPECT_TRUE(d.cancel(3));
+    d.set_max_queue(0);  // no waiting at all: a busy pool refuses at once
+    EXPECT_EQ(d.acquire(log.waiter(5), none), AcquireStatus::queue_full);
+}
+
+TEST(Dispatcher, CancelRemovesAQueuedRequest) {
+    Dispatcher d(16);
+    GrantLog log;
+    d.add(make_backend(1, 1));
+    BackendPtr first, none;
+    acquire_now(d, log, 1, first);
+    EXPECT_EQ(d.acquire(log.waiter(2), none), AcquireStatus::queued);
+    EXPECT_EQ(d.acquire(log.waiter(3), none), AcquireStatus::queued);
+    EXPECT_TRUE(d.cancel(2));
+    EXPECT_EQ(d.counts().queued, 1u);
+    d.release(first, nullptr, true);
+    ASSERT_EQ(log.grants.size(), 1u);
+    EXPECT_EQ(log.grants[0].first, 3u);  // the cancelled one is never granted
+}
+
+TEST(Dispatcher, CancelOfARequestGrantedMeanwhileReportsTheGrant) {
+    Dispatcher d(16);
+    GrantLog log;
+    d.add(make_backend(1, 1));
+    BackendPtr first, none;
+    acquire_now(d, log, 1, first);
+    EXPECT_EQ(d.acquire(log.waiter(2), none), AcquireStatus::queued);
+    d.release(first, nullptr, true);
+    ASSERT_EQ(log.grants.size(), 1u);
+    // Its queue timeout fired just as the slot was granted: the caller must use the grant.
+    EXPECT_FALSE(d.cancel(2));
+    EXPECT_FALSE(d.cancel(99));  // never queued
+    EXPECT_EQ(d.counts().inflight, 1u);
+}
+
+TEST(Dispatcher, ARetryGoesToAnotherBackend) {
+    Dispatcher d(16);
+    GrantLog log;
+    d.add(make_backend(1, 2));
+    d.add(make_backend(2, 2));
+    BackendPtr a, b;
+    acquire_now(d, log, 1, a);
+    acquire_now(d, log, 2, b);
+    d.add(make_backend(3, 2));
+    BackendPtr retry;
+    // 3 has the fewest in flight, but it is the one the request just failed on.
+    EXPECT_EQ(acquire_now(d, log, 3, retry, 3), 1u);
+}
+
+TEST(Dispatcher, ARetryJumpsTheQueue) {
+    Dispatcher d(16);
+    GrantLog log;
+    d.add(make_backend(1, 1));
+    d.add(make_backend(2, 1));
+    BackendPtr on_one, on_two, none;
+    acquire_now(d, log, 1, on_one);
+    acquire_now(d, log, 2, on_two);
+    EXPECT_EQ(d.acquire(log.waiter(3), none), AcquireStatus::queued);
+    EXPECT_EQ(d.acquire(log.waiter(4), none), AcquireStatus::queued);
+    EXPECT_EQ(d.acquire(log.waiter(5, 1), none), AcquireStatus::queued);  // failed on 1
+    d.release(on_two, nullptr, true);
+    ASSERT_EQ(log.grants.size(), 1u);
+    EXPECT_EQ(log.grants[0], std::make_pair(std::uint64_t{5}, 2u));
+}
+
+TEST(Dispatcher, ARetryIsQueuedEvenWhenTheQueueIsFull) {
+    Dispatcher d(1);
+    GrantLog log;
+    d.add(make_backend(1, 1));
+    d.add(make_backend(2, 1));
+    BackendPtr on_one, on_two, none;
+    acquire_now(d, log, 1, on_one);
+    acquire_now(d, log, 2, on_two);
+    EXPECT_EQ(d.acquire(log.waiter(3), none), AcquireStatus::queued);
+    // It already waited its turn once; refusing it now would fail a request a worker lost.
+    EXPECT_EQ(d.acquire(log.waiter(4, 1), none), AcquireStatus::queued);
+    EXPECT_EQ(d.counts().queued, 2u);
+}
+
+TEST(Dispatcher, AQueuedRetryLeavesTheAvoidedBackendToOthers) {
+    Dispatcher d(16);
+    GrantLog log;
+    d.add(make_backend(1, 1));
+    d.add(make_backend(2, 1));
+    BackendPtr on_one, on_two, none;
+    acquire_now(d, log, 1, on_one);
+    acquire_now(d, log, 2, on_two);
+    EXPECT_EQ(d.acquire(log.waiter(3), none), AcquireStatus::queued);
+    EXPECT_EQ(d.acquire(log.waiter(4, 1), none), AcquireStatus::queued);  // failed on 1
+    d.release(on_one, nullptr, true);
+    // The retry at the head waits for 2; the plain request behind it takes 1.
+    ASSERT_EQ(log.grants.size(), 1u);
+    EXPECT_EQ(log.grants[0], std::make_pair(std::uint64_t{3}, 1u));
+    d.release(on_two, nullptr, true);
+    ASSERT_EQ(log.grants.size(), 2u);
+    EXPECT_EQ(log.grants[1], std::make_pair(std::uint64_t{4}, 2u));
+}
+
+TEST(Dispatcher, ANewRequestIsNotHeldBackByARetryWaitingForAnotherBackend) {
+    Dispatcher d(16);
+    GrantLog log;
+    for (unsigned id : {1u, 2u, 3u}) d.add(make_backend(id, 1));
+    BackendPtr on_two, on_three, none;
+    EXPECT_EQ(acquire_now(d, log, 1, on_two, 1), 2u);
+    EXPECT_EQ(acquire_now(d, log, 2, on_three, 1), 3u);
+    // A retry that failed on 1 waits for 2 or 3, which are busy; 1 itself is free.
+    EXPECT_EQ(d.acquire(log.waiter(3, 1), none), AcquireStatus::queued);
+    BackendPtr fresh;
+    EXPECT_EQ(acquire_now(d, log, 4, fresh), 1u);
+    EXPECT_EQ(d.counts().queued, 1u);
+}
+
+TEST(Dispatcher, ARetryFallsBackToTheAvoidedBackendWhenItIsTheOnlyOneAccepting) {
+    Dispatcher d(16);
+    GrantLog log;
+    d.add(make_backend(1, 2));
+    BackendPtr retry;
+    EXPECT_EQ(acquire_now(d, log, 1, retry, 1), 1u);
+}
+
+TEST(Dispatcher, ARetryWaitsForABusyOtherBackendRatherThanReturningToTheFailedOne) {
+    Dispatcher d(16);
+    GrantLog log;
+    d.add(make_backend(1, 2));
+    d.add(make_backend(2, 1));
+    BackendPtr on_two, none;
+    acquire_now(d, log, 1, on_two, 1);
+    ASSERT_EQ(on_two->id, 2u);
+    EXPECT_EQ(d.acquire(log.waiter(2, 1), none), AcquireStatus::queued);
+}
+
+TEST(Dispatcher, AWaitingRetryTakesTheAvoidedBackendOnceTheOtherStopsAccepting) {
+    for (const bool removed : {false, true}) {
+        Dispatcher d(16);
+        GrantLog log;
+        d.add(make_backend(1, 1));
+        d.add(make_backend(2, 1));
+        BackendPtr on_two, none;
+        acquire_now(d, log, 1, on_two, 1);
+        EXPECT_EQ(d.acquire(log.waiter(2, 1), none), AcquireStatus::queued);
+        // 2 is drained (or gone): 1 is the only worker left, and it has room.
+        if (removed) {
+            d.remove(2);
+        } else {
+            EXPECT_FALSE(d.stop_accepting(2));
+        }
+        ASSERT_EQ(log.grants.size(), 1u) << (removed ? "remove" : "stop_accepting");
+        EXPECT_EQ(log.grants[0], std::make_pair(std::uint64_t{2}, 1u));
+    }
+}
+
+TEST(Dispatcher, AddingABackendGrantsQueuedRequests) {
+    Dispatcher d(16);
+    GrantLog log;
+    BackendPtr none;
+    EXPECT_EQ(d.acquire(log.waiter(1), none), AcquireStatus::queued);  // no worker ready yet
+    EXPECT_EQ(d.acquire(log.waiter(2), none), AcquireStatus::queued);
+    EXPECT_EQ(d.acquire(log.waiter(3), none), AcquireStatus::queued);
+    d.add(make_backend(1, 2));
+    const std::vector<std::pair<std::uint64_t, unsigned>> expected = {{1, 1}, {2, 1}};
+    EXPECT_EQ(log.grants, expected);
+    EXPECT_EQ(d.counts().queued, 1u);
+}
+
+TEST(Dispatcher, StopAcceptingStopsGrantsAndReportsWhetherDrained) {
+    Dispatcher d(16);
+    GrantLog log;
+    auto one = make_backend(1, 2);
+    d.add(one);
+    d.add(make_backend(2, 2));
+    BackendPtr a;
+    ASSERT_EQ(acquire_now(d, log, 1, a), 1u);
+    EXPECT_FALSE(d.stop_accepting(1));  // one request still in flight
+    EXPECT_TRUE(d.stop_accepting(2));   // idle: drained already
+    EXPECT_TRUE(d.stop_accepting(42));  // unknown: nothing to wait for
+    EXPECT_EQ(d.counts().ready, 0u);
+    BackendPtr none;
+    EXPECT_EQ(d.acquire(log.waiter(2), none), AcquireStatus::queued);
+    d.release(a, nullptr, true);
+    EXPECT_TRUE(log.grants.empty());  // a draining worker takes no one from the queue
+}
+
+TEST(Dispatcher, ReportsDrainedWhenTheLastRequestOfADrainingBackendEnds) {
+    Dispatcher d(16);
+    GrantLog log;
+    std::vector<unsigned> drained;
+    d.set_callbacks({[&](unsigned id) { drained.push_back(id); }, nullptr});
+    d.add(make_backend(1, 2));
+    BackendPtr a, b;
+    acquire_now(d, log, 1, a);
+    acquire_now(d, log, 2, b);
+    d.release(a, nullptr, true);  // accepting: no drain
+    EXPECT_TRUE(drained.empty());
+    BackendPtr c;
+    acquire_now(d, log, 3, c);
+    EXPECT_FALSE(d.stop_accepting(1));
+    d.release(b, nullptr, true);
+    EXPECT_TRUE(drained.empty());  // c still in flight
+    d.release(c, nullptr, false);
+    EXPECT_EQ(drained, std::vector<unsigned>{1});
+}
+
+TEST(Dispatcher, RequestsRecyclingOnceWhenServedReachesTheLimit) {
+    Dispatcher d(16);
+    GrantLog log;
+    std::vector<unsigned> due;
+    d.set_callbacks({nullptr, [&](unsigned id) { due.push_back(id); }});
+    auto one = make_backend(1, 1);
+    one->recycle_after = 3;
+    d.add(one);
+    auto serve = [&](bool served) {
+        BackendPtr b;
+        acquire_now(d, log, 1, b);
+        d.release(b, nullptr, served);
+    };
+    serve(true);
+    serve(false);  // no answer from the worker: does not count
+    serve(true);
+    EXPECT_TRUE(due.empty());
+    serve(true);  // the third served
+    EXPECT_EQ(due, std::vector<unsigned>{1});
+    serve(true);
+    serve(true);
+    EXPECT_EQ(due, std::vector<unsigned>{1});
+    EXPECT_EQ(d.backend_load().at(1).second, 5u);
+}
+
+TEST(Dispatcher, NeverRequestsRecyclingWhenTheLimitIsZero) {
+    Dispatcher d(16);
+    GrantLog log;
+    int due = 0;
+    d.set_callbacks({nullptr, [&](unsigned) { ++due; }});
+    d.add(make_backend(1, 1));
+    for (int i = 0; i < 5; ++i) {
+        BackendPtr b;
+        acquire_now(d, log, 1, b);
+        d.release(b, nullptr, true);
+    }
+    EXPECT_EQ(due, 0);
+}
+
+TEST(Dispatcher, ParksAReusableConnectionAndHandsItBack) {
+    Dispatcher d(16);
+    GrantLog log;
+    int closed = 0;
+    d.add(make_backend(1, 2));
+    BackendPtr b;
+    acquire_now(d, log, 1, b);
+    auto conn = std::make_unique<FakeConnection>(closed);
+    const IdleConnection* parked = conn.get();
+    d.release(b, std::move(conn), true);
+    BackendPtr again;
+    acquire_now(d, log, 2, again);
+    auto taken = d.take_idle(again);
+    EXPECT_EQ(taken.get(), parked);
+    EXPECT_EQ(d.take_idle(again), nullptr);
+    EXPECT_EQ(closed, 0);
+}
+
+TEST(Dispatcher, ClosesAConnectionReleasedToABackendThatStoppedAccepting) {
+    Dispatcher d(16);
+    GrantLog log;
+    int closed = 0;
+    d.add(make_backend(1, 2));
+    BackendPtr b;
+    acquire_now(d, log, 1, b);
+    d.stop_accepting(1);
+    d.release(b, std::make_unique<FakeConnection>(closed), true);
+    EXPECT_EQ(closed, 1);
+    EXPECT_EQ(d.take_idle(b), nullptr);
+}
+
+TEST(Dispatcher, ClosesParkedConnectionsWhenADrainingBackendEmpties) {
+    Dispatcher d(16);
+    GrantLog log;
+    int closed = 0;
+    d.add(make_backend(1, 2));
+    BackendPtr a, b;
+    acquire_now(d, log, 1, a);
+    acquire_now(d, log, 2, b);
+    d.release(a, std::make_unique<FakeConnection>(closed), true);  // parked
+    d.stop_accepting(1);
+    EXPECT_EQ(closed, 0);
+    d.release(b, nullptr, true);
+    EXPECT_EQ(closed, 1);
+    EXPECT_EQ(d.take_idle(b), nullptr);
+}
+
+TEST(Dispatcher, DropIdleClosesTheConnectionThePeerClosed) {
+    Dispatcher d(16);
+    GrantLog log;
+    int closed = 0;
+    d.add(make_backend(1, 2));
+    BackendPtr a, b;
+    acquire_now(d, log, 1, a);
+    acquire_now(d, log, 2, b);
+    auto first = std::make_unique<FakeConnection>(closed);
+    const IdleConnection* gone = first.get();
+    d.release(a, std::move(first), true);
+    auto second = std::make_unique<FakeConnection>(closed);
+    const IdleConnection* kept = second.get();
+    d.release(b, std::move(second), true);
+    d.drop_idle(b, gone);
+    EXPECT_EQ(closed, 1);
+    d.drop_idle(b, gone);  // already dropped: nothing happens
+    EXPECT_EQ(closed, 1);
+    auto taken = d.take_idle(b);
+    EXPECT_EQ(taken.get(), kept);
+    EXPECT_EQ(d.take_idle(b), nullptr);
+}
+
+TEST(Dispatcher, RemoveClosesParkedConnectionsAndForgetsTheBackend) {
+    Dispatcher d(16);
+    GrantLog log;
+    int closed = 0;
+    d.add(make_backend(1, 2));
+    BackendPtr a, b;
+    acquire_now(d, log, 1, a);
+    acquire_now(d, log, 2, b);
+    d.release(a, std::make_unique<FakeConnection>(closed), true);
+    d.release(b, std::make_unique<FakeConnection>(closed), true);
+    d.remove(1);
+    EXPECT_EQ(closed, 2);
+    EXPECT_TRUE(d.backend_load().empty());
+    EXPECT_EQ(d.counts().ready, 0u);
+    d.remove(1);  // twice is harmless
+}
+
+TEST(Dispatcher, CountsQueuedInFlightAndReadyAndReportsEachBackendsLoad) {
+    Dispatcher d(16);
+    GrantLog log;
+    d.add(make_backend(1, 1));
+    d.add(make_backend(2, 2));
+    d.add(make_backend(3, 1));
+    d.stop_accepting(3);
+    BackendPtr a, b, c, none;
+    acquire_now(d, log, 1, a);
+    acquire_now(d, log, 2, b);
+    acquire_now(d, log, 3, c);
+    d.release(c, nullptr, true);
+    acquire_now(d, log, 4, c);
+    EXPECT_EQ(d.acquire(log.waiter(5), none), AcquireStatus::queued);
+    const auto counts = d.counts();
+    EXPECT_EQ(counts.queued, 1u);
+    EXPECT_EQ(counts.inflight, 3u);
+    EXPECT_EQ(counts.ready, 2u);
+    const std::map<unsigned, std::pair<unsigned, std::uint64_t>> expected = {
+        {1, {1, 0}}, {2, {2, 1}}, {3, {0, 0}}};
+    EXPECT_EQ(d.backend_load(), expected);
+}
+
+}  // namespace
+}  // namespace tuner::server

@@ -40,29 +40,32 @@ Result<DemoOptions> parse(std::vector<std::string> args) {
     return parse_demo_args(static_cast<int>(args.size()), argv.data());
 }
 
+void expect_options(const Result<DemoOptions>& actual, const DemoOptions& expected) {
+    ASSERT_TRUE(actual.ok()) << actual.error().to_string();
+    EXPECT_EQ(actual->socket_path, expected.socket_path);
+    EXPECT_EQ(actual->port, expected.port);
+    EXPECT_EQ(actual->threads, expected.threads);
+    EXPECT_EQ(actual->cpu_ms, expected.cpu_ms);
+    EXPECT_EQ(actual->io_ms, expected.io_ms);
+    EXPECT_EQ(actual->rss_mb, expected.rss_mb);
+    EXPECT_EQ(actual->worker_id, expected.worker_id);
+}
+
 TEST(ParseDemoArgs, DefaultsEverythingButWhereToListen) {
-    const auto opt = parse({"--socket", "/run/w.sock"});
-    ASSERT_TRUE(opt.ok()) << opt.error().to_string();
-    EXPECT_EQ(opt->socket_path, "/run/w.sock");
-    EXPECT_FALSE(opt->port.has_value());
-    EXPECT_EQ(opt->threads, 1u);
-    EXPECT_EQ(opt->cpu_ms, 5u);
-    EXPECT_EQ(opt->io_ms, 50u);
-    EXPECT_EQ(opt->rss_mb, 20u);
-    EXPECT_EQ(opt->worker_id, 0u);
+    DemoOptions expected;  // threads 1, cpu_ms 5, io_ms 50, rss_mb 20, worker 0
+    expected.socket_path = "/run/w.sock";
+    expect_options(parse({"--socket", "/run/w.sock"}), expected);
+    EXPECT_EQ(expected.threads, 1u);
+    EXPECT_EQ(expected.cpu_ms, 5u);
+    EXPECT_EQ(expected.io_ms, 50u);
+    EXPECT_EQ(expected.rss_mb, 20u);
 }
 
 TEST(ParseDemoArgs, ReadsEveryOption) {
-    const auto opt = parse({"--port", "20001", "--threads", "4", "--cpu-ms", "0", "--io-ms", "7",
-                            "--rss-mb", "64", "--worker-id", "12"});
-    ASSERT_TRUE(opt.ok()) << opt.error().to_string();
-    EXPECT_EQ(opt->port, std::uint16_t{20001});
-    EXPECT_TRUE(opt->socket_path.empty());
-    EXPECT_EQ(opt->threads, 4u);
-    EXPECT_EQ(opt->cpu_ms, 0u);
-    EXPECT_EQ(opt->io_ms, 7u);
-    EXPECT_EQ(opt->rss_mb, 64u);
-    EXPECT_EQ(opt->worker_id, 12u);
+    const DemoOptions expected{"", std::uint16_t{20001}, 4, 0, 7, 64, 12};
+    expect_options(parse({"--port", "20001", "--threads", "4", "--cpu-ms", "0", "--io-ms", "7",
+                          "--rss-mb", "64", "--worker-id", "12"}),
+                   expected);
 }
 
 TEST(ParseDemoArgs, ZeroThreadsMeansOne) {

@@ -375,46 +375,47 @@ TEST(Dispatcher, NeverRequestsRecyclingWhenTheLimitIsZero) {
     EXPECT_EQ(due, 0);
 }
 
-TEST(Dispatcher, ParksAReusableConnectionAndHandsItBack) {
-    Dispatcher d(16);
+// One worker with two threads, both busy: requests `a` and `b` in flight.
+class ParkedConnections : public ::testing::Test {
+protected:
+    void SetUp() override {
+        d.add(make_backend(1, 2));
+        acquire_now(d, log, 1, a);
+        acquire_now(d, log, 2, b);
+    }
+    // Releases `request` with a reusable connection; returns it for comparison.
+    const IdleConnection* release_reusable(const BackendPtr& request) {
+        auto conn = std::make_unique<FakeConnection>(closed);
+        const IdleConnection* raw = conn.get();
+        d.release(request, std::move(conn), true);
+        return raw;
+    }
+
+    Dispatcher d{16};
     GrantLog log;
     int closed = 0;
-    d.add(make_backend(1, 2));
-    BackendPtr b;
-    acquire_now(d, log, 1, b);
-    auto conn = std::make_unique<FakeConnection>(closed);
-    const IdleConnection* parked = conn.get();
-    d.release(b, std::move(conn), true);
+    BackendPtr a, b;
+};
+
+TEST_F(ParkedConnections, AReusableConnectionIsParkedAndHandedBack) {
+    const IdleConnection* parked = release_reusable(a);
     BackendPtr again;
-    acquire_now(d, log, 2, again);
+    acquire_now(d, log, 3, again);
     auto taken = d.take_idle(again);
     EXPECT_EQ(taken.get(), parked);
     EXPECT_EQ(d.take_idle(again), nullptr);
     EXPECT_EQ(closed, 0);
 }
 
-TEST(Dispatcher, ClosesAConnectionReleasedToABackendThatStoppedAccepting) {
-    Dispatcher d(16);
-    GrantLog log;
-    int closed = 0;
-    d.add(make_backend(1, 2));
-    BackendPtr b;
-    acquire_now(d, log, 1, b);
+TEST_F(ParkedConnections, AConnectionReleasedToABackendThatStoppedAcceptingIsClosed) {
     d.stop_accepting(1);
-    d.release(b, std::make_unique<FakeConnection>(closed), true);
+    release_reusable(a);
     EXPECT_EQ(closed, 1);
-    EXPECT_EQ(d.take_idle(b), nullptr);
+    EXPECT_EQ(d.take_idle(a), nullptr);
 }
 
-TEST(Dispatcher, ClosesParkedConnectionsWhenADrainingBackendEmpties) {
-    Dispatcher d(16);
-    GrantLog log;
-    int closed = 0;
-    d.add(make_backend(1, 2));
-    BackendPtr a, b;
-    acquire_now(d, log, 1, a);
-    acquire_now(d, log, 2, b);
-    d.release(a, std::make_unique<FakeConnection>(closed), true);  // parked
+TEST_F(ParkedConnections, ParkedConnectionsCloseWhenADrainingBackendEmpties) {
+    release_reusable(a);
     d.stop_accepting(1);
     EXPECT_EQ(closed, 0);
     d.release(b, nullptr, true);
@@ -422,20 +423,9 @@ TEST(Dispatcher, ClosesParkedConnectionsWhenADrainingBackendEmpties) {
     EXPECT_EQ(d.take_idle(b), nullptr);
 }
 
-TEST(Dispatcher, DropIdleClosesTheConnectionThePeerClosed) {
-    Dispatcher d(16);
-    GrantLog log;
-    int closed = 0;
-    d.add(make_backend(1, 2));
-    BackendPtr a, b;
-    acquire_now(d, log, 1, a);
-    acquire_now(d, log, 2, b);
-    auto first = std::make_unique<FakeConnection>(closed);
-    const IdleConnection* gone = first.get();
-    d.release(a, std::move(first), true);
-    auto second = std::make_unique<FakeConnection>(closed);
-    const IdleConnection* kept = second.get();
-    d.release(b, std::move(second), true);
+TEST_F(ParkedConnections, DropIdleClosesTheConnectionThePeerClosed) {
+    const IdleConnection* gone = release_reusable(a);
+    const IdleConnection* kept = release_reusable(b);
     d.drop_idle(b, gone);
     EXPECT_EQ(closed, 1);
     d.drop_idle(b, gone);  // already dropped: nothing happens
@@ -445,16 +435,9 @@ TEST(Dispatcher, DropIdleClosesTheConnectionThePeerClosed) {
     EXPECT_EQ(d.take_idle(b), nullptr);
 }
 
-TEST(Dispatcher, RemoveClosesParkedConnectionsAndForgetsTheBackend) {
-    Dispatcher d(16);
-    GrantLog log;
-    int closed = 0;
-    d.add(make_backend(1, 2));
-    BackendPtr a, b;
-    acquire_now(d, log, 1, a);
-    acquire_now(d, log, 2, b);
-    d.release(a, std::make_unique<FakeConnection>(closed), true);
-    d.release(b, std::make_unique<FakeConnection>(closed), true);
+TEST_F(ParkedConnections, RemoveClosesThemAndForgetsTheBackend) {
+    release_reusable(a);
+    release_reusable(b);
     d.remove(1);
     EXPECT_EQ(closed, 2);
     EXPECT_TRUE(d.backend_load().empty());
@@ -483,6 +466,41 @@ TEST(Dispatcher, CountsQueuedInFlightAndReadyAndReportsEachBackendsLoad) {
     const std::map<unsigned, std::pair<unsigned, std::uint64_t>> expected = {
         {1, {1, 0}}, {2, {2, 1}}, {3, {0, 0}}};
     EXPECT_EQ(d.backend_load(), expected);
+}
+
+TEST(Dispatcher, FeedsItsWindowWithLevelsBusyTimeAndCounters) {
+    Dispatcher d(16, std::chrono::seconds(60));
+    GrantLog log;
+    // The window starts when the dispatcher is made and add() stamps the real time; the
+    // injected times start 5 s later, so they come after it even on a slow machine.
+    const auto base = Clock::now() + std::chrono::seconds(5);
+    const auto at = [&](int s) { return base + std::chrono::seconds(s); };
+    d.add(make_backend(1, 1));
+    BackendPtr first, none;
+    ASSERT_EQ(d.acquire(log.waiter(1), first, at(1)), AcquireStatus::granted);
+    d.note_arrival(at(1));
+    ASSERT_EQ(d.acquire(log.waiter(2), none, at(2)), AcquireStatus::queued);
+    d.note_arrival(at(2));
+    d.note_rejected(at(2));
+    d.release(first, nullptr, true, at(3));  // waiter 2 takes the slot
+    ASSERT_EQ(log.backends.size(), 1u);
+    d.release(log.backends[0], nullptr, true, at(5));
+    d.note_retry();
+
+    const auto w = d.window(at(8));
+    const double covered = std::chrono::duration<double>(w.window).count();
+    ASSERT_GT(covered, 12.9);
+    EXPECT_NEAR(w.queue_length_mean * covered, 1.0, 0.01);  // one waiting from 2 s to 3 s
+    EXPECT_NEAR(w.inflight_mean * covered, 4.0, 0.01);      // one in flight from 1 s to 5 s
+    EXPECT_EQ(w.queue_length_max, 1);
+    EXPECT_EQ(w.rejected_queue_full, 1u);
+    EXPECT_EQ(w.accepted_total, 2u);
+    ASSERT_EQ(w.workers.size(), 1u);
+    EXPECT_NEAR(w.workers[0].busy_fraction * covered, 4.0, 0.01);
+    EXPECT_EQ(w.workers[0].served, 2u);
+    EXPECT_EQ(w.min_ready, 0u);  // before add() no worker was ready
+    EXPECT_EQ(d.cumulative().retries, 1u);
+    EXPECT_EQ(d.cumulative().rejected_queue_full, 1u);
 }
 
 }  // namespace

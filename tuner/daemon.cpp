@@ -407,7 +407,7 @@ void Daemon::reload() {
     const Config before = control_->config();
     next.state.dir = before.state.dir;  // where the files are cannot move under a running daemon
     if (options_.log_level_from_command_line) next.log.level = before.log.level;
-    if (before.policy.dry_run && !config_.policy.dry_run) next.policy.dry_run = true;
+    if (options_.dry_run_from_command_line) next.policy.dry_run = true;  // --dry-run outlives reloads
     if (next.server.listen != before.server.listen || next.admin.listen != before.admin.listen) {
         spdlog::warn("event=reload_partial reason=\"listen addresses change only on restart\"");
         next.server.listen = before.server.listen;

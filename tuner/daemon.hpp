@@ -22,6 +22,7 @@ struct DaemonOptions {
     std::string config_path;  // the file SIGHUP re-reads; "" = built-in defaults only
     std::string self_exe;     // this binary, for builtin:demo workers
     bool log_level_from_command_line = false;  // --log-level wins over reloads
+    bool dry_run_from_command_line = false;    // --dry-run too
 };
 
 // Runs until SIGTERM/SIGINT; returns the process exit status.

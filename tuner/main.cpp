@@ -133,5 +133,6 @@ int main(int argc, char** argv) {
     options.config_path = config_path;
     options.self_exe = self_executable(argv[0]);
     options.log_level_from_command_line = !log_level.empty();
+    options.dry_run_from_command_line = dry_run;
     return tuner::run_daemon(std::move(loaded.config), options);
 }

@@ -5,10 +5,10 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <fstream>
 #include <optional>
 #include <string>
@@ -136,16 +136,16 @@ struct Reply {
     bool keep_alive = false;
 };
 
-// A tiny blocking HTTP/1.1 client on one Unix-socket connection. Every read gives up after
-// 30 s, so a worker that never answers fails the test instead of hanging it.
+// A tiny HTTP/1.1 client on one Unix-socket connection. Each step runs with a 30 s deadline,
+// so a worker that never answers fails the test instead of hanging it.
 class DemoClient {
 public:
     explicit DemoClient(const std::string& socket_path) : socket_(ioc_) {
-        beast::error_code ec;
-        socket_.connect(asio::local::stream_protocol::endpoint(socket_path), ec);
+        const auto ec = run([&](auto done) {
+            socket_.async_connect(asio::local::stream_protocol::endpoint(socket_path),
+                                  [done](beast::error_code e) mutable { done(e, 0); });
+        });
         if (ec) ADD_FAILURE() << "connect " << socket_path << ": " << ec.message();
-        const timeval timeout{30, 0};
-        ::setsockopt(socket_.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
     }
 
     std::optional<Reply> send(http::verb method, const std::string& target,
@@ -157,14 +157,13 @@ public:
         req.body() = body;
         req.keep_alive(keep_alive);
         req.prepare_payload();
-        beast::error_code ec;
-        http::write(socket_, req, ec);
+        auto ec = run([&](auto done) { http::async_write(socket_, req, done); });
         if (ec) {
             ADD_FAILURE() << "write " << target << ": " << ec.message();
             return std::nullopt;
         }
         http::response<http::string_body> res;
-        http::read(socket_, buffer_, res, ec);
+        ec = run([&](auto done) { http::async_read(socket_, buffer_, res, done); });
         if (ec) {
             ADD_FAILURE() << "read " << target << ": " << ec.message();
             return std::nullopt;
@@ -184,12 +183,32 @@ public:
     // True when the worker closed the connection (end of stream on the next read).
     bool closed_by_peer() {
         char byte;
-        beast::error_code ec;
-        socket_.read_some(asio::buffer(&byte, 1), ec);
+        const auto ec =
+            run([&](auto done) { socket_.async_read_some(asio::buffer(&byte, 1), done); });
         return ec == asio::error::eof;
     }
 
 private:
+    // Starts one asynchronous operation with a completion handler and runs it to its end or
+    // the deadline (then the socket is closed and the result is timed_out).
+    template <typename Start>
+    beast::error_code run(Start start) {
+        beast::error_code result;
+        bool finished = false;
+        start([&result, &finished](beast::error_code ec, std::size_t) {
+            result = ec;
+            finished = true;
+        });
+        ioc_.restart();
+        ioc_.run_for(std::chrono::seconds(30));
+        if (finished) return result;
+        beast::error_code ignored;
+        socket_.close(ignored);
+        ioc_.restart();
+        ioc_.run();  // the cancelled operation completes
+        return asio::error::timed_out;
+    }
+
     asio::io_context ioc_;
     asio::local::stream_protocol::socket socket_;
     beast::flat_buffer buffer_;

@@ -183,46 +183,46 @@ TEST(Dispatcher, ARetryGoesToAnotherBackend) {
     EXPECT_EQ(acquire_now(d, log, 3, retry, 3), 1u);
 }
 
-TEST(Dispatcher, ARetryJumpsTheQueue) {
-    Dispatcher d(16);
+// Two single-threaded workers, both busy: `on_one` on worker 1 and `on_two` on worker 2.
+class TwoBusyWorkers : public ::testing::Test {
+protected:
+    void SetUp() override {
+        d.add(make_backend(1, 1));
+        d.add(make_backend(2, 1));
+        acquire_now(d, log, 1, on_one);
+        acquire_now(d, log, 2, on_two);
+    }
+    AcquireStatus acquire(std::uint64_t id, unsigned avoid = 0) {
+        BackendPtr none;
+        return d.acquire(log.waiter(id, avoid), none);
+    }
+
+    Dispatcher d{16};
     GrantLog log;
-    d.add(make_backend(1, 1));
-    d.add(make_backend(2, 1));
-    BackendPtr on_one, on_two, none;
-    acquire_now(d, log, 1, on_one);
-    acquire_now(d, log, 2, on_two);
-    EXPECT_EQ(d.acquire(log.waiter(3), none), AcquireStatus::queued);
-    EXPECT_EQ(d.acquire(log.waiter(4), none), AcquireStatus::queued);
-    EXPECT_EQ(d.acquire(log.waiter(5, 1), none), AcquireStatus::queued);  // failed on 1
+    BackendPtr on_one, on_two;
+};
+
+TEST_F(TwoBusyWorkers, ARetryJumpsTheQueue) {
+    EXPECT_EQ(acquire(3), AcquireStatus::queued);
+    EXPECT_EQ(acquire(4), AcquireStatus::queued);
+    EXPECT_EQ(acquire(5, 1), AcquireStatus::queued);  // failed on 1
     d.release(on_two, nullptr, true);
     ASSERT_EQ(log.grants.size(), 1u);
     EXPECT_EQ(log.grants[0], std::make_pair(std::uint64_t{5}, 2u));
 }
 
-TEST(Dispatcher, ARetryIsQueuedEvenWhenTheQueueIsFull) {
-    Dispatcher d(1);
-    GrantLog log;
-    d.add(make_backend(1, 1));
-    d.add(make_backend(2, 1));
-    BackendPtr on_one, on_two, none;
-    acquire_now(d, log, 1, on_one);
-    acquire_now(d, log, 2, on_two);
-    EXPECT_EQ(d.acquire(log.waiter(3), none), AcquireStatus::queued);
+TEST_F(TwoBusyWorkers, ARetryIsQueuedEvenWhenTheQueueIsFull) {
+    d.set_max_queue(1);
+    EXPECT_EQ(acquire(3), AcquireStatus::queued);
+    EXPECT_EQ(acquire(4), AcquireStatus::queue_full);
     // It already waited its turn once; refusing it now would fail a request a worker lost.
-    EXPECT_EQ(d.acquire(log.waiter(4, 1), none), AcquireStatus::queued);
+    EXPECT_EQ(acquire(5, 1), AcquireStatus::queued);
     EXPECT_EQ(d.counts().queued, 2u);
 }
 
-TEST(Dispatcher, AQueuedRetryLeavesTheAvoidedBackendToOthers) {
-    Dispatcher d(16);
-    GrantLog log;
-    d.add(make_backend(1, 1));
-    d.add(make_backend(2, 1));
-    BackendPtr on_one, on_two, none;
-    acquire_now(d, log, 1, on_one);
-    acquire_now(d, log, 2, on_two);
-    EXPECT_EQ(d.acquire(log.waiter(3), none), AcquireStatus::queued);
-    EXPECT_EQ(d.acquire(log.waiter(4, 1), none), AcquireStatus::queued);  // failed on 1
+TEST_F(TwoBusyWorkers, AQueuedRetryLeavesTheAvoidedBackendToOthers) {
+    EXPECT_EQ(acquire(3), AcquireStatus::queued);
+    EXPECT_EQ(acquire(4, 1), AcquireStatus::queued);  // failed on 1
     d.release(on_one, nullptr, true);
     // The retry at the head waits for 2; the plain request behind it takes 1.
     ASSERT_EQ(log.grants.size(), 1u);

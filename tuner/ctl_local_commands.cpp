@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <filesystem>
 
 #include "policies/seed_formula.hpp"
 #include "probes/prober.hpp"
@@ -58,7 +59,15 @@ int run_recommend(const Invocation& inv) {
 int run_rollback(const Invocation& inv) {
     if (!inv.options.has("--postgres"))
         return inv.usage_error("say what to roll back: --postgres (PostgreSQL's settings)");
-    return postgres::run_rollback_cli(with_state_dir(inv.config), inv.out, inv.err);
+    const Config config = with_state_dir(inv.config);
+    // The originals live in the state dir; without it the lock file cannot even be opened, and
+    // the likely cause is a config (or a user) other than the daemon's.
+    if (!std::filesystem::is_directory(config.state.dir)) {
+        return inv.fail(kExitConfig, "state.dir \"" + config.state.dir +
+                                         "\" does not exist: tunerd never ran with this config "
+                                         "(give the daemon's --config, or set state.dir)");
+    }
+    return postgres::run_rollback_cli(config, inv.out, inv.err);
 }
 
 }  // namespace tuner::ctl

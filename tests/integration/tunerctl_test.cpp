@@ -306,6 +306,17 @@ TEST(Tunerctl, RollbackWithoutAnAdminConnectionExits78) {
     EXPECT_THAT(r.output, HasSubstr("database.admin_url_file"));
 }
 
+TEST(Tunerctl, RollbackWithAMissingStateDirExits78NamingIt) {
+    TempDir dir;
+    const std::string state = dir.path() + "/never-created";
+    const auto config =
+        write_file(dir.path() + "/t.toml", "[database]\nadmin_url_file = \"" + dir.path() +
+                                               "/admin.url\"\n[state]\ndir = \"" + state + "\"\n");
+    const auto r = tunerctl({"rollback", "--postgres", "--config", config});
+    EXPECT_EQ(r.exit_status, 78) << r.output;
+    EXPECT_THAT(r.output, HasSubstr("state.dir \"" + state + "\" does not exist"));
+}
+
 // ---- no daemon needed ----------------------------------------------------------------------
 
 TEST(Tunerctl, RecommendRunsWithoutADaemonAndPrintsEverySection) {

@@ -98,6 +98,10 @@ Result<WallClock::time_point> parse_rfc3339(std::string_view text) {
                               day{static_cast<unsigned>(d)}};
     // RFC 3339 allows second 60 (a leap second); system_clock has none, so it folds into :59.
     if (pos != text.size() || !date.ok() || h > 23 || mi > 59 || sec > 60) return fail();
+    // The system clock counts nanoseconds in 64 bits: it ends in 2262. Beyond, it would wrap.
+    if (y < 1970 || y > 2261) {
+        return Error{"time out of range: \"" + std::string(text) + "\" (years 1970 to 2261)", ""};
+    }
     const auto local = sys_days{date} + hours{h} + minutes{mi} + seconds{std::min(sec, 59)} +
                        milliseconds{fraction_ms};
     return time_point_cast<WallClock::duration>(local - minutes{offset_minutes});

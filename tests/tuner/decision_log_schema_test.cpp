@@ -222,3 +222,16 @@ TEST(DecisionLogTime, RejectsWhatIsNotRfc3339AndQuotesIt) {
 
 }  // namespace
 }  // namespace tuner
+
+namespace tuner {
+namespace {
+
+TEST(Rfc3339, RejectsTimesTheSystemClockCannotHold) {
+    EXPECT_FALSE(parse_rfc3339("2999-01-01T00:00:00Z").ok());
+    EXPECT_FALSE(parse_rfc3339("1969-12-31T23:59:59Z").ok());
+    EXPECT_NE(parse_rfc3339("2999-01-01T00:00:00Z").error().what.find("out of range"), std::string::npos);
+    EXPECT_TRUE(parse_rfc3339("2261-12-31T23:59:59Z").ok());
+}
+
+}  // namespace
+}  // namespace tuner

@@ -39,17 +39,16 @@ constexpr double kLogBurst = 200;
 constexpr auto kCrashStreakReset = std::chrono::seconds(60);
 constexpr auto kMaxBackoff = std::chrono::seconds(30);
 
-// A crashed worker's replacement waits 1 s, doubling with each crash in a row up to 30 s.
-Duration crash_backoff(unsigned streak) {
-    const unsigned doublings = std::min(streak > 0 ? streak - 1 : 0u, 5u);
-    return std::min<Duration>(kMaxBackoff, std::chrono::seconds(1LL << doublings));
-}
-
 double seconds_since(Clock::time_point t, Clock::time_point now) {
     return std::chrono::duration<double>(now - t).count();
 }
 
 }  // namespace
+
+Duration crash_backoff(unsigned crash_streak) {
+    const unsigned doublings = std::min(crash_streak > 0 ? crash_streak - 1 : 0u, 5u);
+    return std::min<Duration>(kMaxBackoff, std::chrono::seconds(1LL << doublings));
+}
 
 struct WorkerPool::Worker {
     unsigned id = 0;

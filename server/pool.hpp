@@ -136,6 +136,10 @@ private:
     std::function<void()> stop_done_;
 };
 
+// How long the replacement of a worker waits after the `crash_streak`-th crash in a row: 1 s,
+// doubling with each crash up to 30 s (crashes more than a minute apart start the streak again).
+Duration crash_backoff(unsigned crash_streak);
+
 // "{socket}" etc. replaced in every argument.
 std::vector<std::string> substitute_command(const std::vector<std::string>& command,
                                             const std::map<std::string, std::string>& values);

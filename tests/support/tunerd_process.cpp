@@ -187,6 +187,21 @@ bool TunerdProcess::wait_workers(const std::function<bool(const nlohmann::json&)
     return false;
 }
 
+nlohmann::json TunerdProcess::wait_health(const std::string& status,
+                                          std::chrono::milliseconds timeout) const {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    nlohmann::json last;
+    while (std::chrono::steady_clock::now() < deadline) {
+        // 503 answers (degraded, starting) carry the same JSON.
+        if (auto j = admin_json("/health")) {
+            last = *j;
+            if (last["status"] == status) break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return last;
+}
+
 std::vector<pid_t> TunerdProcess::ready_worker_pids() const {
     std::vector<pid_t> out;
     auto j = admin_json("/workers");
@@ -195,6 +210,37 @@ std::vector<pid_t> TunerdProcess::ready_worker_pids() const {
         if (w["state"] == "ready") out.push_back(w["pid"].get<pid_t>());
     }
     return out;
+}
+
+Result<HttpResponse> TunerdProcess::set_worker_target(long long workers) const {
+    return admin_request({"POST",
+                          "/workers/target",
+                          "{\"workers\": " + std::to_string(workers) + "}",
+                          {{"Content-Type", "application/json"}}});
+}
+
+Result<HttpResponse> TunerdProcess::release_worker_target() const {
+    return admin_request({"DELETE", "/workers/target", {}, {}});
+}
+
+bool TunerdProcess::wait_ready_at_target(unsigned target, std::chrono::milliseconds timeout) const {
+    return wait_workers(
+        [&](const nlohmann::json& w) { return w["target"] == target && w["ready"] == target; },
+        timeout);
+}
+
+std::optional<double> TunerdProcess::metric(const std::string& name) const {
+    auto r = http_get(admin_, "/metrics", std::chrono::seconds(30));
+    if (!r) return std::nullopt;
+    std::istringstream lines(r->body);
+    for (std::string line; std::getline(lines, line);) {
+        if (line.rfind(name, 0) != 0 || line.size() <= name.size()) continue;
+        const char next = line[name.size()];
+        if (next != ' ' && next != '{') continue;  // a longer name sharing the prefix
+        const auto space = line.rfind(' ');
+        return std::strtod(line.c_str() + space + 1, nullptr);
+    }
+    return std::nullopt;
 }
 
 void TunerdProcess::signal(int sig) const {
@@ -258,6 +304,15 @@ std::vector<pid_t> wait_no_marker_processes(const std::string& marker,
         if (left.empty() || std::chrono::steady_clock::now() >= deadline) return left;
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
+}
+
+std::vector<pid_t> child_pids(pid_t pid) {
+    const std::string path =
+        "/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children";
+    std::istringstream in(read_file(path));
+    std::vector<pid_t> out;
+    for (pid_t child = 0; in >> child;) out.push_back(child);
+    return out;
 }
 
 CommandResult run_command(const std::vector<std::string>& argv,

@@ -72,8 +72,18 @@ public:
     // Waits until `predicate(/workers JSON)` holds; false on timeout.
     bool wait_workers(const std::function<bool(const nlohmann::json&)>& predicate,
                       std::chrono::milliseconds timeout) const;
+    // Polls /health until its "status" is `status`; returns the last answer either way (null
+    // when none came), so a failing test can show it.
+    nlohmann::json wait_health(const std::string& status, std::chrono::milliseconds timeout) const;
     // Pids of workers that /workers reports as ready.
     std::vector<pid_t> ready_worker_pids() const;
+    // POST /workers/target {"workers": n} (pins the pool) and DELETE /workers/target.
+    Result<HttpResponse> set_worker_target(long long workers) const;
+    Result<HttpResponse> release_worker_target() const;
+    // Waits until /workers shows this target with exactly that many workers ready.
+    bool wait_ready_at_target(unsigned target, std::chrono::milliseconds timeout) const;
+    // One sample's value from /metrics (the first series of that name), nullopt if absent.
+    std::optional<double> metric(const std::string& name) const;
 
     void signal(int sig) const;
     // Waits for exit; returns the exit status (or 128+signal), nullopt on timeout.
@@ -96,6 +106,9 @@ std::vector<pid_t> processes_with_marker(const std::string& marker);
 // Waits until none remain; returns those still alive at the timeout.
 std::vector<pid_t> wait_no_marker_processes(const std::string& marker,
                                             std::chrono::milliseconds timeout);
+
+// The children of a process (/proc/<pid>/task/<pid>/children): a gunicorn master's worker.
+std::vector<pid_t> child_pids(pid_t pid);
 
 // Runs a command to completion: exit status and its stdout+stderr.
 struct CommandResult {

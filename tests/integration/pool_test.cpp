@@ -1,0 +1,297 @@
+// The live-resizable worker pool with the built-in demo app (issue 5): resizes, kill -9, recycling
+// and crash loops under bounded load with zero failed requests, statistics that agree with the
+// client, manual targets, readiness by health_path, and max_worker_rss. The same scenarios with
+// the Flask example under gunicorn are in gunicorn_test.cpp.
+#include "server/pool.hpp"
+
+#include <signal.h>
+
+#include <algorithm>
+#include <regex>
+#include <set>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "tests/support/load_generator.hpp"
+#include "tests/support/pool_scenarios.hpp"
+#include "tests/support/tunerd_process.hpp"
+
+namespace tuner::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+struct DemoPool {
+    unsigned workers = 2;
+    unsigned threads = 1;
+    unsigned cpu_ms = 0;
+    unsigned io_ms = 20;
+    std::string workers_extra;  // more [workers] keys
+    std::string extra;          // more sections
+};
+
+// A demo pool of a known size: fixed mode so the controller never resizes under the test; the
+// admin's manual target drives every resize.
+std::string demo_pool(const DemoPool& p) {
+    return "[workers]\nmode = \"fixed\"\nmax = 16\ncount = " + std::to_string(p.workers) +
+           "\nthreads = " + std::to_string(p.threads) + "\n" + p.workers_extra +
+           "\n[demo]\nrss_mb = 5\ncpu_ms = " + std::to_string(p.cpu_ms) +
+           "\nio_ms = " + std::to_string(p.io_ms) + "\n" + p.extra + "\n";
+}
+
+LoadOptions load_on(const TunerdProcess& tunerd, const std::string& target,
+                    unsigned connections = 16) {
+    return {.address = tunerd.public_address(),
+            .target = target,
+            .connections = connections,
+            .max_duration = std::chrono::milliseconds(240'000)};
+}
+
+void expect_no_failures(const ScenarioResult& r, const TunerdProcess& tunerd) {
+    EXPECT_TRUE(r.problems.empty()) << r.describe() << "\n" << tunerd.log();
+    EXPECT_GT(r.load.ok_2xx, 0u) << r.describe();
+    EXPECT_EQ(r.load.client_errors, 0u) << r.describe();
+    EXPECT_EQ(r.load.non_2xx(), 0u) << r.describe();
+}
+
+std::set<pid_t> worker_pids(const TunerdProcess& tunerd) {
+    std::set<pid_t> out;
+    auto j = tunerd.admin_json("/workers");
+    if (!j) return out;
+    for (const auto& w : (*j)["workers"]) out.insert(w["pid"].get<pid_t>());
+    return out;
+}
+
+TEST(Pool, ResizeCyclesUnderLoadFailNoRequest) {
+    TunerdProcess tunerd(
+        {.config = demo_pool({.workers = 1, .threads = 2}) + "[server]\nmax_queue = 256\n"});
+    ASSERT_TRUE(tunerd.start().ok()) << tunerd.log();
+    // POST, which the front never retries: a resize must lose nothing without help from the
+    // retry path (workers leave dispatch before they drain, and get no signal before that).
+    auto load = load_on(tunerd, "/work");
+    load.method = "POST";
+    const auto r = resize_cycles_under_load(tunerd, load, {1, 8, 2, 6, 1}, 3, 10s);
+    expect_no_failures(r, tunerd);
+    EXPECT_EQ(r.retries, 0) << r.describe();
+    // Every resize went through draining, so workers really came and went under traffic.
+    EXPECT_GE(tunerd.metric("tunerd_worker_spawns_total").value_or(0), 1 + 3 * (7 + 4));
+}
+
+TEST(Pool, KillNineOfBusyWorkerUnderLoadFailsNoGet) {
+    TunerdProcess tunerd({.config = demo_pool({.workers = 3, .threads = 2, .io_ms = 200})});
+    ASSERT_TRUE(tunerd.start().ok()) << tunerd.log();
+    const auto r =
+        kill_busy_worker_under_load(tunerd, load_on(tunerd, "/"), KillTarget::worker, 30s, 1s);
+    expect_no_failures(r, tunerd);
+    // The killed worker had requests in flight: they were retried on another worker.
+    EXPECT_GE(r.retries, 1) << r.describe();
+}
+
+TEST(Pool, RecyclesAfterMaxRequestsWithoutFailingOrDippingBelowTarget) {
+    constexpr unsigned kWorkers = 3;
+    TunerdProcess tunerd(
+        {.config = demo_pool({.workers = kWorkers,
+                              .threads = 2,
+                              .io_ms = 10,
+                              .workers_extra = "max_requests = 50\nmax_requests_jitter = 20\n",
+                              .extra = "[policy]\ninterval = \"250ms\"\nwindow = \"2s\"\n"})});
+    ASSERT_TRUE(tunerd.start().ok()) << tunerd.log();
+    auto min_ready = [&]() -> std::optional<unsigned> {
+        auto perf = tunerd.admin_json("/performance");
+        if (!perf) return std::nullopt;
+        return (*perf)["latency"]["min_ready"].get<unsigned>();
+    };
+    // The window first has to forget the start, when fewer were ready.
+    const auto settle = std::chrono::steady_clock::now() + 20s;
+    while (min_ready() != kWorkers && std::chrono::steady_clock::now() < settle)
+        std::this_thread::sleep_for(100ms);
+    ASSERT_EQ(min_ready(), kWorkers) << tunerd.log();
+    const auto first_pids = worker_pids(tunerd);
+
+    LoadGenerator load(load_on(tunerd, "/"));
+    load.start();
+    unsigned lowest = kWorkers;
+    // 600 responses: every worker serves ~200, so each is recycled at least twice.
+    const auto deadline = std::chrono::steady_clock::now() + 120s;
+    while (load.completed() < 600 && std::chrono::steady_clock::now() < deadline) {
+        if (auto m = min_ready()) lowest = std::min(lowest, *m);
+        std::this_thread::sleep_for(100ms);
+    }
+    const auto result = load.stop();
+    // The last recycles are still in the window for a moment.
+    for (int i = 0; i < 30; ++i) {
+        if (auto m = min_ready()) lowest = std::min(lowest, *m);
+        std::this_thread::sleep_for(100ms);
+    }
+    EXPECT_EQ(result.client_errors, 0u) << result.summary();
+    EXPECT_EQ(result.non_2xx(), 0u) << result.summary();
+    EXPECT_GE(result.ok_2xx, 600u) << result.summary();
+    EXPECT_EQ(lowest, kWorkers) << "capacity dipped below the target during recycling\n"
+                                << tunerd.log();
+    EXPECT_GE(tunerd.metric("tunerd_worker_recycles_total").value_or(0), kWorkers);
+    ASSERT_TRUE(tunerd.wait_ready_at_target(kWorkers, 30s)) << tunerd.log();
+    for (pid_t pid : worker_pids(tunerd)) {
+        EXPECT_EQ(first_pids.count(pid), 0u) << "worker pid " << pid << " was never recycled";
+    }
+}
+
+TEST(Pool, StatisticsAgreeWithTheClient) {
+    // One worker of one thread, 50 ms of waiting per request, 8 clients: a queue of ~7.
+    TunerdProcess tunerd({.config = demo_pool({.workers = 1, .threads = 1, .io_ms = 50}) +
+                                    "[policy]\nwindow = \"60s\"\n"});
+    ASSERT_TRUE(tunerd.start().ok()) << tunerd.log();
+    auto client = run_load(load_on(tunerd, "/", 8), 160);
+    ASSERT_EQ(client.ok_2xx, 160u) << client.summary();
+    // A fresh control cycle, so /performance holds the whole run.
+    auto optimized = tunerd.admin_request({"POST", "/performance/optimize", {}, {}});
+    ASSERT_TRUE(optimized.ok());
+    auto perf = tunerd.admin_json("/performance");
+    ASSERT_TRUE(perf.ok());
+    const auto& latency = (*perf)["latency"];
+    ASSERT_EQ(latency["completed"].get<std::uint64_t>(), 160u) << latency.dump(2);
+    const double queue_p50 = latency["queue_wait"]["p50_ms"].get<double>();
+    const double service_p50 = latency["service"]["p50_ms"].get<double>();
+    const double client_p50 = client.percentile_ms(0.5);
+    EXPECT_NEAR(service_p50, 50.0, 5.0) << latency.dump(2);
+    EXPECT_NEAR(queue_p50 + service_p50, client_p50, 0.1 * client_p50)
+        << "client p50 " << client_p50 << " ms\n"
+        << latency.dump(2);
+    EXPECT_NEAR(latency["total"]["p50_ms"].get<double>(), client_p50, 0.1 * client_p50)
+        << latency.dump(2);
+    // The queue really formed: most of each request's time was waiting.
+    EXPECT_GT(queue_p50, 4 * service_p50) << latency.dump(2);
+}
+
+TEST(Pool, CrashLoopShowsDegradedWithExitStatusStderrAndGrowingBackoff) {
+    // A worker that dies at once, as an app with an import error does. startup_timeout is long
+    // so tunerd stays up (it exits 69 when no worker was ever ready by then).
+    TunerdProcess tunerd(
+        {.config = demo_pool({.workers = 1,
+                              .workers_extra = "command = [\"/bin/sh\", \"-c\", \"echo 'cannot "
+                                               "import app: boom' >&2; exit 3\"]\n"
+                                               "startup_timeout = \"120s\"\n"}),
+         .wait_ready = false});
+    ASSERT_TRUE(tunerd.start().ok()) << tunerd.log();
+    const auto health = tunerd.wait_health("degraded", 30s);
+    ASSERT_EQ(health["status"], "degraded") << health.dump(2) << "\n" << tunerd.log();
+    auto answer = tunerd.admin_request({"GET", "/health", {}, {}});
+    ASSERT_TRUE(answer.ok());
+    EXPECT_EQ(answer->status, 503) << answer->body;
+    const auto& crash = health["workers"]["last_crash"];
+    EXPECT_NE(crash["exit"].get<std::string>().find("exited with status 3"), std::string::npos)
+        << health.dump(2);
+    ASSERT_FALSE(crash["stderr"].empty()) << health.dump(2);
+    EXPECT_NE(crash["stderr"].back().get<std::string>().find("boom"), std::string::npos)
+        << health.dump(2);
+    EXPECT_GE(health["workers"]["crash_streak"].get<unsigned>(), 3u);
+    const std::string problems = health["problems"].dump();
+    EXPECT_NE(problems.find("crash loop"), std::string::npos) << problems;
+
+    // Each replacement waited twice as long as the one before: 1 s, 2 s, 4 s.
+    std::vector<double> backoffs;
+    const std::string log = tunerd.log();
+    const std::regex crashed(R"(event=worker_crashed .*restart_in_s=([0-9.]+))");
+    for (auto it = std::sregex_iterator(log.begin(), log.end(), crashed);
+         it != std::sregex_iterator(); ++it) {
+        backoffs.push_back(std::stod((*it)[1].str()));
+    }
+    ASSERT_GE(backoffs.size(), 3u) << log;
+    EXPECT_EQ(backoffs[0], 1.0);
+    EXPECT_EQ(backoffs[1], 2.0);
+    EXPECT_EQ(backoffs[2], 4.0);
+}
+
+TEST(Pool, CrashBackoffDoublesFromOneSecondUpToThirty) {
+    using std::chrono::seconds;
+    EXPECT_EQ(server::crash_backoff(1), seconds(1));
+    EXPECT_EQ(server::crash_backoff(2), seconds(2));
+    EXPECT_EQ(server::crash_backoff(3), seconds(4));
+    EXPECT_EQ(server::crash_backoff(5), seconds(16));
+    EXPECT_EQ(server::crash_backoff(6), seconds(30));
+    EXPECT_EQ(server::crash_backoff(100), seconds(30));
+}
+
+TEST(Pool, ManualTargetOutOfBoundsIs400NamingTheBoundsAndDeleteReleases) {
+    TunerdProcess tunerd({.config = "[workers]\nmode = \"fixed\"\ncount = 2\nmin = 1\nmax = 4\n"
+                                    "[demo]\nrss_mb = 5\n"});
+    ASSERT_TRUE(tunerd.start().ok()) << tunerd.log();
+    for (long long wanted : {5LL, 0LL, -1LL}) {
+        auto r = tunerd.set_worker_target(wanted);
+        ASSERT_TRUE(r.ok());
+        EXPECT_EQ(r->status, 400) << wanted << ": " << r->body;
+        EXPECT_NE(r->body.find("between 1 and 4"), std::string::npos) << r->body;
+    }
+    auto not_a_number = tunerd.admin_request({"POST",
+                                              "/workers/target",
+                                              "{\"workers\": \"x\"}",
+                                              {{"Content-Type", "application/json"}}});
+    ASSERT_TRUE(not_a_number.ok());
+    EXPECT_EQ(not_a_number->status, 400) << not_a_number->body;
+
+    auto pinned = tunerd.set_worker_target(3);
+    ASSERT_TRUE(pinned.ok());
+    EXPECT_EQ(pinned->status, 200) << pinned->body;
+    ASSERT_TRUE(tunerd.wait_ready_at_target(3, 10s)) << tunerd.log();
+    EXPECT_EQ((*tunerd.admin_json("/workers"))["manual_target"], 3);
+
+    auto released = tunerd.release_worker_target();
+    ASSERT_TRUE(released.ok());
+    EXPECT_EQ(released->status, 200) << released->body;
+    EXPECT_EQ(nlohmann::json::parse(released->body)["pinned"], false) << released->body;
+    // The fixed policy's count holds again.
+    EXPECT_TRUE(tunerd.wait_ready_at_target(2, 15s)) << tunerd.log();
+    EXPECT_TRUE((*tunerd.admin_json("/workers"))["manual_target"].is_null());
+}
+
+TEST(Pool, WorkerWhoseHealthPathAnswersNon2xxNeverBecomesReady) {
+    TunerdProcess tunerd({.config = demo_pool({.workers = 1,
+                                               .workers_extra = "health_path = \"/status/503\"\n"
+                                                                "startup_timeout = \"60s\"\n"}),
+                          .wait_ready = false});
+    ASSERT_TRUE(tunerd.start().ok()) << tunerd.log();
+    // Its socket accepts within milliseconds; the health check keeps it out for good.
+    const bool became_ready = tunerd.wait_workers(
+        [](const nlohmann::json& w) { return w["ready"].get<unsigned>() > 0; }, 3s);
+    EXPECT_FALSE(became_ready) << tunerd.log();
+    auto workers = tunerd.admin_json("/workers");
+    ASSERT_TRUE(workers.ok());
+    ASSERT_EQ((*workers)["workers"].size(), 1u) << workers->dump(2);
+    EXPECT_EQ((*workers)["workers"][0]["state"], "starting") << workers->dump(2);
+    EXPECT_EQ((*tunerd.admin_json("/health"))["status"], "starting");
+}
+
+TEST(Pool, WorkerWhoseHealthPathAnswers2xxBecomesReady) {
+    TunerdProcess tunerd(
+        {.config = demo_pool({.workers = 2, .workers_extra = "health_path = \"/health\"\n"})});
+    ASSERT_TRUE(tunerd.start().ok()) << tunerd.log();
+    EXPECT_TRUE(tunerd.wait_ready_at_target(2, 10s)) << tunerd.log();
+    auto r = tunerd.get("/work?io_ms=0");
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->status, 200);
+}
+
+TEST(Pool, RecyclesWorkerAboveMaxWorkerRss) {
+    TunerdProcess tunerd(
+        {.config = demo_pool({.workers = 2, .workers_extra = "max_worker_rss = \"80MB\"\n"})});
+    ASSERT_TRUE(tunerd.start().ok()) << tunerd.log();
+    // One worker grows to 160 MB of resident memory.
+    auto grown = tunerd.get("/rss?mb=160");
+    ASSERT_TRUE(grown.ok());
+    ASSERT_EQ(grown->status, 200) << grown->body;
+    const pid_t big = std::stoi(grown->header("x-worker-pid"));
+    const bool replaced = tunerd.wait_workers(
+        [&](const nlohmann::json& w) {
+            if (w["ready"] != 2) return false;
+            return std::none_of(w["workers"].begin(), w["workers"].end(),
+                                [&](const nlohmann::json& x) { return x["pid"] == big; });
+        },
+        30s);
+    EXPECT_TRUE(replaced) << tunerd.log();
+    EXPECT_GE(tunerd.metric("tunerd_worker_recycles_total").value_or(0), 1);
+    EXPECT_NE(tunerd.log().find("max_worker_rss"), std::string::npos) << tunerd.log();
+    EXPECT_EQ(tunerd.metric("tunerd_worker_crashes_total").value_or(-1), 0);
+}
+
+}  // namespace
+}  // namespace tuner::test

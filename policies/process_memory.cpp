@@ -126,8 +126,8 @@ nlohmann::json ProcessMemoryModel::to_json() const {
     return out;
 }
 
-SeedResult seed_with_estimate(const Snapshot& snapshot, const Config& config,
-                              const ProcessMemoryEstimate& estimate) {
+SeedInputs seed_inputs_with_estimate(const Snapshot& snapshot, const Config& config,
+                                     const ProcessMemoryEstimate& estimate) {
     SeedInputs in = seed_inputs(snapshot, config);
     // Above memory.high the kernel throttles and reclaims hard (cgroup-v2 docs): it is the line
     // the pool must fit under when it is set below memory.max.
@@ -138,7 +138,12 @@ SeedResult seed_with_estimate(const Snapshot& snapshot, const Config& config,
     }
     in.per_worker_bytes = estimate.bytes;
     in.per_worker_measured = estimate.measured;
-    return seed_formula(in);
+    return in;
+}
+
+SeedResult seed_with_estimate(const Snapshot& snapshot, const Config& config,
+                              const ProcessMemoryEstimate& estimate) {
+    return seed_formula(seed_inputs_with_estimate(snapshot, config, estimate));
 }
 
 }  // namespace tuner::policies

@@ -54,9 +54,13 @@ private:
     std::map<unsigned, std::deque<Measurement>> by_threads_;
 };
 
-// The seed formula with this estimate as the per-process memory: its memory_ceiling is how many
-// processes of that thread count fit, its workers the formula's answer. memory.high, when set
-// below memory.max, is the limit it fits under.
+// The seed formula's inputs with this estimate as the per-process memory; memory.high, when set
+// below memory.max, is the limit the pool fits under.
+SeedInputs seed_inputs_with_estimate(const Snapshot& snapshot, const Config& config,
+                                     const ProcessMemoryEstimate& estimate);
+
+// The seed formula on those inputs: its memory_ceiling is how many processes of that thread
+// count fit, its workers the formula's answer.
 SeedResult seed_with_estimate(const Snapshot& snapshot, const Config& config,
                               const ProcessMemoryEstimate& estimate);
 

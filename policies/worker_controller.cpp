@@ -51,6 +51,11 @@ SeedResult WorkerController::ceiling(const Snapshot& snapshot, unsigned threads)
     return seed_with_estimate(snapshot, config_, memory_.estimate(threads, config_.workers));
 }
 
+SeedInputs WorkerController::ceiling_inputs(const Snapshot& snapshot) const {
+    const unsigned threads = std::max(1u, snapshot.pool.threads);
+    return seed_inputs_with_estimate(snapshot, config_, memory_.estimate(threads, config_.workers));
+}
+
 unsigned WorkerController::process_cap(const Snapshot& snapshot, unsigned threads) const {
     unsigned cap = ceiling(snapshot, threads).memory_ceiling;
     if (max_processes_by_db_) cap = std::min(cap, std::max(1u, *max_processes_by_db_));

@@ -37,6 +37,11 @@ public:
     // controller saw but did not act on (a cap that holds growth, a knee released).
     Plan decide(const Snapshot& snapshot);
 
+    // The seed formula's inputs at the per-process memory the controller enforces (its estimate
+    // at the pool's thread count, measurements held at their highest): seed_formula() of them
+    // is the memory ceiling /performance, /metrics and the database policy report.
+    [[nodiscard]] SeedInputs ceiling_inputs(const Snapshot& snapshot) const;
+
     // What the controller believes now: targets, need, memory ceiling per thread count, memory
     // per thread count, throughput per shape and the knee, cooldown timers. For /performance.
     [[nodiscard]] nlohmann::json explain() const;

@@ -104,8 +104,7 @@ std::pair<unsigned, unsigned> ControlLoop::initial_shape(
 
     if (database_) {
         // Before the first worker starts, so it already gets the pool sizes and DATABASE_URL.
-        const auto seed = policies::seed_formula(policies::seed_inputs(s, cfg));
-        database_->cycle(s, seed);
+        database_->cycle(s, policies::seed_formula(controller_.ceiling_inputs(s)));
         controller_.set_max_processes_by_db(database_->max_processes_by_db());
     }
     Plan plan = controller_.decide(s);
@@ -142,6 +141,9 @@ std::pair<unsigned, unsigned> ControlLoop::initial_shape(
     {
         std::lock_guard lock(view_mutex_);
         view_.snapshot = s;
+        view_.seed_inputs = controller_.ceiling_inputs(s);
+        view_.seed = policies::seed_formula(view_.seed_inputs);
+        view_.controller = controller_.explain();
         view_.last_plan = plan;
     }
     return {workers, threads};
@@ -238,7 +240,6 @@ void ControlLoop::run() {
 
 nlohmann::json ControlLoop::cycle() {
     const auto started = Clock::now();
-    const Config cfg = config();
     Snapshot s = take_snapshot();
 
     // Memory facts for the pool: per-worker trees for max_worker_rss and /workers, and whether
@@ -246,22 +247,23 @@ nlohmann::json ControlLoop::cycle() {
     std::map<unsigned, std::uint64_t> rss;
     for (const auto& [id, tree] : s.worker_trees) rss[id] = tree.pss_bytes.value_or(tree.rss_bytes);
     pool_.set_worker_rss(rss);
-    const auto seed_in = policies::seed_inputs(s, cfg);
-    const auto seed = policies::seed_formula(seed_in);
 
+    // One memory ceiling everywhere: the one the controller enforces (its per-process estimate
+    // at the pool's thread count, held at its highest, under memory.high when set). The database
+    // policy sizes with it, /performance and /metrics report it.
     nlohmann::json database_json = nullptr;
     if (database_) {
-        database_->cycle(s, seed);
+        database_->cycle(s, policies::seed_formula(controller_.ceiling_inputs(s)));
         controller_.set_max_processes_by_db(database_->max_processes_by_db());
         database_json = database_->explain();
     }
 
     Plan plan = controller_.decide(s);
     nlohmann::json explained = controller_.explain();
-    // At the memory ceiling (the controller's, which knows the thread count and memory.high) a
-    // replacement may only start once the worker it replaces is gone.
-    const auto ceiling = explained["memory"].value("ceiling_workers", seed.memory_ceiling);
-    pool_.set_at_memory_ceiling(s.pool.target >= ceiling);
+    const auto seed_in = controller_.ceiling_inputs(s);  // with this cycle's measurements
+    const auto seed = policies::seed_formula(seed_in);
+    // At the memory ceiling a replacement may only start once the worker it replaces is gone.
+    pool_.set_at_memory_ceiling(s.pool.target >= seed.memory_ceiling);
     act_on_plan(plan);
 
     if (s.taken_at - last_sample_ >= kSampleEvery) {

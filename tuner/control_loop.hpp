@@ -31,7 +31,7 @@ namespace tuner {
 struct ControlView {
     Snapshot snapshot;
     policies::SeedInputs seed_inputs;
-    policies::SeedResult seed;  // with measured per-worker memory: the ceiling
+    policies::SeedResult seed;  // the memory ceiling the controller enforces (its estimate)
     nlohmann::json controller = nlohmann::json::object();  // WorkerController::explain()
     nlohmann::json database = nullptr;  // DatabaseTuner::explain(), null when no database
     Plan last_plan;

@@ -556,12 +556,15 @@ awaitable<void> Front::run_session(tcp::socket socket) {
                 break;
             }
             if (out_ec) {
-                dispatcher_.release(backend, nullptr, false);
                 if (is_timeout(
                         out_ec)) {  // only when the client is gone too (answer_late could not)
+                    dispatcher_.release(backend, nullptr, false);
                     break;
                 }
+                // The pool first: a dead worker must leave dispatch before its slot is freed,
+                // or the slot goes to the next queued request and the retry may follow it.
                 if (hooks_.upstream_failed) hooks_.upstream_failed(backend->id, out_ec.message());
+                dispatcher_.release(backend, nullptr, false);
                 // No response byte came back: an idempotent request without a body is safe to
                 // send again, once, to another worker.
                 if (!retried && !has_body && is_retryable_method(method) && !aborting_) {
@@ -614,12 +617,12 @@ awaitable<void> Front::run_session(tcp::socket socket) {
                 conn->watch_while_idle(dispatcher_, backend);
                 park = std::move(conn);
             }
+            if (upstream_ec && hooks_.upstream_failed)
+                hooks_.upstream_failed(backend->id, upstream_ec.message());
             dispatcher_.release(backend, std::move(park), true);
             record.completed = Clock::now();
             if (client_ec) record.status = 0;
             dispatcher_.record(record);
-            if (upstream_ec && hooks_.upstream_failed)
-                hooks_.upstream_failed(backend->id, upstream_ec.message());
             // A response cut short cannot be repaired: the client sees the connection close.
             continue_session = !client_ec && upstream_clean && keep_alive;
             break;

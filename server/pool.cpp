@@ -214,20 +214,22 @@ void WorkerPool::set_worker_rss(const std::map<unsigned, std::uint64_t>& rss_byt
 }
 
 void WorkerPool::upstream_failed(unsigned worker_id, const std::string& error) {
-    asio::post(ioc_, [this, worker_id, error] {
-        std::lock_guard lock(mutex_);
-        auto it = workers_.find(worker_id);
-        if (it == workers_.end() || it->second->exited) return;
-        // A worker whose process is gone but not yet reaped takes no more requests; a live one
-        // (say a gunicorn master replacing its child) keeps its place.
-        if (!process_alive(it->second->pid)) {
-            dispatcher_.stop_accepting(worker_id);
-            spdlog::warn("event=worker_unreachable worker={} pid={} error=\"{}\"", worker_id,
-                         it->second->pid, error);
-        } else {
-            spdlog::debug("event=upstream_error worker={} error=\"{}\"", worker_id, error);
-        }
-    });
+    // Synchronous, not posted: the front calls this before it gives the failed request's slot
+    // back and retries. A posted check ran too late: the freed slot and the retry itself were
+    // granted to the dead worker again (it was still "accepting"), so with no other worker free
+    // the retry failed too and the client got 502 (kill -9 of the last ready worker).
+    std::lock_guard lock(mutex_);
+    auto it = workers_.find(worker_id);
+    if (it == workers_.end() || it->second->exited) return;
+    // A worker whose process is gone but not yet reaped takes no more requests; a live one
+    // (say a gunicorn master replacing its child) keeps its place.
+    if (!process_alive(it->second->pid)) {
+        dispatcher_.stop_accepting(worker_id);
+        spdlog::warn("event=worker_unreachable worker={} pid={} error=\"{}\"", worker_id,
+                     it->second->pid, error);
+    } else {
+        spdlog::debug("event=upstream_error worker={} error=\"{}\"", worker_id, error);
+    }
 }
 
 void WorkerPool::worker_stuck(unsigned worker_id, const std::string& why) {

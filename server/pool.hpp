@@ -75,7 +75,9 @@ public:
     void set_worker_rss(const std::map<unsigned, std::uint64_t>& rss_bytes);
     // Config reload: recycling limits, timeouts, command (new workers use it).
     void update_options(const PoolConfig& workers, const DemoConfig& demo);
-    // The front could not reach a worker or lost it mid-request.
+    // The front could not reach a worker or lost it mid-request. Acts before it returns (a dead
+    // worker leaves dispatch at once), so the front calls it before releasing the slot and
+    // retrying.
     void upstream_failed(unsigned worker_id, const std::string& error);
     // A worker held a request far past request_timeout: replace it gracefully.
     void worker_stuck(unsigned worker_id, const std::string& why);

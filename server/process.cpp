@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 extern char** environ;
@@ -160,7 +161,15 @@ bool process_alive(pid_t pid) {
     if (n <= 0) return false;
     buf[n] = 0;
     const char* close_paren = std::strrchr(buf, ')');
-    return !(close_paren && close_paren[1] == ' ' && close_paren[2] == 'Z');
+    if (!close_paren || close_paren[1] != ' ') return true;
+    // After the name: state, ppid, pgrp, session, tty_nr, tpgid, flags (proc(5)). A zombie is
+    // gone; so is a process in do_exit (PF_EXITING, include/linux/sched.h), which has already
+    // closed its sockets while it still looks alive: the front sees its connections fail first.
+    constexpr unsigned kPfExiting = 0x00000004;
+    char state = 0;
+    unsigned flags = 0;
+    if (std::sscanf(close_paren + 2, "%c %*d %*d %*d %*d %*d %u", &state, &flags) < 1) return true;
+    return state != 'Z' && state != 'X' && (flags & kPfExiting) == 0;
 }
 
 }  // namespace tuner::server

@@ -35,7 +35,7 @@ void signal_process_group(pid_t pgid, int signal);
 // "exited with status 3", "killed by signal 9 (SIGKILL)".
 std::string describe_wait_status(int status);
 
-// Is this pid still alive (and not a zombie we have yet to reap)?
+// Is this pid still alive (not exiting, and not a zombie we have yet to reap)?
 bool process_alive(pid_t pid);
 
 }  // namespace tuner::server

@@ -88,6 +88,17 @@ TEST(Pool, KillNineOfBusyWorkerUnderLoadFailsNoGet) {
     EXPECT_GE(r.retries, 1) << r.describe();
 }
 
+TEST(Pool, KillNineOfTheOnlyWorkerUnderLoadFailsNoGet) {
+    // Nowhere else to retry: the retries wait in the queue for the replacement (after the 1 s
+    // crash backoff) instead of going back to the dead worker.
+    TunerdProcess tunerd({.config = demo_pool({.workers = 1, .threads = 2, .io_ms = 200})});
+    ASSERT_TRUE(tunerd.start().ok()) << tunerd.log();
+    const auto r =
+        kill_busy_worker_under_load(tunerd, load_on(tunerd, "/"), KillTarget::worker, 30s, 1s);
+    expect_no_failures(r, tunerd);
+    EXPECT_GE(r.retries, 1) << r.describe();
+}
+
 TEST(Pool, RecyclesAfterMaxRequestsWithoutFailingOrDippingBelowTarget) {
     constexpr unsigned kWorkers = 3;
     TunerdProcess tunerd(

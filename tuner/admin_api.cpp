@@ -89,9 +89,7 @@ nlohmann::json worker_info_json(const WorkerInfo& w) {
 nlohmann::json decisions_json(const std::vector<Decision>& decisions) {
     nlohmann::json out = nlohmann::json::array();
     for (const auto& d : decisions) {
-        auto j = decision_json(d);
-        j["time"] = format_rfc3339_ms(d.time);
-        out.push_back(std::move(j));
+        out.push_back(decision_json(d));
     }
     return out;
 }

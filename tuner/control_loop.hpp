@@ -23,6 +23,7 @@
 #include "server/pool.hpp"
 #include "tuner/apply.hpp"
 #include "tuner/database_tuner.hpp"
+#include "tuner/decision_json.hpp"
 #include "tuner/decision_log.hpp"
 
 namespace tuner {
@@ -94,8 +95,5 @@ private:
     std::thread thread_;
     Clock::time_point last_sample_{};
 };
-
-nlohmann::json plan_json(const Plan& plan);
-nlohmann::json decision_json(const Decision& d);
 
 }  // namespace tuner

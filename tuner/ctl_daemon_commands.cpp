@@ -2,6 +2,7 @@
 // status, decisions, workers, target and optimize (see ctl_commands.hpp).
 #include "tuner/ctl_commands.hpp"
 #include "tuner/ctl_format.hpp"
+#include "tuner/decision_json.hpp"
 #include "tuner/decision_log.hpp"
 
 namespace tuner::ctl {
@@ -41,7 +42,7 @@ int decisions_from_file(const Invocation& inv, const std::string& path, std::uin
     auto decisions = read_decisions(path, since, limit);
     if (!decisions) return inv.fail(kExitNoInput, decisions.error().to_string());
     json list = json::array();
-    for (const auto& d : *decisions) list.push_back(decision_to_json(d));
+    for (const auto& d : *decisions) list.push_back(decision_json(d));
     return inv.print({{"decisions", list}, {"count", list.size()}}, format_decisions(list));
 }
 

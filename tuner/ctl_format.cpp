@@ -107,37 +107,6 @@ std::string labelled_line(std::string_view label, const std::string& text, std::
     return line + " " + text + "\n";
 }
 
-json decision_to_json(const Decision& d) {
-    const auto value_json = [](const KnobValue& v) -> json {
-        if (const auto* c = std::get_if<Count>(&v)) return c->value;
-        if (const auto* b = std::get_if<ByteSize>(&v)) return b->bytes;
-        if (const auto* s = std::get_if<Seconds>(&v)) return s->value;
-        if (const auto* t = std::get_if<Text>(&v)) return t->value;
-        return nullptr;
-    };
-    json inputs = json::object();
-    if (!d.inputs_json.empty()) {
-        inputs = json::parse(d.inputs_json, nullptr, false);
-        if (inputs.is_discarded()) inputs = d.inputs_json;
-    }
-    const auto ms =
-        std::chrono::duration_cast<std::chrono::milliseconds>(d.time.time_since_epoch()).count();
-    return {{"id", d.id},
-            {"time", format_rfc3339_ms(d.time)},
-            {"time_unix_ms", ms},
-            {"plan_id", d.plan_id},
-            {"subsystem", d.subsystem},
-            {"knob", d.knob},
-            {"value_type", value_type(d.new_value.index() ? d.new_value : d.old_value)},
-            {"old", value_json(d.old_value)},
-            {"new", value_json(d.new_value)},
-            {"rule", d.rule},
-            {"reason", d.reason},
-            {"outcome", to_string(d.outcome)},
-            {"error", d.error},
-            {"inputs", inputs}};
-}
-
 std::string format_decision_line(const json& d) {
     std::string line = decision_time(d) + "  " + text(field(d, "knob")) + " " +
                        value_text(d, "old") + " → " + value_text(d, "new") + "  " +

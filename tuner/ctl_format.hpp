@@ -12,11 +12,6 @@
 
 namespace tuner::ctl {
 
-// A Decision as /performance/decisions shows it ({"id", "time", "time_unix_ms", "plan_id",
-// "subsystem", "knob", "value_type", "old", "new", "rule", "reason", "outcome", "error",
-// "inputs"}), for `tunerctl decisions --db`, which reads the SQLite file without a daemon.
-nlohmann::json decision_to_json(const Decision& decision);
-
 // One decision on one line: "2026-11-23T15:04:05.123Z  workers.count 2 → 5  littles_law
 // applied  <reason>"; a failed one ends with "(error: <error>)".
 std::string format_decision_line(const nlohmann::json& decision);

@@ -1,6 +1,7 @@
 // tunerctl's text output: decisions on one line each with typed values, status with every
 // section, workers, plans and targets, and JSON that lacks fields or has the wrong types.
 #include "tuner/ctl_format.hpp"
+#include "tuner/decision_json.hpp"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -243,7 +244,7 @@ TEST(CtlFormat, DecisionToJsonHasTheApiShape) {
     d.inputs_json = R"({"memory_bytes": 1073741824})";
     d.outcome = Outcome::failed;
     d.error = "refused";
-    const json j = decision_to_json(d);
+    const json j = decision_json(d);
     EXPECT_EQ(j["id"], 12);
     EXPECT_EQ(j["time"], "2026-11-23T15:04:05.123Z");
     EXPECT_EQ(j["time_unix_ms"], 1795446245123);

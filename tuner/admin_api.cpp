@@ -381,6 +381,14 @@ void register_admin_routes(server::AdminServer& admin, AdminContext& context) {
             respond(json_response(plan.contains("error") ? 503 : 200, plan));
         });
     });
+    admin.route("POST", "/postgres/rollback", [ctx](const AdminRequest&, AdminRespond respond) {
+        // Restores PostgreSQL's original settings; tunerd holds off re-applying them until a
+        // config reload or a restart (docs/policies.md, "Database policies").
+        ctx->control.rollback_postgres(
+            [respond = std::move(respond)](nlohmann::json report, int status) {
+                respond(json_response(status, report));
+            });
+    });
     admin.route("GET", "/metrics", [ctx](const AdminRequest&, AdminRespond respond) {
         const auto view = ctx->control.view();
         const auto requests = ctx->dispatcher.cumulative();

@@ -159,6 +159,14 @@ void ControlLoop::reload(const Config& config) {
     wake_.notify_all();
 }
 
+void ControlLoop::rollback_postgres(std::function<void(nlohmann::json, int)> done) {
+    if (!database_) {
+        done({{"error", "no database configured (database.url_file, database.postgres)"}}, 409);
+        return;
+    }
+    database_->rollback(std::move(done));
+}
+
 ControlView ControlLoop::view() const {
     std::lock_guard lock(view_mutex_);
     return view_;

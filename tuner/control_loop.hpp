@@ -63,6 +63,10 @@ public:
     // SIGHUP with a valid new config: new bounds and modes reach the controller and the pool.
     void reload(const Config& config);
 
+    // POST /postgres/rollback: see DatabaseTuner::rollback; answers at once when there is no
+    // database configured.
+    void rollback_postgres(std::function<void(nlohmann::json report, int http_status)> done);
+
     [[nodiscard]] ControlView view() const;
     [[nodiscard]] Config config() const;
 

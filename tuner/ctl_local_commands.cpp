@@ -8,9 +8,12 @@
 
 #include "policies/seed_formula.hpp"
 #include "probes/prober.hpp"
+#include "tuner/build_info.hpp"
 #include "tuner/config.hpp"
 #include "tuner/ctl_commands.hpp"
+#include "tuner/ctl_format.hpp"
 #include "tuner/ctl_recommend.hpp"
+#include "tuner/decision_log.hpp"
 #include "tuner/postgres.hpp"
 #include "tuner/probe_report.hpp"
 
@@ -67,7 +70,47 @@ int run_rollback(const Invocation& inv) {
                                          "\" does not exist: tunerd never ran with this config "
                                          "(give the daemon's --config, or set state.dir)");
     }
-    return postgres::run_rollback_cli(config, inv.out, inv.err);
+    // A running daemon does it itself: its decision log records the rollback, and it knows to
+    // hold off re-applying. Only when no daemon answers does tunerctl act alone.
+    if (auto endpoint = admin_endpoint_from_config(config, config.state.dir);
+        endpoint || inv.options.admin_url) {
+        auto client_or = admin_client(inv);
+        if (const int* code = std::get_if<int>(&client_or)) return *code;
+        auto result = std::get<AdminClient>(client_or).call("POST", "/postgres/rollback", {});
+        if (auto* answer = std::get_if<AdminAnswer>(&result)) {
+            if (answer->status == 409) {
+                return inv.fail(
+                    kExitConfig,
+                    answer->body.value("error", "the daemon has no PostgreSQL configured"));
+            }
+            const auto& decisions = answer->body.contains("decisions") ? answer->body["decisions"]
+                                                                       : nlohmann::json::array();
+            inv.print(answer->body, format_decisions(decisions));
+            if (answer->status == 200) return kExitOk;
+            inv.err << "tunerctl rollback --postgres: "
+                    << answer->body.value("error", "a setting failed") << "\n";
+            return answer->status == 503 ? kExitUnavailable : 1;
+        }
+        if (!std::get<AdminFailure>(result).unreachable) {
+            return inv.fail(1, std::get<AdminFailure>(result).error.to_string());
+        }
+    }
+    // No daemon: this process is the only writer of the decision log, so it records there.
+    return postgres::run_rollback_cli(
+        config, inv.out, inv.err, [&](const postgres::PostgresReport& report) {
+            if (report.decisions.empty()) return;
+            DecisionLog::Options options;
+            options.path = config.state.dir + "/tunerd.db";
+            DecisionLog log(options);
+            log.start_run(std::string("tunerctl ") + build::version, "",
+                          "tunerctl rollback --postgres");
+            for (auto d : report.decisions) log.record(d);
+            log.flush(std::chrono::seconds(5));
+            if (!log.stats().healthy) {
+                inv.err << "tunerctl rollback --postgres: the decision log could not record it: "
+                        << log.stats().last_error << "\n";
+            }
+        });
 }
 
 }  // namespace tuner::ctl

@@ -1,10 +1,12 @@
 // The database side of a control cycle (see database_tuner.hpp).
 #include "tuner/database_tuner.hpp"
 
+#include <algorithm>
 #include <fstream>
 
 #include <spdlog/spdlog.h>
 
+#include "tuner/decision_json.hpp"
 #include "tuner/logging.hpp"
 
 namespace tuner {
@@ -160,6 +162,24 @@ nlohmann::json DatabaseTuner::explain() const {
                            {"rolled_back", st.rolled_back_at.has_value()}};
     }
     return out;
+}
+
+void DatabaseTuner::rollback(std::function<void(nlohmann::json, int)> done) {
+    if (!actuator_) {
+        done({{"error", "no PostgreSQL connection configured (database.admin_url_file)"}}, 409);
+        return;
+    }
+    actuator_->rollback([done = std::move(done)](const postgres::PostgresReport& report) {
+        nlohmann::json decisions = nlohmann::json::array();
+        for (const auto& d : report.decisions) decisions.push_back(decision_json(d));
+        nlohmann::json body = {
+            {"action", report.action}, {"decisions", decisions}, {"notes", report.notes}};
+        if (report.error) body["error"] = report.error->to_string();
+        const bool failed =
+            std::any_of(report.decisions.begin(), report.decisions.end(),
+                        [](const Decision& d) { return d.outcome == Outcome::failed; });
+        done(std::move(body), report.ok() && !failed ? 200 : report.retry_later ? 503 : 502);
+    });
 }
 
 void DatabaseTuner::reload(const Config& config) {

@@ -37,6 +37,10 @@ public:
     [[nodiscard]] nlohmann::json explain() const;
     // SIGHUP: new config (connection string files re-read; a rollback hold lifted).
     void reload(const Config& config);
+    // Restores PostgreSQL's original settings (POST /postgres/rollback); `done` gets the report
+    // as JSON and an HTTP status (200 done, 409 no PostgreSQL configured, 503 unreachable, 502 a
+    // setting failed), on the database thread. Its decisions are recorded.
+    void rollback(std::function<void(nlohmann::json report, int http_status)> done);
 
 private:
     void read_database_url();

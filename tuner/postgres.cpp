@@ -106,8 +106,13 @@ std::future<PostgresReport> PostgresActuator::refresh() {
     return enqueue("refresh");
 }
 
-std::future<PostgresReport> PostgresActuator::enqueue(std::string action) {
-    Job job{std::move(action), {}};
+void PostgresActuator::rollback(std::function<void(const PostgresReport&)> done) {
+    (void)enqueue("rollback", std::move(done));
+}
+
+std::future<PostgresReport> PostgresActuator::enqueue(
+    std::string action, std::function<void(const PostgresReport&)> done) {
+    Job job{std::move(action), {}, std::move(done)};
     auto future = job.promise.get_future();
     {
         std::lock_guard lock(mutex_);
@@ -283,13 +288,17 @@ void PostgresActuator::run() {
         } catch (...) {
             spdlog::error("postgres: report callback threw");
         }
-        if (job) job->promise.set_value(std::move(report));
+        if (job) {
+            if (job->done) job->done(report);
+            job->promise.set_value(std::move(report));
+        }
         lock.lock();
     }
     for (auto& pending : jobs_) {
         PostgresReport stopped;
         stopped.action = pending.action;
         stopped.error = make_error("database", "PostgreSQL actuator stopped");
+        if (pending.done) pending.done(stopped);
         pending.promise.set_value(std::move(stopped));
     }
     jobs_.clear();

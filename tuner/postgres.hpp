@@ -66,6 +66,9 @@ public:
     void reconfigure(ActuatorOptions options);
     // Restores the originals (also what `tunerctl rollback --postgres` does without a daemon).
     std::future<PostgresReport> rollback();
+    // The same, with `done` called on the database thread when it is over (or the actuator
+    // stops): for callers that must not block, like the admin API.
+    void rollback(std::function<void(const PostgresReport&)> done);
     // Reads the live settings now.
     std::future<PostgresReport> refresh();
 
@@ -78,6 +81,7 @@ private:
     struct Job {
         std::string action;  // "rollback" | "refresh"
         std::promise<PostgresReport> promise;
+        std::function<void(const PostgresReport&)> done;  // optional, besides the promise
     };
     struct Target {
         PostgresMode mode = PostgresMode::off;
@@ -85,7 +89,8 @@ private:
     };
 
     void run();
-    std::future<PostgresReport> enqueue(std::string action);
+    std::future<PostgresReport> enqueue(std::string action,
+                                        std::function<void(const PostgresReport&)> done = {});
     // These run on the database thread without the mutex (they block on libpq).
     Result<Session*> session_for(const ActuatorOptions& options, bool reconnect);
     PostgresReport run_target(const Target& target, const ActuatorOptions& options,
@@ -132,7 +137,9 @@ DatabasePlan plan_database(const Snapshot& snapshot, const Config& config,
 PostgresReport rollback_postgres(const Config& config);
 // Prints the decisions; exit status 0 done, 69 PostgreSQL unreachable, 78 no admin_url_file or
 // state dir, 1 some setting failed.
-int run_rollback_cli(const Config& config, std::ostream& out, std::ostream& err);
+// `on_report` (when set) gets the report first, e.g. to write its decisions to the decision log.
+int run_rollback_cli(const Config& config, std::ostream& out, std::ostream& err,
+                     const std::function<void(const PostgresReport&)>& on_report = {});
 
 // The database section of `tunerctl recommend`: recommended vs current values (read from
 // PostgreSQL when a connection string file is configured), as JSON and as text. Never writes.

@@ -87,8 +87,10 @@ PostgresReport rollback_postgres(const Config& config) {
     return rollback_settings(*connected.session, action);
 }
 
-int run_rollback_cli(const Config& config, std::ostream& out, std::ostream& err) {
+int run_rollback_cli(const Config& config, std::ostream& out, std::ostream& err,
+                     const std::function<void(const PostgresReport&)>& on_report) {
     const PostgresReport report = rollback_postgres(config);
+    if (on_report) on_report(report);
     bool failed = false;
     for (const auto& d : report.decisions) {
         out << d.knob << ": " << to_string(d.old_value) << " -> " << to_string(d.new_value) << " ("

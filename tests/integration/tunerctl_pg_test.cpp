@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/support/tunerd_process.hpp"
+#include "tuner/decision_log.hpp"
 
 namespace tuner::test {
 namespace {
@@ -132,6 +133,49 @@ TEST_F(TunerctlPostgres, RollbackRestoresWhatTheDaemonApplied) {
         ASSERT_TRUE(after.contains(name)) << name;
         EXPECT_EQ(after.at(name)["current"], s["current"]) << name;
     }
+    // With no daemon running, tunerctl wrote the rollback to the decision log itself.
+    auto logged = read_decisions(tunerd.state_dir() + "/tunerd.db", std::nullopt, 1000);
+    ASSERT_TRUE(logged.ok()) << logged.error().to_string();
+    int rollbacks = 0;
+    for (const auto& d : *logged) rollbacks += d.rule == "rollback" ? 1 : 0;
+    EXPECT_GT(rollbacks, 0);
+}
+
+TEST_F(TunerctlPostgres, RollbackGoesThroughARunningDaemonAndIsInItsLog) {
+    const auto before = settings();
+    TunerdOptions options;
+    options.config = database_ + "postgres = \"apply\"\n[workers]\nmax = 4\n";
+    TunerdProcess tunerd(options);
+    ASSERT_TRUE(tunerd.start().ok()) << tunerd.log();
+    auto count_decisions = [&](const std::string& rule, const std::string& outcome) {
+        auto decisions = tunerd.admin_json("/performance/decisions?limit=500");
+        int n = 0;
+        if (!decisions.ok()) return -1;
+        for (const auto& d : (*decisions)["decisions"]) {
+            if (d["subsystem"] == "postgres" && d["rule"] == rule && d["outcome"] == outcome) ++n;
+        }
+        return n;
+    };
+    bool applied = false;
+    for (int attempt = 0; attempt < 120 && !applied; ++attempt) {
+        applied = count_decisions("pgtune_web", "applied") > 0;
+        if (!applied) std::this_thread::sleep_for(250ms);
+    }
+    ASSERT_TRUE(applied) << tunerd.log();
+
+    auto r =
+        run_command({TUNERCTL_BINARY, "rollback", "--postgres", "--config", tunerd.config_path()});
+    ASSERT_EQ(r.exit_status, 0) << r.output;
+    EXPECT_GT(count_decisions("rollback", "applied"), 0) << tunerd.log();
+    const auto after = settings();
+    for (const auto& [name, s] : before) {
+        ASSERT_TRUE(after.contains(name)) << name;
+        EXPECT_EQ(after.at(name)["current"], s["current"]) << name;
+    }
+    // The daemon holds off re-applying after a rollback (until a reload or restart).
+    std::this_thread::sleep_for(3s);
+    const auto later = settings();
+    for (const auto& [name, s] : before) EXPECT_EQ(later.at(name)["current"], s["current"]) << name;
 }
 
 }  // namespace

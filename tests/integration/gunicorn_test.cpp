@@ -64,20 +64,6 @@ std::string fixed_flask_pool(unsigned workers) {
         {{"mode", "\"fixed\""}, {"count", std::to_string(workers)}, {"max", "16"}});
 }
 
-LoadOptions load_on(const TunerdProcess& tunerd, const std::string& target) {
-    return {.address = tunerd.public_address(),
-            .target = target,
-            .connections = 16,
-            .max_duration = std::chrono::milliseconds(400'000)};
-}
-
-void expect_no_failures(const ScenarioResult& r, const TunerdProcess& tunerd) {
-    EXPECT_TRUE(r.problems.empty()) << r.describe() << "\n" << tunerd.log();
-    EXPECT_GT(r.load.ok_2xx, 0u) << r.describe();
-    EXPECT_EQ(r.load.client_errors, 0u) << r.describe();
-    EXPECT_EQ(r.load.non_2xx(), 0u) << r.describe();
-}
-
 TEST(Gunicorn, ExampleConfigIsValid) {
     auto r = run_command({TUNERD_BINARY, "--check-config", "--config", kExampleConfig});
     EXPECT_EQ(r.exit_status, 0) << r.output;
@@ -115,19 +101,19 @@ TEST(Gunicorn, ResizeCyclesUnderLoadFailNoRequest) {
     TunerdProcess tunerd({.config = fixed_flask_pool(1) + "[server]\nmax_queue = 256\n"});
     ASSERT_TRUE(tunerd.start().ok()) << tunerd.log();
     // POST, which the front never retries: nothing may depend on the retry path.
-    auto load = load_on(tunerd, "/io?ms=20");
+    auto load = scenario_load(tunerd, "/io?ms=20");
     load.method = "POST";
     const auto r = resize_cycles_under_load(tunerd, load, {1, 8, 2, 6, 1}, 3, 20s);
-    expect_no_failures(r, tunerd);
+    EXPECT_TRUE(r.clean()) << r.describe() << "\n" << tunerd.log();
 }
 
 TEST(Gunicorn, KillNineOfMasterUnderLoadFailsNoGet) {
     SKIP_WITHOUT_GUNICORN();
     TunerdProcess tunerd({.config = fixed_flask_pool(3)});
     ASSERT_TRUE(tunerd.start().ok()) << tunerd.log();
-    const auto r = kill_busy_worker_under_load(tunerd, load_on(tunerd, "/io?ms=200"),
+    const auto r = kill_busy_worker_under_load(tunerd, scenario_load(tunerd, "/io?ms=200"),
                                                KillTarget::worker, 30s, 1s);
-    expect_no_failures(r, tunerd);
+    EXPECT_TRUE(r.clean()) << r.describe() << "\n" << tunerd.log();
     EXPECT_GE(r.retries, 1) << r.describe();
 }
 
@@ -135,9 +121,9 @@ TEST(Gunicorn, KillNineOfMastersWorkerUnderLoadFailsNoGet) {
     SKIP_WITHOUT_GUNICORN();
     TunerdProcess tunerd({.config = fixed_flask_pool(3)});
     ASSERT_TRUE(tunerd.start().ok()) << tunerd.log();
-    const auto r = kill_busy_worker_under_load(tunerd, load_on(tunerd, "/io?ms=200"),
+    const auto r = kill_busy_worker_under_load(tunerd, scenario_load(tunerd, "/io?ms=200"),
                                                KillTarget::grandchild, 30s, 1s);
-    expect_no_failures(r, tunerd);
+    EXPECT_TRUE(r.clean()) << r.describe() << "\n" << tunerd.log();
     EXPECT_GE(r.retries, 1) << r.describe();
     // The master replaced its worker itself: not a crash for tunerd.
     EXPECT_EQ(tunerd.metric("tunerd_worker_crashes_total").value_or(-1), 0);

@@ -57,6 +57,14 @@ ScenarioResult finish(const TunerdProcess& tunerd, LoadGenerator& load,
 
 }  // namespace
 
+LoadOptions scenario_load(const TunerdProcess& tunerd, const std::string& target,
+                          unsigned connections) {
+    return {.address = tunerd.public_address(),
+            .target = target,
+            .connections = connections,
+            .max_duration = std::chrono::minutes(5)};
+}
+
 std::string ScenarioResult::describe() const {
     std::ostringstream out;
     out << load.summary() << "\nretries=" << retries;

@@ -18,8 +18,17 @@ struct ScenarioResult {
     LoadResult load;
     std::vector<std::string> problems;  // steps that missed their deadline, missing processes
     double retries = 0;                 // tunerd_request_retries_total at the end
+    // Every step done, responses came back, and every one of them was 2xx.
+    [[nodiscard]] bool clean() const {
+        return problems.empty() && load.ok_2xx > 0 && load.client_errors == 0 &&
+               load.non_2xx() == 0;
+    }
     [[nodiscard]] std::string describe() const;
 };
+
+// The scenarios' load: 16 keep-alive connections to tunerd's public address, bounded in time.
+LoadOptions scenario_load(const TunerdProcess& tunerd, const std::string& target,
+                          unsigned connections = 16);
 
 // Under `load`, drives the pool through `steps` (each a POST /workers/target) `cycles` times,
 // each step waiting until /workers shows the target ready, at most `step_timeout`.

@@ -14,6 +14,8 @@
 #include <boost/beast/http.hpp>
 #include <spdlog/spdlog.h>
 
+#include "server/listener.hpp"
+
 namespace tuner::server {
 
 namespace asio = boost::asio;
@@ -106,17 +108,7 @@ void AdminServer::set_token(std::optional<std::string> token) {
 }
 
 Result<tcp::endpoint> AdminServer::listen(const tcp::endpoint& endpoint) {
-    beast::error_code ec;
-    acceptor_.open(endpoint.protocol(), ec);
-    if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
-    if (!ec) acceptor_.bind(endpoint, ec);
-    if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) {
-        std::ostringstream where;
-        where << endpoint;
-        return Error{ec.message(), where.str()};
-    }
-    return acceptor_.local_endpoint();
+    return open_listener(acceptor_, endpoint);
 }
 
 void AdminServer::start() {

@@ -21,6 +21,7 @@
 #include <spdlog/spdlog.h>
 
 #include "server/http_util.hpp"
+#include "server/listener.hpp"
 
 namespace tuner::server {
 
@@ -37,6 +38,11 @@ namespace {
 
 constexpr std::size_t kRelayBufferSize = 16 * 1024;
 constexpr auto kConnectTimeout = std::chrono::seconds(5);
+// A parked upstream connection is reused only within this idle time: app servers close idle
+// keep-alive connections on their own timer (gunicorn after 2 s), and a request written just as
+// the close arrives fails; only idempotent requests could be retried. A new connection to a Unix
+// socket costs microseconds.
+constexpr auto kMaxParkedIdle = std::chrono::seconds(1);
 
 std::uint64_t usec_since(Clock::time_point from, Clock::time_point to) {
     return to > from ? static_cast<std::uint64_t>(
@@ -52,6 +58,7 @@ public:
     explicit UpstreamConnection(asio::any_io_executor ex) : stream(ex) {}
 
     void watch_while_idle(Dispatcher& dispatcher, const BackendPtr& backend) {
+        parked_at = Clock::now();
         std::weak_ptr<Backend> weak = backend;
         Dispatcher* d = &dispatcher;
         const UpstreamConnection* self = this;
@@ -62,10 +69,12 @@ public:
                                    });
     }
 
-    // Taken for a request: stop watching; false if the peer already closed it.
+    // Taken for a request: stop watching; false if the peer already closed it, or if it sat
+    // parked so long that the worker may be closing it right now (see kMaxParkedIdle).
     bool still_usable() {
         beast::error_code ec;
         stream.socket().cancel(ec);
+        if (Clock::now() - parked_at > kMaxParkedIdle) return false;
         pollfd pfd{stream.socket().native_handle(), POLLIN | POLLRDHUP, 0};
         const int n = ::poll(&pfd, 1, 0);
         return n == 0 && buffer.size() == 0;
@@ -73,7 +82,30 @@ public:
 
     UpstreamStream stream;
     beast::flat_buffer buffer;
+    Clock::time_point parked_at{};
 };
+
+// A parked connection to this worker that is still open and fresh, or null (connect anew).
+std::unique_ptr<UpstreamConnection> take_parked(Dispatcher& dispatcher, const BackendPtr& backend) {
+    while (auto idle = dispatcher.take_idle(backend)) {
+        std::unique_ptr<UpstreamConnection> candidate(
+            static_cast<UpstreamConnection*>(idle.release()));
+        if (candidate->still_usable()) return candidate;
+    }
+    return nullptr;
+}
+
+// Frees the request's slot on its worker, parking the connection for the next request when it
+// can serve one (the response was read whole and the worker keeps the connection alive).
+void release_slot(Dispatcher& dispatcher, const BackendPtr& backend,
+                  std::unique_ptr<UpstreamConnection> conn, bool reusable, bool served) {
+    std::unique_ptr<IdleConnection> park;
+    if (conn && reusable) {
+        conn->watch_while_idle(dispatcher, backend);
+        park = std::move(conn);
+    }
+    dispatcher.release(backend, std::move(park), served);
+}
 
 UpstreamProtocol::endpoint upstream_endpoint(const UpstreamAddress& address) {
     if (address.tcp_port) {
@@ -179,17 +211,7 @@ void Front::update_config(const ServerConfig& config) {
 }
 
 Result<tcp::endpoint> Front::listen(const tcp::endpoint& endpoint) {
-    beast::error_code ec;
-    acceptor_.open(endpoint.protocol(), ec);
-    if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
-    if (!ec) acceptor_.bind(endpoint, ec);
-    if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) {
-        std::ostringstream where;
-        where << endpoint;
-        return Error{ec.message(), where.str()};
-    }
-    return acceptor_.local_endpoint();
+    return open_listener(acceptor_, endpoint);
 }
 
 void Front::start() {
@@ -304,8 +326,10 @@ awaitable<void> Front::run_session(tcp::socket socket) {
                 break;
             }
             auto res = front_error(status, 11, message, false);
-            dispatcher_.record(RequestRecord{Clock::now(), Clock::now(), Clock::now(), 0, false,
-                                             res.result_int()});
+            RequestRecord refused;
+            refused.arrived = refused.dispatched = refused.completed = Clock::now();
+            refused.status = static_cast<int>(res.result_int());
+            dispatcher_.record(refused);
             client.expires_after(config_.header_timeout);
             co_await http::async_write(client, res, asio::redirect_error(use_awaitable, ec));
             break;
@@ -399,6 +423,7 @@ awaitable<void> Front::run_session(tcp::socket socket) {
                     backend = wait->backend;  // granted (possibly just as the timer fired)
                 }
                 if (!backend) {
+                    record.queue_timeout = !aborting_;
                     continue_session =
                         co_await reply(http::status::service_unavailable,
                                        aborting_ ? "tunerd is shutting down"
@@ -412,15 +437,7 @@ awaitable<void> Front::run_session(tcp::socket socket) {
             record.reached_worker = true;
 
             // ---- a connection to that worker ---------------------------------------------------
-            std::unique_ptr<UpstreamConnection> conn;
-            while (auto idle = dispatcher_.take_idle(backend)) {
-                auto* c = static_cast<UpstreamConnection*>(idle.release());
-                std::unique_ptr<UpstreamConnection> candidate(c);
-                if (candidate->still_usable()) {
-                    conn = std::move(candidate);
-                    break;
-                }
-            }
+            std::unique_ptr<UpstreamConnection> conn = take_parked(dispatcher_, backend);
             if (!conn) {
                 conn = std::make_unique<UpstreamConnection>(client.get_executor());
                 conn->stream.expires_after(kConnectTimeout);
@@ -540,12 +557,7 @@ awaitable<void> Front::run_session(tcp::socket socket) {
                     }
                     reusable = !out_ec && res_parser->keep_alive();
                 }
-                std::unique_ptr<IdleConnection> park;
-                if (reusable) {
-                    conn->watch_while_idle(dispatcher_, backend);
-                    park = std::move(conn);
-                }
-                dispatcher_.release(backend, std::move(park), !out_ec);
+                release_slot(dispatcher_, backend, std::move(conn), reusable, !out_ec);
                 if (out_ec && hooks_.worker_stuck) {
                     hooks_.worker_stuck(backend->id,
                                         "no response within " +
@@ -612,14 +624,9 @@ awaitable<void> Front::run_session(tcp::socket socket) {
             record.service_usec = usec_since(service_start, service_end);
             const bool upstream_clean = !upstream_ec && res_parser->is_done();
             const bool reusable = upstream_clean && upstream_keep_alive && !client_ec;
-            std::unique_ptr<IdleConnection> park;
-            if (reusable) {
-                conn->watch_while_idle(dispatcher_, backend);
-                park = std::move(conn);
-            }
             if (upstream_ec && hooks_.upstream_failed)
                 hooks_.upstream_failed(backend->id, upstream_ec.message());
-            dispatcher_.release(backend, std::move(park), true);
+            release_slot(dispatcher_, backend, std::move(conn), reusable, true);
             record.completed = Clock::now();
             if (client_ec) record.status = 0;
             dispatcher_.record(record);

@@ -46,7 +46,8 @@ public:
     // SIGTERM: stop accepting, close idle keep-alive connections, let queued and in-flight
     // requests finish (responses then carry Connection: close).
     void begin_shutdown();
-    // shutdown_timeout passed: what is still queued gets 503; in-flight requests are cut.
+    // shutdown_timeout passed: what is still queued gets 503 and idle connections close;
+    // requests already at a worker finish while the pool drains it (workers.drain_timeout).
     void abort_remaining();
     // Requests between header read and response end.
     [[nodiscard]] std::size_t requests_in_progress() const {

@@ -85,17 +85,28 @@ struct WorkerPool::Impl {
 
 std::vector<std::string> substitute_command(const std::vector<std::string>& command,
                                             const std::map<std::string, std::string>& values) {
+    // One pass per argument: a substituted value is never scanned again, so a socket path that
+    // happens to contain "{port}" stays as it is, whatever the order of the names.
     std::vector<std::string> out;
     out.reserve(command.size());
-    for (std::string arg : command) {
-        for (const auto& [name, value] : values) {
-            const std::string token = "{" + name + "}";
-            for (auto pos = arg.find(token); pos != std::string::npos;
-                 pos = arg.find(token, pos + value.size())) {
-                arg.replace(pos, token.size(), value);
+    for (const std::string& arg : command) {
+        std::string result;
+        std::size_t i = 0;
+        while (i < arg.size()) {
+            if (arg[i] == '{') {
+                const auto close = arg.find('}', i);
+                if (close != std::string::npos) {
+                    if (auto it = values.find(arg.substr(i + 1, close - i - 1));
+                        it != values.end()) {
+                        result += it->second;
+                        i = close + 1;
+                        continue;
+                    }
+                }
             }
+            result += arg[i++];
         }
-        out.push_back(std::move(arg));
+        out.push_back(std::move(result));
     }
     return out;
 }

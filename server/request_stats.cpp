@@ -150,11 +150,11 @@ void RequestStats::record(const RequestRecord& r) {
     b.total.add(total);
     if (r.reached_worker) b.service.add(r.service_usec);
     if (r.status != 0) ++b.codes[r.status];
-    if (!r.reached_worker && r.status == 503) ++b.queue_timeouts;
+    if (r.queue_timeout) ++b.queue_timeouts;
     if (r.status == 502 || r.status == 504) ++b.upstream_errors;
 
     if (r.status != 0) ++cumulative_.codes[r.status];
-    if (!r.reached_worker && r.status == 503) ++cumulative_.timed_out_in_queue;
+    if (r.queue_timeout) ++cumulative_.timed_out_in_queue;
     cumulative_.total.observe(static_cast<double>(total) / 1e6);
     cumulative_.queue_wait.observe(static_cast<double>(wait) / 1e6);
     if (r.reached_worker) cumulative_.service.observe(static_cast<double>(r.service_usec) / 1e6);

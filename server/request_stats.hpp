@@ -22,6 +22,7 @@ struct RequestRecord {
     Clock::time_point completed{};   // response fully sent (or failed)
     std::uint64_t service_usec = 0;  // upstream: first byte sent .. last byte received
     bool reached_worker = false;     // false: rejected or timed out in the queue
+    bool queue_timeout = false;      // waited queue_timeout for a worker in vain (503)
     int status = 0;                  // sent to the client; 0 when the client went away
 };
 

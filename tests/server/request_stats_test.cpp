@@ -171,7 +171,12 @@ TEST(RequestStats, CountsCodesQueueTimeoutsRejectionsAndUpstreamErrors) {
     timed_out.arrived = at(1);
     timed_out.completed = at(1.5);
     timed_out.status = 503;
+    timed_out.queue_timeout = true;
     stats.record(timed_out);
+    RequestRecord queue_full;  // refused at once: a 503 too, but no queue timeout
+    queue_full.arrived = queue_full.completed = at(1);
+    queue_full.status = 503;
+    stats.record(queue_full);
     RequestRecord gone = served(at(2), microseconds(0), milliseconds(5), 0);  // client left
     stats.record(gone);
     stats.note_rejected_queue_full(at(2));
@@ -179,9 +184,9 @@ TEST(RequestStats, CountsCodesQueueTimeoutsRejectionsAndUpstreamErrors) {
     stats.note_retry();
 
     const auto w = stats.window(at(3));
-    const std::map<int, std::uint64_t> codes = {{200, 3}, {502, 1}, {503, 1}, {504, 1}};
+    const std::map<int, std::uint64_t> codes = {{200, 3}, {502, 1}, {503, 2}, {504, 1}};
     EXPECT_EQ(w.codes, codes);
-    EXPECT_EQ(w.completed, 7u);  // the one the client left counts as done, without a code
+    EXPECT_EQ(w.completed, 8u);  // the one the client left counts as done, without a code
     EXPECT_EQ(w.timed_out_in_queue, 1u);
     EXPECT_EQ(w.upstream_errors, 2u);
     EXPECT_EQ(w.rejected_queue_full, 2u);
@@ -191,7 +196,7 @@ TEST(RequestStats, CountsCodesQueueTimeoutsRejectionsAndUpstreamErrors) {
     EXPECT_EQ(c.rejected_queue_full, 2u);
     EXPECT_EQ(c.retries, 1u);
     // The timed-out request waited its whole time and has no service time.
-    EXPECT_EQ(c.queue_wait.count, 7u);
+    EXPECT_EQ(c.queue_wait.count, 8u);
     EXPECT_EQ(c.service.count, 6u);
 }
 

@@ -34,5 +34,13 @@ TEST(SubstituteCommand, LeavesUnknownPlaceholdersAndPlainBracesAlone) {
     EXPECT_TRUE(substitute_command({}, kValues).empty());
 }
 
+TEST(SubstituteCommand, NeverScansASubstitutedValueAgain) {
+    // A value that itself looks like a placeholder stays as it is, whatever the names' order.
+    const std::map<std::string, std::string> values = {{"socket", "/tmp/{port}.sock"},
+                                                       {"port", "9"}};
+    EXPECT_EQ(substitute_command({"unix:{socket}", "{port}"}, values),
+              (std::vector<std::string>{"unix:/tmp/{port}.sock", "9"}));
+}
+
 }  // namespace
 }  // namespace tuner::server

@@ -169,15 +169,15 @@ struct Front::LateAnswer {
 
 asio::awaitable<void> Front::answer_late(std::shared_ptr<LateAnswer> late,
                                          std::shared_ptr<Session> session, unsigned version,
-                                         RequestRecord record) {
+                                         Duration request_timeout, RequestRecord record) {
     beast::error_code ec;
     co_await late->timer.async_wait(asio::redirect_error(use_awaitable, ec));
     if (late->settled) co_return;
     late->answered = true;
-    auto res = front_error(
-        http::status::gateway_timeout, version,
-        "worker did not answer within " + format_duration(config_.request_timeout), false);
-    session->stream.expires_after(config_.request_timeout);
+    auto res =
+        front_error(http::status::gateway_timeout, version,
+                    "worker did not answer within " + format_duration(request_timeout), false);
+    session->stream.expires_after(request_timeout);
     co_await http::async_write(session->stream, res, asio::redirect_error(use_awaitable, ec));
     record.completed = Clock::now();
     record.service_usec = usec_since(record.dispatched, record.completed);
@@ -195,7 +195,7 @@ struct Front::WaitState {
 Front::Front(asio::io_context& ioc, const ServerConfig& config, Dispatcher& dispatcher,
              FrontHooks hooks)
     : ioc_(ioc),
-      config_(config),
+      config_(std::make_shared<const ServerConfig>(config)),
       dispatcher_(dispatcher),
       hooks_(std::move(hooks)),
       acceptor_(ioc) {}
@@ -203,11 +203,35 @@ Front::Front(asio::io_context& ioc, const ServerConfig& config, Dispatcher& disp
 Front::~Front() {
     beast::error_code ec;
     acceptor_.close(ec);
+    stop_threads();
+}
+
+std::shared_ptr<const ServerConfig> Front::config() const {
+    std::lock_guard lock(config_mutex_);
+    return config_;
 }
 
 void Front::update_config(const ServerConfig& config) {
-    asio::post(ioc_, [this, config] { config_ = config; });
+    {
+        std::lock_guard lock(config_mutex_);
+        config_ = std::make_shared<const ServerConfig>(config);
+    }
     dispatcher_.set_max_queue(config.max_queue);
+}
+
+asio::io_context& Front::next_context() {
+    // Called only from the accept loop, on ioc_'s thread.
+    const std::size_t n = extra_contexts_.size() + 1;
+    const std::size_t i = next_context_++ % n;
+    return i == 0 ? ioc_ : *extra_contexts_[i - 1];
+}
+
+void Front::stop_threads() {
+    for (auto& c : extra_contexts_) c->stop();
+    for (auto& t : extra_threads_) {
+        if (t.joinable()) t.join();
+    }
+    extra_threads_.clear();
 }
 
 Result<tcp::endpoint> Front::listen(const tcp::endpoint& endpoint) {
@@ -215,14 +239,22 @@ Result<tcp::endpoint> Front::listen(const tcp::endpoint& endpoint) {
 }
 
 void Front::start() {
+    const unsigned threads = std::max(1u, config()->io_threads);
+    for (unsigned i = 1; i < threads; ++i) {
+        auto& ctx = *extra_contexts_.emplace_back(std::make_unique<asio::io_context>(1));
+        extra_threads_.emplace_back([&ctx] {
+            auto work = asio::make_work_guard(ctx);
+            ctx.run();
+        });
+    }
     asio::co_spawn(ioc_, accept_loop(), asio::detached);
 }
 
 awaitable<void> Front::accept_loop() {
     while (!shutting_down_) {
         beast::error_code ec;
-        tcp::socket socket =
-            co_await acceptor_.async_accept(asio::redirect_error(use_awaitable, ec));
+        tcp::socket socket = co_await acceptor_.async_accept(
+            next_context(), asio::redirect_error(use_awaitable, ec));
         if (ec) {
             if (ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return;
             // EMFILE and friends: back off briefly instead of spinning.
@@ -232,7 +264,8 @@ awaitable<void> Front::accept_loop() {
             continue;
         }
         socket.set_option(tcp::no_delay(true), ec);
-        asio::co_spawn(ioc_, run_session(std::move(socket)), asio::detached);
+        auto executor = socket.get_executor();
+        asio::co_spawn(executor, run_session(std::move(socket)), asio::detached);
     }
 }
 
@@ -241,23 +274,30 @@ void Front::begin_shutdown() {
     asio::post(ioc_, [this] {
         beast::error_code ec;
         acceptor_.close(ec);
-        std::lock_guard lock(registry_->mutex);
-        for (const auto& s : registry_->sessions) {
-            if (s->idle) s->stream.socket().close(ec);
-        }
     });
+    close_idle_sessions();
 }
 
 void Front::abort_remaining() {
     aborting_ = true;
-    asio::post(ioc_, [this] {
+    {
         std::lock_guard lock(registry_->mutex);
-        for (const auto& w : registry_->waits) w->timer.cancel();
-        beast::error_code ec;
-        for (const auto& s : registry_->sessions) {
-            if (s->idle) s->stream.socket().close(ec);
+        // On the thread that runs each: timers and sockets are not shared between threads.
+        for (const auto& w : registry_->waits) {
+            asio::post(w->timer.get_executor(), [w] { w->timer.cancel(); });
         }
-    });
+    }
+    close_idle_sessions();
+}
+
+void Front::close_idle_sessions() {
+    std::lock_guard lock(registry_->mutex);
+    for (const auto& s : registry_->sessions) {
+        asio::post(s->stream.get_executor(), [s] {
+            beast::error_code ec;
+            if (s->idle) s->stream.socket().close(ec);
+        });
+    }
 }
 
 awaitable<void> Front::run_session(tcp::socket socket) {
@@ -288,9 +328,12 @@ awaitable<void> Front::run_session(tcp::socket socket) {
     for (;;) {
         session->idle = true;
         if (shutting_down_ && !first) break;
+        // This request's settings: a reload replaces them for later requests, not this one.
+        const auto cfg_holder = config();
+        const ServerConfig& cfg = *cfg_holder;
         // Wait for the next request: header_timeout for the first, keepalive_timeout between.
         if (client_buffer.size() == 0) {
-            client.expires_after(first ? config_.header_timeout : config_.keepalive_timeout);
+            client.expires_after(first ? cfg.header_timeout : cfg.keepalive_timeout);
             const std::size_t n = co_await client.async_read_some(
                 client_buffer.prepare(4096), asio::redirect_error(use_awaitable, ec));
             if (ec) break;  // closed, idle timeout, or shutdown
@@ -301,9 +344,9 @@ awaitable<void> Front::run_session(tcp::socket socket) {
 
         http::request_parser<http::buffer_body> parser;
         parser.header_limit(static_cast<std::uint32_t>(
-            std::min<std::uint64_t>(config_.max_header_size_bytes, UINT32_MAX)));
-        parser.body_limit(config_.max_body_size_bytes);
-        client.expires_after(config_.header_timeout);
+            std::min<std::uint64_t>(cfg.max_header_size_bytes, UINT32_MAX)));
+        parser.body_limit(cfg.max_body_size_bytes);
+        client.expires_after(cfg.header_timeout);
         co_await http::async_read_header(client, client_buffer, parser,
                                          asio::redirect_error(use_awaitable, ec));
         if (ec) {
@@ -311,15 +354,14 @@ awaitable<void> Front::run_session(tcp::socket socket) {
             std::string message = "malformed request: " + ec.message();
             if (ec == http::error::header_limit) {
                 status = http::status::request_header_fields_too_large;
-                message =
-                    "request header larger than " + format_size(config_.max_header_size_bytes);
+                message = "request header larger than " + format_size(cfg.max_header_size_bytes);
             } else if (ec == http::error::body_limit) {  // Content-Length above max_body_size
                 status = http::status::payload_too_large;
-                message = "request body larger than " + format_size(config_.max_body_size_bytes);
+                message = "request body larger than " + format_size(cfg.max_body_size_bytes);
             } else if (is_timeout(ec)) {
                 status = http::status::request_timeout;
                 message =
-                    "request header not received within " + format_duration(config_.header_timeout);
+                    "request header not received within " + format_duration(cfg.header_timeout);
             } else if (ec == http::error::end_of_stream || ec == asio::error::eof ||
                        ec == asio::error::connection_reset ||
                        ec == asio::error::operation_aborted) {
@@ -330,7 +372,7 @@ awaitable<void> Front::run_session(tcp::socket socket) {
             refused.arrived = refused.dispatched = refused.completed = Clock::now();
             refused.status = static_cast<int>(res.result_int());
             dispatcher_.record(refused);
-            client.expires_after(config_.header_timeout);
+            client.expires_after(cfg.header_timeout);
             co_await http::async_write(client, res, asio::redirect_error(use_awaitable, ec));
             break;
         }
@@ -358,7 +400,7 @@ awaitable<void> Front::run_session(tcp::socket socket) {
             const bool keep = keep_alive && !body_unread && !shutting_down_;
             auto res = front_error(status, version, message, keep);
             beast::error_code wec;
-            client.expires_after(config_.request_timeout);
+            client.expires_after(cfg.request_timeout);
             co_await http::async_write(client, res, asio::redirect_error(use_awaitable, wec));
             record.completed = Clock::now();
             record.status = wec ? 0 : res.result_int();
@@ -366,9 +408,9 @@ awaitable<void> Front::run_session(tcp::socket socket) {
             co_return keep && !wec;
         };
 
-        if (parser.content_length() && *parser.content_length() > config_.max_body_size_bytes) {
+        if (parser.content_length() && *parser.content_length() > cfg.max_body_size_bytes) {
             co_await reply(http::status::payload_too_large,
-                           "request body larger than " + format_size(config_.max_body_size_bytes),
+                           "request body larger than " + format_size(cfg.max_body_size_bytes),
                            true);
             break;
         }
@@ -412,7 +454,7 @@ awaitable<void> Front::run_session(tcp::socket socket) {
                     std::lock_guard lock(registry->mutex);
                     registry->waits.insert(wait);
                 }
-                wait->timer.expires_after(config_.queue_timeout);
+                wait->timer.expires_after(cfg.queue_timeout);
                 beast::error_code wec;
                 co_await wait->timer.async_wait(asio::redirect_error(use_awaitable, wec));
                 {
@@ -424,12 +466,12 @@ awaitable<void> Front::run_session(tcp::socket socket) {
                 }
                 if (!backend) {
                     record.queue_timeout = !aborting_;
-                    continue_session =
-                        co_await reply(http::status::service_unavailable,
-                                       aborting_ ? "tunerd is shutting down"
-                                                 : "no worker became free within " +
-                                                       format_duration(config_.queue_timeout),
-                                       has_body);
+                    continue_session = co_await reply(
+                        http::status::service_unavailable,
+                        aborting_
+                            ? "tunerd is shutting down"
+                            : "no worker became free within " + format_duration(cfg.queue_timeout),
+                        has_body);
                     break;
                 }
             }
@@ -472,15 +514,15 @@ awaitable<void> Front::run_session(tcp::socket socket) {
                 req.body().data = nullptr;
                 req.body().size = 0;
                 req.body().more = false;
-                up.expires_after(config_.request_timeout);
+                up.expires_after(cfg.request_timeout);
                 co_await http::async_write(up, req_sr, asio::redirect_error(use_awaitable, out_ec));
             } else {
-                up.expires_after(config_.request_timeout);
+                up.expires_after(cfg.request_timeout);
                 co_await http::async_write_header(up, req_sr,
                                                   asio::redirect_error(use_awaitable, out_ec));
                 if (!out_ec && expect_continue && !sent_continue) {
                     static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-                    client.expires_after(config_.header_timeout);
+                    client.expires_after(cfg.header_timeout);
                     co_await asio::async_write(client,
                                                asio::buffer(kContinue.data(), kContinue.size()),
                                                asio::redirect_error(use_awaitable, in_ec));
@@ -488,8 +530,7 @@ awaitable<void> Front::run_session(tcp::socket socket) {
                 }
                 if (!out_ec && !in_ec) {
                     co_await relay_body(client, client_buffer, parser, up, req_sr,
-                                        config_.header_timeout, config_.request_timeout, in_ec,
-                                        out_ec);
+                                        cfg.header_timeout, cfg.request_timeout, in_ec, out_ec);
                 }
             }
             if (in_ec) {
@@ -498,8 +539,7 @@ awaitable<void> Front::run_session(tcp::socket socket) {
                 if (in_ec == http::error::body_limit) {
                     co_await reply(
                         http::status::payload_too_large,
-                        "request body larger than " + format_size(config_.max_body_size_bytes),
-                        true);
+                        "request body larger than " + format_size(cfg.max_body_size_bytes), true);
                 } else if (in_ec != asio::error::eof && in_ec != http::error::end_of_stream &&
                            in_ec != asio::error::connection_reset && !is_timeout(in_ec)) {
                     co_await reply(http::status::bad_request,
@@ -528,10 +568,11 @@ awaitable<void> Front::run_session(tcp::socket socket) {
                 // After request_timeout the client gets 504 (from answer_late); the worker keeps
                 // its slot until it answers, because it is still busy with this request, or until a
                 // second request_timeout passes and it counts as stuck.
-                late->timer.expires_after(config_.request_timeout);
-                asio::co_spawn(client.get_executor(), answer_late(late, session, version, record),
+                late->timer.expires_after(cfg.request_timeout);
+                asio::co_spawn(client.get_executor(),
+                               answer_late(late, session, version, cfg.request_timeout, record),
                                asio::detached);
-                up.expires_after(config_.request_timeout * 2);
+                up.expires_after(cfg.request_timeout * 2);
                 for (;;) {
                     co_await http::async_read_header(up, conn->buffer, *res_parser,
                                                      asio::redirect_error(use_awaitable, out_ec));
@@ -559,10 +600,9 @@ awaitable<void> Front::run_session(tcp::socket socket) {
                 }
                 release_slot(dispatcher_, backend, std::move(conn), reusable, !out_ec);
                 if (out_ec && hooks_.worker_stuck) {
-                    hooks_.worker_stuck(backend->id,
-                                        "no response within " +
-                                            format_duration(config_.request_timeout * 2) + ": " +
-                                            out_ec.message());
+                    hooks_.worker_stuck(backend->id, "no response within " +
+                                                         format_duration(cfg.request_timeout * 2) +
+                                                         ": " + out_ec.message());
                 }
                 continue_session = false;
                 break;
@@ -612,12 +652,12 @@ awaitable<void> Front::run_session(tcp::socket socket) {
             res.version(version);
             http::response_serializer<http::buffer_body> res_sr{res};
             beast::error_code client_ec, upstream_ec;
-            client.expires_after(config_.request_timeout);
+            client.expires_after(cfg.request_timeout);
             co_await http::async_write_header(client, res_sr,
                                               asio::redirect_error(use_awaitable, client_ec));
             if (!client_ec) {
                 co_await relay_body(up, conn->buffer, *res_parser, client, res_sr,
-                                    config_.request_timeout, config_.request_timeout, upstream_ec,
+                                    cfg.request_timeout, cfg.request_timeout, upstream_ec,
                                     client_ec);
             }
             const auto service_end = Clock::now();

@@ -10,7 +10,9 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <thread>
 #include <utility>
+#include <vector>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
@@ -41,7 +43,12 @@ public:
 
     // Binds the listener (port 0 picks a free port); EADDRINUSE and friends come back as errors.
     Result<boost::asio::ip::tcp::endpoint> listen(const boost::asio::ip::tcp::endpoint& endpoint);
+    // Starts accepting. With server.io_threads = N > 1, N − 1 more threads each run an
+    // io_context of their own; connections are handed to the N contexts in turn. (Call it before
+    // the process's signals are unblocked: those threads must not take them.)
     void start();
+    // Stops and joins the extra I/O threads (after the main io_context stopped).
+    void stop_threads();
 
     // SIGTERM: stop accepting, close idle keep-alive connections, let queued and in-flight
     // requests finish (responses then carry Connection: close).
@@ -70,10 +77,19 @@ private:
     // Answers 504 when the worker is late; see the response-header wait in run_session.
     boost::asio::awaitable<void> answer_late(std::shared_ptr<LateAnswer> late,
                                              std::shared_ptr<Session> session, unsigned version,
-                                             RequestRecord record);
+                                             Duration request_timeout, RequestRecord record);
+
+    std::shared_ptr<const ServerConfig> config() const;
+    boost::asio::io_context& next_context();
+    void close_idle_sessions();
 
     boost::asio::io_context& ioc_;
-    ServerConfig config_;
+    mutable std::mutex config_mutex_;
+    std::shared_ptr<const ServerConfig> config_;  // replaced whole on reload; sessions keep theirs
+    // server.io_threads − 1 contexts with a thread each; the caller's ioc_ is the first.
+    std::vector<std::unique_ptr<boost::asio::io_context>> extra_contexts_;
+    std::vector<std::thread> extra_threads_;
+    std::size_t next_context_ = 0;
     Dispatcher& dispatcher_;
     FrontHooks hooks_;
     boost::asio::ip::tcp::acceptor acceptor_;

@@ -299,9 +299,9 @@ int Daemon::run() {
     spdlog::info("event=pool_starting workers={} threads={} command={}", workers, threads,
                  log_quote(config_.workers.command.empty() ? "" : config_.workers.command.front()));
     control_->start();
+    front_->start();  // its extra I/O threads (server.io_threads) start with signals blocked too
     ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
 
-    front_->start();
     admin_->start();
     signals_ = std::make_unique<asio::signal_set>(ioc_, SIGTERM, SIGINT, SIGHUP);
     handle_signals();
@@ -309,6 +309,7 @@ int Daemon::run() {
     start_watchdog();
 
     ioc_.run();
+    front_->stop_threads();
 
     control_->stop();
     notify_systemd("STOPPING=1");
@@ -407,7 +408,8 @@ void Daemon::reload() {
     const Config before = control_->config();
     next.state.dir = before.state.dir;  // where the files are cannot move under a running daemon
     if (options_.log_level_from_command_line) next.log.level = before.log.level;
-    if (options_.dry_run_from_command_line) next.policy.dry_run = true;  // --dry-run outlives reloads
+    if (options_.dry_run_from_command_line)
+        next.policy.dry_run = true;  // --dry-run outlives reloads
     if (next.server.listen != before.server.listen || next.admin.listen != before.admin.listen) {
         spdlog::warn("event=reload_partial reason=\"listen addresses change only on restart\"");
         next.server.listen = before.server.listen;

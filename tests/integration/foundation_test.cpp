@@ -38,6 +38,36 @@ TEST(Foundation, ServesTwoThousandRequestsAtConcurrency32AllOk) {
     EXPECT_GE((*perf)["latency"]["codes"]["200"].get<std::uint64_t>(), 1u);
 }
 
+TEST(Foundation, SeveralIoThreadsServeAllRequestsAndDrainCleanly) {
+    // server.io_threads = 3: connections are spread over three I/O threads sharing one pool.
+    TunerdProcess tunerd(
+        {.config = fixed_pool(3) + "[server]\nio_threads = 3\n[demo]\ncpu_ms = 0\nio_ms = 2\n"});
+    ASSERT_TRUE(tunerd.start().ok()) << tunerd.log();
+    auto result =
+        run_load({.address = tunerd.public_address(), .target = "/", .connections = 32}, 3000);
+    EXPECT_EQ(result.ok_2xx, 3000u) << result.summary();
+    // A reload reaches every thread's next request; the pool still serves.
+    tunerd.signal(SIGHUP);
+    auto after =
+        run_load({.address = tunerd.public_address(), .target = "/", .connections = 8}, 200);
+    EXPECT_EQ(after.ok_2xx, 200u) << after.summary();
+    // Under load, SIGTERM drains what each thread holds and exits 0.
+    LoadGenerator load({.address = tunerd.public_address(),
+                        .target = "/work?cpu_ms=0&io_ms=50",
+                        .connections = 12,
+                        .max_duration = 30s});
+    load.start();
+    std::this_thread::sleep_for(500ms);
+    tunerd.signal(SIGTERM);
+    const auto status = tunerd.wait_exit(30s);
+    const auto drained = load.stop();
+    ASSERT_TRUE(status.has_value()) << tunerd.log();
+    EXPECT_EQ(*status, 0) << tunerd.log();
+    EXPECT_GT(drained.ok_2xx, 0u);
+    EXPECT_EQ(drained.non_2xx(), 0u) << drained.summary();
+    EXPECT_TRUE(wait_no_marker_processes(tunerd.marker(), 5s).empty());
+}
+
 TEST(Foundation, KilledWorkerIsReplacedAndHealthShowsAllReady) {
     TunerdProcess tunerd({.config = fixed_pool(3)});
     ASSERT_TRUE(tunerd.start().ok()) << tunerd.log();

@@ -88,6 +88,7 @@ KneeDetector::Event KneeDetector::observe(const Snapshot& snapshot, const Worker
         stats.rps.clear();
         stats.cpu_utilisation.clear();
         stats.cpu_psi.clear();
+        stats.cpu_ms_per_request.clear();
     }
     if (increase_ && now - increase_->at > kJudgeTimeout) increase_.reset();
 
@@ -106,11 +107,13 @@ KneeDetector::Event KneeDetector::observe(const Snapshot& snapshot, const Worker
     stats.rps.push_back(signals.throughput_rps);
     stats.cpu_utilisation.push_back(signals.cpu_utilisation);
     stats.cpu_psi.push_back(signals.cpu_psi_some_avg10);
+    if (signals.cpu_ms_per_request) stats.cpu_ms_per_request.push_back(*signals.cpu_ms_per_request);
     while (stats.rps.size() > kSamplesKept) {
         stats.rps.pop_front();
         stats.cpu_utilisation.pop_front();
         stats.cpu_psi.pop_front();
     }
+    while (stats.cpu_ms_per_request.size() > kSamplesKept) stats.cpu_ms_per_request.pop_front();
     stats.last_at = now;
     if (stats.rps.size() >= kSamplesToJudge)
         stats.best_rps = std::max(stats.best_rps, stats.mean_rps());
@@ -174,6 +177,22 @@ std::optional<Knee> KneeDetector::judge(const Increase& increase, Clock::time_po
         }
     }
     return knee;
+}
+
+std::optional<double> KneeDetector::measured_rps(const PoolShape& shape, Clock::time_point now,
+                                                 std::optional<double> cpu_ms_per_request) const {
+    const auto it = stats_.find(shape);
+    if (it == stats_.end()) return std::nullopt;
+    const ShapeStats& s = it->second;
+    if (s.rps.size() < kSamplesToJudge || now - s.last_at > kFresh) return std::nullopt;
+    // Throughput at another CPU cost per request (a release, another mix of routes) says nothing
+    // about this load: the knee's release threshold decides what "another" is.
+    const double cost = mean(s.cpu_ms_per_request);
+    if (cpu_ms_per_request && *cpu_ms_per_request > 0 && cost > 0 &&
+        std::abs(*cpu_ms_per_request / cost - 1) > kCostChange) {
+        return std::nullopt;
+    }
+    return s.mean_rps();
 }
 
 std::optional<std::string> KneeDetector::check_release(const WorkerSignals& signals) {

@@ -63,6 +63,12 @@ public:
         return in_place_since_;
     }
     [[nodiscard]] const std::optional<Knee>& knee() const { return knee_; }
+    // The mean throughput of `shape` at its last placement, when it was in place long enough to
+    // be judged (3 cycles) and was seen in the last minute at a CPU cost per request within 30 %
+    // of `cpu_ms_per_request` (when both are known): a measurement that describes today's load.
+    [[nodiscard]] std::optional<double> measured_rps(
+        const PoolShape& shape, Clock::time_point now,
+        std::optional<double> cpu_ms_per_request) const;
     [[nodiscard]] nlohmann::json to_json() const;
 
 private:
@@ -70,7 +76,8 @@ private:
         std::deque<double> rps;  // the samples since the shape was last put in place
         std::deque<double> cpu_utilisation;
         std::deque<double> cpu_psi;
-        double best_rps = 0;  // best mean this shape ever reached
+        std::deque<double> cpu_ms_per_request;  // the CPU cost each sample was taken at (if known)
+        double best_rps = 0;                    // best mean this shape ever reached
         Clock::time_point last_at{};
         [[nodiscard]] double mean_rps() const;
         [[nodiscard]] double mean_utilisation() const;

@@ -19,7 +19,16 @@ bool contended(const PairInputs& in) {
     return in.cpu_utilisation >= kCpuSaturated && in.service_ratio >= kContentionRatio;
 }
 
-std::optional<PairPlan> raise_threads(const PairInputs& in) {
+std::optional<double> measured(const PairInputs& in, const PoolShape& shape) {
+    return in.measured_rps ? in.measured_rps(shape) : std::nullopt;
+}
+
+std::string throughput_text(const PoolShape& a, double a_rps, const PoolShape& b, double b_rps) {
+    return to_string(a) + " served " + text::rps(a_rps) + ", " + to_string(b) + " " +
+           text::rps(b_rps);
+}
+
+std::optional<PairPlan> raise_threads(const PairInputs& in, std::string* kept) {
     const PoolShape& cur = in.current;
     if (cur.threads >= in.threads_max || in.wait_share < kThreadsWaitShare) return std::nullopt;
     if (contended(in)) return std::nullopt;  // more concurrency would only queue at the CPU
@@ -40,6 +49,18 @@ std::optional<PairPlan> raise_threads(const PairInputs& in) {
         if (static_cast<double>(shape.slots()) >= wanted) break;
     }
     if (best.threads == cur.threads) return std::nullopt;
+    // Back to a shape that was measured under this load and served no more: the need says grow,
+    // the throughput says it does not help (after threads_cpu_contention took them back, say).
+    const auto cur_rps = measured(in, cur);
+    const auto best_rps = measured(in, best);
+    if (cur_rps && best_rps && *best_rps < *cur_rps * (1 + kThreadsRaiseGain)) {
+        if (kept) {
+            *kept = "threads kept at " + std::to_string(cur.threads) + ": " +
+                    throughput_text(best, *best_rps, cur, *cur_rps) + " (less than +" +
+                    text::percent(kThreadsRaiseGain) + ")";
+        }
+        return std::nullopt;
+    }
 
     PairPlan plan{best, rule::threads_wait_share, ""};
     plan.reason = in.process_cap_text + "; wait share " + text::percent(in.wait_share) + ", need " +
@@ -52,7 +73,7 @@ std::optional<PairPlan> raise_threads(const PairInputs& in) {
     return plan;
 }
 
-std::optional<PairPlan> lower_threads(const PairInputs& in) {
+std::optional<PairPlan> lower_threads(const PairInputs& in, std::string* kept) {
     const PoolShape& cur = in.current;
     if (cur.threads <= in.threads_min || !in.cpu_useful_concurrency) return std::nullopt;
     if (!contended(in)) return std::nullopt;
@@ -61,8 +82,23 @@ std::optional<PairPlan> lower_threads(const PairInputs& in) {
     const unsigned threads =
         std::clamp(ceil_div(useful, cur.processes), in.threads_min, cur.threads);
     if (threads >= cur.threads) return std::nullopt;
+    const PoolShape lower{cur.processes, threads};
+    // Latency grew, but does the concurrency pay? Judge the current shape by its own throughput
+    // first; keep it when it serves more than the lower shape did under this load.
+    if (in.measured_rps) {
+        const auto cur_rps = measured(in, cur);
+        if (!cur_rps) return std::nullopt;  // not measured yet: the next cycles will tell
+        const auto lower_rps = measured(in, lower);
+        if (lower_rps && *cur_rps > *lower_rps * (1 + kThreadsKeepGain)) {
+            if (kept) {
+                *kept = "threads kept at " + std::to_string(cur.threads) +
+                        " despite contention: " + throughput_text(cur, *cur_rps, lower, *lower_rps);
+            }
+            return std::nullopt;
+        }
+    }
 
-    PairPlan plan{PoolShape{cur.processes, threads}, rule::threads_cpu_contention, ""};
+    PairPlan plan{lower, rule::threads_cpu_contention, ""};
     plan.reason = "CPU " + text::percent(in.cpu_utilisation) + " of quota, service time " +
                   text::number(in.service_ratio, 1) + "× uncontended; " +
                   std::to_string(cur.slots()) + " concurrent > " + text::number(useful) +
@@ -73,10 +109,10 @@ std::optional<PairPlan> lower_threads(const PairInputs& in) {
 
 }  // namespace
 
-std::optional<PairPlan> plan_pair(const PairInputs& in) {
+std::optional<PairPlan> plan_pair(const PairInputs& in, std::string* kept) {
     if (in.threads_max <= in.threads_min || !in.process_cap) return std::nullopt;
-    if (auto lower = lower_threads(in)) return lower;
-    return raise_threads(in);
+    if (auto lower = lower_threads(in, kept)) return lower;
+    return raise_threads(in, kept);
 }
 
 }  // namespace tuner::policies

@@ -22,6 +22,13 @@ inline constexpr double kContentionRatio = 1.5;
 // Concurrency may exceed what the CPU can use by this factor before threads are taken back
 // (a little excess keeps the CPU busy through the randomness of arrivals).
 inline constexpr double kContentionSlack = 1.2;
+// Measured throughput decides between two thread counts once both were measured under today's
+// load, with a dead band so noise cannot flap the pool: raising to a measured shape needs this
+// gain over the current one (the knee's 5 %) ...
+inline constexpr double kThreadsRaiseGain = 0.05;
+// ... and contention takes threads back only when the current shape serves at most this much
+// more than the lower one did (the extra concurrency is not paying for itself).
+inline constexpr double kThreadsKeepGain = 0.02;
 
 struct PairInputs {
     PoolShape current;
@@ -37,6 +44,9 @@ struct PairInputs {
     double wait_share = 0;
     double cpu_utilisation = 0;
     double service_ratio = 1;  // S / S_uncontended
+    // Throughput measured at a shape under today's load (KneeDetector::measured_rps); nullopt =
+    // not measured. Unset: the planner decides from the signals alone.
+    std::function<std::optional<double>(const PoolShape&)> measured_rps;
 };
 
 struct PairPlan {
@@ -45,7 +55,8 @@ struct PairPlan {
     std::string reason;
 };
 
-// A new (processes, threads) pair, or nullopt to keep the threads as they are.
-std::optional<PairPlan> plan_pair(const PairInputs& in);
+// A new (processes, threads) pair, or nullopt to keep the threads as they are. When a rule would
+// act but measured throughput says no, `kept` (if given) gets why: "threads kept: ...".
+std::optional<PairPlan> plan_pair(const PairInputs& in, std::string* kept = nullptr);
 
 }  // namespace tuner::policies

@@ -135,7 +135,12 @@ std::optional<WorkerController::Proposal> WorkerController::threads_rule(const C
     in.service_ratio = c.signals.service_uncontended_ms > 0
                            ? c.signals.service_mean_ms / c.signals.service_uncontended_ms
                            : 1;
-    const auto plan = plan_pair(in);
+    in.measured_rps = [&](const PoolShape& shape) {
+        return knee_.measured_rps(shape, c.now, c.signals.cpu_ms_per_request);
+    };
+    std::string kept;
+    const auto plan = plan_pair(in, &kept);
+    if (!kept.empty()) c.notes->emplace_back("threads_kept", kept);
     if (!plan) return std::nullopt;
     // Raising threads is growth; lowering them waits only for the last change to be seen.
     const auto hold = plan->rule == rule::threads_wait_share ? growth_hold(c) : settling_hold(c);

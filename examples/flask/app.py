@@ -1,10 +1,14 @@
 """A small Flask app that stands for a typical Python web worker behind tunerd.
 
 Routes: ``/`` (hello), ``/cpu?ms=`` (burns CPU), ``/io?ms=`` (waits, as for a database or an
-API; both also take POST, so tests can send requests the front must never retry), ``/health``
-(readiness) and ``/db`` (one query through SQLAlchemy, its pool sized from the settings tunerd
-passes in the environment). tunerd runs it once per worker slot under gunicorn:
-etc/examples/flask.toml has the command.
+API; both also take POST, so tests can send requests the front must never retry), ``/work?cpu_ms=
+&io_ms=`` (both in one request: a page that renders and queries), ``/health`` (readiness) and
+``/db`` (one query through SQLAlchemy, its pool sized from the settings tunerd passes in the
+environment). tunerd runs it once per worker slot under gunicorn: etc/examples/flask.toml has the
+command.
+
+``EXAMPLE_RSS_MB`` (optional) makes the worker hold that much resident memory, like an app with
+large caches or models: issue 8's benchmark runs it at 150 MB in a 512 MB cgroup.
 """
 
 import os
@@ -20,6 +24,24 @@ MAX_CPU_MS = 60_000
 MAX_IO_MS = 600_000
 
 
+def _resident_bytes():
+    """This process's resident memory (proc(5), /proc/self/statm: pages, field 2)."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _ballast(target_mb):
+    """Bytes written once (so they are resident) that bring the process to `target_mb` MB."""
+    missing = (target_mb << 20) - _resident_bytes()
+    return b"\x01" * missing if missing > 0 else b""
+
+
+# Loaded once per worker (gunicorn imports the app in the worker, not in its master). Threads
+# share it: a process's memory does not grow with its threads, which is why tunerd raises threads
+# when memory caps the processes (issue 8).
+_BALLAST = _ballast(int(os.environ.get("EXAMPLE_RSS_MB", "0") or 0))
+
+
 def _ms_arg(name, default, upper):
     """An integer query argument in milliseconds; None when it is not a whole number >= 0."""
     text = request.args.get(name)
@@ -32,6 +54,15 @@ def _ms_arg(name, default, upper):
 
 def _bad_ms(name):
     return jsonify(error=f"{name} must be a whole number of milliseconds"), 400
+
+
+def _burn_cpu_ms(ms):
+    """Busy loop on thread CPU time: `ms` of CPU however the OS schedules us; returns the spins."""
+    start = time.thread_time()
+    spins = 0
+    while (time.thread_time() - start) * 1000 < ms:
+        spins += 1
+    return spins
 
 
 def _identity():
@@ -53,12 +84,7 @@ def cpu():
     ms = _ms_arg("ms", 10, MAX_CPU_MS)
     if ms is None:
         return _bad_ms("ms")
-    # Busy loop on thread CPU time: the request costs `ms` of CPU however the OS schedules us.
-    start = time.thread_time()
-    spins = 0
-    while (time.thread_time() - start) * 1000 < ms:
-        spins += 1
-    return jsonify(cpu_ms=ms, spins=spins, **_identity())
+    return jsonify(cpu_ms=ms, spins=_burn_cpu_ms(ms), **_identity())
 
 
 @app.route("/io", methods=["GET", "POST"])
@@ -68,6 +94,19 @@ def io():
         return _bad_ms("ms")
     time.sleep(ms / 1000)
     return jsonify(io_ms=ms, **_identity())
+
+
+@app.route("/work", methods=["GET", "POST"])
+def work():
+    cpu_ms = _ms_arg("cpu_ms", 5, MAX_CPU_MS)
+    if cpu_ms is None:
+        return _bad_ms("cpu_ms")
+    io_ms = _ms_arg("io_ms", 50, MAX_IO_MS)
+    if io_ms is None:
+        return _bad_ms("io_ms")
+    _burn_cpu_ms(cpu_ms)
+    time.sleep(io_ms / 1000)
+    return jsonify(cpu_ms=cpu_ms, io_ms=io_ms, **_identity())
 
 
 # ---- the database route -------------------------------------------------------------------

@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include "probes/prober.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace tuner::probes::testing {
 
@@ -19,35 +20,7 @@ inline std::string fixture(const std::string& name) {
 }
 
 // A temporary directory removed with everything in it when the test ends.
-class ScratchDir {
-public:
-    ScratchDir() {
-        std::string pattern = (std::filesystem::temp_directory_path() / "probes-XXXXXX").string();
-        if (!::mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");
-        path_ = pattern;
-    }
-    ~ScratchDir() {
-        std::error_code ignored;
-        std::filesystem::remove_all(path_, ignored);
-    }
-    ScratchDir(const ScratchDir&) = delete;
-    ScratchDir& operator=(const ScratchDir&) = delete;
-
-    [[nodiscard]] const std::string& path() const { return path_; }
-
-    // Writes `content` to <dir>/<relative>, creating the folders on the way.
-    void write(const std::string& relative, const std::string& content) const {
-        const std::filesystem::path file = std::filesystem::path(path_) / relative;
-        std::filesystem::create_directories(file.parent_path());
-        std::ofstream(file) << content;
-    }
-    void remove(const std::string& relative) const {
-        std::filesystem::remove(std::filesystem::path(path_) / relative);
-    }
-
-private:
-    std::string path_;
-};
+using ScratchDir = tuner::test::TempDir;
 
 // A /proc/<pid>/stat line (proc(5), 52 fields) with the fields the probes read filled in.
 inline std::string stat_line(pid_t pid, const std::string& comm, pid_t ppid,

@@ -13,29 +13,12 @@
 
 #include <stdlib.h>
 
+#include "tests/support/temp_dir.hpp"
+
 namespace tuner::server::testing {
 
 // A temporary directory removed with everything in it when the test ends.
-class ScratchDir {
-public:
-    ScratchDir() {
-        std::string pattern =
-            (std::filesystem::temp_directory_path() / "tunerd-server-XXXXXX").string();
-        if (!::mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");
-        path_ = std::filesystem::canonical(pattern).string();
-    }
-    ~ScratchDir() {
-        std::error_code ignored;
-        std::filesystem::remove_all(path_, ignored);
-    }
-    ScratchDir(const ScratchDir&) = delete;
-    ScratchDir& operator=(const ScratchDir&) = delete;
-
-    [[nodiscard]] const std::string& path() const { return path_; }
-
-private:
-    std::string path_;
-};
+using ScratchDir = tuner::test::TempDir;
 
 // Reads the (possibly non-blocking) pipes until both reach end-of-file or the deadline passes
 // (a safety net for a broken test, not a measurement). A negative fd counts as finished.

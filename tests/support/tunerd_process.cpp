@@ -36,17 +36,6 @@ std::string random_token() {
 
 }  // namespace
 
-TempDir::TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "tunerd-test-XXXXXX").string();
-    if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-}
-
-TempDir::~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-}
-
 TunerdProcess::TunerdProcess(TunerdOptions options) : options_(std::move(options)) {
     config_path_ = dir_.path() + "/tunerd.toml";
     state_dir_ = dir_.path() + "/state";

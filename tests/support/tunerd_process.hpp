@@ -16,21 +16,10 @@
 
 #include "model/result.hpp"
 #include "tests/support/http_client.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace tuner::test {
 
-// A private temporary directory, removed with everything in it.
-class TempDir {
-public:
-    TempDir();
-    ~TempDir();
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    [[nodiscard]] const std::string& path() const { return path_; }
-
-private:
-    std::string path_;
-};
 
 struct TunerdOptions {
     // TOML appended after the test defaults (listeners on port 0, state in the temp dir,

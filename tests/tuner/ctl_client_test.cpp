@@ -14,6 +14,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "tests/support/temp_dir.hpp"
+
 namespace tuner::ctl {
 namespace {
 
@@ -21,27 +23,7 @@ namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 using ::testing::HasSubstr;
 
-// A private directory under the system's temporary directory, removed afterwards.
-class TempDir {
-public:
-    TempDir() {
-        std::string tmpl = (std::filesystem::temp_directory_path() / "tunerctl-test-XXXXXX");
-        path_ = ::mkdtemp(tmpl.data()) ? tmpl : "";
-    }
-    ~TempDir() {
-        std::error_code ec;
-        std::filesystem::remove_all(path_, ec);
-    }
-    [[nodiscard]] const std::string& path() const { return path_; }
-    [[nodiscard]] std::string write(const std::string& name, const std::string& text) const {
-        const std::string file = path_ + "/" + name;
-        std::ofstream(file) << text;
-        return file;
-    }
-
-private:
-    std::string path_;
-};
+using test::TempDir;
 
 // Accepts one connection on 127.0.0.1, keeps the request's head and answers `response`.
 class CannedServer {

@@ -94,7 +94,7 @@ TEST(DecisionLogFailure, DeletedFileIsRecreatedWithTheDecisionsInMemory) {
 TEST(DecisionLogFailure, RemovedDirectoryRecoversWhenItComesBack) {
     ScratchDir dir;
     SettableClock clock(fixed_start());
-    const fs::path state = dir.path() / "state";
+    const fs::path state = fs::path(dir.path()) / "state";
     fs::create_directory(state);
     const std::string path = (state / "tunerd.db").string();
     DecisionLog log(options_for(path, clock));
@@ -182,7 +182,7 @@ TEST(DecisionLogFailure, ReaderOpensAStoppedLogInADirectoryItCannotWrite) {
 TEST(DecisionLogFailure, FullQueueDropsSamplesFirstAndMemoryStillHoldsEveryDecision) {
     ScratchDir dir;
     SettableClock clock(fixed_start());
-    const fs::path state = dir.path() / "not-yet";
+    const fs::path state = fs::path(dir.path()) / "not-yet";
     const std::string path = (state / "tunerd.db").string();
     auto options = options_for(path, clock);
     options.queue_capacity = 10;

@@ -17,6 +17,7 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include "tests/support/temp_dir.hpp"
 #include "tuner/decision_log.hpp"
 
 namespace tuner::decision_log_testing {
@@ -24,31 +25,7 @@ namespace tuner::decision_log_testing {
 namespace fs = std::filesystem;
 
 // A fresh directory under the system temp dir, removed (permissions restored first) at the end.
-class ScratchDir {
-public:
-    ScratchDir() {
-        std::string pattern = (fs::temp_directory_path() / "tunerd-dlog-XXXXXX").string();
-        if (::mkdtemp(pattern.data()) == nullptr) ADD_FAILURE() << "mkdtemp failed: " << pattern;
-        path_ = pattern;
-    }
-    ~ScratchDir() {
-        std::error_code ec;
-        for (auto it = fs::recursive_directory_iterator(path_, ec);
-             !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-            ::chmod(it->path().c_str(), 0700);
-        }
-        ::chmod(path_.c_str(), 0700);
-        fs::remove_all(path_, ec);
-    }
-    ScratchDir(const ScratchDir&) = delete;
-    ScratchDir& operator=(const ScratchDir&) = delete;
-
-    const fs::path& path() const { return path_; }
-    std::string file(const std::string& name) const { return (path_ / name).string(); }
-
-private:
-    fs::path path_;
-};
+using ScratchDir = tuner::test::TempDir;
 
 // A wall clock the test moves by hand; copies share the same time.
 class SettableClock {

@@ -195,22 +195,6 @@ void handle_release_target(AdminContext& ctx, const AdminRespond& respond) {
 
 }  // namespace
 
-Result<WallClock::time_point> parse_since(std::string_view text) {
-    if (text.empty()) return make_error("since", "empty");
-    double seconds = 0;
-    const auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), seconds);
-    if (ec == std::errc{} && p == text.data() + text.size() && seconds >= 0) {
-        return WallClock::time_point{std::chrono::duration_cast<WallClock::duration>(
-            std::chrono::duration<double>(seconds))};
-    }
-    auto parsed = parse_rfc3339(text);
-    if (!parsed) {
-        return make_error("since", "not Unix seconds or an RFC 3339 time: \"" + std::string(text) +
-                                       "\" (e.g. 1795000000 or 2026-11-23T15:04:05Z)");
-    }
-    return parsed;
-}
-
 nlohmann::json health_json(AdminContext& ctx, bool& healthy) {
     const auto pool = ctx.pool.status();
     const auto view = ctx.control.view();
@@ -355,7 +339,7 @@ void register_admin_routes(server::AdminServer& admin, AdminContext& context) {
         "GET", "/performance/decisions", [ctx](const AdminRequest& req, AdminRespond respond) {
             std::optional<WallClock::time_point> since;
             if (auto it = req.query.find("since"); it != req.query.end()) {
-                auto parsed = parse_since(it->second);
+                auto parsed = parse_since_time(it->second, "since");
                 if (!parsed) {
                     respond(error_response(400, parsed.error().to_string()));
                     return;

@@ -37,8 +37,4 @@ nlohmann::json health_json(AdminContext& context, bool& healthy);
 nlohmann::json workers_json(AdminContext& context);
 nlohmann::json performance_json(AdminContext& context);
 
-// `since` as RFC 3339 ("2026-11-23T15:04:05Z", fractional seconds and offsets allowed) or Unix
-// seconds ("1795000000", "1795000000.5").
-Result<WallClock::time_point> parse_since(std::string_view text);
-
 }  // namespace tuner

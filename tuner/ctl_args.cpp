@@ -9,11 +9,6 @@
 namespace tuner::ctl {
 namespace {
 
-// system_clock counts nanoseconds in 64 bits and so ends on 2262-04-11: a later time would wrap
-// around to 1677 and match every decision.
-constexpr double kClockEndUnixSeconds = 9'214'646'400;  // 2262-01-01T00:00:00Z
-constexpr int kClockEndYear = 2262;
-
 bool listed(const std::vector<std::string_view>& names, std::string_view name) {
     return std::find(names.begin(), names.end(), name) != names.end();
 }
@@ -93,34 +88,6 @@ Result<std::uint64_t> parse_count(std::string_view text, std::string_view what, 
                                                  std::string(text) + "\"");
     }
     return n;
-}
-
-Result<WallClock::time_point> parse_since_time(std::string_view text) {
-    const auto too_late = [&] {
-        return make_error(
-            "--since", "\"" + std::string(text) + "\" is after 2261, where the system clock ends");
-    };
-    double seconds = 0;
-    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), seconds);
-    if (!text.empty() && ec == std::errc{} && end == text.data() + text.size() && seconds >= 0) {
-        if (seconds >= kClockEndUnixSeconds) return too_late();
-        return WallClock::time_point{std::chrono::duration_cast<WallClock::duration>(
-            std::chrono::duration<double>(seconds))};
-    }
-    int year = 0;
-    if (text.size() >= 4 &&
-        std::from_chars(text.data(), text.data() + 4, year).ptr == text.data() + 4 &&
-        year >= kClockEndYear) {
-        return too_late();
-    }
-    auto parsed = parse_rfc3339(text);
-    if (!parsed) {
-        return make_error("--since",
-                          "needs Unix seconds or an RFC 3339 time (e.g. 1795000000 or "
-                          "2026-11-23T15:04:05Z), not \"" +
-                              std::string(text) + "\"");
-    }
-    return parsed;
 }
 
 }  // namespace tuner::ctl

@@ -60,8 +60,4 @@ Result<std::uint64_t> parse_count(std::string_view text, std::string_view what,
                                   std::uint64_t min = 1,
                                   std::uint64_t max = std::uint64_t{1} << 53);
 
-// --since as the admin API takes it: Unix seconds ("1795000000", "1795000000.5") or an RFC 3339
-// time ("2026-11-23T15:04:05Z", fractions and offsets allowed).
-Result<WallClock::time_point> parse_since_time(std::string_view text);
-
 }  // namespace tuner::ctl

@@ -4,6 +4,7 @@
 #include "tuner/ctl_format.hpp"
 #include "tuner/decision_json.hpp"
 #include "tuner/decision_log.hpp"
+#include "tuner/decision_log_time.hpp"
 
 namespace tuner::ctl {
 namespace {
@@ -35,7 +36,7 @@ std::string format_decisions_answer(const json& answer) {
 int decisions_from_file(const Invocation& inv, const std::string& path, std::uint64_t limit) {
     std::optional<WallClock::time_point> since;
     if (const auto text = inv.options.value("--since")) {
-        auto parsed = parse_since_time(*text);
+        auto parsed = parse_since_time(*text, "--since");
         if (!parsed) return inv.usage_error(parsed.error().to_string());
         since = *parsed;
     }

@@ -406,14 +406,28 @@ void Daemon::reload() {
     }
     Config next = loaded.config;
     const Config before = control_->config();
-    next.state.dir = before.state.dir;  // where the files are cannot move under a running daemon
     if (options_.log_level_from_command_line) next.log.level = before.log.level;
     if (options_.dry_run_from_command_line)
         next.policy.dry_run = true;  // --dry-run outlives reloads
-    if (next.server.listen != before.server.listen || next.admin.listen != before.admin.listen) {
-        spdlog::warn("event=reload_partial reason=\"listen addresses change only on restart\"");
-        next.server.listen = before.server.listen;
-        next.admin.listen = before.admin.listen;
+    // What the running daemon is built around (its sockets, its I/O threads, where its files
+    // are) changes only on restart: keep it, and say which keys were left alone.
+    std::vector<std::string> restart_only;
+    const auto keep = [&](auto& next_value, const auto& running, const char* key) {
+        if (next_value == running) return;
+        next_value = running;
+        restart_only.emplace_back(key);
+    };
+    keep(next.server.listen, before.server.listen, "server.listen");
+    keep(next.server.io_threads, before.server.io_threads, "server.io_threads");
+    keep(next.admin.listen, before.admin.listen, "admin.listen");
+    keep(next.state.dir, before.state.dir, "state.dir");
+    if (!restart_only.empty()) {
+        std::string keys;
+        for (const auto& key : restart_only) keys += (keys.empty() ? "" : ",") + key;
+        spdlog::warn(
+            "event=reload_partial keys={} reason=\"these change only on restart; the "
+            "running values stay\"",
+            keys);
     }
     set_log_level(next.log.level);
     front_->update_config(next.server);

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 
@@ -105,6 +106,42 @@ Result<WallClock::time_point> parse_rfc3339(std::string_view text) {
     const auto local = sys_days{date} + hours{h} + minutes{mi} + seconds{std::min(sec, 59)} +
                        milliseconds{fraction_ms};
     return time_point_cast<WallClock::duration>(local - minutes{offset_minutes});
+}
+
+namespace {
+// system_clock counts nanoseconds in 64 bits and so ends on 2262-04-11: a later time would wrap
+// around to 1677 and match every decision.
+constexpr double kClockEndUnixSeconds = 9'214'646'400;  // 2262-01-01T00:00:00Z
+constexpr int kClockEndYear = 2262;
+}  // namespace
+
+Result<WallClock::time_point> parse_since_time(std::string_view text, std::string_view what) {
+    const auto too_late = [&] {
+        return make_error(std::string(what), "\"" + std::string(text) +
+                                                 "\" is after 2261, where the system clock ends");
+    };
+    double seconds = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), seconds);
+    if (!text.empty() && ec == std::errc{} && end == text.data() + text.size() && seconds >= 0) {
+        // Also stops "inf", which from_chars reads as a number.
+        if (!(seconds < kClockEndUnixSeconds)) return too_late();
+        return WallClock::time_point{std::chrono::duration_cast<WallClock::duration>(
+            std::chrono::duration<double>(seconds))};
+    }
+    int year = 0;
+    if (text.size() >= 4 &&
+        std::from_chars(text.data(), text.data() + 4, year).ptr == text.data() + 4 &&
+        year >= kClockEndYear) {
+        return too_late();
+    }
+    auto parsed = parse_rfc3339(text);
+    if (!parsed) {
+        return make_error(std::string(what),
+                          "needs Unix seconds or an RFC 3339 time (e.g. 1795000000 or "
+                          "2026-11-23T15:04:05Z), not \"" +
+                              std::string(text) + "\"");
+    }
+    return parsed;
 }
 
 }  // namespace tuner

@@ -17,6 +17,12 @@ std::string format_rfc3339_ms(WallClock::time_point time);
 // date-time with any fraction (kept to the millisecond) and a Z or ±HH:MM offset.
 Result<WallClock::time_point> parse_rfc3339(std::string_view text);
 
+// A point in time as the admin API's `since` and `tunerctl decisions --since` take it: Unix seconds
+// ("1795000000", "1795000000.5") or an RFC 3339 time ("2026-11-23T15:04:05Z", fractions and
+// offsets allowed). Times from 2262 on, where the system clock's 64-bit nanoseconds end, are an
+// error that says so. `what` names the input in the error ("since", "--since").
+Result<WallClock::time_point> parse_since_time(std::string_view text, std::string_view what);
+
 // Rounds down to the precision the log stores, so memory and database copies compare equal.
 WallClock::time_point floor_to_ms(WallClock::time_point time);
 

@@ -162,6 +162,21 @@ TEST(TunerApi, ReloadKeepsTheRunningConfigWhenTheNewOneIsInvalid) {
     EXPECT_EQ(tunerd.log().find("event=config_reloaded"), std::string::npos);
 }
 
+TEST(TunerApi, ReloadKeepsWhatChangesOnlyOnRestartAndNamesIt) {
+    TunerdProcess tunerd({.config = "[server]\nio_threads = 2\n[log]\nlevel = \"info\"\n"});
+    ASSERT_TRUE(tunerd.start().ok()) << tunerd.log();
+    write_text(tunerd.config_path(), replaced(read_text(tunerd.config_path()), "io_threads = 2\n",
+                                              "io_threads = 4\nmax_queue = 77\n"));
+    tunerd.signal(SIGHUP);
+    ASSERT_TRUE(log_shows(tunerd, "event=config_reloaded")) << tunerd.log();
+    EXPECT_NE(tunerd.log().find("event=reload_partial keys=server.io_threads "), std::string::npos)
+        << tunerd.log();
+    // The rest of the file applies, and the front still serves.
+    auto ok = tunerd.get("/");
+    ASSERT_TRUE(ok.ok());
+    EXPECT_EQ(ok->status, 200);
+}
+
 TEST(TunerApi, ReloadWithAMaxBelowThePoolIsLoggedAndThePoolObeysIt) {
     TunerdProcess tunerd({.config = "[workers]\nmin = 4\n[log]\nlevel = \"info\"\n"});
     ASSERT_TRUE(tunerd.start().ok()) << tunerd.log();

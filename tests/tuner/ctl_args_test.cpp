@@ -128,11 +128,11 @@ TEST(CtlArgs, ParseCountRejectsWithTheBoundsAndTheText) {
 }
 
 TEST(CtlArgs, SinceTakesUnixSeconds) {
-    auto t = parse_since_time("1795000000");
+    auto t = parse_since_time("1795000000", "--since");
     ASSERT_TRUE(t.ok());
     EXPECT_EQ(std::chrono::duration_cast<std::chrono::seconds>(t->time_since_epoch()).count(),
               1795000000);
-    auto half = parse_since_time("1795000000.5");
+    auto half = parse_since_time("1795000000.5", "--since");
     ASSERT_TRUE(half.ok());
     EXPECT_EQ(
         std::chrono::duration_cast<std::chrono::milliseconds>(half->time_since_epoch()).count(),
@@ -140,8 +140,8 @@ TEST(CtlArgs, SinceTakesUnixSeconds) {
 }
 
 TEST(CtlArgs, SinceTakesRfc3339WithOffset) {
-    auto utc = parse_since_time("2026-11-23T15:04:05Z");
-    auto offset = parse_since_time("2026-11-23T17:04:05+02:00");
+    auto utc = parse_since_time("2026-11-23T15:04:05Z", "--since");
+    auto offset = parse_since_time("2026-11-23T17:04:05+02:00", "--since");
     ASSERT_TRUE(utc.ok());
     ASSERT_TRUE(offset.ok());
     EXPECT_EQ(*utc, *offset);
@@ -150,7 +150,7 @@ TEST(CtlArgs, SinceTakesRfc3339WithOffset) {
 
 TEST(CtlArgs, SinceRejectsOtherTextWithExamples) {
     for (const char* bad : {"yesterday", "-5", "2026-13-01T00:00:00Z", ""}) {
-        auto t = parse_since_time(bad);
+        auto t = parse_since_time(bad, "--since");
         ASSERT_FALSE(t.ok()) << bad;
         EXPECT_EQ(t.error().where, "--since");
         EXPECT_THAT(t.error().what, HasSubstr("RFC 3339"));
@@ -158,9 +158,15 @@ TEST(CtlArgs, SinceRejectsOtherTextWithExamples) {
 }
 
 TEST(CtlArgs, SinceBeyondTheClocksEndIsRefusedNotWrapped) {
-    EXPECT_THAT(parse_since_time("2999-01-01T00:00:00Z").error().what, HasSubstr("clock ends"));
-    EXPECT_THAT(parse_since_time("99999999999").error().what, HasSubstr("clock ends"));
-    EXPECT_TRUE(parse_since_time("2261-12-31T23:59:59Z").ok());
+    EXPECT_THAT(parse_since_time("2999-01-01T00:00:00Z", "--since").error().what,
+                HasSubstr("clock ends"));
+    for (const char* far : {"99999999999", "1e300", "inf"}) {
+        auto t = parse_since_time(far, "since");
+        ASSERT_FALSE(t.ok()) << far;
+        EXPECT_EQ(t.error().where, "since");
+        EXPECT_THAT(t.error().what, HasSubstr("clock ends")) << far;
+    }
+    EXPECT_TRUE(parse_since_time("2261-12-31T23:59:59Z", "--since").ok());
 }
 
 }  // namespace

@@ -150,11 +150,14 @@ Status TunerdProcess::start() {
 }
 
 Result<HttpResponse> TunerdProcess::admin_request(const HttpRequest& req) const {
-    return http_request(admin_, req, std::chrono::seconds(30));
+    if (options_.admin_token.empty()) return http_request(admin_, req, std::chrono::seconds(30));
+    HttpRequest with_token = req;
+    with_token.headers["Authorization"] = "Bearer " + options_.admin_token;
+    return http_request(admin_, with_token, std::chrono::seconds(30));
 }
 
 Result<nlohmann::json> TunerdProcess::admin_json(const std::string& target) const {
-    auto r = http_get(admin_, target, std::chrono::seconds(30));
+    auto r = admin_request({"GET", target, {}, {}});
     if (!r) return r.error();
     auto j = nlohmann::json::parse(r->body, nullptr, false);
     if (j.is_discarded()) return make_error(target, "not JSON: " + r->body);
@@ -219,7 +222,7 @@ bool TunerdProcess::wait_ready_at_target(unsigned target, std::chrono::milliseco
 }
 
 std::optional<double> TunerdProcess::metric(const std::string& name) const {
-    auto r = http_get(admin_, "/metrics", std::chrono::seconds(30));
+    auto r = admin_request({"GET", "/metrics", {}, {}});
     if (!r) return std::nullopt;
     std::istringstream lines(r->body);
     for (std::string line; std::getline(lines, line);) {

@@ -32,6 +32,9 @@ struct TunerdOptions {
     std::chrono::seconds ready_timeout{30};
     // Run it inside this cgroup (a directory under the cgroup fs whose cgroup.procs takes it).
     std::string cgroup_procs_file;
+    // Sent as "Authorization: Bearer <token>" with every admin request of the harness (readiness
+    // included), for a config that sets admin.token_file.
+    std::string admin_token;
 };
 
 class TunerdProcess {

@@ -26,11 +26,13 @@ std::string missing_python_packages() {
     return r.exit_status == 0 ? "" : r.output;
 }
 
-#define SKIP_WITHOUT_GUNICORN()                                                      \
-    if (const auto missing = missing_python_packages(); !missing.empty())            \
-    GTEST_SKIP() << "needs python3-flask and python3-gunicorn for /usr/bin/python3 " \
-                    "(scripts/install-deps --test): "                                \
-                 << missing
+// `make test` installs them (scripts/install-deps --test): their absence is a failure, never a
+// silent skip.
+#define REQUIRE_GUNICORN()                                                     \
+    if (const auto missing = missing_python_packages(); !missing.empty())      \
+    FAIL() << "needs python3-flask and python3-gunicorn for /usr/bin/python3 " \
+              "(scripts/install-deps --test installs them): "                  \
+           << missing
 
 // The example config with [workers] keys replaced or added (each value TOML text), and its
 // relative workers.dir made absolute (unless given) so it works from the test's directory.
@@ -71,7 +73,7 @@ TEST(Gunicorn, ExampleConfigIsValid) {
 }
 
 TEST(Gunicorn, ServesTheExampleRoutesThroughTheFront) {
-    SKIP_WITHOUT_GUNICORN();
+    REQUIRE_GUNICORN();
     TunerdProcess tunerd({.config = fixed_flask_pool(2)});
     ASSERT_TRUE(tunerd.start().ok()) << tunerd.log();
     for (const std::string target : {"/", "/health", "/cpu?ms=5", "/io?ms=5"}) {
@@ -97,7 +99,7 @@ TEST(Gunicorn, ServesTheExampleRoutesThroughTheFront) {
 }
 
 TEST(Gunicorn, ResizeCyclesUnderLoadFailNoRequest) {
-    SKIP_WITHOUT_GUNICORN();
+    REQUIRE_GUNICORN();
     TunerdProcess tunerd({.config = fixed_flask_pool(1) + "[server]\nmax_queue = 256\n"});
     ASSERT_TRUE(tunerd.start().ok()) << tunerd.log();
     // POST, which the front never retries: nothing may depend on the retry path.
@@ -108,7 +110,7 @@ TEST(Gunicorn, ResizeCyclesUnderLoadFailNoRequest) {
 }
 
 TEST(Gunicorn, KillNineOfMasterUnderLoadFailsNoGet) {
-    SKIP_WITHOUT_GUNICORN();
+    REQUIRE_GUNICORN();
     TunerdProcess tunerd({.config = fixed_flask_pool(3)});
     ASSERT_TRUE(tunerd.start().ok()) << tunerd.log();
     const auto r = kill_busy_worker_under_load(tunerd, scenario_load(tunerd, "/io?ms=200"),
@@ -118,7 +120,7 @@ TEST(Gunicorn, KillNineOfMasterUnderLoadFailsNoGet) {
 }
 
 TEST(Gunicorn, KillNineOfMastersWorkerUnderLoadFailsNoGet) {
-    SKIP_WITHOUT_GUNICORN();
+    REQUIRE_GUNICORN();
     TunerdProcess tunerd({.config = fixed_flask_pool(3)});
     ASSERT_TRUE(tunerd.start().ok()) << tunerd.log();
     const auto r = kill_busy_worker_under_load(tunerd, scenario_load(tunerd, "/io?ms=200"),
@@ -130,7 +132,7 @@ TEST(Gunicorn, KillNineOfMastersWorkerUnderLoadFailsNoGet) {
 }
 
 TEST(Gunicorn, AppThatFailsToImportShowsDegradedWithItsTraceback) {
-    SKIP_WITHOUT_GUNICORN();
+    REQUIRE_GUNICORN();
     // The example's command in a directory whose app.py fails at import, as after a bad deploy:
     // gunicorn's worker cannot boot, so its master exits, again and again.
     TempDir app_dir;

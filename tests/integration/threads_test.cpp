@@ -11,7 +11,8 @@
 // three each, measured alongside). The demo app, then the Flask example under gunicorn.
 // bench/threads_grid runs the same with longer windows and an adaptive window after every pair, for
 // docs/benchmarks.md ("Threads").
-// Needs root for the cgroups; skipped with the reason elsewhere.
+// Needs root for the cgroups; skipped with the reason elsewhere. Flask and gunicorn missing is a
+// failure (make test installs them).
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -47,7 +48,7 @@ constexpr unsigned kThreadsMax = 16;
 constexpr int kTries = 3;  // best of three, for every static pair and for the adaptive run
 const std::vector<PoolShape> kGrid = {{1, 1}, {1, 4}, {1, 8}, {1, 16},
                                       {2, 1}, {2, 4}, {2, 8}, {2, 16}};
-constexpr auto kSettle = 500ms;      // after a shape is in place or the clients start, before a window
+constexpr auto kSettle = 500ms;  // after a shape is in place or the clients start, before a window
 constexpr auto kShapeTimeout = 90s;  // a rolling change of two gunicorn workers on a busy box
 constexpr auto kQuiet = 10s;         // no pool decision for this long: converged
 constexpr auto kConvergeTimeout = 90s;
@@ -635,9 +636,10 @@ TEST(ThreadsRoot, DemoAppIn512MBFindsThreadsNearTheBestStaticPairWithoutOomKills
 
 TEST(ThreadsRoot, FlaskUnderGunicornIn512MBFindsThreadsNearTheBestStaticPairWithoutOomKills) {
     if (const auto missing = missing_python_packages(); !missing.empty()) {
-        GTEST_SKIP() << "needs python3-flask and python3-gunicorn for /usr/bin/python3 "
-                        "(scripts/install-deps --test): "
-                     << missing;
+        // `make test` installs them: their absence is a failure, never a silent skip.
+        FAIL() << "needs python3-flask and python3-gunicorn for /usr/bin/python3 "
+                  "(scripts/install-deps --test installs them): "
+               << missing;
     }
     prove_threads_knob(flask_app());
 }

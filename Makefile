@@ -25,8 +25,10 @@ build: deps configure
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
 # Starts tunerd in the foreground with the built-in demo app: public 127.0.0.1:8080,
-# admin 127.0.0.1:9464. Ctrl-C drains and stops it.
-run: build
+# admin 127.0.0.1:9464. Ctrl-C drains and stops it. Builds only tunerd and tunerctl (the tests
+# and benchmarks are built by make test and make bench).
+run: deps configure
+	cmake --build $(BUILD_DIR) -j $(JOBS) --target tunerd tunerctl
 	$(BUILD_DIR)/tuner/tunerd --config $(CONFIG)
 
 # Every test: unit suites in parallel, integration suites (RUN_SERIAL) one at a time.

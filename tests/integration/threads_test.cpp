@@ -483,7 +483,8 @@ void measure_alongside(Daemon& grid, Daemon& adaptive, Measurements& out) {
             }
             ASSERT_TRUE(eventually([&] { return grid.shape() == shape; }, kShapeTimeout))
                 << "the pool never got to " << shape_text(shape) << ": "
-                << grid.tunerd().admin_json("/workers")->dump(2);
+                << grid.tunerd().admin_dump("/workers") << "\n"
+                << grid.tunerd().log();
             std::this_thread::sleep_for(kSettle);
             const double rps = grid.measure();
             out.grid[shape].push_back(rps);
@@ -513,6 +514,7 @@ double best_of(const std::vector<double>& tries) {
 
 // The whole proof for one app; the numbers are printed for docs/benchmarks.md.
 void prove_threads_knob(const App& app) {
+    if (kSanitizedBuild) GTEST_SKIP() << kSanitizedMemoryReason;
     // One cgroup for each daemon: both run all along, their clients take turns.
     ServiceCgroup grid_cgroup, adaptive_cgroup;
     for (const auto& [cgroup, role] :

@@ -207,7 +207,7 @@ TEST(TunerApi, ReloadWithAMaxBelowThePoolIsLoggedAndThePoolObeysIt) {
                    (*w)["workers"].size() == (*w)["target"].get<unsigned>();
         },
         30s))
-        << tunerd.admin_json("/workers")->dump(2);
+        << tunerd.admin_dump("/workers");
     // The resize came after the reload, and says why.
     const auto all = admin_decisions(tunerd);
     ASSERT_FALSE(all.empty());

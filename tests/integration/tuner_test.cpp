@@ -163,9 +163,8 @@ TEST(Tuner, ClosedLoopOutgrowsThePinnedSeedThenShrinksAfterTheCooldown) {
     EXPECT_EQ(result.non_2xx(), 0u) << result.summary();
     EXPECT_TRUE(converged_after_s.has_value())
         << "neither the Little's-law target nor a CPU knee within 30 s\n"
-        << tunerd.admin_json("/performance")->dump(2);
-    EXPECT_GE(phase2_rps, 2.5 * phase1_rps) << numbers << "\n"
-                                            << tunerd.admin_json("/performance")->dump(2);
+        << tunerd.admin_dump("/performance");
+    EXPECT_GE(phase2_rps, 2.5 * phase1_rps) << numbers << "\n" << tunerd.admin_dump("/performance");
     EXPECT_GT(loaded_target, *seed);
 
     const bool shrank = eventually(
@@ -174,7 +173,7 @@ TEST(Tuner, ClosedLoopOutgrowsThePinnedSeedThenShrinksAfterTheCooldown) {
             return w && (*w)["target"].get<unsigned>() < loaded_target;
         },
         kCooldown + 40s, 500ms);
-    EXPECT_TRUE(shrank) << tunerd.admin_json("/performance")->dump(2);
+    EXPECT_TRUE(shrank) << tunerd.admin_dump("/performance");
     const auto scale_downs = decisions_of_rule(admin_decisions(tunerd), "scale_down");
     ASSERT_FALSE(scale_downs.empty()) << tunerd.log();
     double first_scale_down = 0;
@@ -235,8 +234,10 @@ TEST(Tuner, DryRunLogsEachDecisionOnceAndNeverResizes) {
     const auto result = load.stop();
     EXPECT_EQ(result.non_2xx(), 0u) << result.summary();
     EXPECT_EQ(targets_seen, std::set<unsigned>{*seed}) << "dry_run resized the pool";
-    for (const auto& w : (*tunerd.admin_json("/workers"))["workers"])
-        EXPECT_EQ(w["state"], "ready") << w.dump();
+    // Held in a variable: a range-for over a member of a temporary outlives it (until C++23).
+    const auto after = tunerd.admin_json("/workers");
+    ASSERT_TRUE(after.ok());
+    for (const auto& w : (*after)["workers"]) EXPECT_EQ(w["state"], "ready") << w.dump();
 
     // Oldest first: after the seed, every decision is a dry run, and an unchanged one is not
     // logged again.

@@ -39,10 +39,13 @@ protected:
         database_ = "[database]\nadmin_url_file = \"" + admin_url_file_ + "\"\n";
     }
 
-    // tunerctl with a config of `toml` plus state.dir in this test's directory.
+    // tunerctl with a config of `toml` plus state.dir in this test's directory, and no daemon:
+    // admin.listen is port 0 and the state dir holds no listen.json (a tunerd someone runs on
+    // the default admin port must not answer for it).
     CommandResult tunerctl(std::vector<std::string> args, const std::string& toml) {
         const std::string config = dir_.path() + "/tunerctl.toml";
-        std::ofstream(config) << toml << "[state]\ndir = \"" << dir_.path() << "\"\n";
+        std::ofstream(config) << toml << "[state]\ndir = \"" << dir_.path()
+                              << "\"\n[admin]\nlisten = \"127.0.0.1:0\"\n";
         args.insert(args.begin(), TUNERCTL_BINARY);
         args.insert(args.end(), {"--config", config});
         return run_command(args);

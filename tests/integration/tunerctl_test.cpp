@@ -300,8 +300,10 @@ TEST(Tunerctl, UnreadableTokenFileExits78) {
 
 TEST(Tunerctl, RollbackWithoutAnAdminConnectionExits78) {
     TempDir dir;
+    // No daemon: admin.listen is port 0 and the state dir holds no listen.json.
     const auto config =
-        write_file(dir.path() + "/t.toml", "[state]\ndir = \"" + dir.path() + "\"\n");
+        write_file(dir.path() + "/t.toml",
+                   "[state]\ndir = \"" + dir.path() + "\"\n[admin]\nlisten = \"127.0.0.1:0\"\n");
     const auto r = tunerctl({"rollback", "--postgres", "--config", config});
     EXPECT_EQ(r.exit_status, 78) << r.output;
     EXPECT_THAT(r.output, HasSubstr("database.admin_url_file"));

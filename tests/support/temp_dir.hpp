@@ -1,7 +1,6 @@
 // A private directory for a test, header-only so that every test target can use it.
 #pragma once
 
-#include <stdlib.h>
 #include <sys/stat.h>
 
 #include <cerrno>
@@ -10,6 +9,8 @@
 #include <fstream>
 #include <stdexcept>
 #include <string>
+
+#include <stdlib.h>
 
 namespace tuner::test {
 

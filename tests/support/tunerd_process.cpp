@@ -164,6 +164,11 @@ Result<nlohmann::json> TunerdProcess::admin_json(const std::string& target) cons
     return j;
 }
 
+std::string TunerdProcess::admin_dump(const std::string& target) const {
+    const auto j = admin_json(target);
+    return j ? j->dump(2) : "(no answer from " + target + ": " + j.error().to_string() + ")";
+}
+
 Result<HttpResponse> TunerdProcess::get(const std::string& target) const {
     return http_get(public_, target, std::chrono::seconds(60));
 }

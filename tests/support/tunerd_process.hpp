@@ -20,7 +20,6 @@
 
 namespace tuner::test {
 
-
 struct TunerdOptions {
     // TOML appended after the test defaults (listeners on port 0, state in the temp dir,
     // log level debug); a section given here must not repeat [server] listen etc. keys already
@@ -58,6 +57,8 @@ public:
 
     // Admin API helpers: parsed JSON of a GET, or an error.
     Result<nlohmann::json> admin_json(const std::string& target) const;
+    // The admin answer pretty-printed, or why there is none: for failure messages.
+    std::string admin_dump(const std::string& target) const;
     Result<HttpResponse> admin_request(const HttpRequest& req) const;
     Result<HttpResponse> get(const std::string& target) const;
 

@@ -393,7 +393,9 @@ awaitable<void> Front::run_session(tcp::socket socket) {
         record.dispatched = record.arrived;
         dispatcher_.note_arrival(record.arrived);
 
-        // Sends a response made by the front itself and records it.
+        // Sends a response made by the front itself and records it. Callers pass the message as
+        // a named local, moved: GCC 12 destroys a temporary made in a branch of ?: inside a
+        // co_await expression twice (ASan: double free), so no temporary is built in the call.
         auto reply = [&](http::status status, std::string message,
                          bool body_unread) -> awaitable<bool> {
             // A body still in the socket cannot be skipped safely: close after answering.
@@ -409,9 +411,8 @@ awaitable<void> Front::run_session(tcp::socket socket) {
         };
 
         if (parser.content_length() && *parser.content_length() > cfg.max_body_size_bytes) {
-            co_await reply(http::status::payload_too_large,
-                           "request body larger than " + format_size(cfg.max_body_size_bytes),
-                           true);
+            std::string why = "request body larger than " + format_size(cfg.max_body_size_bytes);
+            co_await reply(http::status::payload_too_large, std::move(why), true);
             break;
         }
 
@@ -442,11 +443,10 @@ awaitable<void> Front::run_session(tcp::socket socket) {
                                           : dispatcher_.acquire(std::move(waiter), backend);
             if (status == AcquireStatus::queue_full) {
                 if (!aborting_) dispatcher_.note_rejected();
+                std::string why = aborting_ ? "tunerd is shutting down"
+                                            : "all workers busy and the queue is full";
                 continue_session =
-                    co_await reply(http::status::service_unavailable,
-                                   aborting_ ? "tunerd is shutting down"
-                                             : "all workers busy and the queue is full",
-                                   has_body);
+                    co_await reply(http::status::service_unavailable, std::move(why), has_body);
                 break;
             }
             if (status == AcquireStatus::queued) {
@@ -466,12 +466,11 @@ awaitable<void> Front::run_session(tcp::socket socket) {
                 }
                 if (!backend) {
                     record.queue_timeout = !aborting_;
-                    continue_session = co_await reply(
-                        http::status::service_unavailable,
-                        aborting_
-                            ? "tunerd is shutting down"
-                            : "no worker became free within " + format_duration(cfg.queue_timeout),
-                        has_body);
+                    std::string why = aborting_ ? "tunerd is shutting down"
+                                                : "no worker became free within " +
+                                                      format_duration(cfg.queue_timeout);
+                    continue_session =
+                        co_await reply(http::status::service_unavailable, std::move(why), has_body);
                     break;
                 }
             }
@@ -497,9 +496,9 @@ awaitable<void> Front::run_session(tcp::socket socket) {
                         dispatcher_.note_retry();
                         continue;
                     }
+                    std::string why = "worker unreachable: " + cec.message();
                     continue_session =
-                        co_await reply(http::status::bad_gateway,
-                                       "worker unreachable: " + cec.message(), has_body);
+                        co_await reply(http::status::bad_gateway, std::move(why), has_body);
                     break;
                 }
             }
@@ -537,13 +536,13 @@ awaitable<void> Front::run_session(tcp::socket socket) {
                 // The client failed while sending its body: the worker's connection is mid-message.
                 dispatcher_.release(backend, nullptr, false);
                 if (in_ec == http::error::body_limit) {
-                    co_await reply(
-                        http::status::payload_too_large,
-                        "request body larger than " + format_size(cfg.max_body_size_bytes), true);
+                    std::string why =
+                        "request body larger than " + format_size(cfg.max_body_size_bytes);
+                    co_await reply(http::status::payload_too_large, std::move(why), true);
                 } else if (in_ec != asio::error::eof && in_ec != http::error::end_of_stream &&
                            in_ec != asio::error::connection_reset && !is_timeout(in_ec)) {
-                    co_await reply(http::status::bad_request,
-                                   "malformed request body: " + in_ec.message(), true);
+                    std::string why = "malformed request body: " + in_ec.message();
+                    co_await reply(http::status::bad_request, std::move(why), true);
                 } else {
                     record.completed = Clock::now();
                     record.status = 0;
@@ -625,9 +624,8 @@ awaitable<void> Front::run_session(tcp::socket socket) {
                     dispatcher_.note_retry();
                     continue;
                 }
-                continue_session =
-                    co_await reply(http::status::bad_gateway,
-                                   "worker failed before answering: " + out_ec.message(), false);
+                std::string why = "worker failed before answering: " + out_ec.message();
+                continue_session = co_await reply(http::status::bad_gateway, std::move(why), false);
                 break;
             }
 

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include <boost/asio/ip/tcp.hpp>
+#include <gtest/gtest-spi.h>
 #include <gtest/gtest.h>
 
 #include "tests/support/load_generator.hpp"
@@ -301,6 +302,23 @@ TEST(Foundation, WorkerThatNeverStartsExits69) {
     const auto status = tunerd.wait_exit(30s);
     ASSERT_TRUE(status.has_value()) << tunerd.log();
     EXPECT_EQ(*status, 69) << tunerd.log();
+}
+
+// The harness fails a test whose tunerd log holds a sanitizer report (tunerd's own stderr, or a
+// worker's, which tunerd logs line by line): make test-asan must not pass over one.
+TEST(Foundation, HarnessFailsTheTestOnASanitizerReportInTheLog) {
+    EXPECT_NONFATAL_FAILURE(
+        {
+            const std::string config =
+                "[workers]\nmode = \"fixed\"\ncount = 1\nstartup_timeout = \"30s\"\n"
+                "command = [\"/bin/sh\", \"-c\", "
+                "\"echo 'x.cpp:1:1: runtime error: made up for the test' >&2; exec sleep 30\"]\n";
+            TunerdProcess tunerd({.config = config, .wait_ready = false});
+            ASSERT_TRUE(tunerd.start().ok()) << tunerd.log();
+            for (int i = 0; i < 200 && tunerd.log().find("made up") == std::string::npos; ++i)
+                std::this_thread::sleep_for(50ms);
+        },
+        "sanitizer report in tunerd's log");
 }
 
 TEST(Foundation, ListenFileNamesBoundAddressesAndHealthReportsLimits) {

@@ -16,6 +16,8 @@
 
 #include <dirent.h>
 
+#include <gtest/gtest.h>
+
 namespace tuner::test {
 
 namespace {
@@ -50,6 +52,17 @@ TunerdProcess::~TunerdProcess() {
     }
     // Whatever carries our marker dies with the test.
     for (pid_t p : processes_with_marker(marker_)) ::kill(p, SIGKILL);
+    // A sanitizer report from tunerd or from a worker (their stderr is in the log) fails the
+    // test, even when the behaviour under test looked right (make test-asan).
+    const std::string text = log();
+    for (const char* marker :
+         {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error: "}) {
+        if (const auto at = text.find(marker); at != std::string::npos) {
+            ADD_FAILURE() << "sanitizer report in tunerd's log (" << log_path_ << "):\n"
+                          << text.substr(at > 200 ? at - 200 : 0, 8000);
+            break;
+        }
+    }
 }
 
 std::string TunerdProcess::log() const {

@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -100,9 +101,14 @@ Status TunerdProcess::start() {
 
     int ready_pipe[2];
     if (::pipe2(ready_pipe, O_CLOEXEC) != 0) return make_error("pipe", std::strerror(errno));
+    const pid_t test_pid = ::getpid();
     pid_ = ::fork();
     if (pid_ < 0) return make_error("fork", std::strerror(errno));
     if (pid_ == 0) {
+        // A test process that dies (a crash, a sanitizer abort) takes its tunerd along, and
+        // tunerd's workers follow it (their own PDEATHSIG): nothing is left running.
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (::getppid() != test_pid) ::_exit(127);
         ::close(ready_pipe[1]);
         char go;
         (void)!::read(ready_pipe[0], &go, 1);  // wait until the parent placed us in a cgroup

@@ -76,11 +76,18 @@ KneeDetector::Event KneeDetector::observe(const Snapshot& snapshot, const Worker
     const Clock::time_point now = snapshot.taken_at;
     const PoolShape shape{snapshot.pool.target, std::max(1u, snapshot.pool.threads)};
     if (shape != shape_) {
-        if (shape_.processes > 0 &&
-            static_cast<double>(shape.slots()) >= kMinJudgedIncrease * shape_.slots()) {
-            increase_ = Increase{shape_, shape, now};
-        } else {
-            increase_.reset();
+        // Steps each too small to judge add up (under CPU contention the service time grows with
+        // the pool, and Little's law asks ~10 % more at each step): an increase is measured from
+        // where the climb started, or from where the increase still awaiting judgement started.
+        std::optional<PoolShape> from;
+        if (shape_.processes > 0 && shape.slots() > shape_.slots())
+            from = increase_ ? increase_->from : climb_from_.value_or(shape_);
+        increase_.reset();
+        climb_from_.reset();
+        if (from && static_cast<double>(shape.slots()) >= kMinJudgedIncrease * from->slots()) {
+            increase_ = Increase{*from, shape, now};
+        } else if (from) {
+            climb_from_ = from;
         }
         shape_ = shape;
         in_place_since_.reset();

@@ -96,6 +96,9 @@ private:
     PoolShape shape_{};
     std::optional<Clock::time_point> in_place_since_;
     std::optional<Increase> increase_;
+    // Where a climb of steps each too small to judge started: the steps add up, and the climb is
+    // judged against this shape once it is kMinJudgedIncrease above it.
+    std::optional<PoolShape> climb_from_;
     std::map<PoolShape, ShapeStats> stats_;
     std::optional<Knee> knee_;
     unsigned cpu_room_cycles_ = 0;  // consecutive cycles at the knee with CPU to spare

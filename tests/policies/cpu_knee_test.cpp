@@ -91,6 +91,35 @@ TEST(CpuKnee, ATooSmallIncreaseIsNotJudged) {
     EXPECT_FALSE(d.knee());
 }
 
+// Under CPU contention the service time grows with the pool, so Little's law asks ~10 % more at
+// each step: steps too small to judge alone are judged together against where the climb began.
+TEST(CpuKnee, SmallStepsAddUpAndAreJudgedFromWhereTheClimbStarted) {
+    KneeDetector d;
+    int t = 0;
+    hold(d, t, 27, 370, 0.97, 4);
+    hold(d, t, 30, 372, 0.98, 4);  // +11 %: not judged alone
+    EXPECT_FALSE(d.judging());
+    EXPECT_FALSE(hold(d, t, 33, 374, 0.99, 3).found);  // +22 % since 27: judged after 3 samples
+    EXPECT_TRUE(d.judging());
+    EXPECT_TRUE(hold(d, t, 33, 374, 0.99, 1).found);
+    const auto knee = d.knee();
+    ASSERT_TRUE(knee);
+    EXPECT_EQ(knee->previous.processes, 27u);
+    EXPECT_EQ(knee->probed.processes, 33u);
+    EXPECT_EQ(knee->settle.processes, 27u);
+}
+
+TEST(CpuKnee, AClimbStartsAgainAfterADecrease) {
+    KneeDetector d;
+    int t = 0;
+    hold(d, t, 27, 370, 0.97, 4);
+    hold(d, t, 30, 372, 0.98, 4);
+    hold(d, t, 29, 372, 0.98, 4);  // down: the climb from 27 is over
+    hold(d, t, 32, 374, 0.99, 4);  // +10 % from 29: not judged
+    EXPECT_FALSE(d.judging());
+    EXPECT_FALSE(d.knee());
+}
+
 TEST(CpuKnee, ReleasedWhenTheCpuCostPerRequestChanges) {
     KneeDetector d;
     int t = 0;

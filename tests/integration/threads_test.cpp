@@ -32,8 +32,7 @@
 #include <gtest/gtest.h>
 
 #include "policies/cpu_knee.hpp"
-#include "probes/cgroup_discovery.hpp"
-#include "probes/memory_probe.hpp"
+#include "tests/integration/memory_cgroup.hpp"
 #include "tests/integration/tuner_test_support.hpp"
 
 namespace tuner::test {
@@ -77,130 +76,6 @@ std::chrono::milliseconds window_length() {
 // skips the adaptive window after it. A pair that came out best in the end was above the bar in
 // the windows the comparison uses, unless the box's noise halved it, when no comparison holds.
 constexpr double kContenderShare = 0.5;
-
-// The cgroup tunerd runs in, as a service manager would make it: a 512 MB memory limit (v2
-// where the unified hierarchy has the memory controller, else the v1 memory hierarchy) and, on
-// v1, a cpuacct group of its own so that the CPU utilisation tunerd measures is its own and its
-// workers', not every other tenant's of the box. No CPU limit and no CPU scheduling group: the
-// app competes for the CPU as it did before (a co-mounted cpu,cpuacct hierarchy would add a
-// scheduling group, so there the CPU stays accounted machine-wide, and the test says so).
-// Everything left in it is killed and the groups removed on destruction.
-class ServiceCgroup {
-public:
-    // `role` names it: tunerd-threads-test-<pid>-<role>.
-    std::optional<std::string> make(const std::string& role) {
-        if (::geteuid() != 0) return "needs root to create cgroups; not root here";
-        auto mounts = probes::read_cgroup_mounts("/proc/self/mountinfo");
-        if (!mounts) return "cannot read mountinfo: " + mounts.error().to_string();
-        name_ = "tunerd-threads-test-" + std::to_string(::getpid()) + "-" + role;
-        const probes::CgroupMount* memory_v1 = nullptr;
-        const probes::CgroupMount* cpuacct_v1 = nullptr;
-        for (const auto& m : *mounts) {
-            auto has = [&](const char* controller) {
-                return std::find(m.controllers.begin(), m.controllers.end(), controller) !=
-                       m.controllers.end();
-            };
-            if (m.v2 && read_text(m.mount_point + "/cgroup.controllers").find("memory") !=
-                            std::string::npos) {
-                return make_v2(m.mount_point);
-            }
-            if (!m.v2 && has("memory") && !memory_v1) memory_v1 = &m;
-            if (!m.v2 && has("cpuacct") && !cpuacct_v1) cpuacct_v1 = &m;
-        }
-        if (!memory_v1) return "no cgroup v2 with the memory controller and no v1 memory hierarchy";
-        version_ = 1;
-        if (auto why = create(memory_v1->mount_point, memory_dir_)) return why;
-        if (!write_text(memory_dir_ + "/memory.limit_in_bytes", std::to_string(kLimitBytes)))
-            return "cannot set memory.limit_in_bytes in " + memory_dir_;
-        // Without swap accounting these fail; they only keep swap out of the test.
-        write_text(memory_dir_ + "/memory.memsw.limit_in_bytes", std::to_string(kLimitBytes));
-        write_text(memory_dir_ + "/memory.swappiness", "0");
-        if (!cpuacct_v1) {
-            cpu_note_ = "no v1 cpuacct hierarchy: CPU accounted machine-wide";
-        } else if (std::find(cpuacct_v1->controllers.begin(), cpuacct_v1->controllers.end(),
-                             "cpu") != cpuacct_v1->controllers.end()) {
-            cpu_note_ = "cpuacct is co-mounted with cpu: CPU accounted machine-wide";
-        } else if (auto why = create(cpuacct_v1->mount_point, cpuacct_dir_)) {
-            cpu_note_ = *why + ": CPU accounted machine-wide";
-        }
-        return std::nullopt;
-    }
-
-    ~ServiceCgroup() {
-        // The cpuacct group holds the same processes: the memory group's removal kills them.
-        for (const auto* dir : {&memory_dir_, &cpuacct_dir_}) {
-            if (!dir->empty()) remove(*dir);
-        }
-        if (!enabled_in_.empty()) write_text(enabled_in_, "-memory");
-    }
-
-    [[nodiscard]] std::string memory_procs_file() const { return memory_dir_ + "/cgroup.procs"; }
-
-    // Moves tunerd and the workers it started so far into the CPU accounting group (workers
-    // started later inherit it from tunerd).
-    void account_cpu_of(const TunerdProcess& tunerd) const {
-        if (cpuacct_dir_.empty()) return;
-        write_text(cpuacct_dir_ + "/cgroup.procs", std::to_string(tunerd.pid()));
-        for (const pid_t pid : processes_with_marker(tunerd.marker()))
-            write_text(cpuacct_dir_ + "/cgroup.procs", std::to_string(pid));
-    }
-
-    // The kernel's OOM kills in the memory group (v2 memory.events, v1 memory.oom_control).
-    [[nodiscard]] std::uint64_t oom_kills() const {
-        const auto kills = probes::read_oom_kills(
-            probes::ControllerDir{version_, "/" + name_, memory_dir_, memory_dir_, "/"});
-        EXPECT_TRUE(kills.ok()) << kills.error().to_string();
-        return kills.value_or(0);
-    }
-
-    [[nodiscard]] std::string describe() const {
-        std::string out = "cgroup v" + std::to_string(version_) + " /" + name_ + ", memory " +
-                          format_size(kLimitBytes);
-        out += cpu_note_.empty() ? ", CPU accounted in its own group" : "; " + cpu_note_;
-        return out;
-    }
-
-private:
-    std::optional<std::string> create(const std::string& mount, std::string& dir) {
-        const std::string path = mount + "/" + name_;
-        if (::mkdir(path.c_str(), 0755) != 0)
-            return "cgroup fs not writable: mkdir " + path + ": " + std::strerror(errno);
-        dir = path;
-        return std::nullopt;
-    }
-
-    std::optional<std::string> make_v2(const std::string& mount) {
-        version_ = 2;  // cpu.stat (usage_usec) is in every v2 group: the CPU is accounted here
-        const std::string control = mount + "/cgroup.subtree_control";
-        if (read_text(control).find("memory") == std::string::npos) {
-            // The parent must hand the controller down (cgroup-v2.rst, "Enabling and Disabling").
-            if (!write_text(control, "+memory")) return "cannot enable memory in " + control;
-            enabled_in_ = control;
-        }
-        if (auto why = create(mount, memory_dir_)) return why;
-        if (!write_text(memory_dir_ + "/memory.max", std::to_string(kLimitBytes)))
-            return "cannot set memory.max in " + memory_dir_;
-        write_text(memory_dir_ + "/memory.swap.max", "0");  // absent without swap: fine
-        return std::nullopt;
-    }
-
-    static void remove(const std::string& dir) {
-        for (int attempt = 0; attempt < 400; ++attempt) {
-            std::istringstream procs(read_text(dir + "/cgroup.procs"));
-            for (pid_t pid = 0; procs >> pid;) ::kill(pid, SIGKILL);
-            if (::rmdir(dir.c_str()) == 0 || errno == ENOENT) return;
-            std::this_thread::sleep_for(25ms);
-        }
-        ADD_FAILURE() << "could not remove cgroup " << dir << ": " << std::strerror(errno);
-    }
-
-    int version_ = 0;
-    std::string name_;
-    std::string memory_dir_;
-    std::string cpuacct_dir_;
-    std::string enabled_in_;  // subtree_control we changed, to change back
-    std::string cpu_note_;
-};
 
 // Every thread of tunerd and of the processes it started so far at kNice (workers started later
 // inherit it from tunerd's I/O thread, gunicorn's worker from its master).
@@ -308,11 +183,10 @@ std::optional<PoolShape> shape_in_place(const nlohmann::json& w) {
 // (the counts add up over the restarts).
 class Daemon {
 public:
-    Daemon(const std::string& config, const ServiceCgroup& cgroup)
+    Daemon(const std::string& config, const MemoryCgroup& cgroup)
         : cgroup_(cgroup),
-          tunerd_({.config = config,
-                   .ready_timeout = 60s,
-                   .cgroup_procs_file = cgroup.memory_procs_file()}) {}
+          tunerd_(
+              {.config = config, .ready_timeout = 60s, .cgroup_procs_file = cgroup.procs_file()}) {}
 
     ::testing::AssertionResult start(const std::string& target) {
         if (auto started = tunerd_.start(); !started) {
@@ -350,7 +224,7 @@ public:
     [[nodiscard]] const LoadResult& requests() const { return result_; }
 
 private:
-    const ServiceCgroup& cgroup_;
+    const MemoryCgroup& cgroup_;
     TunerdProcess tunerd_;
     std::optional<LoadGenerator> load_;
     LoadResult result_;
@@ -516,10 +390,13 @@ double best_of(const std::vector<double>& tries) {
 void prove_threads_knob(const App& app) {
     if (kSanitizedBuild) GTEST_SKIP() << kSanitizedMemoryReason;
     // One cgroup for each daemon: both run all along, their clients take turns.
-    ServiceCgroup grid_cgroup, adaptive_cgroup;
+    MemoryCgroup grid_cgroup, adaptive_cgroup;
     for (const auto& [cgroup, role] :
          {std::pair{&grid_cgroup, "grid"}, std::pair{&adaptive_cgroup, "adaptive"}}) {
-        if (auto why = cgroup->make(role)) GTEST_SKIP() << "threads test skipped: " << *why;
+        // A cgroup as a service manager would make it, with the CPU accounted on its own.
+        const std::string name = "tunerd-threads-test-" + std::to_string(::getpid()) + "-" + role;
+        if (auto why = cgroup->make(name, kLimitBytes, true))
+            GTEST_SKIP() << "threads test skipped: " << *why;
     }
     const RaisedPriority priority;
     print_line(app, adaptive_cgroup.describe() + " (the grid's alike); " +
@@ -560,8 +437,12 @@ void prove_threads_knob(const App& app) {
     const auto memory = (*perf)["recommendations"]["workers"]["memory"];
     grid.stop();
     adaptive.stop();
-    const std::uint64_t grid_kills = grid_cgroup.oom_kills();
-    const std::uint64_t adaptive_kills = adaptive_cgroup.oom_kills();
+    const auto grid_kills_read = grid_cgroup.oom_kills();
+    const auto adaptive_kills_read = adaptive_cgroup.oom_kills();
+    EXPECT_TRUE(grid_kills_read.ok()) << grid_kills_read.error().to_string();
+    EXPECT_TRUE(adaptive_kills_read.ok()) << adaptive_kills_read.error().to_string();
+    const std::uint64_t grid_kills = grid_kills_read.value_or(0);
+    const std::uint64_t adaptive_kills = adaptive_kills_read.value_or(0);
 
     for (const PoolShape shape : kGrid) {
         print_line(app, "grid " + shape_text(shape) + ": " + rps_list(m.grid[shape]) +

@@ -16,8 +16,7 @@
 
 #include <gtest/gtest.h>
 
-#include "probes/cgroup_discovery.hpp"
-#include "probes/memory_probe.hpp"
+#include "tests/integration/memory_cgroup.hpp"
 #include "tests/integration/tuner_test_support.hpp"
 #include "tuner/decision_log.hpp"
 
@@ -27,96 +26,6 @@ namespace {
 using namespace std::chrono_literals;
 
 constexpr std::uint64_t kCgroupLimitBytes = 512 * MiB;
-
-// A memory cgroup of 512 MB (v2 where the unified hierarchy has the memory controller, else the
-// v1 memory hierarchy), removed with any process left in it on destruction.
-class MemoryCgroup {
-public:
-    // Builds it, or says why it cannot be done here (the test then skips).
-    std::optional<std::string> make() {
-        if (::geteuid() != 0) return "needs root to create cgroups; not root here";
-        auto mounts = probes::read_cgroup_mounts("/proc/self/mountinfo");
-        if (!mounts) return "cannot read mountinfo: " + mounts.error().to_string();
-        name_ = "tunerd-tuner-test-" + std::to_string(::getpid());
-        const probes::CgroupMount* v1 = nullptr;
-        for (const auto& m : *mounts) {
-            if (m.v2 && read_text(m.mount_point + "/cgroup.controllers").find("memory") !=
-                            std::string::npos) {
-                return make_v2(m.mount_point);
-            }
-            if (!m.v2 && !v1 &&
-                std::find(m.controllers.begin(), m.controllers.end(), "memory") !=
-                    m.controllers.end()) {
-                v1 = &m;
-            }
-        }
-        if (v1) return make_v1(v1->mount_point);
-        return "no cgroup v2 with the memory controller and no v1 memory hierarchy";
-    }
-
-    ~MemoryCgroup() {
-        if (!dir_.empty()) remove();
-        if (!enabled_in_.empty()) write_text(enabled_in_, "-memory");
-    }
-
-    [[nodiscard]] std::string procs_file() const { return dir_ + "/cgroup.procs"; }
-    [[nodiscard]] const std::string& name() const { return name_; }
-    [[nodiscard]] int version() const { return version_; }
-    // The kernel's OOM kills in this cgroup (v2 memory.events, v1 memory.oom_control).
-    [[nodiscard]] Result<std::uint64_t> oom_kills() const {
-        return probes::read_oom_kills(
-            probes::ControllerDir{version_, "/" + name_, dir_, dir_, "/"});
-    }
-
-private:
-    std::optional<std::string> create(const std::string& dir) {
-        if (::mkdir(dir.c_str(), 0755) != 0)
-            return "cgroup fs not writable: mkdir " + dir + ": " + std::strerror(errno);
-        dir_ = dir;
-        return std::nullopt;
-    }
-
-    std::optional<std::string> make_v2(const std::string& mount) {
-        version_ = 2;
-        const std::string control = mount + "/cgroup.subtree_control";
-        if (read_text(control).find("memory") == std::string::npos) {
-            // The parent must hand the controller down (cgroup-v2.rst, "Enabling and Disabling").
-            if (!write_text(control, "+memory")) return "cannot enable memory in " + control;
-            enabled_in_ = control;
-        }
-        if (auto why = create(mount + "/" + name_)) return why;
-        if (!write_text(dir_ + "/memory.max", std::to_string(kCgroupLimitBytes)))
-            return "cannot set memory.max in " + dir_;
-        write_text(dir_ + "/memory.swap.max", "0");  // absent without swap accounting: fine
-        return std::nullopt;
-    }
-
-    std::optional<std::string> make_v1(const std::string& memory_mount) {
-        version_ = 1;
-        if (auto why = create(memory_mount + "/" + name_)) return why;
-        if (!write_text(dir_ + "/memory.limit_in_bytes", std::to_string(kCgroupLimitBytes)))
-            return "cannot set memory.limit_in_bytes in " + dir_;
-        // Without swap accounting or swap these may fail; they only keep swap out of the test.
-        write_text(dir_ + "/memory.memsw.limit_in_bytes", std::to_string(kCgroupLimitBytes));
-        write_text(dir_ + "/memory.swappiness", "0");
-        return std::nullopt;
-    }
-
-    void remove() {
-        for (int attempt = 0; attempt < 400; ++attempt) {
-            std::istringstream procs(read_text(procs_file()));
-            for (pid_t pid = 0; procs >> pid;) ::kill(pid, SIGKILL);
-            if (::rmdir(dir_.c_str()) == 0 || errno == ENOENT) return;
-            std::this_thread::sleep_for(25ms);
-        }
-        ADD_FAILURE() << "could not remove cgroup " << dir_ << ": " << std::strerror(errno);
-    }
-
-    int version_ = 0;
-    std::string name_;
-    std::string dir_;
-    std::string enabled_in_;  // subtree_control we changed, to change back
-};
 
 struct PoolAtCeiling {
     unsigned target = 0;
@@ -151,7 +60,9 @@ std::optional<PoolAtCeiling> pool_and_ceiling(const TunerdProcess& tunerd) {
 TEST(TunerRoot, HeavyLoadIn512MBCgroupStopsAtTheReportedMemoryCeilingWithoutOomKills) {
     if (kSanitizedBuild) GTEST_SKIP() << kSanitizedMemoryReason;
     MemoryCgroup cgroup;
-    if (auto why = cgroup.make()) GTEST_SKIP() << "memory cgroup test skipped: " << *why;
+    if (auto why =
+            cgroup.make("tunerd-tuner-test-" + std::to_string(::getpid()), kCgroupLimitBytes))
+        GTEST_SKIP() << "memory cgroup test skipped: " << *why;
     // 60 MB per worker and mostly waiting, so memory, not the CPU, bounds the pool. The
     // operator's estimate of 200 MB per worker seeds a small pool: it must grow to the ceiling
     // the measured size gives, and stop there.

@@ -9,20 +9,11 @@ namespace tuner::policies {
 namespace {
 
 Snapshot pool_of(unsigned workers, int second) {
-    Snapshot s = testing::snapshot_at(second);
-    s.pool.target = workers;
-    s.pool.ready = workers;
-    return s;
+    return testing::pool_in_place({workers, 1}, second);
 }
 
 WorkerSignals measured(double rps, double cpu_utilisation) {
-    WorkerSignals s;
-    s.elapsed_s = 1;
-    s.throughput_rps = rps;
-    s.throughput_measured = true;
-    s.cpu_utilisation = cpu_utilisation;
-    s.cpu_ms_per_request = 5;
-    return s;
+    return testing::measured_signals(rps, cpu_utilisation, 5);
 }
 
 // Runs `cycles` cycles of a shape at a throughput; returns the last event.

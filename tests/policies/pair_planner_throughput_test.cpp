@@ -89,31 +89,14 @@ TEST(PairPlannerThroughput, WithoutMeasurementsThePlannerDecidesFromTheSignals) 
 
 // ---- KneeDetector::measured_rps ----------------------------------------------------------------
 
-Snapshot pool_at(PoolShape shape, int second) {
-    Snapshot s = testing::snapshot_at(second);
-    s.pool.target = shape.processes;
-    s.pool.ready = shape.processes;
-    s.pool.threads = shape.threads;
-    return s;
-}
-
-WorkerSignals served(double rps, double cpu_ms_per_request) {
-    WorkerSignals s;
-    s.elapsed_s = 1;
-    s.throughput_rps = rps;
-    s.throughput_measured = true;
-    s.cpu_utilisation = 0.95;
-    s.cpu_ms_per_request = cpu_ms_per_request;
-    return s;
-}
-
 TEST(KneeMeasuredRps, NeedsThreeCyclesInPlace) {
     KneeDetector d;
     const PoolShape shape{2, 12};
     // The first cycle in place is skipped (its counters cover the transition).
-    for (int t = 0; t < 3; ++t) d.observe(pool_at(shape, t), served(300 + t, 5));
+    for (int t = 0; t < 3; ++t)
+        d.observe(testing::pool_in_place(shape, t), testing::measured_signals(300 + t, 0.95, 5));
     EXPECT_FALSE(d.measured_rps(shape, testing::snapshot_at(2).taken_at, 5));
-    d.observe(pool_at(shape, 3), served(303, 5));
+    d.observe(testing::pool_in_place(shape, 3), testing::measured_signals(303, 0.95, 5));
     const auto rps = d.measured_rps(shape, testing::snapshot_at(3).taken_at, 5);
     ASSERT_TRUE(rps);
     EXPECT_DOUBLE_EQ(*rps, (301.0 + 302 + 303) / 3);
@@ -123,7 +106,8 @@ TEST(KneeMeasuredRps, NeedsThreeCyclesInPlace) {
 TEST(KneeMeasuredRps, ForgetsOldMeasurementsAndOnesAtAnotherCpuCost) {
     KneeDetector d;
     const PoolShape shape{2, 12};
-    for (int t = 0; t < 5; ++t) d.observe(pool_at(shape, t), served(300, 5));
+    for (int t = 0; t < 5; ++t)
+        d.observe(testing::pool_in_place(shape, t), testing::measured_signals(300, 0.95, 5));
     EXPECT_TRUE(d.measured_rps(shape, testing::snapshot_at(10).taken_at, 5.5));
     EXPECT_FALSE(d.measured_rps(shape, testing::snapshot_at(10).taken_at, 25));  // a new release
     EXPECT_TRUE(d.measured_rps(shape, testing::snapshot_at(10).taken_at, std::nullopt));

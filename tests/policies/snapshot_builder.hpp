@@ -6,6 +6,8 @@
 #include <cstdint>
 
 #include "model/snapshot.hpp"
+#include "policies/cpu_knee.hpp"
+#include "policies/worker_signals.hpp"
 
 namespace tuner::policies::testing {
 
@@ -26,6 +28,27 @@ inline WorkerInfo& add_ready_worker(Snapshot& s, unsigned id, unsigned threads =
     s.pool.workers.push_back(w);
     s.worker_trees[id].rss_bytes = rss_bytes;
     return s.pool.workers.back();
+}
+
+// A pool complete at `shape` (all ready, none starting or draining) `second` seconds in.
+inline Snapshot pool_in_place(PoolShape shape, int second) {
+    Snapshot s = snapshot_at(second);
+    s.pool.target = shape.processes;
+    s.pool.ready = shape.processes;
+    s.pool.threads = shape.threads;
+    return s;
+}
+
+// One cycle's signals with the throughput measured over its second.
+inline WorkerSignals measured_signals(double rps, double cpu_utilisation,
+                                      double cpu_ms_per_request) {
+    WorkerSignals s;
+    s.elapsed_s = 1;
+    s.throughput_rps = rps;
+    s.throughput_measured = true;
+    s.cpu_utilisation = cpu_utilisation;
+    s.cpu_ms_per_request = cpu_ms_per_request;
+    return s;
 }
 
 }  // namespace tuner::policies::testing

@@ -16,7 +16,6 @@
 #include <thread>
 
 #include <dirent.h>
-
 #include <gtest/gtest.h>
 
 namespace tuner::test {

@@ -1,10 +1,11 @@
 // tunerctl's text output: decisions on one line each with typed values, status with every
 // section, workers, plans and targets, and JSON that lacks fields or has the wrong types.
 #include "tuner/ctl_format.hpp"
-#include "tuner/decision_json.hpp"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include "tuner/decision_json.hpp"
 
 namespace tuner::ctl {
 namespace {

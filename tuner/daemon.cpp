@@ -420,6 +420,9 @@ void Daemon::reload() {
     keep(next.server.listen, before.server.listen, "server.listen");
     keep(next.server.io_threads, before.server.io_threads, "server.io_threads");
     keep(next.admin.listen, before.admin.listen, "admin.listen");
+    // The running value is resolved ("" became $STATE_DIRECTORY or the default at start): resolve
+    // the file's the same way, or an unchanged "" would count as a change.
+    next.state.dir = config::resolve_state_dir(next.state);
     keep(next.state.dir, before.state.dir, "state.dir");
     if (!restart_only.empty()) {
         std::string keys;

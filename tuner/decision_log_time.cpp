@@ -10,6 +10,11 @@
 namespace tuner {
 namespace {
 
+// system_clock counts nanoseconds in 64 bits and so ends on 2262-04-11: a later time would wrap
+// around to 1677 and match every decision.
+constexpr double kClockEndUnixSeconds = 9'214'646'400;  // 2262-01-01T00:00:00Z
+constexpr int kClockEndYear = 2262;
+
 // Reads exactly `digits` decimal digits at `pos`.
 bool take_digits(std::string_view s, std::size_t& pos, int digits, int& out) {
     if (pos + static_cast<std::size_t>(digits) > s.size()) return false;
@@ -99,21 +104,13 @@ Result<WallClock::time_point> parse_rfc3339(std::string_view text) {
                               day{static_cast<unsigned>(d)}};
     // RFC 3339 allows second 60 (a leap second); system_clock has none, so it folds into :59.
     if (pos != text.size() || !date.ok() || h > 23 || mi > 59 || sec > 60) return fail();
-    // The system clock counts nanoseconds in 64 bits: it ends in 2262. Beyond, it would wrap.
-    if (y < 1970 || y > 2261) {
+    if (y < 1970 || y >= kClockEndYear) {
         return Error{"time out of range: \"" + std::string(text) + "\" (years 1970 to 2261)", ""};
     }
     const auto local = sys_days{date} + hours{h} + minutes{mi} + seconds{std::min(sec, 59)} +
                        milliseconds{fraction_ms};
     return time_point_cast<WallClock::duration>(local - minutes{offset_minutes});
 }
-
-namespace {
-// system_clock counts nanoseconds in 64 bits and so ends on 2262-04-11: a later time would wrap
-// around to 1677 and match every decision.
-constexpr double kClockEndUnixSeconds = 9'214'646'400;  // 2262-01-01T00:00:00Z
-constexpr int kClockEndYear = 2262;
-}  // namespace
 
 Result<WallClock::time_point> parse_since_time(std::string_view text, std::string_view what) {
     const auto too_late = [&] {

@@ -17,6 +17,10 @@ namespace tuner {
 
 using namespace std::chrono_literals;
 
+// The largest request header the front accepts: Beast stores a header field in at most 64 KiB
+// and throws on a longer one, so no header limit may let one through.
+inline constexpr std::uint64_t kMaxHeaderSizeBytes = 64 * KiB;
+
 // [server]: the public listener and its front.
 struct ServerConfig {
     std::string listen = "127.0.0.1:8080";

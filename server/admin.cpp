@@ -5,15 +5,16 @@
 #include <set>
 #include <sstream>
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "model/log_text.hpp"
+#include "server/guarded.hpp"
 #include "server/listener.hpp"
 
 namespace tuner::server {
@@ -39,12 +40,10 @@ bool constant_time_equal(std::string_view a, std::string_view b) {
 AdminResponse json_error(int status, const std::string& message) {
     AdminResponse r;
     r.status = status;
-    std::string escaped;
-    for (char c : message) {
-        if (c == '"' || c == '\\') escaped += '\\';
-        escaped += c;
-    }
-    r.body = "{\"error\":\"" + escaped + "\"}\n";
+    // The message may quote what the client sent: bytes that are not UTF-8 become U+FFFD.
+    r.body = nlohmann::json{{"error", message}}.dump(-1, ' ', false,
+                                                    nlohmann::json::error_handler_t::replace) +
+             "\n";
     return r;
 }
 
@@ -112,7 +111,7 @@ Result<tcp::endpoint> AdminServer::listen(const tcp::endpoint& endpoint) {
 }
 
 void AdminServer::start() {
-    asio::co_spawn(ioc_, accept_loop(), asio::detached);
+    spawn_guarded(ioc_, accept_loop(), "admin_accept");
 }
 
 void AdminServer::stop() {
@@ -131,7 +130,7 @@ asio::awaitable<void> AdminServer::accept_loop() {
             co_await t.async_wait(asio::redirect_error(use_awaitable, ec));
             continue;
         }
-        asio::co_spawn(ioc_, session(std::move(socket)), asio::detached);
+        spawn_guarded(ioc_, session(std::move(socket)), "admin_session");
     }
 }
 
@@ -198,14 +197,22 @@ asio::awaitable<void> AdminServer::session(tcp::socket socket) {
             } else {
                 auto pending = std::make_shared<Pending>(stream.get_executor());
                 pending->timer.expires_after(kAdminTimeout);
-                dispatch(request, [pending](AdminResponse r) {
+                auto respond = [pending](AdminResponse r) {
                     {
                         std::lock_guard lock(pending->mutex);
                         pending->response = std::move(r);
                     }
                     asio::post(pending->timer.get_executor(),
                                [pending] { pending->timer.cancel(); });
-                });
+                };
+                try {
+                    dispatch(request, respond);
+                } catch (const std::exception& e) {
+                    // A handler that throws answers 500; the listener and the daemon live on.
+                    spdlog::error("event=admin_handler_failed method={} path={} error=\"{}\"",
+                                  request.method, log_quote(request.path), e.what());
+                    respond(json_error(500, std::string("internal error: ") + e.what()));
+                }
                 bool answered = false;
                 {
                     std::lock_guard lock(pending->mutex);

@@ -8,8 +8,6 @@
 #include <optional>
 #include <sstream>
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/generic/stream_protocol.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/redirect_error.hpp>
@@ -20,6 +18,7 @@
 #include <boost/beast/http.hpp>
 #include <spdlog/spdlog.h>
 
+#include "server/guarded.hpp"
 #include "server/http_util.hpp"
 #include "server/listener.hpp"
 
@@ -37,6 +36,15 @@ using UpstreamStream = beast::basic_stream<UpstreamProtocol>;
 namespace {
 
 constexpr std::size_t kRelayBufferSize = 16 * 1024;
+// Beast keeps a header field in at most 64 KiB (a longer one throws std::length_error), and
+// parses chunk extensions and trailers without its header limit: every read buffer is bounded
+// so that no field longer than this can ever be collected, and a client that sends an endless
+// chunk extension gets an error instead of growing the buffer.
+constexpr std::size_t kMaxReadBuffer = 64 * 1024;
+// A connection's read buffer that grew (a large header) is given back between requests.
+constexpr std::size_t kShrinkBufferAbove = 16 * 1024;
+// The worker's response header: 50 Set-Cookie lines must pass.
+constexpr std::uint32_t kResponseHeaderLimit = 64 * 1024;
 constexpr auto kConnectTimeout = std::chrono::seconds(5);
 // A parked upstream connection is reused only within this idle time: app servers close idle
 // keep-alive connections on their own timer (gunicorn after 2 s), and a request written just as
@@ -81,7 +89,7 @@ public:
     }
 
     UpstreamStream stream;
-    beast::flat_buffer buffer;
+    beast::flat_buffer buffer{kMaxReadBuffer};
     Clock::time_point parked_at{};
 };
 
@@ -242,12 +250,12 @@ void Front::start() {
     const unsigned threads = std::max(1u, config()->io_threads);
     for (unsigned i = 1; i < threads; ++i) {
         auto& ctx = *extra_contexts_.emplace_back(std::make_unique<asio::io_context>(1));
-        extra_threads_.emplace_back([&ctx] {
+        extra_threads_.emplace_back([&ctx, i] {
             auto work = asio::make_work_guard(ctx);
-            ctx.run();
+            run_guarded(ctx, "io" + std::to_string(i));
         });
     }
-    asio::co_spawn(ioc_, accept_loop(), asio::detached);
+    spawn_guarded(ioc_, accept_loop(), "front_accept");
 }
 
 awaitable<void> Front::accept_loop() {
@@ -265,7 +273,7 @@ awaitable<void> Front::accept_loop() {
         }
         socket.set_option(tcp::no_delay(true), ec);
         auto executor = socket.get_executor();
-        asio::co_spawn(executor, run_session(std::move(socket)), asio::detached);
+        spawn_guarded(executor, run_session(std::move(socket)), "front_session");
     }
 }
 
@@ -322,7 +330,7 @@ awaitable<void> Front::run_session(tcp::socket socket) {
     auto& client = session->stream;
     const auto remote = client.socket().remote_endpoint(ec);
     const std::string client_address = ec ? std::string("unknown") : remote.address().to_string();
-    beast::flat_buffer client_buffer;
+    beast::flat_buffer client_buffer(kMaxReadBuffer);
     bool first = true;
 
     for (;;) {
@@ -333,6 +341,7 @@ awaitable<void> Front::run_session(tcp::socket socket) {
         const ServerConfig& cfg = *cfg_holder;
         // Wait for the next request: header_timeout for the first, keepalive_timeout between.
         if (client_buffer.size() == 0) {
+            if (client_buffer.capacity() > kShrinkBufferAbove) client_buffer.shrink_to_fit();
             client.expires_after(first ? cfg.header_timeout : cfg.keepalive_timeout);
             const std::size_t n = co_await client.async_read_some(
                 client_buffer.prepare(4096), asio::redirect_error(use_awaitable, ec));
@@ -344,7 +353,7 @@ awaitable<void> Front::run_session(tcp::socket socket) {
 
         http::request_parser<http::buffer_body> parser;
         parser.header_limit(static_cast<std::uint32_t>(
-            std::min<std::uint64_t>(cfg.max_header_size_bytes, UINT32_MAX)));
+            std::min<std::uint64_t>(cfg.max_header_size_bytes, kMaxHeaderSizeBytes)));
         parser.body_limit(cfg.max_body_size_bytes);
         client.expires_after(cfg.header_timeout);
         co_await http::async_read_header(client, client_buffer, parser,
@@ -352,7 +361,7 @@ awaitable<void> Front::run_session(tcp::socket socket) {
         if (ec) {
             http::status status = http::status::bad_request;
             std::string message = "malformed request: " + ec.message();
-            if (ec == http::error::header_limit) {
+            if (ec == http::error::header_limit || ec == http::error::buffer_overflow) {
                 status = http::status::request_header_fields_too_large;
                 message = "request header larger than " + format_size(cfg.max_header_size_bytes);
             } else if (ec == http::error::body_limit) {  // Content-Length above max_body_size
@@ -559,6 +568,7 @@ awaitable<void> Front::run_session(tcp::socket socket) {
                 // Beast 1.74 compares against an empty optional wrongly: "unlimited" must be a
                 // number.
                 res_parser->body_limit(std::numeric_limits<std::uint64_t>::max());
+                res_parser->header_limit(kResponseHeaderLimit);
                 if (method == http::verb::head) res_parser->skip(true);
             };
             fresh_parser();
@@ -568,9 +578,9 @@ awaitable<void> Front::run_session(tcp::socket socket) {
                 // its slot until it answers, because it is still busy with this request, or until a
                 // second request_timeout passes and it counts as stuck.
                 late->timer.expires_after(cfg.request_timeout);
-                asio::co_spawn(client.get_executor(),
-                               answer_late(late, session, version, cfg.request_timeout, record),
-                               asio::detached);
+                spawn_guarded(client.get_executor(),
+                              answer_late(late, session, version, cfg.request_timeout, record),
+                              "front_late_answer");
                 up.expires_after(cfg.request_timeout * 2);
                 for (;;) {
                     co_await http::async_read_header(up, conn->buffer, *res_parser,
@@ -617,8 +627,12 @@ awaitable<void> Front::run_session(tcp::socket socket) {
                 if (hooks_.upstream_failed) hooks_.upstream_failed(backend->id, out_ec.message());
                 dispatcher_.release(backend, nullptr, false);
                 // No response byte came back: an idempotent request without a body is safe to
-                // send again, once, to another worker.
-                if (!retried && !has_body && is_retryable_method(method) && !aborting_) {
+                // send again, once, to another worker. Once the worker answered anything (a
+                // header too large, a malformed one) it has run the request: no second time.
+                const bool answered_something =
+                    res_parser->got_some() || conn->buffer.size() > 0;
+                if (!retried && !has_body && is_retryable_method(method) && !aborting_ &&
+                    !answered_something) {
                     retried = true;
                     avoid = backend->id;
                     dispatcher_.note_retry();

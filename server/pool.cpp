@@ -8,8 +8,6 @@
 
 #include <algorithm>
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/generic/stream_protocol.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
@@ -22,6 +20,7 @@
 #include <boost/beast/http.hpp>
 #include <spdlog/spdlog.h>
 
+#include "server/guarded.hpp"
 #include "server/process.hpp"
 
 namespace tuner::server {
@@ -527,7 +526,7 @@ void WorkerPool::spawn_one() {
 
 void WorkerPool::probe_readiness(std::shared_ptr<Worker> w) {
     // Try to connect (and GET health_path when set) every 50 ms until ready or startup_timeout.
-    asio::co_spawn(
+    spawn_guarded(
         ioc_,
         [this, w]() -> asio::awaitable<void> {
             using Protocol = asio::generic::stream_protocol;
@@ -581,7 +580,7 @@ void WorkerPool::probe_readiness(std::shared_ptr<Worker> w) {
                 co_await pause.async_wait(asio::redirect_error(use_awaitable, ec));
             }
         },
-        asio::detached);
+        "worker_readiness");
 }
 
 void WorkerPool::on_ready(const std::shared_ptr<Worker>& w) {

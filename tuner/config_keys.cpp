@@ -81,6 +81,14 @@ Check<std::uint64_t> size_at_least(std::uint64_t low) {
     };
 }
 
+Check<std::uint64_t> size_between(std::uint64_t low, std::uint64_t high) {
+    return [low, high](const std::uint64_t& bytes) -> std::optional<std::string> {
+        if (bytes >= low && bytes <= high) return std::nullopt;
+        return "must be between " + quoted(format_size(low)) + " and " + quoted(format_size(high)) +
+               ", got " + quoted(format_size(bytes));
+    };
+}
+
 Check<std::string> listen_address() {
     return [](const std::string& text) -> std::optional<std::string> {
         const auto parsed = parse_listen(text);
@@ -220,7 +228,8 @@ std::vector<ConfigKey> build_keys() {
         [](auto& c) -> auto& { return c.server.keepalive_timeout; }, positive_duration()));
     add(size_key(
         "server", "max_header_size", "larger request headers get 431",
-        [](auto& c) -> auto& { return c.server.max_header_size_bytes; }, size_at_least(KiB)));
+        [](auto& c) -> auto& { return c.server.max_header_size_bytes; },
+        size_between(KiB, kMaxHeaderSizeBytes)));
     add(size_key(
         "server", "max_body_size", "larger request bodies get 413",
         [](auto& c) -> auto& { return c.server.max_body_size_bytes; }));

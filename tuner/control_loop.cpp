@@ -198,7 +198,14 @@ void ControlLoop::run() {
             if (database_) database_->reload(*reload);
         }
         const bool scheduled = !on_demand && !reload;
-        nlohmann::json result = cycle();
+        nlohmann::json result;
+        try {
+            result = cycle();
+        } catch (const std::exception& e) {
+            // The control thread's exception barrier: one failed cycle, not a dead daemon.
+            spdlog::error("event=control_cycle_failed error=\"{}\"", e.what());
+            result = {{"error", std::string("control cycle failed: ") + e.what()}};
+        }
         for (auto& done : requests) {
             if (done) done(result);
         }

@@ -22,6 +22,7 @@
 #include "server/admin.hpp"
 #include "server/dispatcher.hpp"
 #include "server/front.hpp"
+#include "server/guarded.hpp"
 #include "server/pool.hpp"
 #include "tuner/admin_api.hpp"
 #include "tuner/apply.hpp"
@@ -308,7 +309,7 @@ int Daemon::run() {
     watch_startup();
     start_watchdog();
 
-    ioc_.run();
+    server::run_guarded(ioc_, "main");
     front_->stop_threads();
 
     control_->stop();

@@ -340,6 +340,19 @@ struct DecisionLog::Impl {
         }
     }
 
+    // One pass of the writer; an exception (a JSON text SQLite chokes on, an allocation) counts
+    // as a failed write, retried later like a full disk: the writer thread never dies of it.
+    Status write_pass(const std::vector<Entry>& batch) {
+        try {
+            Status status = ensure_open();
+            if (status.ok()) status = maybe_enforce_retention();
+            if (status.ok() && !batch.empty()) status = write_batch(batch);
+            return status;
+        } catch (const std::exception& e) {
+            return make_error(options.path, std::string("internal error: ") + e.what());
+        }
+    }
+
     void run_writer() {
         std::vector<Entry> batch;  // taken from the queue, kept until committed
         std::optional<SteadyClock::time_point> drain_deadline;
@@ -367,9 +380,7 @@ struct DecisionLog::Impl {
                 }
                 if (batch.empty()) take_batch(batch);
             }
-            Status status = ensure_open();
-            if (status.ok()) status = maybe_enforce_retention();
-            if (status.ok() && !batch.empty()) status = write_batch(batch);
+            Status status = write_pass(batch);
             if (status.ok()) {
                 note_success(batch.size());
                 batch.clear();

@@ -65,20 +65,4 @@ bool set_log_level(std::string_view level) {
     return true;
 }
 
-std::string log_quote(std::string_view value) {
-    bool needs = value.empty();
-    for (char c : value) needs = needs || c == ' ' || c == '"' || c == '=' || c == '\t';
-    if (!needs) return std::string(value);
-    std::string out = "\"";
-    for (char c : value) {
-        if (c == '"' || c == '\\') out += '\\';
-        if (c == '\n') {
-            out += "\\n";
-            continue;
-        }
-        out += c;
-    }
-    return out + "\"";
-}
-
 }  // namespace tuner

@@ -7,6 +7,8 @@
 #include <string>
 #include <string_view>
 
+#include "model/log_text.hpp"  // log_quote
+
 namespace tuner {
 
 // True when stderr is the journal stream systemd gave us.
@@ -18,7 +20,5 @@ void setup_logging(std::string_view level);
 // Changes the level of the running logger (config reload); false for an unknown name.
 bool set_log_level(std::string_view level);
 
-// Quote a value for a key=value field when it needs quotes: spaces, quotes or '='.
-std::string log_quote(std::string_view value);
 
 }  // namespace tuner

@@ -234,6 +234,26 @@ void PostgresActuator::record_locked(const PostgresReport& report) {
     if (report.action == "rollback" && report.ok()) status_.rolled_back_at = WallClock::now();
 }
 
+namespace {
+
+// The database thread's exception barrier: a job that throws (libpq text that is not UTF-8
+// reaching a JSON dump, say) becomes a failed report, and the thread lives on.
+template <class Job>
+PostgresReport guarded(const std::string& action, Job&& job) {
+    try {
+        return job();
+    } catch (const std::exception& e) {
+        spdlog::error("event=postgres_job_failed action={} error=\"{}\"", action, e.what());
+        PostgresReport failed;
+        failed.action = action;
+        failed.error = make_error("database", std::string("internal error: ") + e.what());
+        failed.retry_later = true;
+        return failed;
+    }
+}
+
+}  // namespace
+
 void PostgresActuator::run() {
     std::unique_lock lock(mutex_);
     while (!stop_) {
@@ -249,19 +269,19 @@ void PostgresActuator::run() {
             job.emplace(std::move(jobs_.front()));
             jobs_.pop_front();
             lock.unlock();
-            report = run_job(job->action, options, loaded_at, reconnect);
+            report = guarded(job->action, [&] { return run_job(job->action, options, loaded_at, reconnect); });
         } else if (target_pending_ && target_ && now >= retry_at_) {
             const Target target = *target_;
             target_pending_ = false;
             lock.unlock();
-            report = run_target(target, options, loaded_at, reconnect);
+            report = guarded("apply", [&] { return run_target(target, options, loaded_at, reconnect); });
             lock.lock();
             // Retry the same target later, unless a newer one arrived meanwhile.
             if (report.retry_later && !target_pending_) target_pending_ = true;
             lock.unlock();
         } else if (can_connect && now >= refresh_at_) {
             lock.unlock();
-            report = run_job("refresh", options, loaded_at, reconnect);
+            report = guarded("refresh", [&] { return run_job("refresh", options, loaded_at, reconnect); });
         } else {
             reconnect_ = reconnect_ || reconnect;
             auto wake_at = Clock::time_point::max();

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <charconv>
 #include <cstdio>
 #include <cstring>
@@ -77,6 +78,8 @@ private:
 };
 
 MemoryBallast g_ballast;
+// Requests this process has answered, for tests that count what reached the app.
+std::atomic<std::uint64_t> g_requests{0};
 
 std::optional<unsigned> query_param(std::string_view target, std::string_view name) {
     const auto q = target.find('?');
@@ -122,6 +125,17 @@ Response handle(const Request& req, const DemoOptions& opt) {
                      ",\"pid\":" + std::to_string(::getpid()) +
                      ",\"cpu_ms\":" + std::to_string(cpu) + ",\"io_ms\":" + std::to_string(io) +
                      "}\n";
+    } else if (path == "/stats") {
+        res.body() = "{\"requests\":" + std::to_string(g_requests.load()) + "}\n";
+    } else if (path == "/headers") {
+        // A response with a large header: n Set-Cookie fields of `size` bytes each.
+        const unsigned n = std::min(query_param(target, "n").value_or(1), 2000u);
+        const unsigned size = std::min(query_param(target, "size").value_or(16), 4096u);
+        for (unsigned i = 0; i < n; ++i) {
+            res.insert(http::field::set_cookie,
+                       "c" + std::to_string(i) + "=" + std::string(size, 'v') + "; Path=/");
+        }
+        res.body() = "{\"cookies\":" + std::to_string(n) + "}\n";
     } else if (path == "/echo") {
         res.set(http::field::content_type, req[http::field::content_type].empty()
                                                ? std::string("application/octet-stream")
@@ -142,7 +156,7 @@ Response handle(const Request& req, const DemoOptions& opt) {
         res.body() =
             "{\"error\":\"not "
             "found\",\"routes\":[\"/\",\"/work?cpu_ms=&io_ms=\",\"/health\",\"/echo\",\"/"
-            "rss?mb=\",\"/status/<code>\"]}\n";
+            "rss?mb=\",\"/status/<code>\",\"/headers?n=&size=\",\"/stats\"]}\n";
     }
     if (req.method() == http::verb::head) res.body().clear();
     res.prepare_payload();
@@ -163,9 +177,11 @@ void serve_connection(int fd, int family, const DemoOptions& opt) {
     for (;;) {
         http::request_parser<http::string_body> parser;
         parser.body_limit(64 * 1024 * 1024);
+        parser.header_limit(64 * 1024);  // as large as the front lets through
         http::read(sock, buffer, parser, ec);
         if (ec) break;
         Request req = parser.release();
+        ++g_requests;
         Response res = handle(req, opt);
         http::write(sock, res, ec);
         if (ec || !res.keep_alive()) break;

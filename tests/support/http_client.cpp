@@ -87,6 +87,7 @@ Result<HttpResponse> HttpConnection::request(const HttpRequest& req) {
     }
     http::response_parser<http::string_body> parser;
     parser.body_limit(std::numeric_limits<std::uint64_t>::max());
+    parser.header_limit(1024 * 1024);  // responses with large headers (many Set-Cookie) pass
     if (req.method == "HEAD") parser.skip(true);
     http::read(s, impl_->buffer, parser, ec);
     if (ec) {

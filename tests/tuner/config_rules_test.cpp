@@ -75,9 +75,16 @@ TEST(ConfigRanges, PssEveryIsAtLeastOne) {
     EXPECT_EQ(single_issue("[policy]\npss_every = 0\n").key, "policy.pss_every");
 }
 
-TEST(ConfigRanges, HeaderLimitIsAtLeastOneKilobyte) {
+TEST(ConfigRanges, HeaderLimitIsFromOneKilobyteToSixtyFour) {
     EXPECT_THAT(single_issue("[server]\nmax_header_size = \"100B\"\n").message,
-                HasSubstr("must be at least \"1KB\""));
+                HasSubstr("must be between \"1KB\" and \"64KB\""));
+    // Beast keeps a field in at most 64 KiB and throws on a longer one: no limit may let one in.
+    const auto issue = single_issue("[server]\n\nmax_header_size = \"128KB\"\n");
+    EXPECT_THAT(issue.message, HasSubstr("must be between \"1KB\" and \"64KB\", got \"128KB\""));
+    EXPECT_EQ(issue.key, "server.max_header_size");
+    EXPECT_EQ(issue.line, 3u);
+    EXPECT_EQ(valid_config("[server]\nmax_header_size = \"64KB\"\n").server.max_header_size_bytes,
+              64 * KiB);
 }
 
 TEST(ConfigRanges, HealthPathIsAbsolute) {

@@ -80,7 +80,8 @@ inline const char* to_string(Outcome o) {
 }
 
 struct Decision {
-    std::uint64_t id = 0;  // assigned by the decision log (tuner/decision_log.hpp); 0 = not logged
+    std::uint64_t id =
+        0;  // assigned by the decision log (tuner/decision_log/log.hpp); 0 = not logged
     WallClock::time_point time{};
     std::uint64_t plan_id = 0;
     std::string subsystem;  // "workers", "db_pool", "postgres"

@@ -42,7 +42,7 @@ AdminResponse json_error(int status, const std::string& message) {
     r.status = status;
     // The message may quote what the client sent: bytes that are not UTF-8 become U+FFFD.
     r.body = nlohmann::json{{"error", message}}.dump(-1, ' ', false,
-                                                    nlohmann::json::error_handler_t::replace) +
+                                                     nlohmann::json::error_handler_t::replace) +
              "\n";
     return r;
 }

@@ -629,8 +629,7 @@ awaitable<void> Front::run_session(tcp::socket socket) {
                 // No response byte came back: an idempotent request without a body is safe to
                 // send again, once, to another worker. Once the worker answered anything (a
                 // header too large, a malformed one) it has run the request: no second time.
-                const bool answered_something =
-                    res_parser->got_some() || conn->buffer.size() > 0;
+                const bool answered_something = res_parser->got_some() || conn->buffer.size() > 0;
                 if (!retried && !has_body && is_retryable_method(method) && !aborting_ &&
                     !answered_something) {
                     retried = true;

@@ -18,7 +18,7 @@
 
 #include "tests/integration/memory_cgroup.hpp"
 #include "tests/integration/tuner_test_support.hpp"
-#include "tuner/decision_log.hpp"
+#include "tuner/decision_log/log.hpp"
 
 namespace tuner::test {
 namespace {

@@ -12,7 +12,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/integration/tuner_test_support.hpp"
-#include "tuner/decision_log.hpp"
+#include "tuner/decision_log/log.hpp"
 
 namespace tuner::test {
 namespace {

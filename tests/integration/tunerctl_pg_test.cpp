@@ -11,7 +11,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/support/tunerd_process.hpp"
-#include "tuner/decision_log.hpp"
+#include "tuner/decision_log/log.hpp"
 
 namespace tuner::test {
 namespace {

@@ -1,9 +1,9 @@
 // Result<T>: a value or an Error naming what failed and where.
 #include "model/result.hpp"
 
-#include <gtest/gtest.h>
-
 #include <string>
+
+#include <gtest/gtest.h>
 
 namespace tuner {
 namespace {

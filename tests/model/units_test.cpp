@@ -21,7 +21,8 @@ TEST(ParseSize, AcceptsBinaryUnitsCaseInsensitively) {
 }
 
 TEST(ParseSize, RejectsWhatIsNotASize) {
-    for (const char* bad : {"", "MB", "12XB", "-5MB", "1.GB", "abc", "1.5", "99999999999999999999999"}) {
+    for (const char* bad :
+         {"", "MB", "12XB", "-5MB", "1.GB", "abc", "1.5", "99999999999999999999999"}) {
         auto r = parse_size(bad);
         ASSERT_FALSE(r.ok()) << bad;
         EXPECT_NE(r.error().what.find(bad), std::string::npos) << r.error().what;

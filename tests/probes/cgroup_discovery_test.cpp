@@ -5,7 +5,7 @@
 
 #include <gtest/gtest.h>
 
-#include "probe_test_support.hpp"
+#include "tests/probes/probe_test_support.hpp"
 
 namespace tuner::probes {
 namespace {

@@ -1,9 +1,9 @@
 // One test group per CPU file: missing, empty, malformed, maximum value and a valid sample.
 #include <gtest/gtest.h>
 
-#include "probe_test_support.hpp"
 #include "probes/cpu_limits.hpp"
 #include "probes/cpu_usage.hpp"
+#include "tests/probes/probe_test_support.hpp"
 
 namespace tuner::probes {
 namespace {

@@ -1,8 +1,8 @@
 // One test group per memory file: missing, empty, malformed, maximum value and a valid sample.
 #include <gtest/gtest.h>
 
-#include "probe_test_support.hpp"
 #include "probes/memory_probe.hpp"
+#include "tests/probes/probe_test_support.hpp"
 
 namespace tuner::probes {
 namespace {

@@ -2,8 +2,8 @@
 // tighter parent, a narrow cpuset, no PSI, and containers whose mount root is not "/".
 #include <gtest/gtest.h>
 
-#include "probe_test_support.hpp"
 #include "probes/prober.hpp"
+#include "tests/probes/probe_test_support.hpp"
 
 namespace tuner::probes {
 namespace {

@@ -2,8 +2,8 @@
 // re-discovery after a move, and problems that never abort a sample.
 #include <gtest/gtest.h>
 
-#include "probe_test_support.hpp"
 #include "probes/prober.hpp"
+#include "tests/probes/probe_test_support.hpp"
 
 namespace tuner::probes {
 namespace {

@@ -69,17 +69,16 @@ TEST(FrontCrash, ChunkExtensionAndTrailerFloodsKeepTheDaemonsMemoryBounded) {
         "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\nX-T: ";
     // Each of 50 connections offers 4 MiB of extension (or trailer) bytes that never end.
     const FloodOptions flood{.connections = 50, .bytes_per_connection = 4 << 20};
-    const auto first = flood_while_sampling_rss(tunerd.public_address(), extension_head,
-                                                flood, tunerd.pid());
+    const auto first =
+        flood_while_sampling_rss(tunerd.public_address(), extension_head, flood, tunerd.pid());
     EXPECT_LT(first.peak_rss_bytes, 64u << 20) << first.summary();
     EXPECT_GT(first.answered_4xx, 0u) << first.summary();
-    const auto second = flood_while_sampling_rss(tunerd.public_address(), trailer_head, flood,
-                                                 tunerd.pid());
+    const auto second =
+        flood_while_sampling_rss(tunerd.public_address(), trailer_head, flood, tunerd.pid());
     EXPECT_LT(second.peak_rss_bytes, 64u << 20) << second.summary();
     // A second flood finds its memory where the first left it (buffers are given back).
-    EXPECT_LE(second.peak_rss_bytes, first.peak_rss_bytes + (8u << 20))
-        << first.summary() << "\n"
-        << second.summary();
+    EXPECT_LE(second.peak_rss_bytes, first.peak_rss_bytes + (8u << 20)) << first.summary() << "\n"
+                                                                        << second.summary();
     expect_alive_with_workers(tunerd, workers);
 }
 

@@ -1,8 +1,6 @@
 // Flooding clients for the security suites (see hostile_client.hpp).
 #include "tests/security/hostile_client.hpp"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -13,6 +11,9 @@
 #include <sstream>
 #include <thread>
 #include <vector>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 namespace tuner::test {
 
@@ -53,8 +54,8 @@ bool flood_one(const std::string& host_port, const std::string& head, std::size_
             answer.append(in, static_cast<std::size_t>(n));
         }
     };
-    bool ok = ::send(fd, head.data(), head.size(), MSG_NOSIGNAL) ==
-              static_cast<ssize_t>(head.size());
+    bool ok =
+        ::send(fd, head.data(), head.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(head.size());
     const std::string filler(64 * 1024, 'a');
     for (std::size_t sent = 0; ok && sent < bytes && answer.empty();) {
         const ssize_t n =

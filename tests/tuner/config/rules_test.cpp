@@ -1,0 +1,228 @@
+// Config validation: the range of each key and the rules between keys, each error at the line of
+// the key that broke it.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "tests/tuner/config/test_support.hpp"
+#include "tuner/config/load.hpp"
+
+namespace tuner::config {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::issues_text;
+using testing::single_issue;
+using testing::valid_config;
+
+// ---- single keys ----------------------------------------------------------------------------
+
+TEST(ConfigRanges, WorkerBounds) {
+    EXPECT_THAT(single_issue("[workers]\nmin = 0\n").message, HasSubstr("must be at least 1"));
+    EXPECT_THAT(single_issue("[workers]\nmax = 1025\n").message,
+                HasSubstr("must be between 1 and 1024, got 1025"));
+    EXPECT_EQ(valid_config("[workers]\nmax = 1024\n").workers.max, 1024u);
+    EXPECT_THAT(single_issue("[workers]\nthreads = 0\n").message, HasSubstr("at least 1"));
+}
+
+TEST(ConfigRanges, TargetUtilisationIsInZeroToOneInclusive) {
+    EXPECT_THAT(single_issue("[policy]\ntarget_utilisation = 0.0\n").message,
+                HasSubstr("must be in (0, 1], got 0.0"));
+    EXPECT_THAT(single_issue("[policy]\ntarget_utilisation = 1.5\n").message,
+                HasSubstr("must be in (0, 1], got 1.5"));
+    EXPECT_DOUBLE_EQ(valid_config("[policy]\ntarget_utilisation = 1.0\n").policy.target_utilisation,
+                     1.0);
+}
+
+TEST(ConfigRanges, MemoryShareIsStrictlyBetweenZeroAndOne) {
+    EXPECT_THAT(single_issue("[database]\nmemory_share = 1.0\n").message,
+                HasSubstr("must be in (0, 1)"));
+    EXPECT_THAT(single_issue("[database]\nmemory_share = 0\n").message,
+                HasSubstr("must be in (0, 1)"));
+    EXPECT_DOUBLE_EQ(valid_config("[database]\nmemory_share = 0.5\n").database.memory_share, 0.5);
+}
+
+TEST(ConfigRanges, IntervalIsAtLeastOneHundredMilliseconds) {
+    const auto issue = single_issue("[policy]\ninterval = \"50ms\"\nwindow = \"10s\"\n");
+    EXPECT_EQ(issue.key, "policy.interval");
+    EXPECT_THAT(issue.message, HasSubstr("must be at least \"100ms\", got \"50ms\""));
+    EXPECT_EQ(valid_config("[policy]\ninterval = \"100ms\"\n").policy.interval, 100ms);
+}
+
+TEST(ConfigRanges, EveryTimeoutMustBeAboveZero) {
+    const std::pair<const char*, const char*> timeouts[] = {
+        {"server", "queue_timeout"},     {"server", "request_timeout"},
+        {"server", "header_timeout"},    {"server", "keepalive_timeout"},
+        {"server", "shutdown_timeout"},  {"workers", "startup_timeout"},
+        {"workers", "drain_timeout"},    {"workers", "kill_timeout"},
+        {"database", "connect_timeout"},
+    };
+    for (const auto& [section, key] : timeouts) {
+        const auto issue = single_issue("[" + std::string(section) + "]\n" + key + " = \"0\"\n");
+        EXPECT_EQ(issue.key, std::string(section) + "." + key);
+        EXPECT_THAT(issue.message, HasSubstr("must be greater than 0")) << key;
+    }
+}
+
+TEST(ConfigRanges, IoThreadsFromOneToSixtyFour) {
+    EXPECT_THAT(single_issue("[server]\nio_threads = 0\n").message,
+                HasSubstr("between 1 and 64, got 0"));
+    EXPECT_THAT(single_issue("[server]\nio_threads = 65\n").message,
+                HasSubstr("between 1 and 64, got 65"));
+    EXPECT_EQ(valid_config("[server]\nio_threads = 64\n").server.io_threads, 64u);
+}
+
+TEST(ConfigRanges, PssEveryIsAtLeastOne) {
+    EXPECT_EQ(single_issue("[policy]\npss_every = 0\n").key, "policy.pss_every");
+}
+
+TEST(ConfigRanges, HeaderLimitIsFromOneKilobyteToSixtyFour) {
+    EXPECT_THAT(single_issue("[server]\nmax_header_size = \"100B\"\n").message,
+                HasSubstr("must be between \"1KB\" and \"64KB\""));
+    // Beast keeps a field in at most 64 KiB and throws on a longer one: no limit may let one in.
+    const auto issue = single_issue("[server]\n\nmax_header_size = \"128KB\"\n");
+    EXPECT_THAT(issue.message, HasSubstr("must be between \"1KB\" and \"64KB\", got \"128KB\""));
+    EXPECT_EQ(issue.key, "server.max_header_size");
+    EXPECT_EQ(issue.line, 3u);
+    EXPECT_EQ(valid_config("[server]\nmax_header_size = \"64KB\"\n").server.max_header_size_bytes,
+              64 * KiB);
+}
+
+TEST(ConfigRanges, HealthPathIsAbsolute) {
+    EXPECT_THAT(single_issue("[workers]\nhealth_path = \"healthz\"\n").message,
+                HasSubstr("must start with \"/\""));
+    EXPECT_EQ(valid_config("[workers]\nhealth_path = \"/healthz\"\n").workers.health_path,
+              "/healthz");
+}
+
+TEST(ConfigRanges, ListenAddressesMustParse) {
+    const auto issue = single_issue("[admin]\nlisten = \"localhost\"\n");
+    EXPECT_EQ(issue.key, "admin.listen");
+    EXPECT_THAT(issue.message, HasSubstr("missing port"));
+    EXPECT_EQ(single_issue("[server]\nlisten = \"127.0.0.1:99999\"\n").key, "server.listen");
+}
+
+// ---- rules between keys ---------------------------------------------------------------------
+
+TEST(ConfigRules, NonLoopbackAdminNeedsATokenFile) {
+    const auto issue = single_issue("[admin]\nlisten = \"0.0.0.0:9464\"\n");
+    EXPECT_EQ(issue.key, "admin.listen");
+    EXPECT_EQ(issue.line, 2u);
+    EXPECT_THAT(issue.message, HasSubstr("set admin.token_file"));
+    valid_config("[admin]\nlisten = \"0.0.0.0:9464\"\ntoken_file = \"/etc/tunerd/token\"\n");
+    valid_config("[admin]\nlisten = \"[::1]:9464\"\n");
+    valid_config("[admin]\nlisten = \"localhost:0\"\n");
+}
+
+TEST(ConfigRules, ErrorPointsAtTheLaterOfTheTwoKeys) {
+    auto issue = single_issue("[workers]\nmax = 2\nmin = 3\n");
+    EXPECT_EQ(issue.key, "workers.min");
+    EXPECT_EQ(issue.line, 3u);
+    EXPECT_THAT(issue.message, HasSubstr("workers.min 3 is above workers.max 2"));
+
+    issue = single_issue("[workers]\nmin = 3\nmax = 2\n");
+    EXPECT_EQ(issue.key, "workers.max");
+    EXPECT_EQ(issue.line, 3u);
+}
+
+TEST(ConfigRules, ErrorPointsAtTheOneKeyTheFileSet) {
+    // max defaults to 64; only min is in the file.
+    const auto issue = single_issue("[log]\nlevel = \"info\"\n[workers]\nmin = 65\n");
+    EXPECT_EQ(issue.key, "workers.min");
+    EXPECT_EQ(issue.line, 4u);
+}
+
+TEST(ConfigRules, CountWithinBoundsInFixedMode) {
+    const auto issue = single_issue("[workers]\nmode = \"fixed\"\nmax = 4\ncount = 5\n");
+    EXPECT_EQ(issue.key, "workers.count");
+    EXPECT_EQ(issue.line, 4u);
+    EXPECT_THAT(issue.message,
+                HasSubstr("workers.count 5 is outside workers.min..workers.max (1..4)"));
+    // The default count 2 is checked against bounds the file set, at the later key (mode).
+    EXPECT_EQ(single_issue("[workers]\nmin = 3\nmode = \"fixed\"\n").key, "workers.mode");
+    EXPECT_EQ(valid_config("[workers]\nmode = \"fixed\"\ncount = 4\nmax = 4\n").workers.count, 4u);
+}
+
+TEST(ConfigRules, CountIsCheckedOutsideFixedModeOnlyWhenSet) {
+    // Adaptive mode does not use count: a default count above a small max is no error...
+    EXPECT_EQ(valid_config("[workers]\nmax = 1\n").workers.max, 1u);
+    // ...but a count the file sets must still make sense.
+    EXPECT_EQ(single_issue("[workers]\ncount = 0\n").key, "workers.count");
+}
+
+TEST(ConfigRules, ThreadsMaxIsAtLeastThreads) {
+    const auto issue = single_issue("[workers]\nthreads_max = 2\nthreads = 4\n");
+    EXPECT_EQ(issue.key, "workers.threads");
+    EXPECT_EQ(issue.line, 3u);
+    EXPECT_THAT(issue.message, HasSubstr("workers.threads_max 2 is below workers.threads 4"));
+    // Unset threads_max follows threads.
+    EXPECT_EQ(valid_config("[workers]\nthreads = 4\n").workers.effective_threads_max(), 4u);
+}
+
+TEST(ConfigRules, WindowIsAtLeastTheInterval) {
+    const auto issue = single_issue("[policy]\ninterval = \"2s\"\nwindow = \"1s\"\n");
+    EXPECT_EQ(issue.key, "policy.window");
+    EXPECT_THAT(issue.message,
+                HasSubstr("policy.window \"1s\" is shorter than policy.interval \"2s\""));
+    // The default window (10s) against a longer interval: the interval's line.
+    EXPECT_EQ(single_issue("[policy]\ninterval = \"20s\"\n").key, "policy.interval");
+}
+
+TEST(ConfigRules, JitterNeedsMaxRequests) {
+    const auto issue = single_issue("[workers]\nmax_requests_jitter = 50\n");
+    EXPECT_EQ(issue.key, "workers.max_requests_jitter");
+    EXPECT_THAT(issue.message, HasSubstr("needs workers.max_requests > 0"));
+    valid_config("[workers]\nmax_requests = 1000\nmax_requests_jitter = 50\n");
+}
+
+TEST(ConfigRules, ApplyModeNeedsAnAdminConnection) {
+    const auto issue = single_issue("[database]\npostgres = \"apply\"\n");
+    EXPECT_EQ(issue.key, "database.postgres");
+    EXPECT_THAT(issue.message, HasSubstr("needs database.admin_url_file"));
+    valid_config("[database]\npostgres = \"apply\"\nadmin_url_file = \"/etc/tunerd/pg\"\n");
+}
+
+TEST(ConfigRules, RemoteDatabaseNeedsItsMemoryUnlessTuningIsOff) {
+    const auto issue =
+        single_issue("[database]\nlocation = \"remote\"\npostgres = \"recommend\"\n");
+    EXPECT_EQ(issue.key, "database.postgres");
+    EXPECT_EQ(issue.line, 3u);
+    EXPECT_THAT(issue.message, HasSubstr("needs database.memory"));
+    valid_config("[database]\nlocation = \"remote\"\n");
+    valid_config("[database]\nlocation = \"remote\"\npostgres = \"recommend\"\nmemory = \"2GB\"\n");
+    EXPECT_EQ(single_issue("[database]\nlocation = \"remote\"\npostgres = \"recommend\"\n"
+                           "memory = \"\"\n")
+                  .key,
+              "database.memory");
+}
+
+TEST(ConfigRules, RuleOverAValueThatFailedToReadIsSkipped) {
+    // min is refused; the rule min <= max must not add a second error with the default min.
+    const auto loaded = parse_config("[workers]\nmax = 0\nmin = \"x\"\n");
+    EXPECT_EQ(loaded.errors.size(), 2u) << issues_text(loaded);
+    const auto rules = parse_config("[policy]\ninterval = 5\nwindow = \"500ms\"\n");
+    EXPECT_EQ(rules.errors.size(), 1u) << issues_text(rules);
+}
+
+TEST(ConfigRules, KeyBrokenByOneRuleIsStillCheckedByTheNext) {
+    // postgres = "apply" breaks two rules (no admin_url_file, and remote without memory): both
+    // are reported, at the same key.
+    const auto loaded = parse_config("[database]\nlocation = \"remote\"\npostgres = \"apply\"\n");
+    ASSERT_EQ(loaded.errors.size(), 2u) << issues_text(loaded);
+    EXPECT_THAT(loaded.errors[0].message, HasSubstr("needs database.admin_url_file"));
+    EXPECT_THAT(loaded.errors[1].message, HasSubstr("needs database.memory"));
+    EXPECT_EQ(loaded.errors[1].key, "database.postgres");
+}
+
+TEST(ConfigRules, CrossKeyErrorsAreCollectedWithTheOthers) {
+    const auto loaded = parse_config(
+        "[workers]\nmin = 5\nmax = 2\nmax_requests_jitter = 9\n"
+        "[database]\npostgres = \"apply\"\n[log]\nlevel = \"loud\"\n");
+    ASSERT_EQ(loaded.errors.size(), 4u) << issues_text(loaded);
+    EXPECT_EQ(loaded.errors[0].key, "workers.max");
+    EXPECT_EQ(loaded.errors[1].key, "workers.max_requests_jitter");
+    EXPECT_EQ(loaded.errors[2].key, "database.postgres");
+    EXPECT_EQ(loaded.errors[3].key, "log.level");
+}
+
+}  // namespace
+}  // namespace tuner::config

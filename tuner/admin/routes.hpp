@@ -1,0 +1,40 @@
+// The admin API's handlers (docs/api.md): /health, /workers, /workers/target, /performance,
+// /performance/decisions, /performance/optimize and /metrics, registered on the server's admin
+// listener. They only read the daemon's parts and change the world through apply().
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "server/admin.hpp"
+#include "server/dispatcher.hpp"
+#include "server/pool.hpp"
+#include "tuner/admin/metrics.hpp"
+#include "tuner/control/apply.hpp"
+#include "tuner/control/control_loop.hpp"
+#include "tuner/decision_log/log.hpp"
+
+namespace tuner {
+
+struct AdminContext {
+    server::WorkerPool& pool;
+    server::Dispatcher& dispatcher;
+    ControlLoop& control;
+    Applier& applier;
+    DecisionLog& log;
+    Metrics& metrics;
+    Clock::time_point started_at;
+    std::function<bool()> shutting_down;
+};
+
+void register_admin_routes(server::AdminServer& admin, AdminContext& context);
+
+// The JSON bodies, also used by tunerctl and tests.
+nlohmann::json health_json(AdminContext& context, bool& healthy);
+nlohmann::json workers_json(AdminContext& context);
+nlohmann::json performance_json(AdminContext& context);
+
+}  // namespace tuner

@@ -1,0 +1,420 @@
+// The table of every config key (see keys.hpp). The ranges here are the single-key rules
+// of docs/configuration.md; rules that involve two keys live in rules.cpp.
+#include "tuner/config/keys.hpp"
+
+#include <algorithm>
+#include <limits>
+#include <optional>
+#include <utility>
+
+#include "tuner/config/command.hpp"
+
+namespace tuner::config::detail {
+namespace {
+
+// ---- writers ------------------------------------------------------------------------------
+
+std::string write_string(const std::string& text) {
+    return toml_string(text);
+}
+std::string write_size(const std::uint64_t& bytes) {
+    return toml_string(format_size(bytes));
+}
+std::string write_duration(const Duration& duration) {
+    return toml_string(format_duration(duration));
+}
+template <typename Unsigned>
+std::string write_whole(const Unsigned& number) {
+    return std::to_string(number);
+}
+std::string write_double(const double& number) {
+    return toml_float(number);
+}
+std::string write_bool(const bool& flag) {
+    return flag ? "true" : "false";
+}
+template <typename Enum>
+std::string write_choice(const Enum& choice) {
+    return toml_string(to_string(choice));
+}
+
+// ---- checks -------------------------------------------------------------------------------
+
+template <typename Unsigned>
+Check<Unsigned> between(std::uint64_t low, std::uint64_t high) {
+    return [low, high](const Unsigned& n) -> std::optional<std::string> {
+        if (n >= low && n <= high) return std::nullopt;
+        const auto got = ", got " + std::to_string(n);
+        if (low == high) return "must be " + std::to_string(low) + got;
+        if (high == std::numeric_limits<Unsigned>::max()) {
+            return "must be at least " + std::to_string(low) + got;
+        }
+        return "must be between " + std::to_string(low) + " and " + std::to_string(high) + got;
+    };
+}
+
+template <typename Unsigned>
+Check<Unsigned> at_least(std::uint64_t low) {
+    return between<Unsigned>(low, std::numeric_limits<Unsigned>::max());
+}
+
+Check<Duration> duration_at_least(Duration low) {
+    return [low](const Duration& d) -> std::optional<std::string> {
+        if (d >= low) return std::nullopt;
+        return "must be at least " + quoted(format_duration(low)) + ", got " +
+               quoted(format_duration(d));
+    };
+}
+
+Check<Duration> positive_duration() {
+    return [](const Duration& d) -> std::optional<std::string> {
+        if (d.count() > 0) return std::nullopt;
+        return "must be greater than 0, got " + quoted(format_duration(d));
+    };
+}
+
+Check<std::uint64_t> size_at_least(std::uint64_t low) {
+    return [low](const std::uint64_t& bytes) -> std::optional<std::string> {
+        if (bytes >= low) return std::nullopt;
+        return "must be at least " + quoted(format_size(low)) + ", got " +
+               quoted(format_size(bytes));
+    };
+}
+
+Check<std::uint64_t> size_between(std::uint64_t low, std::uint64_t high) {
+    return [low, high](const std::uint64_t& bytes) -> std::optional<std::string> {
+        if (bytes >= low && bytes <= high) return std::nullopt;
+        return "must be between " + quoted(format_size(low)) + " and " + quoted(format_size(high)) +
+               ", got " + quoted(format_size(bytes));
+    };
+}
+
+Check<std::string> listen_address() {
+    return [](const std::string& text) -> std::optional<std::string> {
+        const auto parsed = parse_listen(text);
+        if (parsed) return std::nullopt;
+        return parsed.error().what;
+    };
+}
+
+Check<std::string> one_of(std::vector<std::string_view> allowed) {
+    return [allowed = std::move(allowed)](const std::string& text) -> std::optional<std::string> {
+        if (std::find(allowed.begin(), allowed.end(), text) != allowed.end()) return std::nullopt;
+        return not_allowed_message(text, allowed);
+    };
+}
+
+Check<std::string> empty_or_absolute_path() {
+    return [](const std::string& path) -> std::optional<std::string> {
+        if (path.empty() || path.front() == '/') return std::nullopt;
+        return "must start with \"/\", got " + quoted(path);
+    };
+}
+
+// ---- one factory per value type -----------------------------------------------------------
+
+template <typename Access>
+ConfigKey string_key(std::string_view section, std::string_view name, std::string_view comment,
+                     Access access, Check<std::string> check = {}) {
+    return make_key<std::string>(section, name, comment, access, read_string, write_string,
+                                 std::move(check));
+}
+
+template <typename Access>
+ConfigKey size_key(std::string_view section, std::string_view name, std::string_view comment,
+                   Access access, Check<std::uint64_t> check = {}) {
+    return make_key<std::uint64_t>(section, name, comment, access, read_size, write_size,
+                                   std::move(check));
+}
+
+template <typename Access>
+ConfigKey duration_key(std::string_view section, std::string_view name, std::string_view comment,
+                       Access access, Check<Duration> check = {}) {
+    return make_key<Duration>(section, name, comment, access, read_duration, write_duration,
+                              std::move(check));
+}
+
+template <typename Unsigned, typename Access>
+ConfigKey whole_key(std::string_view section, std::string_view name, std::string_view comment,
+                    Access access, Check<Unsigned> check = {}) {
+    return make_key<Unsigned>(section, name, comment, access, read_unsigned<Unsigned>,
+                              write_whole<Unsigned>, std::move(check));
+}
+
+template <typename Access>
+ConfigKey fraction_key(std::string_view section, std::string_view name, std::string_view comment,
+                       Access access, Check<double> check) {
+    return make_key<double>(section, name, comment, access, read_number, write_double,
+                            std::move(check));
+}
+
+template <typename Access>
+ConfigKey bool_key(std::string_view section, std::string_view name, std::string_view comment,
+                   Access access) {
+    return make_key<bool>(section, name, comment, access, read_bool, write_bool);
+}
+
+template <typename Enum, typename Access>
+ConfigKey choice_key(std::string_view section, std::string_view name, std::string_view comment,
+                     Access access, std::vector<Enum> choices) {
+    Reader<Enum> read = [choices = std::move(choices)](const toml::node& node,
+                                                       const std::string& key, IssueSink& sink) {
+        return read_choice(node, key, sink, choices);
+    };
+    return make_key<Enum>(section, name, comment, access, std::move(read), write_choice<Enum>);
+}
+
+// ---- the keys that need their own reader or writer ----------------------------------------
+
+// threads_max is optional: unset means "same as threads", written commented out with that value.
+ConfigKey threads_max_key() {
+    ConfigKey key{"workers",
+                  "threads_max",
+                  "> threads lets the controller raise threads (thread-safe apps only)",
+                  {},
+                  {}};
+    key.read = [](const toml::node& node, const std::string& dotted, Config& config,
+                  IssueSink& sink) {
+        if (auto threads_max = read_unsigned<unsigned>(node, dotted, sink)) {
+            config.workers.threads_max = *threads_max;
+        }
+    };
+    key.write = [](const Config& config) {
+        return WrittenValue{std::to_string(config.workers.effective_threads_max()),
+                            config.workers.threads_max.has_value()};
+    };
+    return key;
+}
+
+// database.memory: a size, or "" for "not known" (stored as 0), as the sketch spells its default.
+ConfigKey database_memory_key() {
+    Reader<std::uint64_t> read = [](const toml::node& node, const std::string& key,
+                                    IssueSink& sink) -> std::optional<std::uint64_t> {
+        if (node.value_exact<std::string>() == std::string()) return 0;
+        return read_size(node, key, sink);
+    };
+    Writer<std::uint64_t> write = [](const std::uint64_t& bytes) {
+        return bytes == 0 ? toml_string("") : write_size(bytes);
+    };
+    return make_key<std::uint64_t>(
+        "database", "memory", "PostgreSQL's memory when remote (\"\" = not known)",
+        [](auto& c) -> auto& { return c.database.memory_bytes; }, std::move(read),
+        std::move(write));
+}
+
+std::vector<ConfigKey> build_keys() {
+    using PM = PoolMode;
+    std::vector<ConfigKey> keys;
+    auto add = [&keys](ConfigKey key) { keys.push_back(std::move(key)); };
+
+    // [server]
+    add(string_key(
+        "server", "listen", "public address, host:port (port 0 = any free port)",
+        [](auto& c) -> auto& { return c.server.listen; }, listen_address()));
+    add(whole_key<std::uint64_t>(
+        "server", "max_queue", "waiting requests; beyond: 503 + Retry-After",
+        [](auto& c) -> auto& { return c.server.max_queue; }));
+    add(duration_key(
+        "server", "queue_timeout", "a request that waited longer gets 503",
+        [](auto& c) -> auto& { return c.server.queue_timeout; }, positive_duration()));
+    add(duration_key(
+        "server", "request_timeout", "an upstream slower than this gets 504",
+        [](auto& c) -> auto& { return c.server.request_timeout; }, positive_duration()));
+    add(duration_key(
+        "server", "header_timeout", "time a client has to send its request headers",
+        [](auto& c) -> auto& { return c.server.header_timeout; }, positive_duration()));
+    add(duration_key(
+        "server", "keepalive_timeout", "an idle client connection is closed after this",
+        [](auto& c) -> auto& { return c.server.keepalive_timeout; }, positive_duration()));
+    add(size_key(
+        "server", "max_header_size", "larger request headers get 431",
+        [](auto& c) -> auto& { return c.server.max_header_size_bytes; },
+        size_between(KiB, kMaxHeaderSizeBytes)));
+    add(size_key(
+        "server", "max_body_size", "larger request bodies get 413",
+        [](auto& c) -> auto& { return c.server.max_body_size_bytes; }));
+    add(duration_key(
+        "server", "shutdown_timeout", "on SIGTERM, queued and in-flight requests get this long",
+        [](auto& c) -> auto& { return c.server.shutdown_timeout; }, positive_duration()));
+    add(whole_key<unsigned>(
+        "server", "io_threads", "threads running the front, admin listener and supervisor",
+        [](auto& c) -> auto& { return c.server.io_threads; }, between<unsigned>(1, 64)));
+
+    // [admin]
+    add(string_key(
+        "admin", "listen", "admin address; off loopback it requires token_file",
+        [](auto& c) -> auto& { return c.admin.listen; }, listen_address()));
+    add(string_key(
+        "admin", "token_file", "file holding the bearer token (\"\" = none)",
+        [](auto& c) -> auto& { return c.admin.token_file; }));
+
+    // [workers]
+    add(command_key());
+    add(string_key(
+        "workers", "dir", "working directory of workers (\"\" = tunerd's own)",
+        [](auto& c) -> auto& { return c.workers.dir; }));
+    add(env_key());
+    add(ports_key());
+    add(choice_key<PoolMode>("workers", "mode", "fixed | formula | adaptive",
+                             [](auto& c) -> auto& { return c.workers.mode; },
+                             {PM::fixed, PM::formula, PM::adaptive}));
+    add(whole_key<unsigned>(
+        "workers", "count", "workers when mode = \"fixed\"",
+        [](auto& c) -> auto& { return c.workers.count; }));
+    add(whole_key<unsigned>(
+        "workers", "min", "fewest workers (only a memory shortage goes below)",
+        [](auto& c) -> auto& { return c.workers.min; }, at_least<unsigned>(1)));
+    add(whole_key<unsigned>(
+        "workers", "max", "most workers", [](auto& c) -> auto& { return c.workers.max; },
+        between<unsigned>(1, 1024)));
+    add(whole_key<unsigned>(
+        "workers", "threads", "concurrent requests per worker (the start value)",
+        [](auto& c) -> auto& { return c.workers.threads; }, at_least<unsigned>(1)));
+    add(threads_max_key());
+    add(size_key(
+        "workers", "memory_per_worker", "memory of one worker until measured",
+        [](auto& c) -> auto& { return c.workers.memory_per_worker_bytes; }, size_at_least(1)));
+    add(whole_key<std::uint64_t>(
+        "workers", "max_requests", "recycle a worker after this many requests (0 = never)",
+        [](auto& c) -> auto& { return c.workers.max_requests; }));
+    add(whole_key<std::uint64_t>(
+        "workers", "max_requests_jitter",
+        "up to this many more, so workers do not recycle together",
+        [](auto& c) -> auto& { return c.workers.max_requests_jitter; }));
+    add(size_key(
+        "workers", "max_worker_rss", "recycle a worker above this RSS (0 = no limit)",
+        [](auto& c) -> auto& { return c.workers.max_worker_rss_bytes; }));
+    add(string_key(
+        "workers", "health_path", "\"\" = ready when the socket accepts; else GET it for 200",
+        [](auto& c) -> auto& { return c.workers.health_path; }, empty_or_absolute_path()));
+    add(duration_key(
+        "workers", "startup_timeout", "a worker not ready by then is replaced",
+        [](auto& c) -> auto& { return c.workers.startup_timeout; }, positive_duration()));
+    add(duration_key(
+        "workers", "drain_timeout", "a stopping worker's in-flight requests get this long",
+        [](auto& c) -> auto& { return c.workers.drain_timeout; }, positive_duration()));
+    add(duration_key(
+        "workers", "kill_timeout", "SIGKILL this long after SIGTERM",
+        [](auto& c) -> auto& { return c.workers.kill_timeout; }, positive_duration()));
+
+    // [demo]
+    add(whole_key<unsigned>(
+        "demo", "cpu_ms", "CPU time burnt per request, in ms",
+        [](auto& c) -> auto& { return c.demo.cpu_ms; }));
+    add(whole_key<unsigned>(
+        "demo", "io_ms", "wait per request (as for a database), in ms",
+        [](auto& c) -> auto& { return c.demo.io_ms; }));
+    add(whole_key<unsigned>(
+        "demo", "rss_mb", "resident memory each demo worker holds, in MB",
+        [](auto& c) -> auto& { return c.demo.rss_mb; }));
+
+    // [policy]
+    add(duration_key(
+        "policy", "interval", "one control cycle every interval (at least 100ms)",
+        [](auto& c) -> auto& { return c.policy.interval; }, duration_at_least(100ms)));
+    add(duration_key(
+        "policy", "window", "sliding window of the front's statistics (>= interval)",
+        [](auto& c) -> auto& { return c.policy.window; }, positive_duration()));
+    add(size_key(
+        "policy", "os_reserve", "taken off host memory when no cgroup limit applies",
+        [](auto& c) -> auto& { return c.policy.os_reserve_bytes; }));
+    add(fraction_key(
+        "policy", "target_utilisation", "busy fraction the controller aims workers at, (0, 1]",
+        [](auto& c) -> auto& { return c.policy.target_utilisation; },
+        [](const double& u) -> std::optional<std::string> {
+            if (u > 0 && u <= 1) return std::nullopt;
+            return "must be in (0, 1], got " + toml_float(u);
+        }));
+    add(duration_key(
+        "policy", "scale_down_cooldown", "low utilisation this long before shrinking",
+        [](auto& c) -> auto& { return c.policy.scale_down_cooldown; }));
+    add(whole_key<unsigned>(
+        "policy", "pss_every", "PSS (smaps_rollup) every Nth cycle; RSS every cycle",
+        [](auto& c) -> auto& { return c.policy.pss_every; }, at_least<unsigned>(1)));
+    add(bool_key(
+        "policy", "dry_run", "log decisions without acting on them",
+        [](auto& c) -> auto& { return c.policy.dry_run; }));
+
+    // [database]
+    add(string_key(
+        "database", "url_file", "file with the libpq URL the app uses (\"\" = none)",
+        [](auto& c) -> auto& { return c.database.url_file; }));
+    add(string_key(
+        "database", "admin_url_file", "URL with rights for ALTER SYSTEM (apply mode)",
+        [](auto& c) -> auto& { return c.database.admin_url_file; }));
+    add(choice_key<PostgresMode>(
+        "database", "postgres", "off | recommend | apply",
+        [](auto& c) -> auto& { return c.database.postgres; },
+        {PostgresMode::off, PostgresMode::recommend, PostgresMode::apply}));
+    add(choice_key<DatabaseLocation>("database", "location",
+                                     "local (shares this box's memory) | remote",
+                                     [](auto& c) -> auto& { return c.database.location; },
+                                     {DatabaseLocation::local, DatabaseLocation::remote}));
+    add(database_memory_key());
+    add(fraction_key(
+        "database", "memory_share", "PostgreSQL's share of this box when local, (0, 1)",
+        [](auto& c) -> auto& { return c.database.memory_share; },
+        [](const double& share) -> std::optional<std::string> {
+            if (share > 0 && share < 1) return std::nullopt;
+            return "must be in (0, 1), got " + toml_float(share);
+        }));
+    add(choice_key<Storage>("database", "storage", "ssd | hdd (sets the planner's cost settings)",
+                            [](auto& c) -> auto& { return c.database.storage; },
+                            {Storage::ssd, Storage::hdd}));
+    add(duration_key(
+        "database", "connect_timeout", "libpq connect timeout",
+        [](auto& c) -> auto& { return c.database.connect_timeout; }, positive_duration()));
+
+    // [state]
+    add(string_key(
+        "state", "dir", "\"\" = $STATE_DIRECTORY, else /var/lib/tunerd or ~/.local/state/tunerd",
+        [](auto& c) -> auto& { return c.state.dir; }));
+    add(duration_key(
+        "state", "retention", "decisions older than this are deleted",
+        [](auto& c) -> auto& { return c.state.retention; }, positive_duration()));
+
+    // [log]
+    add(string_key(
+        "log", "level", "trace | debug | info | warn | error | critical | off",
+        [](auto& c) -> auto& { return c.log.level; },
+        one_of({"trace", "debug", "info", "warn", "error", "critical", "off"})));
+    return keys;
+}
+
+}  // namespace
+
+const std::vector<ConfigSection>& config_sections() {
+    static const std::vector<ConfigSection> sections = {
+        {"server", "The public listener: clients connect here; requests queue for a worker."},
+        {"admin", "The admin listener: /health, /metrics, /performance, /workers."},
+        {"workers", "The app's worker processes, started, supervised and resized by tunerd."},
+        {"demo", "The built-in demo app (command = \"builtin:demo\"): per-request defaults."},
+        {"policy", "The control loop that sizes the pool."},
+        {"database", "The app's PostgreSQL: connection pools and memory settings."},
+        {"state", "Where tunerd keeps listen.json, the decision log and worker sockets."},
+        {"log", "Logging to stderr."},
+    };
+    return sections;
+}
+
+const std::vector<ConfigKey>& config_keys() {
+    static const std::vector<ConfigKey> keys = build_keys();
+    return keys;
+}
+
+const ConfigSection* find_section(std::string_view name) {
+    const auto& sections = config_sections();
+    const auto it = std::find_if(sections.begin(), sections.end(),
+                                 [name](const ConfigSection& s) { return s.name == name; });
+    return it == sections.end() ? nullptr : &*it;
+}
+
+const ConfigKey* find_key(std::string_view section, std::string_view name) {
+    const auto& keys = config_keys();
+    const auto it = std::find_if(keys.begin(), keys.end(), [&](const ConfigKey& k) {
+        return k.section == section && k.name == name;
+    });
+    return it == keys.end() ? nullptr : &*it;
+}
+
+}  // namespace tuner::config::detail

@@ -1,0 +1,103 @@
+// The control thread (DESIGN "Threads of the daemon"): every policy.interval it samples the
+// probes, adds the pool's state and the front's window statistics to make a Snapshot, runs the
+// policies and applies the Plan through apply(). It also keeps the latest picture for the admin
+// API and the metrics, and runs a cycle on demand (POST /performance/optimize).
+#pragma once
+
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "model/config.hpp"
+#include "model/decision.hpp"
+#include "model/snapshot.hpp"
+#include "policies/seed_formula.hpp"
+#include "policies/worker_controller.hpp"
+#include "probes/prober.hpp"
+#include "server/dispatcher.hpp"
+#include "server/pool.hpp"
+#include "tuner/control/apply.hpp"
+#include "tuner/control/database_tuner.hpp"
+#include "tuner/decision_log/json.hpp"
+#include "tuner/decision_log/log.hpp"
+
+namespace tuner {
+
+// What the last cycle saw and decided: the source of /performance, /health and /metrics.
+struct ControlView {
+    Snapshot snapshot;
+    policies::SeedInputs seed_inputs;
+    policies::SeedResult seed;  // the memory ceiling the controller enforces (its estimate)
+    nlohmann::json controller = nlohmann::json::object();  // WorkerController::explain()
+    nlohmann::json database = nullptr;  // DatabaseTuner::explain(), null when no database
+    Plan last_plan;
+    std::uint64_t cycles = 0;
+    double last_cycle_ms = 0;  // how long the cycle took (probes + policies)
+    bool valid = false;        // false until the first cycle
+};
+
+class ControlLoop {
+public:
+    ControlLoop(Config config, server::WorkerPool& pool, server::Dispatcher& dispatcher,
+                Applier& applier, DecisionLog& log, probes::ProbeRoots roots = {});
+    ~ControlLoop();
+
+    // Before the pool starts: the first snapshot and the pool's starting size, decided by the
+    // policies (seed formula, or workers.count when fixed) and recorded through apply().
+    // Returns {workers, threads}.
+    std::pair<unsigned, unsigned> initial_shape(
+        const std::function<void(unsigned, unsigned)>& start_pool);
+
+    void start();
+    void stop();
+
+    // Runs one cycle now on the control thread; `done` gets its plan (with outcomes) as JSON,
+    // on the control thread (or at once with an "error" member when the loop is not running).
+    void optimize_now(std::function<void(nlohmann::json)> done = {});
+
+    // SIGHUP with a valid new config: new bounds and modes reach the controller and the pool.
+    void reload(const Config& config);
+
+    // POST /postgres/rollback: see DatabaseTuner::rollback; answers at once when there is no
+    // database configured.
+    void rollback_postgres(std::function<void(nlohmann::json report, int http_status)> done);
+
+    [[nodiscard]] ControlView view() const;
+    [[nodiscard]] Config config() const;
+
+private:
+    void run();
+    nlohmann::json cycle();
+    Snapshot take_snapshot();
+    void act_on_plan(Plan& plan);
+    void record_sample(const Snapshot& s);
+
+    mutable std::mutex config_mutex_;
+    Config config_;
+    server::WorkerPool& pool_;
+    server::Dispatcher& dispatcher_;
+    Applier& applier_;
+    DecisionLog& log_;
+    probes::Prober prober_;
+    policies::WorkerController controller_;
+    std::unique_ptr<DatabaseTuner> database_;
+
+    mutable std::mutex view_mutex_;
+    ControlView view_;
+
+    std::mutex wake_mutex_;
+    std::condition_variable wake_;
+    bool stopping_ = false;
+    std::vector<std::function<void(nlohmann::json)>> optimize_requests_;
+    bool optimize_requested_ = false;
+    std::optional<Config> pending_reload_;
+    std::thread thread_;
+    Clock::time_point last_sample_{};
+};
+
+}  // namespace tuner

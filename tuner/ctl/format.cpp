@@ -1,0 +1,262 @@
+// tunerctl's text output (see format.hpp).
+#include "tuner/ctl/format.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+
+#include "tuner/decision_log/timestamps.hpp"
+
+namespace tuner::ctl {
+namespace {
+
+using nlohmann::json;
+
+// Safe access: the daemon's JSON is input, and a field it lacks must not end tunerctl.
+const json& field(const json& object, const char* key) {
+    static const json missing;
+    if (!object.is_object()) return missing;
+    const auto it = object.find(key);
+    return it == object.end() ? missing : *it;
+}
+
+std::string text(const json& value, const std::string& fallback = "?") {
+    if (value.is_string()) return value.get<std::string>();
+    if (value.is_number_integer()) return std::to_string(value.get<std::int64_t>());
+    if (value.is_number()) {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%g", value.get<double>());
+        return buf;
+    }
+    if (value.is_boolean()) return value.get<bool>() ? "true" : "false";
+    return fallback;
+}
+
+double number(const json& value, double fallback = 0) {
+    return value.is_number() ? value.get<double>() : fallback;
+}
+
+std::string fixed(double value, int decimals) {
+    char buf[48];
+    std::snprintf(buf, sizeof buf, "%.*f", decimals, value);
+    return buf;
+}
+
+std::string size_text(const json& bytes) {
+    return bytes.is_number() ? format_size_approx(bytes.get<std::uint64_t>()) : "?";
+}
+
+// A knob value from the API's JSON back into its typed form, so it prints as the daemon's own
+// logs print it (model/decision.hpp to_string: "100MB", "3600s", "128MB").
+KnobValue knob_value(const json& value, const std::string& type) {
+    if (value.is_null()) return std::monostate{};
+    if (type == "count" && value.is_number()) return Count{value.get<std::int64_t>()};
+    if (type == "bytes" && value.is_number()) return ByteSize{value.get<std::uint64_t>()};
+    if (type == "seconds" && value.is_number()) return Seconds{value.get<double>()};
+    return Text{text(value, "")};
+}
+
+std::string value_text(const json& decision, const char* key) {
+    const auto v = knob_value(field(decision, key), text(field(decision, "value_type"), ""));
+    return std::holds_alternative<std::monostate>(v) ? "-" : to_string(v);
+}
+
+std::string decision_time(const json& decision) {
+    if (const auto& t = field(decision, "time"); t.is_string()) return t.get<std::string>();
+    if (const auto& ms = field(decision, "time_unix_ms"); ms.is_number_integer()) {
+        return format_rfc3339_ms(
+            WallClock::time_point{std::chrono::duration_cast<WallClock::duration>(
+                std::chrono::milliseconds(ms.get<std::int64_t>()))});
+    }
+    return "?";
+}
+
+std::string percentiles_text(const json& p) {
+    return "p50 " + format_ms(number(field(p, "p50_ms"))) + ", p95 " +
+           format_ms(number(field(p, "p95_ms")));
+}
+
+}  // namespace
+
+// Why the CPU count is what it is: the quota, the cpuset, or the host.
+std::string format_cpu(const json& cpu) {
+    const std::string source = text(field(cpu, "source"));
+    std::string out = text(field(cpu, "effective_cores")) + " effective cores, bound by " + source;
+    if (const auto& quota = field(cpu, "quota_cores"); quota.is_number()) {
+        out += " (quota " + fixed(quota.get<double>(), 2) + " cores at " +
+               text(field(cpu, "quota_cgroup")) + ")";
+    }
+    out += "; affinity " + text(field(cpu, "affinity_cores")) + ", host " +
+           text(field(cpu, "host_cores"));
+    if (const auto& u = field(cpu, "utilisation"); u.is_number())
+        out += "; busy " + fixed(u.get<double>() * 100, 0) + "%";
+    return out;
+}
+
+std::string format_memory(const json& memory) {
+    return "limit " + size_text(field(memory, "limit_bytes")) + " from " +
+           text(field(memory, "source")) + "; usage " + size_text(field(memory, "usage_bytes")) +
+           ", working set " + size_text(field(memory, "working_set_bytes")) + "; OOM kills " +
+           text(field(memory, "oom_kills"), "0");
+}
+
+std::string labelled_line(std::string_view label, const std::string& text, std::size_t width) {
+    std::string line(label);
+    if (line.size() < width) line.resize(width, ' ');
+    return line + " " + text + "\n";
+}
+
+std::string format_decision_line(const json& d) {
+    std::string line = decision_time(d) + "  " + text(field(d, "knob")) + " " +
+                       value_text(d, "old") + " → " + value_text(d, "new") + "  " +
+                       text(field(d, "rule")) + "  " + text(field(d, "outcome")) + "  " +
+                       text(field(d, "reason"), "");
+    if (const auto& error = field(d, "error");
+        error.is_string() && !error.get<std::string>().empty())
+        line += " (error: " + error.get<std::string>() + ")";
+    return line + "\n";
+}
+
+std::string format_decisions(const json& decisions) {
+    if (!decisions.is_array() || decisions.empty()) return "no decisions\n";
+    std::string out;
+    for (const auto& d : decisions) out += format_decision_line(d);
+    return out;
+}
+
+std::string format_ms(double ms) {
+    return fixed(ms, ms < 1 ? 2 : ms < 10 ? 1 : 0) + " ms";
+}
+
+std::string format_uptime(double seconds) {
+    const auto s = static_cast<long long>(seconds < 0 ? 0 : seconds);
+    char buf[48];
+    if (s < 60)
+        std::snprintf(buf, sizeof buf, "%llds", s);
+    else if (s < 3600)
+        std::snprintf(buf, sizeof buf, "%lldm%02llds", s / 60, s % 60);
+    else if (s < 86400)
+        std::snprintf(buf, sizeof buf, "%lldh%02lldm", s / 3600, s % 3600 / 60);
+    else
+        std::snprintf(buf, sizeof buf, "%lldd%02lldh", s / 86400, s % 86400 / 3600);
+    return buf;
+}
+
+std::string format_status(const json& health, const json& performance, std::size_t recent) {
+    std::string out;
+    std::string head = "tunerd " + text(field(health, "version")) + ": " +
+                       text(field(health, "status")) + ", up " +
+                       format_uptime(number(field(health, "uptime_s")));
+    out += labelled_line("status", head);
+
+    const auto& problems = field(health, "problems");
+    if (!problems.is_array() || problems.empty()) {
+        out += labelled_line("problems", "none");
+    } else {
+        bool first = true;
+        for (const auto& p : problems) {
+            out += labelled_line(first ? "problems" : "", text(p));
+            first = false;
+        }
+    }
+
+    const auto& w = field(performance, "workers");
+    const auto& manual = field(w, "manual_target");
+    out += labelled_line(
+        "workers",
+        text(field(w, "ready")) + " of " + text(field(w, "target")) + " ready, " +
+            text(field(w, "threads")) + (field(w, "threads") == 1 ? " thread" : " threads") +
+            " each; mode " + text(field(w, "mode")) + ", bounds " + text(field(w, "min")) + ".." +
+            text(field(w, "max")) + ", memory ceiling " + text(field(w, "memory_ceiling")) +
+            "; manual target " + (manual.is_number() ? text(manual) + " (pinned)" : "none") +
+            (field(w, "dry_run") == true ? "; DRY RUN: decisions are logged, not acted on" : ""));
+
+    const auto& limits = field(performance, "limits");
+    out += labelled_line("cpu", format_cpu(field(limits, "cpu")));
+    out += labelled_line("memory", format_memory(field(limits, "memory")));
+
+    const auto& latency = field(performance, "latency");
+    out += labelled_line("latency",
+                         fixed(number(field(latency, "rate_rps")), 1) + " rps over the last " +
+                             fixed(number(field(latency, "window_s")), 0) + " s (" +
+                             text(field(latency, "completed")) + " completed); queue length mean " +
+                             fixed(number(field(latency, "queue_length_mean")), 1) + ", max " +
+                             fixed(number(field(latency, "queue_length_max")), 0));
+    out += labelled_line("", "queue wait " + percentiles_text(field(latency, "queue_wait")));
+    out += labelled_line("", "service    " + percentiles_text(field(latency, "service")));
+    out += labelled_line("", "total      " + percentiles_text(field(latency, "total")));
+
+    const auto& decisions = field(performance, "decisions");
+    if (!decisions.is_array() || decisions.empty()) {
+        out += labelled_line("decisions", "none yet");
+    } else {
+        const std::size_t shown = std::min(recent, decisions.size());
+        out += labelled_line("decisions", "the last " + std::to_string(shown) +
+                                              " (newest first; `tunerctl decisions` for "
+                                              "more)");
+        for (std::size_t i = 0; i < shown; ++i) out += "  " + format_decision_line(decisions[i]);
+    }
+    return out;
+}
+
+std::string format_workers(const json& workers) {
+    const auto& manual = field(workers, "manual_target");
+    std::string out = "target " + text(field(workers, "target")) + ", ready " +
+                      text(field(workers, "ready")) + ", threads " +
+                      text(field(workers, "threads")) + ", mode " + text(field(workers, "mode")) +
+                      ", manual target " + (manual.is_number() ? text(manual) : "none") + "\n";
+    const auto& list = field(workers, "workers");
+    if (!list.is_array() || list.empty()) return out + "no worker processes\n";
+    char row[200];
+    std::snprintf(row, sizeof row, "  %-4s %-8s %-6s %-9s %-8s %-9s %-9s %-9s %-9s %s\n", "id",
+                  "pid", "port", "state", "threads", "inflight", "served", "rss", "age",
+                  "restarts");
+    out += row;
+    for (const auto& worker : list) {
+        std::snprintf(
+            row, sizeof row, "  %-4s %-8s %-6s %-9s %-8s %-9s %-9s %-9s %-9s %s\n",
+            text(field(worker, "id")).c_str(), text(field(worker, "pid")).c_str(),
+            text(field(worker, "port"), "-").c_str(), text(field(worker, "state")).c_str(),
+            text(field(worker, "threads")).c_str(), text(field(worker, "inflight")).c_str(),
+            text(field(worker, "served")).c_str(), size_text(field(worker, "rss_bytes")).c_str(),
+            format_uptime(number(field(worker, "age_s"))).c_str(),
+            text(field(worker, "restarts")).c_str());
+        out += row;
+    }
+    return out;
+}
+
+std::string format_plan(const json& plan) {
+    const auto& decisions = field(plan, "decisions");
+    std::string out;
+    if (!decisions.is_array() || decisions.empty()) {
+        out = "no change: the policies keep the pool as it is\n";
+    } else {
+        out = "plan " + text(field(plan, "plan_id")) + ": " + std::to_string(decisions.size()) +
+              (decisions.size() == 1 ? " decision\n" : " decisions\n");
+        for (const auto& d : decisions) out += "  " + format_decision_line(d);
+    }
+    if (const auto& notes = field(plan, "notes"); notes.is_array()) {
+        for (const auto& n : notes) out += "  note: " + text(n) + "\n";
+    }
+    return out;
+}
+
+std::string format_target(const json& answer) {
+    std::string out;
+    if (field(answer, "pinned") == true) {
+        out = "workers pinned at " + text(field(answer, "target")) +
+              " until `tunerctl target --release` or a config reload\n";
+    } else if (field(answer, "decision").is_object()) {
+        out = "manual target released; the policy decides again (target now " +
+              text(field(answer, "target")) + ")\n";
+    } else {
+        out = "no manual target was set (target " + text(field(answer, "target")) + ")\n";
+    }
+    if (const auto& d = field(answer, "decision"); d.is_object())
+        out += "  " + format_decision_line(d);
+    return out;
+}
+
+}  // namespace tuner::ctl

@@ -1,0 +1,539 @@
+// The tunerd daemon (see tunerd.hpp).
+#include "tuner/daemon/tunerd.hpp"
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <memory>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#ifdef TUNER_HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
+
+#include "server/admin.hpp"
+#include "server/dispatcher.hpp"
+#include "server/front.hpp"
+#include "server/guarded.hpp"
+#include "server/pool.hpp"
+#include "tuner/admin/metrics.hpp"
+#include "tuner/admin/routes.hpp"
+#include "tuner/build_info.hpp"
+#include "tuner/config/load.hpp"
+#include "tuner/control/apply.hpp"
+#include "tuner/control/control_loop.hpp"
+#include "tuner/daemon/logging.hpp"
+#include "tuner/decision_log/log.hpp"
+
+namespace tuner {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+// The longest Unix socket path (sun_path is 108 bytes) leaves room for "/w<id>.sock".
+constexpr std::size_t kMaxSocketDirLength = 90;
+
+void notify_systemd([[maybe_unused]] const std::string& state) {
+#ifdef TUNER_HAVE_SYSTEMD
+    sd_notify(0, state.c_str());
+#endif
+}
+
+Result<tcp::endpoint> resolve_listen(asio::io_context& ioc, const std::string& key,
+                                     const std::string& listen) {
+    auto parsed = config::parse_listen(listen);
+    if (!parsed) return make_error(key, parsed.error().what);
+    const auto& [host, port] = *parsed;
+    boost::system::error_code ec;
+    const auto address = asio::ip::make_address(host, ec);
+    if (!ec) return tcp::endpoint(address, port);
+    tcp::resolver resolver(ioc);
+    const auto results = resolver.resolve(host, std::to_string(port), ec);
+    if (ec || results.empty())
+        return make_error(key, "cannot resolve \"" + host + "\": " + ec.message());
+    return results.begin()->endpoint();
+}
+
+std::string endpoint_text(const tcp::endpoint& ep) {
+    const auto address = ep.address();
+    const std::string host =
+        address.is_v6() ? "[" + address.to_string() + "]" : address.to_string();
+    return host + ":" + std::to_string(ep.port());
+}
+
+// Written atomically (temporary file + rename), so a reader never sees half of it.
+Status write_file_atomically(const std::string& path, const std::string& text) {
+    const std::string tmp = path + ".tmp";
+    {
+        std::ofstream out(tmp, std::ios::trunc);
+        if (!out) return make_error(tmp, std::strerror(errno));
+        out << text;
+        if (!out.flush()) return make_error(tmp, std::strerror(errno));
+    }
+    if (std::rename(tmp.c_str(), path.c_str()) != 0) return make_error(path, std::strerror(errno));
+    return {};
+}
+
+Result<std::string> read_token(const std::string& path) {
+    std::ifstream in(path);
+    if (!in)
+        return make_error("admin.token_file",
+                          "cannot read \"" + path + "\": " + std::strerror(errno));
+    std::string token;
+    std::getline(in, token);
+    while (!token.empty() && (token.back() == '\r' || token.back() == ' ' || token.back() == '\t'))
+        token.pop_back();
+    if (token.empty()) return make_error("admin.token_file", "\"" + path + "\" holds no token");
+    return token;
+}
+
+std::string socket_directory(const std::string& state_dir) {
+    if (const char* runtime = std::getenv("RUNTIME_DIRECTORY"); runtime && *runtime) {
+        std::string dir(runtime);
+        dir = dir.substr(0, dir.find(':'));
+        if (dir.size() <= kMaxSocketDirLength) return dir;
+    }
+    const std::string dir = state_dir + "/run";
+    if (dir.size() <= kMaxSocketDirLength) return dir;
+    return "/tmp/tunerd-" + std::to_string(::getuid()) + "-" + std::to_string(::getpid());
+}
+
+// Decisions for the bounds a reload changed, so the log says why the pool moves next.
+std::vector<Decision> bound_changes(const Config& before, const Config& after) {
+    std::vector<Decision> out;
+    auto add = [&](const char* knob, std::int64_t old_value, std::int64_t new_value) {
+        if (old_value == new_value) return;
+        Decision d;
+        d.time = WallClock::now();
+        d.subsystem = "workers";
+        d.knob = knob;
+        d.old_value = Count{old_value};
+        d.new_value = Count{new_value};
+        d.rule = "config_reload";
+        d.reason = std::string(knob) + " changed by a config reload (" + after.source + ")";
+        d.inputs_json = nlohmann::json{{"source", after.source}}.dump();
+        out.push_back(std::move(d));
+    };
+    add("workers.min", before.workers.min, after.workers.min);
+    add("workers.max", before.workers.max, after.workers.max);
+    add("workers.threads_max", before.workers.effective_threads_max(),
+        after.workers.effective_threads_max());
+    if (before.workers.mode == PoolMode::fixed || after.workers.mode == PoolMode::fixed) {
+        add("workers.fixed_count", before.workers.count, after.workers.count);
+    }
+    if (before.workers.mode != after.workers.mode) {
+        Decision d;
+        d.time = WallClock::now();
+        d.subsystem = "workers";
+        d.knob = "workers.mode";
+        d.old_value = Text{to_string(before.workers.mode)};
+        d.new_value = Text{to_string(after.workers.mode)};
+        d.rule = "config_reload";
+        d.reason = "workers.mode changed by a config reload (" + after.source + ")";
+        d.inputs_json = "{}";
+        out.push_back(std::move(d));
+    }
+    return out;
+}
+
+class Daemon {
+public:
+    Daemon(Config config, DaemonOptions options)
+        : config_(std::move(config)), options_(std::move(options)) {}
+
+    int run();
+
+private:
+    void handle_signals();
+    void begin_shutdown(bool immediate);
+    void finish_shutdown_when_idle(Clock::time_point deadline);
+    void reload();
+    void watch_startup();
+    void check_startup();
+    void start_watchdog();
+    void watchdog_tick();
+
+    Config config_;
+    DaemonOptions options_;
+    std::string state_dir_;
+    std::string socket_dir_;
+    std::string listen_file_;
+    asio::io_context ioc_{1};
+    std::unique_ptr<DecisionLog> log_;
+    std::unique_ptr<server::Dispatcher> dispatcher_;
+    std::unique_ptr<server::WorkerPool> pool_;
+    std::unique_ptr<Metrics> metrics_;
+    std::unique_ptr<Applier> applier_;
+    std::unique_ptr<ControlLoop> control_;
+    std::unique_ptr<server::Front> front_;
+    std::unique_ptr<server::AdminServer> admin_;
+    std::unique_ptr<AdminContext> admin_context_;
+    std::unique_ptr<asio::signal_set> signals_;
+    std::unique_ptr<asio::steady_timer> shutdown_timer_, hard_stop_timer_, startup_timer_,
+        watchdog_timer_;
+    bool stopping_ = false;
+    bool immediate_ = false;
+    int exit_code_ = kExitOk;
+    Clock::time_point started_at_ = Clock::now();
+    Clock::time_point startup_deadline_{};
+    Duration watchdog_period_{0};
+};
+
+int Daemon::run() {
+    // ---- where tunerd keeps its files --------------------------------------------------------
+    state_dir_ = config::resolve_state_dir(config_.state);
+    std::error_code fs_ec;
+    std::filesystem::create_directories(state_dir_, fs_ec);
+    if (fs_ec || !std::filesystem::is_directory(state_dir_)) {
+        spdlog::critical("event=state_dir_failed dir={} error={}", log_quote(state_dir_),
+                         log_quote(fs_ec ? fs_ec.message() : "not a directory"));
+        return kExitCantCreate;
+    }
+    config_.state.dir = state_dir_;
+    socket_dir_ = socket_directory(state_dir_);
+    std::filesystem::create_directories(socket_dir_, fs_ec);
+    ::chmod(socket_dir_.c_str(), 0700);
+    if (fs_ec) {
+        spdlog::critical("event=socket_dir_failed dir={} error={}", log_quote(socket_dir_),
+                         log_quote(fs_ec.message()));
+        return kExitCantCreate;
+    }
+    listen_file_ = state_dir_ + "/listen.json";
+    std::filesystem::remove(listen_file_, fs_ec);
+
+    // Threads other than this one (control, log writer) must not take the process's signals:
+    // block them here, start those threads, then unblock for the I/O thread's signal_set.
+    ::signal(SIGPIPE, SIG_IGN);
+    sigset_t blocked, previous;
+    sigemptyset(&blocked);
+    for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGCHLD}) sigaddset(&blocked, sig);
+    ::pthread_sigmask(SIG_BLOCK, &blocked, &previous);
+
+    spdlog::info("event=starting version={} revision={} config={} state_dir={} pid={} dry_run={}",
+                 build::version, build::revision, log_quote(config_.source), log_quote(state_dir_),
+                 ::getpid(), config_.policy.dry_run);
+
+    DecisionLog::Options log_options;
+    log_options.path = state_dir_ + "/tunerd.db";
+    log_options.retention = config_.state.retention;
+    log_ = std::make_unique<DecisionLog>(log_options);
+    log_->start_run(build::version, config::config_hash(config_), config::format_config(config_));
+
+    dispatcher_ =
+        std::make_unique<server::Dispatcher>(config_.server.max_queue, config_.policy.window);
+    pool_ = std::make_unique<server::WorkerPool>(
+        ioc_, *dispatcher_,
+        server::PoolOptions{config_.workers, config_.demo, options_.self_exe, socket_dir_});
+    metrics_ = std::make_unique<Metrics>();
+    applier_ = std::make_unique<Applier>(
+        *log_, config_.policy.dry_run, [this](const Decision& d) { metrics_->count_decision(d); });
+    control_ = std::make_unique<ControlLoop>(config_, *pool_, *dispatcher_, *applier_, *log_);
+    server::FrontHooks hooks;
+    hooks.upstream_failed = [this](unsigned id, const std::string& error) {
+        pool_->upstream_failed(id, error);
+    };
+    hooks.worker_stuck = [this](unsigned id, const std::string& why) {
+        pool_->worker_stuck(id, why);
+    };
+    front_ = std::make_unique<server::Front>(ioc_, config_.server, *dispatcher_, hooks);
+    admin_ = std::make_unique<server::AdminServer>(ioc_);
+
+    // ---- listeners ------------------------------------------------------------------------------
+    auto public_ep = resolve_listen(ioc_, "server.listen", config_.server.listen);
+    auto admin_ep = resolve_listen(ioc_, "admin.listen", config_.admin.listen);
+    for (auto* r : {&public_ep, &admin_ep}) {
+        if (!*r) {
+            spdlog::critical("event=bad_listen_address error={}",
+                             log_quote(r->error().to_string()));
+            return kExitConfig;
+        }
+    }
+    if (!config_.admin.token_file.empty()) {
+        auto token = read_token(config_.admin.token_file);
+        if (!token) {
+            spdlog::critical("event=bad_config error={}", log_quote(token.error().to_string()));
+            return kExitConfig;
+        }
+        admin_->set_token(*token);
+    }
+    auto bound_public = front_->listen(*public_ep);
+    if (!bound_public) {
+        spdlog::critical("event=listen_failed listener=public address={} error={}",
+                         config_.server.listen, log_quote(bound_public.error().what));
+        return kExitOsErr;
+    }
+    auto bound_admin = admin_->listen(*admin_ep);
+    if (!bound_admin) {
+        spdlog::critical("event=listen_failed listener=admin address={} error={}",
+                         config_.admin.listen, log_quote(bound_admin.error().what));
+        return kExitOsErr;
+    }
+    const nlohmann::json listen = {{"public", endpoint_text(*bound_public)},
+                                   {"admin", endpoint_text(*bound_admin)},
+                                   {"pid", ::getpid()},
+                                   {"version", build::version}};
+    if (auto st = write_file_atomically(listen_file_, listen.dump(2) + "\n"); !st) {
+        spdlog::critical("event=state_dir_failed error={}", log_quote(st.error().to_string()));
+        return kExitCantCreate;
+    }
+    spdlog::info("event=listening public={} admin={} listen_file={}", endpoint_text(*bound_public),
+                 endpoint_text(*bound_admin), log_quote(listen_file_));
+
+    admin_context_ = std::make_unique<AdminContext>(
+        AdminContext{*pool_, *dispatcher_, *control_, *applier_, *log_, *metrics_, started_at_,
+                     [this] { return stopping_; }});
+    register_admin_routes(*admin_, *admin_context_);
+
+    // ---- the pool's starting shape, decided and recorded like every later change --------------
+    const auto [workers, threads] =
+        control_->initial_shape([this](unsigned n, unsigned t) { pool_->start(n, t); });
+    spdlog::info("event=pool_starting workers={} threads={} command={}", workers, threads,
+                 log_quote(config_.workers.command.empty() ? "" : config_.workers.command.front()));
+    control_->start();
+    front_->start();  // its extra I/O threads (server.io_threads) start with signals blocked too
+    ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+
+    admin_->start();
+    signals_ = std::make_unique<asio::signal_set>(ioc_, SIGTERM, SIGINT, SIGHUP);
+    handle_signals();
+    watch_startup();
+    start_watchdog();
+
+    server::run_guarded(ioc_, "main");
+    front_->stop_threads();
+
+    control_->stop();
+    notify_systemd("STOPPING=1");
+    std::filesystem::remove(listen_file_, fs_ec);
+    if (socket_dir_.rfind("/tmp/tunerd-", 0) == 0) std::filesystem::remove_all(socket_dir_, fs_ec);
+    log_->flush(std::chrono::seconds(2));
+    const auto stats = log_->stats();
+    spdlog::info("event=stopped exit_code={} decisions_written={} decision_log_errors={}",
+                 exit_code_, stats.written_total, stats.errors_total);
+    return exit_code_;
+}
+
+void Daemon::handle_signals() {
+    signals_->async_wait([this](const boost::system::error_code& ec, int sig) {
+        if (ec) return;
+        if (sig == SIGHUP) {
+            reload();
+        } else {
+            spdlog::info("event=signal signal={} action={}", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+                         stopping_ ? "stop now" : "drain and stop");
+            begin_shutdown(stopping_);
+        }
+        handle_signals();
+    });
+}
+
+void Daemon::begin_shutdown(bool immediate) {
+    if (immediate) {
+        if (immediate_) return;
+        immediate_ = true;
+        front_->abort_remaining();
+        pool_->stop(true, [this] {
+            admin_->stop();
+            ioc_.stop();
+        });
+        return;
+    }
+    if (stopping_) return;
+    stopping_ = true;
+    notify_systemd("STOPPING=1");
+    control_->stop();  // no resizes while we drain
+    front_->begin_shutdown();
+    const auto deadline = Clock::now() + config_.server.shutdown_timeout;
+    // Whatever happens, tunerd is gone after the drain, the workers' drain and kill timeouts.
+    hard_stop_timer_ = std::make_unique<asio::steady_timer>(ioc_);
+    hard_stop_timer_->expires_at(deadline + config_.workers.drain_timeout +
+                                 config_.workers.kill_timeout + std::chrono::seconds(5));
+    hard_stop_timer_->async_wait([this](const boost::system::error_code& ec) {
+        if (ec) return;
+        spdlog::error("event=shutdown_overdue action=exit");
+        ioc_.stop();
+    });
+    finish_shutdown_when_idle(deadline);
+}
+
+void Daemon::finish_shutdown_when_idle(Clock::time_point deadline) {
+    if (!shutdown_timer_) shutdown_timer_ = std::make_unique<asio::steady_timer>(ioc_);
+    const bool idle = front_->requests_in_progress() == 0;
+    const bool overdue = Clock::now() >= deadline;
+    if (idle || overdue) {
+        if (overdue && !idle) {
+            spdlog::warn("event=shutdown_timeout requests_cut={} shutdown_timeout={}",
+                         front_->requests_in_progress(),
+                         format_duration(config_.server.shutdown_timeout));
+            front_->abort_remaining();
+        }
+        spdlog::info("event=stopping_workers");
+        pool_->stop(false, [this] {
+            admin_->stop();
+            ioc_.stop();
+        });
+        return;
+    }
+    shutdown_timer_->expires_after(std::chrono::milliseconds(20));
+    shutdown_timer_->async_wait([this, deadline](const boost::system::error_code& ec) {
+        if (!ec) finish_shutdown_when_idle(deadline);
+    });
+}
+
+void Daemon::reload() {
+    if (options_.config_path.empty()) {
+        spdlog::info(
+            "event=reload_skipped reason=\"started without a config file: nothing to re-read\"");
+        return;
+    }
+    auto loaded = config::load_config_file(options_.config_path);
+    if (!loaded.ok()) {
+        for (const auto& issue : loaded.errors)
+            spdlog::error("event=reload_rejected error={}", log_quote(issue.to_string()));
+        spdlog::error(
+            "event=reload_rejected file={} errors={} action=\"keeping the running config\"",
+            log_quote(options_.config_path), loaded.errors.size());
+        return;
+    }
+    Config next = loaded.config;
+    const Config before = control_->config();
+    if (options_.log_level_from_command_line) next.log.level = before.log.level;
+    if (options_.dry_run_from_command_line)
+        next.policy.dry_run = true;  // --dry-run outlives reloads
+    // What the running daemon is built around (its sockets, its I/O threads, where its files
+    // are) changes only on restart: keep it, and say which keys were left alone.
+    std::vector<std::string> restart_only;
+    const auto keep = [&](auto& next_value, const auto& running, const char* key) {
+        if (next_value == running) return;
+        next_value = running;
+        restart_only.emplace_back(key);
+    };
+    keep(next.server.listen, before.server.listen, "server.listen");
+    keep(next.server.io_threads, before.server.io_threads, "server.io_threads");
+    keep(next.admin.listen, before.admin.listen, "admin.listen");
+    // The running value is resolved ("" became $STATE_DIRECTORY or the default at start): resolve
+    // the file's the same way, or an unchanged "" would count as a change.
+    next.state.dir = config::resolve_state_dir(next.state);
+    keep(next.state.dir, before.state.dir, "state.dir");
+    if (!restart_only.empty()) {
+        std::string keys;
+        for (const auto& key : restart_only) keys += (keys.empty() ? "" : ",") + key;
+        spdlog::warn(
+            "event=reload_partial keys={} reason=\"these change only on restart; the "
+            "running values stay\"",
+            keys);
+    }
+    set_log_level(next.log.level);
+    front_->update_config(next.server);
+    dispatcher_->set_window(next.policy.window);
+    pool_->update_options(next.workers, next.demo);
+    applier_->set_dry_run(next.policy.dry_run);
+    const auto plan_id = applier_->next_plan_id();
+    if (auto pinned = applier_->manual_target()) {
+        Decision d;
+        d.time = WallClock::now();
+        d.plan_id = plan_id;
+        d.subsystem = "workers";
+        d.knob = "workers.manual_target";
+        d.old_value = Count{*pinned};
+        d.rule = "config_reload";
+        d.reason = "a config reload hands control back: manual target " + std::to_string(*pinned) +
+                   " released";
+        d.inputs_json = "{}";
+        applier_->apply(
+            d,
+            [this] {
+                applier_->set_manual_target(std::nullopt);
+                return Status{};
+            },
+            true);
+    }
+    for (auto& d : bound_changes(before, next)) {
+        d.plan_id = plan_id;
+        applier_->apply(
+            d, [] { return Status{}; }, true);
+    }
+    log_->start_run(build::version, config::config_hash(next), config::format_config(next));
+    control_->reload(next);
+    spdlog::info("event=config_reloaded file={} hash={}", log_quote(options_.config_path),
+                 config::config_hash(next));
+}
+
+void Daemon::watch_startup() {
+    // A worker must become ready within startup_timeout (plus a little for the first spawn).
+    startup_timer_ = std::make_unique<asio::steady_timer>(ioc_);
+    startup_deadline_ = Clock::now() + config_.workers.startup_timeout + std::chrono::seconds(2);
+    asio::post(ioc_, [this] { check_startup(); });
+}
+
+void Daemon::check_startup() {
+    const auto status = pool_->status();
+    if (status.ever_ready) {
+        notify_systemd("READY=1\nSTATUS=serving with " + std::to_string(status.state.ready) +
+                       " workers");
+        spdlog::info("event=ready workers_ready={} startup_ms={:.0f}", status.state.ready,
+                     std::chrono::duration<double, std::milli>(Clock::now() - started_at_).count());
+        return;
+    }
+    if (stopping_) return;
+    if (Clock::now() >= startup_deadline_) {
+        spdlog::critical(
+            "event=no_worker_ready startup_timeout={} last_exit={} last_stderr={}",
+            format_duration(config_.workers.startup_timeout), log_quote(status.health.last_exit),
+            log_quote(status.health.last_stderr.empty() ? "" : status.health.last_stderr.back()));
+        exit_code_ = kExitUnavailable;
+        stopping_ = true;
+        control_->stop();
+        front_->begin_shutdown();
+        front_->abort_remaining();
+        pool_->stop(true, [this] {
+            admin_->stop();
+            ioc_.stop();
+        });
+        return;
+    }
+    startup_timer_->expires_after(std::chrono::milliseconds(50));
+    startup_timer_->async_wait([this](const boost::system::error_code& ec) {
+        if (!ec) check_startup();
+    });
+}
+
+void Daemon::start_watchdog() {
+#ifdef TUNER_HAVE_SYSTEMD
+    std::uint64_t usec = 0;
+    if (sd_watchdog_enabled(0, &usec) <= 0 || usec == 0) return;
+    watchdog_timer_ = std::make_unique<asio::steady_timer>(ioc_);
+    watchdog_period_ = std::chrono::duration_cast<Duration>(std::chrono::microseconds(usec / 2));
+    watchdog_tick();
+#endif
+}
+
+void Daemon::watchdog_tick() {
+#ifdef TUNER_HAVE_SYSTEMD
+    // Sent from the I/O thread: a stuck event loop stops the pings and systemd restarts us.
+    sd_notify(0, "WATCHDOG=1");
+    watchdog_timer_->expires_after(watchdog_period_);
+    watchdog_timer_->async_wait([this](const boost::system::error_code& ec) {
+        if (!ec) watchdog_tick();
+    });
+#endif
+}
+
+}  // namespace
+
+int run_daemon(Config config, const DaemonOptions& options) {
+    Daemon daemon(std::move(config), options);
+    return daemon.run();
+}
+
+}  // namespace tuner

@@ -2,7 +2,10 @@
 // (a file path, a config key with its line, a socket address). Nothing in the control loop throws.
 #pragma once
 
+#include <cerrno>
+#include <cstring>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <variant>
 
@@ -11,9 +14,25 @@ namespace tuner {
 struct Error {
     std::string what;   // what failed, with the offending content quoted: "not a number: \"abc\""
     std::string where;  // the file, key or address it concerns: "/sys/fs/cgroup/cpu.max"
+    int code = 0;       // errno of the system call that failed; 0 when none did
 
     [[nodiscard]] std::string to_string() const {
         return where.empty() ? what : where + ": " + what;
+    }
+
+    // The same error as a caller sees it (oomd's SystemMaybe context): what the caller was doing
+    // goes in front of `what`; `where` and `code` stay, so nothing is rebuilt from text.
+    [[nodiscard]] Error context(std::string_view doing) const {
+        Error e = *this;
+        e.what = std::string(doing) + ": " + what;
+        return e;
+    }
+    // The same error placed where the caller names it (a config key for an address it parsed);
+    // an inner place is kept after it.
+    [[nodiscard]] Error at(std::string_view outer) const {
+        Error e = *this;
+        e.where = where.empty() ? std::string(outer) : std::string(outer) + " (" + where + ")";
+        return e;
     }
 };
 
@@ -65,6 +84,13 @@ using Status = Result<void>;
 
 inline Error make_error(std::string where, std::string what) {
     return Error{std::move(what), std::move(where)};
+}
+
+// A failed system call: `doing` (may be empty) and the errno's text, keeping the errno.
+inline Error system_error(std::string where, std::string_view doing, int code = errno) {
+    std::string what = std::strerror(code);
+    if (!doing.empty()) what = std::string(doing) + ": " + what;
+    return Error{std::move(what), std::move(where), code};
 }
 
 }  // namespace tuner

@@ -6,6 +6,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "model/knobs.hpp"
+#include "policies/registry.hpp"
+
 namespace tuner::policies {
 namespace {
 
@@ -33,17 +36,11 @@ seconds recycle_below(Duration horizon, std::string& why) {
     return seconds{recycle_s};
 }
 
-Decision pool_decision(const std::string& knob, KnobValue old_value, KnobValue new_value,
+// Stamped when recorded (the policy has no clock of its own here).
+Decision pool_decision(const Knob& knob, KnobValue old_value, KnobValue new_value,
                        const DbPoolResult& r) {
-    Decision d;
-    d.subsystem = "db_pool";
-    d.knob = knob;
-    d.old_value = std::move(old_value);
-    d.new_value = std::move(new_value);
-    d.rule = "db_pool";
-    d.reason = r.reason;
-    d.inputs_json = r.inputs_json;
-    return d;
+    return make_decision(knob, {}, std::move(old_value), std::move(new_value),
+                         {rule::db_pool, r.reason, r.inputs_json});
 }
 
 Seconds as_seconds(Duration d) {
@@ -154,20 +151,20 @@ DbPoolResult size_db_pool(const DbPoolInputs& in) {
     const DbPoolValues& v = r.values;
     const auto* cur = in.current ? &*in.current : nullptr;
     if (!cur || cur->pool_size != v.pool_size)
-        r.decisions.push_back(pool_decision("db_pool.pool_size",
+        r.decisions.push_back(pool_decision(knob::db_pool_size,
                                             cur ? KnobValue{Count{cur->pool_size}} : KnobValue{},
                                             Count{v.pool_size}, r));
     if (!cur || cur->max_overflow != v.max_overflow)
-        r.decisions.push_back(pool_decision("db_pool.max_overflow",
+        r.decisions.push_back(pool_decision(knob::db_pool_max_overflow,
                                             cur ? KnobValue{Count{cur->max_overflow}} : KnobValue{},
                                             Count{v.max_overflow}, r));
     if (!cur || cur->pool_recycle != v.pool_recycle)
         r.decisions.push_back(pool_decision(
-            "db_pool.pool_recycle", cur ? KnobValue{as_seconds(cur->pool_recycle)} : KnobValue{},
+            knob::db_pool_recycle, cur ? KnobValue{as_seconds(cur->pool_recycle)} : KnobValue{},
             as_seconds(v.pool_recycle), r));
     if (!cur || cur->pool_timeout != v.pool_timeout)
         r.decisions.push_back(pool_decision(
-            "db_pool.pool_timeout", cur ? KnobValue{as_seconds(cur->pool_timeout)} : KnobValue{},
+            knob::db_pool_timeout, cur ? KnobValue{as_seconds(cur->pool_timeout)} : KnobValue{},
             as_seconds(v.pool_timeout), r));
 
     r.env = {{"DB_POOL_SIZE", std::to_string(v.pool_size)},

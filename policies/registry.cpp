@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <array>
 
+#include "model/knobs.hpp"
+
 namespace tuner::policies {
 namespace {
 
@@ -18,70 +20,72 @@ constexpr std::string_view kMemory =
     "https://docs.kernel.org/admin-guide/cgroup-v2.html";
 
 constexpr std::array kTable{
-    PolicyInfo{rule::seed_formula, "workers.count",
+    PolicyInfo{rule::seed_formula, knob::workers_count.name,
                "first cycle (and every cycle in mode = \"formula\"): "
                "min(2×cores+1, floor(budget / per-worker memory)) within workers.min/max",
                kGunicorn},
-    PolicyInfo{rule::fixed, "workers.count",
+    PolicyInfo{rule::fixed, knob::workers_count.name,
                "mode = \"fixed\": workers.count and workers.threads as configured, even above "
                "the memory ceiling (with a warning)",
                "DESIGN \"Which bound wins\": the operator's explicit choice"},
-    PolicyInfo{rule::littles_law, "workers.count",
+    PolicyInfo{rule::littles_law, knob::workers_count.name,
                "grow to ceil(λ × S / (threads × target_utilisation)) when the pool runs above "
                "its target utilisation",
                kLittle},
-    PolicyInfo{rule::queue_growth, "workers.count",
+    PolicyInfo{rule::queue_growth, knob::workers_count.name,
                "a queue matters: grow straight to what it needs, not +1 per cycle. Standing (a "
                "closed loop): ceil((inflight + queued) / (threads × u)); growing or draining: "
                "ceil((λ_recent + backlog / 10 s) × S / (threads × u))",
                kLittle},
-    PolicyInfo{rule::cpu_knee, "workers.count",
+    PolicyInfo{rule::cpu_knee, knob::workers_count.name,
                "CPU quota saturated (≥ 90 %, or CPU PSI rising) and the last increase added "
                "< 5 % throughput: settle at the smallest size that reached the best throughput "
                "and grow no further while the CPU stays saturated",
                "Netflix concurrency-limits (TCP Vegas-style: more concurrency without more "
                "throughput is queueing), https://github.com/Netflix/concurrency-limits; "
                "Linux PSI docs, https://docs.kernel.org/accounting/psi.html"},
-    PolicyInfo{rule::scale_down, "workers.count",
+    PolicyInfo{rule::scale_down, knob::workers_count.name,
                "utilisation below the dead band for scale_down_cooldown: shrink towards the "
                "largest recommendation of that period, half the gap per step",
                "Kubernetes HPA scale-down stabilization window (KEP-853), "
                "https://kubernetes.io/docs/tasks/run-application/horizontal-pod-autoscale/"},
-    PolicyInfo{rule::memory_ceiling, "workers.count",
+    PolicyInfo{rule::memory_ceiling, knob::workers_count.name,
                "the pool is above floor(budget / measured per-process memory) for its thread "
                "count: shrink to that ceiling, below workers.min if need be (warning)",
                kMemory},
-    PolicyInfo{rule::memory_pressure, "workers.count",
+    PolicyInfo{rule::memory_pressure, knob::workers_count.name,
                "working set ≥ 90 % of memory.max or memory.high, memory PSI rising, or a new "
                "OOM kill: shrink now, before the kernel OOM-kills, and hold growth",
                "Linux PSI docs, https://docs.kernel.org/accounting/psi.html; kernel "
                "cgroup-v2 docs (memory.high, memory.events), "
                "https://docs.kernel.org/admin-guide/cgroup-v2.html"},
-    PolicyInfo{rule::bounds, "workers.count",
+    PolicyInfo{rule::bounds, knob::workers_count.name,
                "the pool is outside workers.min/max (after a reload) or threads outside "
                "workers.threads..threads_max: clamp",
                "DESIGN \"Which bound wins\""},
-    PolicyInfo{rule::threads_wait_share, "workers.threads",
+    PolicyInfo{rule::threads_wait_share, knob::workers_threads.name,
                "processes capped by memory (or the database) and requests mostly wait "
                "(1 − CPU per request / S ≥ 50 %): raise threads per process to carry the "
                "demand concurrency",
                "Little's law per process (Little 1961); gunicorn docs, settings \"threads\" "
                "(gthread worker), https://docs.gunicorn.org/en/stable/settings.html#threads"},
-    PolicyInfo{rule::threads_cpu_contention, "workers.threads",
+    PolicyInfo{rule::threads_cpu_contention, knob::workers_threads.name,
                "CPU saturated and service time ≥ 1.5 × its uncontended value with more "
                "concurrency than the CPU can use: lower threads",
                "Netflix concurrency-limits, gradient = RTT_noload / RTT_actual, "
                "https://github.com/Netflix/concurrency-limits"},
-    PolicyInfo{rule::manual, "workers.count",
+    PolicyInfo{rule::manual, knob::workers_count.name,
                "an administrator pinned the pool (POST /workers/target); the controller keeps "
                "deciding and its decisions are overridden",
                "DESIGN \"Admin API sketch\""},
-    PolicyInfo{rule::config_reload, "workers.min, workers.max, workers.threads_max, workers.mode",
-               "SIGHUP reloaded the config and a bound changed; the controller clamps the pool "
+    PolicyInfo{rule::config_reload, knob::workers_min.subsystem,
+               "SIGHUP reloaded the config and a bound changed (min, max, threads_max, the fixed "
+               "count, the mode); the controller clamps the pool "
                "on its next cycle (rule bounds)",
                "DESIGN \"Interfaces\" (SIGHUP)"},
-    PolicyInfo{rule::db_pool, "db_pool.pool_size, max_overflow, pool_recycle, pool_timeout",
-               "per worker pool_size = threads, max_overflow so that every pool at once fits "
+    PolicyInfo{rule::db_pool, knob::db_pool_size.subsystem,
+               "pool_size, max_overflow, pool_recycle and pool_timeout of the app's pools: per "
+               "worker pool_size = threads, max_overflow so that every pool at once fits "
                "the live max_connections; caps workers (max_processes_by_db) when it cannot",
                "SQLAlchemy docs, \"Connection Pooling\" (pool_size, max_overflow, pool_recycle); "
                "DESIGN \"Policies\" 4; docs/policies.md \"Database policies\""},

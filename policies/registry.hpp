@@ -9,8 +9,8 @@
 namespace tuner::policies {
 
 struct PolicyInfo {
-    std::string_view name;         // the Decision's rule, e.g. "littles_law"
-    std::string_view knob;         // the knob it moves, e.g. "workers.count"
+    std::string_view name;  // the Decision's rule, e.g. "littles_law"
+    std::string_view knob;  // the knob it moves (model/knobs.hpp), or the subsystem of several
     std::string_view description;  // when it fires and what it does, one line
     std::string_view source;       // the citation of its formula
 };

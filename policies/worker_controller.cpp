@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <set>
 
+#include "model/knobs.hpp"
 #include "policies/registry.hpp"
 #include "policies/worker_cycle.hpp"
 
@@ -172,23 +173,16 @@ Plan WorkerController::make_plan(const Cycle& c, const std::optional<Proposal>& 
     const std::string inputs_json = inputs.dump();
 
     plan.plan_id = ++plans_;
-    auto decision = [&](std::string knob, std::int64_t old_value, std::int64_t new_value) {
-        Decision d;
-        d.time = s.taken_at_wall;
+    auto decision = [&](const Knob& knob, std::int64_t old_value, std::int64_t new_value) {
+        Decision d = make_decision(knob, s.taken_at_wall, Count{old_value}, Count{new_value},
+                                   {proposal->rule, proposal->reason, inputs_json});
         d.plan_id = plan.plan_id;
-        d.subsystem = "workers";
-        d.knob = std::move(knob);
-        d.old_value = Count{old_value};
-        d.new_value = Count{new_value};
-        d.rule = proposal->rule;
-        d.reason = proposal->reason;
-        d.inputs_json = inputs_json;
         return d;
     };
     if (workers_change)
-        plan.decisions.push_back(decision("workers.count", c.current, proposal->workers));
+        plan.decisions.push_back(decision(knob::workers_count, c.current, proposal->workers));
     if (threads_change)
-        plan.decisions.push_back(decision("workers.threads", c.threads, proposal->threads));
+        plan.decisions.push_back(decision(knob::workers_threads, c.threads, proposal->threads));
     return plan;
 }
 

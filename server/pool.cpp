@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <utility>
 
 #include <boost/asio/generic/stream_protocol.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -52,18 +53,16 @@ Duration crash_backoff(unsigned crash_streak) {
 struct WorkerPool::Worker {
     unsigned id = 0;
     pid_t pid = -1;
-    WorkerState state = WorkerState::starting;
+    Lifecycle phase = Lifecycle::starting;
+    // Why it is in its phase: why it is being replaced (recycle_due, retiring), drained, or why
+    // it never became ready (start_failed); "" otherwise.
+    std::string reason;
     unsigned threads = 1;
     UpstreamAddress address;
     Clock::time_point spawned_at{};
     Clock::time_point ready_at{};
     BackendPtr backend;
-    unsigned restarts = 0;       // crashes replaced before this one (its slot's history)
-    bool retiring = false;       // stays in service until its replacement is ready
-    bool expected_exit = false;  // we asked it to stop
-    bool exited = false;
-    std::string recycle_reason;  // why it is being replaced ("" = not)
-    std::string start_failure;   // set when it never became ready
+    unsigned restarts = 0;  // crashes replaced before this one (its slot's history)
     std::unique_ptr<asio::posix::stream_descriptor> out, err;
     std::string out_partial, err_partial;
     std::unique_ptr<asio::steady_timer> timer;  // readiness, drain and kill deadlines
@@ -123,7 +122,7 @@ WorkerPool::WorkerPool(asio::io_context& ioc, Dispatcher& dispatcher, PoolOption
             {
                 std::lock_guard lock(mutex_);
                 auto it = workers_.find(id);
-                if (it == workers_.end() || it->second->state != WorkerState::draining) return;
+                if (it == workers_.end() || it->second->phase != Lifecycle::draining) return;
                 w = it->second;
             }
             terminate(w);
@@ -134,12 +133,14 @@ WorkerPool::WorkerPool(asio::io_context& ioc, Dispatcher& dispatcher, PoolOption
             {
                 std::lock_guard lock(mutex_);
                 auto it = workers_.find(id);
-                if (it == workers_.end() || !it->second->recycle_reason.empty()) return;
-                it->second->recycle_reason =
+                if (it == workers_.end()) return;
+                mark_recycle_due_locked(
+                    *it->second,
                     "served " +
-                    std::to_string(it->second->backend ? it->second->backend->recycle_after : 0) +
-                    " requests (max_requests " + std::to_string(options_.workers.max_requests) +
-                    " + jitter)";
+                        std::to_string(it->second->backend ? it->second->backend->recycle_after
+                                                           : 0) +
+                        " requests (max_requests " + std::to_string(options_.workers.max_requests) +
+                        " + jitter)");
             }
             reconcile();
         });
@@ -151,7 +152,7 @@ WorkerPool::~WorkerPool() {
     // Whatever is still running dies with us (the destructor runs at exit, after stop()).
     std::lock_guard lock(mutex_);
     for (auto& [id, w] : workers_) {
-        if (!w->exited) signal_process_group(w->pid, SIGKILL);
+        if (w->phase != Lifecycle::exited) signal_process_group(w->pid, SIGKILL);
         if (!w->address.unix_path.empty()) ::unlink(w->address.unix_path.c_str());
     }
 }
@@ -212,12 +213,11 @@ void WorkerPool::set_worker_rss(const std::map<unsigned, std::uint64_t>& rss_byt
         if (limit == 0) return;
         for (const auto& [id, bytes] : rss_bytes) {
             auto it = workers_.find(id);
-            if (it == workers_.end() || it->second->state != WorkerState::ready) continue;
-            if (bytes > limit && it->second->recycle_reason.empty()) {
-                it->second->recycle_reason = "RSS " + format_size_approx(bytes) +
-                                             " > max_worker_rss " + format_size_approx(limit);
-                recycle = true;
-            }
+            if (it == workers_.end() || bytes <= limit) continue;
+            recycle = mark_recycle_due_locked(*it->second, "RSS " + format_size_approx(bytes) +
+                                                               " > max_worker_rss " +
+                                                               format_size_approx(limit)) ||
+                      recycle;
         }
     }
     if (recycle) asio::post(ioc_, [this] { reconcile(); });
@@ -230,7 +230,7 @@ void WorkerPool::upstream_failed(unsigned worker_id, const std::string& error) {
     // the retry failed too and the client got 502 (kill -9 of the last ready worker).
     std::lock_guard lock(mutex_);
     auto it = workers_.find(worker_id);
-    if (it == workers_.end() || it->second->exited) return;
+    if (it == workers_.end() || it->second->phase == Lifecycle::exited) return;
     // A worker whose process is gone but not yet reaped takes no more requests; a live one
     // (say a gunicorn master replacing its child) keeps its place.
     if (!process_alive(it->second->pid)) {
@@ -247,9 +247,8 @@ void WorkerPool::worker_stuck(unsigned worker_id, const std::string& why) {
         {
             std::lock_guard lock(mutex_);
             auto it = workers_.find(worker_id);
-            if (it == workers_.end() || it->second->exited || !it->second->recycle_reason.empty())
+            if (it == workers_.end() || !mark_recycle_due_locked(*it->second, "stuck: " + why))
                 return;
-            it->second->recycle_reason = "stuck: " + why;
             spdlog::warn("event=worker_stuck worker={} pid={} reason=\"{}\"", worker_id,
                          it->second->pid, why);
         }
@@ -272,11 +271,16 @@ void WorkerPool::watch_children() {
 
 unsigned WorkerPool::counted_locked() const {
     unsigned n = 0;
-    for (const auto& [id, w] : workers_) {
-        if ((w->state == WorkerState::starting || w->state == WorkerState::ready) && !w->retiring)
-            ++n;
-    }
+    for (const auto& [id, w] : workers_) n += counts_towards_target(w->phase) ? 1 : 0;
     return n;
+}
+
+bool WorkerPool::mark_recycle_due_locked(Worker& w, std::string reason) {
+    // Only a worker in plain service: one already on its way out keeps its reason.
+    if (w.phase != Lifecycle::ready) return false;
+    w.phase = Lifecycle::recycle_due;
+    w.reason = std::move(reason);
+    return true;
 }
 
 std::uint64_t WorkerPool::recycle_limit() {
@@ -299,98 +303,55 @@ void WorkerPool::schedule_reconcile(Duration after) {
     });
 }
 
+ReconcileInput WorkerPool::reconcile_input_locked() const {
+    ReconcileInput in;
+    const auto load = dispatcher_.backend_load();
+    for (const auto& [id, w] : workers_) {
+        auto it = load.find(id);
+        in.workers.push_back(
+            {id, w->phase, w->threads, w->spawned_at, it == load.end() ? 0u : it->second.first});
+    }
+    in.target = target_;
+    in.threads = threads_;
+    in.at_memory_ceiling = at_memory_ceiling_;
+    in.now = Clock::now();
+    in.next_spawn_allowed = next_spawn_allowed_;
+    return in;
+}
+
 void WorkerPool::reconcile() {
-    std::vector<std::shared_ptr<Worker>> to_drain, to_kill;
-    unsigned to_spawn = 0;
+    ReconcilePlan plan;
+    std::vector<std::shared_ptr<Worker>> to_drain;
     {
         std::lock_guard lock(mutex_);
         if (!started_ || stopping_) return;
-        const auto now = Clock::now();
-        const unsigned counted = counted_locked();
-        unsigned starting = 0;
-        for (const auto& [id, w] : workers_) starting += w->state == WorkerState::starting ? 1 : 0;
-
-        if (counted < target_) {
-            if (now < next_spawn_allowed_) {
-                schedule_reconcile(std::chrono::duration_cast<Duration>(next_spawn_allowed_ - now) +
-                                   std::chrono::milliseconds(1));
-            } else {
-                to_spawn = target_ - counted;
-            }
-        } else if (counted > target_) {
-            // Scale down: workers still starting first (youngest first), then idle ready ones,
-            // then the youngest busy ones.
-            std::vector<std::shared_ptr<Worker>> candidates;
-            for (const auto& [id, w] : workers_) {
-                if ((w->state == WorkerState::starting || w->state == WorkerState::ready) &&
-                    !w->retiring) {
-                    candidates.push_back(w);
-                }
-            }
-            const auto load = dispatcher_.backend_load();
-            auto inflight = [&](const Worker& w) {
-                auto it = load.find(w.id);
-                return it == load.end() ? 0u : it->second.first;
-            };
-            std::sort(candidates.begin(), candidates.end(), [&](const auto& a, const auto& b) {
-                const bool a_starting = a->state == WorkerState::starting;
-                const bool b_starting = b->state == WorkerState::starting;
-                if (a_starting != b_starting) return a_starting;
-                const bool a_idle = inflight(*a) == 0, b_idle = inflight(*b) == 0;
-                if (a_idle != b_idle) return a_idle;
-                return a->spawned_at > b->spawned_at;
-            });
-            for (unsigned i = 0; i < counted - target_ && i < candidates.size(); ++i) {
-                (candidates[i]->state == WorkerState::starting ? to_kill : to_drain)
-                    .push_back(candidates[i]);
-            }
+        plan = plan_reconcile(reconcile_input_locked());
+        if (plan.retry_after) schedule_reconcile(*plan.retry_after);
+        if (plan.replace) begin_replacement_locked(*plan.replace);
+        for (unsigned id : plan.kill) {
+            auto& w = workers_.at(id);
+            w->phase = Lifecycle::stopping;
+            signal_process_group(w->pid, SIGKILL);
         }
-
-        // Replacements that are ready: the workers they replace may go now.
-        if (starting == 0 && counted >= target_) {
-            for (const auto& [id, w] : workers_) {
-                if (w->retiring && w->state == WorkerState::ready) to_drain.push_back(w);
-            }
-        }
-
-        // One replacement at a time (recycling, or a new thread count): capacity never dips
-        // by more than one worker, and not at all unless we are at the memory ceiling.
-        bool replacing = starting > 0;
-        for (const auto& [id, w] : workers_) replacing = replacing || w->retiring;
-        if (!replacing && counted == target_ && to_drain.empty() && to_kill.empty()) {
-            for (const auto& [id, w] : workers_) {
-                if (w->state != WorkerState::ready) continue;
-                if (w->recycle_reason.empty() && w->threads != threads_) {
-                    w->recycle_reason =
-                        "threads " + std::to_string(w->threads) + " → " + std::to_string(threads_);
-                }
-                if (w->recycle_reason.empty()) continue;
-                ++health_.recycled_total;
-                if (at_memory_ceiling_) {
-                    spdlog::info(
-                        "event=worker_recycle worker={} reason=\"{}\" order=drain_first (memory "
-                        "ceiling)",
-                        w->id, w->recycle_reason);
-                    to_drain.push_back(w);
-                } else {
-                    spdlog::info(
-                        "event=worker_recycle worker={} reason=\"{}\" order=replacement_first",
-                        w->id, w->recycle_reason);
-                    w->retiring = true;
-                    to_spawn += 1;
-                }
-                break;
-            }
-        }
-    }
-    for (auto& w : to_kill) {
-        std::lock_guard lock(mutex_);
-        w->expected_exit = true;
-        w->state = WorkerState::stopping;
-        signal_process_group(w->pid, SIGKILL);
+        for (unsigned id : plan.drain) to_drain.push_back(workers_.at(id));
     }
     for (auto& w : to_drain) begin_drain(w, "scale down or replaced");
-    for (unsigned i = 0; i < to_spawn; ++i) spawn_one();
+    for (unsigned i = 0; i < plan.spawn; ++i) spawn_one();
+}
+
+void WorkerPool::begin_replacement_locked(const ReconcilePlan::Replace& replace) {
+    auto& w = *workers_.at(replace.id);
+    if (!replace.threads_reason.empty()) w.reason = replace.threads_reason;
+    ++health_.recycled_total;
+    if (replace.replacement_first) {
+        spdlog::info("event=worker_recycle worker={} reason=\"{}\" order=replacement_first", w.id,
+                     w.reason);
+        w.phase = Lifecycle::retiring;
+    } else {
+        spdlog::info(
+            "event=worker_recycle worker={} reason=\"{}\" order=drain_first (memory ceiling)", w.id,
+            w.reason);
+    }
 }
 
 std::optional<std::uint16_t> WorkerPool::allocate_port() {
@@ -533,7 +494,7 @@ void WorkerPool::probe_readiness(std::shared_ptr<Worker> w) {
             const auto deadline = w->spawned_at + options_.workers.startup_timeout;
             const std::string health_path = options_.workers.health_path;
             asio::steady_timer pause(ioc_);
-            while (!w->exited && w->state == WorkerState::starting) {
+            while (w->phase == Lifecycle::starting) {
                 beast::error_code ec;
                 beast::basic_stream<Protocol> stream(ioc_);
                 const Protocol::endpoint ep =
@@ -560,19 +521,20 @@ void WorkerPool::probe_readiness(std::shared_ptr<Worker> w) {
                     ready = !ec && res.result_int() >= 200 && res.result_int() < 300;
                 }
                 stream.close();
-                if (w->exited || w->state != WorkerState::starting) co_return;
+                if (w->phase != Lifecycle::starting) co_return;
                 if (ready) {
                     on_ready(w);
                     co_return;
                 }
                 if (Clock::now() >= deadline) {
                     std::lock_guard lock(mutex_);
-                    w->start_failure =
-                        "not ready within " + format_duration(options_.workers.startup_timeout) +
-                        (health_path.empty() ? " (socket never accepted)"
-                                             : " (" + health_path + " never answered 2xx)");
+                    w->phase = Lifecycle::start_failed;
+                    w->reason = "not ready within " +
+                                format_duration(options_.workers.startup_timeout) +
+                                (health_path.empty() ? " (socket never accepted)"
+                                                     : " (" + health_path + " never answered 2xx)");
                     spdlog::error("event=worker_start_timeout worker={} pid={} error=\"{}\"", w->id,
-                                  w->pid, w->start_failure);
+                                  w->pid, w->reason);
                     signal_process_group(w->pid, SIGKILL);
                     co_return;
                 }
@@ -586,8 +548,8 @@ void WorkerPool::probe_readiness(std::shared_ptr<Worker> w) {
 void WorkerPool::on_ready(const std::shared_ptr<Worker>& w) {
     {
         std::lock_guard lock(mutex_);
-        if (stopping_) return;
-        w->state = WorkerState::ready;
+        if (stopping_ || w->phase != Lifecycle::starting) return;
+        w->phase = Lifecycle::ready;
         w->ready_at = Clock::now();
         ever_ready_ = true;
         auto backend = std::make_shared<Backend>();
@@ -607,16 +569,15 @@ void WorkerPool::begin_drain(const std::shared_ptr<Worker>& w, const char* why) 
     bool drained = false;
     {
         std::lock_guard lock(mutex_);
-        if (w->exited || w->state == WorkerState::draining || w->state == WorkerState::stopping)
-            return;
-        w->state = WorkerState::draining;
-        w->expected_exit = true;
+        if (!takes_requests(w->phase) && w->phase != Lifecycle::starting) return;
+        w->phase = Lifecycle::draining;
+        if (w->reason.empty()) w->reason = why;
         drained = dispatcher_.stop_accepting(w->id);
         spdlog::info("event=worker_draining worker={} pid={} reason=\"{}\"", w->id, w->pid,
-                     w->recycle_reason.empty() ? why : w->recycle_reason);
+                     w->reason);
         w->timer->expires_after(options_.workers.drain_timeout);
         w->timer->async_wait([this, w](const beast::error_code& ec) {
-            if (ec || w->exited || w->state != WorkerState::draining) return;
+            if (ec || w->phase != Lifecycle::draining) return;
             spdlog::warn("event=drain_timeout worker={} pid={} drain_timeout={}", w->id, w->pid,
                          format_duration(options_.workers.drain_timeout));
             terminate(w);
@@ -627,14 +588,13 @@ void WorkerPool::begin_drain(const std::shared_ptr<Worker>& w, const char* why) 
 
 void WorkerPool::terminate(const std::shared_ptr<Worker>& w) {
     std::lock_guard lock(mutex_);
-    if (w->exited || w->state == WorkerState::stopping) return;
-    w->state = WorkerState::stopping;
-    w->expected_exit = true;
+    if (w->phase == Lifecycle::stopping || w->phase == Lifecycle::exited) return;
+    w->phase = Lifecycle::stopping;
     dispatcher_.remove(w->id);
     signal_process_group(w->pid, SIGTERM);
     w->timer->expires_after(options_.workers.kill_timeout);
     w->timer->async_wait([w](const beast::error_code& ec) {
-        if (ec || w->exited) return;
+        if (ec || w->phase == Lifecycle::exited) return;
         spdlog::warn("event=worker_kill worker={} pid={} reason=\"no exit within kill_timeout\"",
                      w->id, w->pid);
         signal_process_group(w->pid, SIGKILL);
@@ -649,7 +609,7 @@ void WorkerPool::on_exit(pid_t pid, int status) {
                                [&](const auto& kv) { return kv.second->pid == pid; });
         if (it == workers_.end()) return;
         auto w = it->second;
-        w->exited = true;
+        const Lifecycle phase = std::exchange(w->phase, Lifecycle::exited);
         if (w->timer) w->timer->cancel();
         // Whatever is left in a worker's process group (a gunicorn master's orphaned child)
         // goes with it.
@@ -657,13 +617,13 @@ void WorkerPool::on_exit(pid_t pid, int status) {
         dispatcher_.remove(w->id);
         const auto now = Clock::now();
         const std::string how = describe_wait_status(status);
-        if (w->expected_exit && w->start_failure.empty()) {
+        if (exit_expected(phase)) {
             spdlog::info("event=worker_exited worker={} pid={} status=\"{}\"", w->id, w->pid, how);
         } else {
             const Duration backoff = note_crash_locked(
                 now,
                 "worker " + std::to_string(w->id) + " (pid " + std::to_string(w->pid) + ") " +
-                    (w->start_failure.empty() ? how : w->start_failure + "; " + how) + " after " +
+                    (phase == Lifecycle::start_failed ? w->reason + "; " + how : how) + " after " +
                     std::to_string(static_cast<long>(seconds_since(w->spawned_at, now))) + "s",
                 {w->stderr_tail.begin(), w->stderr_tail.end()});
             spdlog::error(
@@ -758,13 +718,12 @@ void WorkerPool::stop(bool immediate, std::function<void()> done) {
             for (auto& [id, w] : workers_) all.push_back(w);
         }
         for (auto& w : all) {
-            if (immediate || w->state == WorkerState::starting) {
-                {
-                    std::lock_guard lock(mutex_);
-                    if (w->exited || w->state == WorkerState::stopping) continue;
-                    w->state = WorkerState::draining;  // so terminate() proceeds
-                    w->expected_exit = true;
-                }
+            bool starting = false;
+            {
+                std::lock_guard lock(mutex_);
+                starting = w->phase == Lifecycle::starting;
+            }
+            if (immediate || starting) {
                 terminate(w);
                 if (immediate) {
                     // "At once": SIGKILL follows SIGTERM after at most 2 s.
@@ -772,7 +731,8 @@ void WorkerPool::stop(bool immediate, std::function<void()> done) {
                     w->timer->expires_after(
                         std::min<Duration>(options_.workers.kill_timeout, std::chrono::seconds(2)));
                     w->timer->async_wait([w](const beast::error_code& ec) {
-                        if (!ec && !w->exited) signal_process_group(w->pid, SIGKILL);
+                        if (!ec && w->phase != Lifecycle::exited)
+                            signal_process_group(w->pid, SIGKILL);
                     });
                 }
             } else {
@@ -794,7 +754,7 @@ PoolStatus WorkerPool::status() const {
         info.id = w->id;
         info.pid = w->pid;
         info.port = w->address.tcp_port;
-        info.state = w->state;
+        info.state = public_state(w->phase);
         info.threads = w->threads;
         if (auto it = load.find(id); it != load.end()) {
             info.inflight = it->second.first;
@@ -803,7 +763,7 @@ PoolStatus WorkerPool::status() const {
         info.age_s = seconds_since(w->spawned_at, now);
         info.restarts = w->restarts;
         if (auto it = rss_.find(id); it != rss_.end()) info.rss_bytes = it->second;
-        switch (w->state) {
+        switch (info.state) {
             case WorkerState::ready:
                 ++s.state.ready;
                 break;
@@ -841,7 +801,7 @@ std::vector<std::pair<unsigned, pid_t>> WorkerPool::worker_pids() const {
     std::lock_guard lock(mutex_);
     std::vector<std::pair<unsigned, pid_t>> out;
     for (const auto& [id, w] : workers_) {
-        if (!w->exited) out.emplace_back(id, w->pid);
+        if (w->phase != Lifecycle::exited) out.emplace_back(id, w->pid);
     }
     return out;
 }

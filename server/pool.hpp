@@ -24,6 +24,7 @@
 #include "model/config.hpp"
 #include "model/snapshot.hpp"
 #include "server/dispatcher.hpp"
+#include "server/reconcile.hpp"
 
 namespace tuner::server {
 
@@ -93,7 +94,13 @@ public:
     struct Worker;
 
 private:
+    // Decide (plan_reconcile over the workers' facts), then act: spawn, drain, kill, replace.
     void reconcile();
+    ReconcileInput reconcile_input_locked() const;
+    void begin_replacement_locked(const ReconcilePlan::Replace& replace);
+    // A ready worker is to be replaced (max_requests, max_worker_rss, stuck); false when it is
+    // not in plain service (already on its way out, or still starting).
+    bool mark_recycle_due_locked(Worker& w, std::string reason);
     void spawn_one();
     void on_ready(const std::shared_ptr<Worker>& w);
     void begin_drain(const std::shared_ptr<Worker>& w, const char* why);

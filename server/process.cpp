@@ -81,14 +81,14 @@ Result<SpawnedProcess> spawn_process(const SpawnSpec& spec) {
     argv.push_back(nullptr);
 
     int out[2], err[2], status[2];
-    if (::pipe2(out, O_CLOEXEC) < 0) return make_error("pipe", std::strerror(errno));
+    if (::pipe2(out, O_CLOEXEC) < 0) return system_error("pipe", "");
     if (::pipe2(err, O_CLOEXEC) < 0) {
         ::close(out[0]), ::close(out[1]);
-        return make_error("pipe", std::strerror(errno));
+        return system_error("pipe", "");
     }
     if (::pipe2(status, O_CLOEXEC) < 0) {
         ::close(out[0]), ::close(out[1]), ::close(err[0]), ::close(err[1]);
-        return make_error("pipe", std::strerror(errno));
+        return system_error("pipe", "");
     }
     const pid_t parent = ::getpid();
     const pid_t pid = ::fork();

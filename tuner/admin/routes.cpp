@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cmath>
 
+#include "model/knobs.hpp"
 #include "policies/registry.hpp"
 #include "tuner/build_info.hpp"
 #include "tuner/decision_log/timestamps.hpp"
@@ -131,33 +132,20 @@ void handle_set_target(AdminContext& ctx, const AdminRequest& req, const AdminRe
     }
     const auto n = static_cast<unsigned>(wanted);
     const auto status = ctx.pool.status();
-    Decision d;
-    d.time = WallClock::now();
+    const auto previous = ctx.applier.manual_target();
+    Decision d = make_decision(
+        knob::workers_count, WallClock::now(), Count{status.state.target}, Count{n},
+        {policies::rule::manual,
+         "manual target " + std::to_string(n) + " set through the admin API; the pool stays at " +
+             std::to_string(n) + " until DELETE /workers/target or a config reload",
+         nlohmann::json{{"workers", n},
+                        {"previous_target", status.state.target},
+                        {"previous_manual_target",
+                         previous ? nlohmann::json(*previous) : nlohmann::json(nullptr)}}
+             .dump()});
     d.plan_id = ctx.applier.next_plan_id();
-    d.subsystem = "workers";
-    d.knob = "workers.count";
-    d.old_value = Count{status.state.target};
-    d.new_value = Count{n};
-    d.rule = std::string(policies::rule::manual);
-    d.reason = "manual target " + std::to_string(n) +
-               " set through the admin API; the pool stays at " + std::to_string(n) +
-               " until DELETE /workers/target or a config reload";
-    d.inputs_json =
-        nlohmann::json{{"workers", n},
-                       {"previous_target", status.state.target},
-                       {"previous_manual_target", ctx.applier.manual_target()
-                                                      ? nlohmann::json(*ctx.applier.manual_target())
-                                                      : nlohmann::json(nullptr)}}
-            .dump();
     // A manual target acts even in dry-run mode: the admin asked for exactly this.
-    d = ctx.applier.apply(
-        d,
-        [&] {
-            ctx.applier.set_manual_target(n);
-            ctx.pool.resize(n);
-            return Status{};
-        },
-        /*force=*/true);
+    d = ctx.applier.pin_workers(d, n);
     respond(json_response(200, {{"target", n}, {"pinned", true}, {"decision", decision_json(d)}}));
 }
 
@@ -168,24 +156,14 @@ void handle_release_target(AdminContext& ctx, const AdminRespond& respond) {
             json_response(200, {{"target", ctx.pool.status().state.target}, {"pinned", false}}));
         return;
     }
-    Decision d;
-    d.time = WallClock::now();
+    Decision d = make_decision(
+        knob::workers_manual_target, WallClock::now(), Count{*pinned}, {},
+        {policies::rule::manual,
+         "manual target " + std::to_string(*pinned) + " released through the admin API; the " +
+             to_string(ctx.control.config().workers.mode) + " policy decides again",
+         nlohmann::json{{"released", *pinned}}.dump()});
     d.plan_id = ctx.applier.next_plan_id();
-    d.subsystem = "workers";
-    d.knob = "workers.manual_target";
-    d.old_value = Count{*pinned};
-    d.rule = std::string(policies::rule::manual);
-    d.reason = "manual target " + std::to_string(*pinned) +
-               " released through the admin API; the " +
-               to_string(ctx.control.config().workers.mode) + " policy decides again";
-    d.inputs_json = nlohmann::json{{"released", *pinned}}.dump();
-    d = ctx.applier.apply(
-        d,
-        [&] {
-            ctx.applier.set_manual_target(std::nullopt);
-            return Status{};
-        },
-        /*force=*/true);
+    d = ctx.applier.release_workers(d);
     // Let the controller take over at once rather than at its next tick.
     ctx.control.optimize_now();
     respond(json_response(200, {{"target", ctx.pool.status().state.target},

@@ -208,9 +208,9 @@ std::vector<ConfigKey> build_keys() {
     auto add = [&keys](ConfigKey key) { keys.push_back(std::move(key)); };
 
     // [server]
-    add(string_key(
+    add(restart_only(string_key(
         "server", "listen", "public address, host:port (port 0 = any free port)",
-        [](auto& c) -> auto& { return c.server.listen; }, listen_address()));
+        [](auto& c) -> auto& { return c.server.listen; }, listen_address())));
     add(whole_key<std::uint64_t>(
         "server", "max_queue", "waiting requests; beyond: 503 + Retry-After",
         [](auto& c) -> auto& { return c.server.max_queue; }));
@@ -236,14 +236,14 @@ std::vector<ConfigKey> build_keys() {
     add(duration_key(
         "server", "shutdown_timeout", "on SIGTERM, queued and in-flight requests get this long",
         [](auto& c) -> auto& { return c.server.shutdown_timeout; }, positive_duration()));
-    add(whole_key<unsigned>(
+    add(restart_only(whole_key<unsigned>(
         "server", "io_threads", "threads running the front, admin listener and supervisor",
-        [](auto& c) -> auto& { return c.server.io_threads; }, between<unsigned>(1, 64)));
+        [](auto& c) -> auto& { return c.server.io_threads; }, between<unsigned>(1, 64))));
 
     // [admin]
-    add(string_key(
+    add(restart_only(string_key(
         "admin", "listen", "admin address; off loopback it requires token_file",
-        [](auto& c) -> auto& { return c.admin.listen; }, listen_address()));
+        [](auto& c) -> auto& { return c.admin.listen; }, listen_address())));
     add(string_key(
         "admin", "token_file", "file holding the bearer token (\"\" = none)",
         [](auto& c) -> auto& { return c.admin.token_file; }));
@@ -366,9 +366,9 @@ std::vector<ConfigKey> build_keys() {
         [](auto& c) -> auto& { return c.database.connect_timeout; }, positive_duration()));
 
     // [state]
-    add(string_key(
+    add(restart_only(string_key(
         "state", "dir", "\"\" = $STATE_DIRECTORY, else /var/lib/tunerd or ~/.local/state/tunerd",
-        [](auto& c) -> auto& { return c.state.dir; }));
+        [](auto& c) -> auto& { return c.state.dir; })));
     add(duration_key(
         "state", "retention", "decisions older than this are deleted",
         [](auto& c) -> auto& { return c.state.retention; }, positive_duration()));

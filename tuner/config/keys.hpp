@@ -40,6 +40,11 @@ struct ConfigKey {
                        IssueSink& sink)>
         read;
     std::function<WrittenValue(const Config& config)> write;
+    // Copies this key's value from one config to another (a reload keeping a running value).
+    std::function<void(const Config& from, Config& to)> copy;
+    // The running daemon is built around it (a socket, its threads, its files): a reload keeps
+    // the running value and says so; it changes on restart.
+    bool restart_only = false;
 
     [[nodiscard]] std::string dotted() const {
         return std::string(section) + "." + std::string(name);
@@ -59,7 +64,7 @@ using Check = std::function<std::optional<std::string>(const T&)>;
 template <typename T, typename Access>
 ConfigKey make_key(std::string_view section, std::string_view name, std::string_view comment,
                    Access access, Reader<T> read, Writer<T> write, Check<T> check = {}) {
-    ConfigKey key{section, name, comment, {}, {}};
+    ConfigKey key{section, name, comment, {}, {}, {}};
     key.read = [access, read = std::move(read), check = std::move(check)](
                    const toml::node& node, const std::string& dotted, Config& config,
                    IssueSink& sink) {
@@ -76,6 +81,13 @@ ConfigKey make_key(std::string_view section, std::string_view name, std::string_
     key.write = [access, write = std::move(write)](const Config& config) {
         return WrittenValue{write(access(config))};
     };
+    key.copy = [access](const Config& from, Config& to) { access(to) = access(from); };
+    return key;
+}
+
+// Marks a key as changing only on restart.
+inline ConfigKey restart_only(ConfigKey key) {
+    key.restart_only = true;
     return key;
 }
 

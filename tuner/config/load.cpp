@@ -123,8 +123,7 @@ void read_section(const toml::key& section_name, const toml::node& node, Config&
 // The whole file, or why it cannot be read.
 Result<std::string> read_file(const std::string& path) {
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return make_error(path, "cannot open config file: " + std::string(std::strerror(errno)));
+    if (fd < 0) return system_error(path, "cannot open config file");
     struct stat info {};
     if (::fstat(fd, &info) == 0 && S_ISDIR(info.st_mode)) {
         ::close(fd);
@@ -195,6 +194,24 @@ std::vector<std::string> known_config_keys() {
     std::vector<std::string> names;
     for (const auto& key : detail::config_keys()) names.push_back(key.dotted());
     return names;
+}
+
+std::vector<std::string> restart_only_keys() {
+    std::vector<std::string> names;
+    for (const auto& key : detail::config_keys()) {
+        if (key.restart_only) names.push_back(key.dotted());
+    }
+    return names;
+}
+
+std::vector<std::string> keep_restart_only(const Config& running, Config& next) {
+    std::vector<std::string> kept;
+    for (const auto& key : detail::config_keys()) {
+        if (!key.restart_only || key.write(running).toml == key.write(next).toml) continue;
+        key.copy(running, next);
+        kept.push_back(key.dotted());
+    }
+    return kept;
 }
 
 }  // namespace tuner::config

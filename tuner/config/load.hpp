@@ -54,6 +54,14 @@ std::string config_hash(const Config& config);
 // Every key the config language knows, dotted ("server.listen"), in file order.
 std::vector<std::string> known_config_keys();
 
+// The keys the running daemon is built around (its sockets, its I/O threads, its files): they
+// change only on restart. Dotted, in file order.
+std::vector<std::string> restart_only_keys();
+
+// A reload: every restart-only key of `next` whose value differs from `running` gets the running
+// value back. Returns the keys that differed. (state.dir must be resolved in both.)
+std::vector<std::string> keep_restart_only(const Config& running, Config& next);
+
 // Where tunerd looks when no --config is given.
 std::string default_config_path();
 

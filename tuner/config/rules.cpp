@@ -5,6 +5,7 @@
 #include <string>
 #include <tuple>
 
+#include "model/knobs.hpp"
 #include "tuner/config/keys.hpp"
 
 namespace tuner::config::detail {
@@ -72,16 +73,18 @@ void check_cross_key_rules(const Config& config, const KeyPositions& positions, 
                   "workers.min " + std::to_string(workers.min) + " is above workers.max " +
                       std::to_string(workers.max));
 
-    // count only matters in fixed mode; elsewhere it is checked when the file sets it.
-    if (bounds_ordered && (workers.mode == PoolMode::fixed || rules.file_sets("workers.count"))) {
-        rules.require({"workers.count", "workers.min", "workers.max", "workers.mode"},
+    // count only matters in fixed mode; elsewhere it is checked when the file sets it. (The keys
+    // workers.count and workers.threads are the knobs of the same names.)
+    if (bounds_ordered &&
+        (workers.mode == PoolMode::fixed || rules.file_sets(knob::workers_count.name))) {
+        rules.require({knob::workers_count.name, "workers.min", "workers.max", "workers.mode"},
                       workers.count >= workers.min && workers.count <= workers.max,
                       "workers.count " + std::to_string(workers.count) +
                           " is outside workers.min..workers.max (" + std::to_string(workers.min) +
                           ".." + std::to_string(workers.max) + ")");
     }
 
-    rules.require({"workers.threads", "workers.threads_max"},
+    rules.require({knob::workers_threads.name, "workers.threads_max"},
                   workers.effective_threads_max() >= workers.threads,
                   "workers.threads_max " + std::to_string(workers.effective_threads_max()) +
                       " is below workers.threads " + std::to_string(workers.threads));

@@ -77,31 +77,20 @@ std::pair<unsigned, unsigned> ControlLoop::initial_shape(
     plan.plan_id = applier_.next_plan_id();
     for (auto& d : plan.decisions) {
         d.plan_id = plan.plan_id;
-        if (d.knob == "workers.count") {
-            workers = static_cast<unsigned>(std::get<Count>(d.new_value).value);
-        } else if (d.knob == "workers.threads") {
-            threads = static_cast<unsigned>(std::get<Count>(d.new_value).value);
-        }
+        if (moves(d, knob::workers_count)) workers = new_count(d).value_or(workers);
+        if (moves(d, knob::workers_threads)) threads = new_count(d).value_or(threads);
     }
     if (workers == 0) {  // the controller always seeds; never start an empty pool
         workers =
             std::max(1u, cfg.workers.mode == PoolMode::fixed ? cfg.workers.count : cfg.workers.min);
     }
-    // The starting shape is acted on even in dry-run mode: a pool must exist to be observed.
-    bool started = false;
+    // The starting shape is acted on even in dry-run mode (a pool must exist to be observed),
+    // by the pool's start rather than by the resize actuators: recorded as carried out.
+    start_pool(workers, threads);
     for (auto& d : plan.decisions) {
-        d = applier_.apply(
-            d,
-            [&] {
-                if (d.knob == "workers.count") {
-                    start_pool(workers, threads);
-                    started = true;
-                }
-                return Status{};
-            },
-            /*force=*/true);
+        d.outcome = Outcome::applied;
+        d = applier_.record_done(d);
     }
-    if (!started) start_pool(workers, threads);
     {
         std::lock_guard lock(view_mutex_);
         view_.snapshot = s;
@@ -269,22 +258,7 @@ void ControlLoop::act_on_plan(Plan& plan) {
     plan.plan_id = applier_.next_plan_id();
     for (auto& d : plan.decisions) {
         d.plan_id = plan.plan_id;
-        if (d.knob == "workers.count") {
-            const auto n = static_cast<unsigned>(std::get<Count>(d.new_value).value);
-            d = applier_.apply(d, [&] {
-                pool_.resize(n);
-                return Status{};
-            });
-        } else if (d.knob == "workers.threads") {
-            const auto n = static_cast<unsigned>(std::get<Count>(d.new_value).value);
-            d = applier_.apply(d, [&] {
-                pool_.set_threads(n);
-                return Status{};
-            });
-        } else {
-            d = applier_.apply(
-                d, [&] { return Status{make_error(d.knob, "no actuator for this knob")}; });
-        }
+        d = applier_.apply(d);
     }
 }
 

@@ -35,6 +35,10 @@ std::unique_ptr<DatabaseTuner> DatabaseTuner::create(const Config& config, Appli
 DatabaseTuner::DatabaseTuner(const Config& config, Applier& applier, server::WorkerPool& pool)
     : config_(config), applier_(applier), pool_(pool) {
     read_database_url();
+    for (const Knob* k : {&knob::db_pool_size, &knob::db_pool_max_overflow, &knob::db_pool_recycle,
+                          &knob::db_pool_timeout}) {
+        applier_.set_actuator(*k, [this](const Decision&) { return publish_staged_pool(); });
+    }
     auto options = postgres::actuator_options(config_, config_.state.dir);
     if (!options.conninfo_file.empty() || config_.database.postgres != PostgresMode::off) {
         // Reports arrive on the database thread with their outcomes set: record them as they are.
@@ -52,6 +56,22 @@ DatabaseTuner::DatabaseTuner(const Config& config, Applier& applier, server::Wor
 }
 
 DatabaseTuner::~DatabaseTuner() = default;
+
+Status DatabaseTuner::publish_staged_pool() {
+    // The four pool knobs reach workers together, through their environment (fixed at exec: new
+    // values reach workers as they start or are recycled). The first of a plan's decisions
+    // publishes them; the others find them published.
+    std::optional<policies::DbPoolResult> staged;
+    {
+        std::lock_guard lock(mutex_);
+        staged.swap(staged_pool_);
+    }
+    if (!staged) return {};
+    pool_.set_worker_env(worker_env(*staged));
+    std::lock_guard lock(mutex_);
+    current_ = staged->values;
+    return {};
+}
 
 void DatabaseTuner::read_database_url() {
     database_url_.clear();
@@ -91,20 +111,13 @@ void DatabaseTuner::cycle(const Snapshot& snapshot, const policies::SeedResult& 
     }
     auto plan = postgres::plan_database(snapshot, config_, seed, facts, current);
     const auto plan_id = plan.pool.decisions.empty() ? 0 : applier_.next_plan_id();
-    bool env_set = false;
+    {
+        std::lock_guard lock(mutex_);
+        staged_pool_ = plan.pool;
+    }
     for (auto d : plan.pool.decisions) {
         d.plan_id = plan_id;
-        applier_.apply(d, [&] {
-            // New values reach workers as they start or are recycled (their environment is
-            // fixed at exec).
-            if (!env_set) {
-                pool_.set_worker_env(worker_env(plan.pool));
-                env_set = true;
-                std::lock_guard lock(mutex_);
-                current_ = plan.pool.values;
-            }
-            return Status{};
-        });
+        applier_.apply(d);
     }
     if (actuator_ && config_.database.postgres != PostgresMode::off) {
         actuator_->set_target(config_.database.postgres, plan.settings);

@@ -45,6 +45,8 @@ public:
 private:
     void read_database_url();
     std::map<std::string, std::string> worker_env(const policies::DbPoolResult& pool) const;
+    // The actuator of the db_pool knobs: hands the cycle's staged pool sizes to the workers.
+    Status publish_staged_pool();
 
     mutable std::mutex mutex_;
     Config config_;
@@ -53,7 +55,8 @@ private:
     std::unique_ptr<postgres::PostgresActuator> actuator_;
     std::string database_url_;  // never logged
     std::string database_url_error_;
-    std::optional<policies::DbPoolValues> current_;  // what workers run with
+    std::optional<policies::DbPoolValues> current_;      // what workers run with
+    std::optional<policies::DbPoolResult> staged_pool_;  // decided this cycle, not yet published
     std::optional<postgres::DatabasePlan> last_plan_;
 };
 

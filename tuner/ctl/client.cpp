@@ -74,8 +74,9 @@ Result<AdminEndpoint> parse_admin_url(std::string_view url) {
     while (!base_path.empty() && base_path.back() == '/') base_path.pop_back();
     auto endpoint = endpoint_from_listen(std::string(rest.substr(0, slash)), "--admin");
     if (!endpoint) {
-        return make_error("--admin", "expected a URL like http://127.0.0.1:9464, not " + quoted +
-                                         ": " + endpoint.error().what);
+        return endpoint.error()
+            .context("expected a URL like http://127.0.0.1:9464, not " + quoted)
+            .at("--admin");
     }
     if (endpoint->port == 0) return make_error("--admin", "port 0 cannot be reached: " + quoted);
     endpoint->base_path = std::move(base_path);
@@ -85,7 +86,7 @@ Result<AdminEndpoint> parse_admin_url(std::string_view url) {
 Result<AdminEndpoint> admin_endpoint_from_config(const Config& config,
                                                  const std::string& state_dir) {
     auto endpoint = endpoint_from_listen(config.admin.listen, "admin.listen in " + config.source);
-    if (!endpoint) return make_error("admin.listen", endpoint.error().what);
+    if (!endpoint) return endpoint.error().at("admin.listen");
     if (endpoint->port != 0) return endpoint;
     // Port 0: the daemon wrote the port it got to listen.json.
     const std::string listen_file = state_dir + "/listen.json";
@@ -103,7 +104,7 @@ Result<AdminEndpoint> admin_endpoint_from_config(const Config& config,
         return make_error(listen_file, "no \"admin\" address in " + text.str());
     }
     auto bound = endpoint_from_listen(json["admin"].get<std::string>(), listen_file);
-    if (!bound) return make_error(listen_file, bound.error().what);
+    if (!bound) return bound.error().at(listen_file);
     return bound;
 }
 
@@ -111,8 +112,7 @@ Result<std::optional<std::string>> read_admin_token(const AdminConfig& admin) {
     if (admin.token_file.empty()) return std::optional<std::string>{};
     std::ifstream in(admin.token_file);
     if (!in) {
-        return make_error("admin.token_file",
-                          "cannot read \"" + admin.token_file + "\": " + std::strerror(errno));
+        return system_error("admin.token_file", "cannot read \"" + admin.token_file + "\"");
     }
     std::string token = read_first_line(in);
     if (token.empty())

@@ -3,6 +3,7 @@
 // plus the database section of tuner/postgres/actuator.hpp.
 #include "tuner/ctl/recommend.hpp"
 
+#include "model/knobs.hpp"
 #include "policies/seed_formula.hpp"
 #include "policies/worker_controller.hpp"
 #include "tuner/ctl/format.hpp"
@@ -54,10 +55,9 @@ Recommendation recommend(const Snapshot& snapshot, const Config& config) {
     std::string decision_text;
     bool threads_decided = false;
     for (const auto& d : plan.decisions) {
-        if (d.knob == "workers.count")
-            workers = static_cast<unsigned>(std::get<Count>(d.new_value).value);
-        if (d.knob == "workers.threads") {
-            threads = static_cast<unsigned>(std::get<Count>(d.new_value).value);
+        if (moves(d, knob::workers_count)) workers = new_count(d).value_or(workers);
+        if (moves(d, knob::workers_threads)) {
+            threads = new_count(d).value_or(threads);
             threads_decided = true;
         }
         decisions.push_back({{"knob", d.knob},

@@ -123,8 +123,13 @@ int main(int argc, char** argv) {
         return tuner::kExitConfig;
     }
     if (check_only) {
-        std::printf("# %s: valid\n%s", loaded.config.source.c_str(),
-                    tuner::config::format_config(loaded.config).c_str());
+        std::string restart_only;
+        for (const auto& key : tuner::config::restart_only_keys())
+            restart_only += (restart_only.empty() ? "" : ", ") + key;
+        std::printf(
+            "# %s: valid\n# changes only on restart (a reload keeps the running value): %s\n%s",
+            loaded.config.source.c_str(), restart_only.c_str(),
+            tuner::config::format_config(loaded.config).c_str());
         return tuner::kExitOk;
     }
 

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -19,6 +20,7 @@
 #include <systemd/sd-daemon.h>
 #endif
 
+#include "policies/registry.hpp"
 #include "server/admin.hpp"
 #include "server/dispatcher.hpp"
 #include "server/front.hpp"
@@ -28,6 +30,7 @@
 #include "tuner/admin/routes.hpp"
 #include "tuner/build_info.hpp"
 #include "tuner/config/load.hpp"
+#include "tuner/control/actuators.hpp"
 #include "tuner/control/apply.hpp"
 #include "tuner/control/control_loop.hpp"
 #include "tuner/daemon/logging.hpp"
@@ -52,7 +55,7 @@ void notify_systemd([[maybe_unused]] const std::string& state) {
 Result<tcp::endpoint> resolve_listen(asio::io_context& ioc, const std::string& key,
                                      const std::string& listen) {
     auto parsed = config::parse_listen(listen);
-    if (!parsed) return make_error(key, parsed.error().what);
+    if (!parsed) return parsed.error().at(key);
     const auto& [host, port] = *parsed;
     boost::system::error_code ec;
     const auto address = asio::ip::make_address(host, ec);
@@ -76,19 +79,17 @@ Status write_file_atomically(const std::string& path, const std::string& text) {
     const std::string tmp = path + ".tmp";
     {
         std::ofstream out(tmp, std::ios::trunc);
-        if (!out) return make_error(tmp, std::strerror(errno));
+        if (!out) return system_error(tmp, "");
         out << text;
-        if (!out.flush()) return make_error(tmp, std::strerror(errno));
+        if (!out.flush()) return system_error(tmp, "");
     }
-    if (std::rename(tmp.c_str(), path.c_str()) != 0) return make_error(path, std::strerror(errno));
+    if (std::rename(tmp.c_str(), path.c_str()) != 0) return system_error(path, "");
     return {};
 }
 
 Result<std::string> read_token(const std::string& path) {
     std::ifstream in(path);
-    if (!in)
-        return make_error("admin.token_file",
-                          "cannot read \"" + path + "\": " + std::strerror(errno));
+    if (!in) return system_error("admin.token_file", "cannot read \"" + path + "\"");
     std::string token;
     std::getline(in, token);
     while (!token.empty() && (token.back() == '\r' || token.back() == ' ' || token.back() == '\t'))
@@ -111,38 +112,25 @@ std::string socket_directory(const std::string& state_dir) {
 // Decisions for the bounds a reload changed, so the log says why the pool moves next.
 std::vector<Decision> bound_changes(const Config& before, const Config& after) {
     std::vector<Decision> out;
-    auto add = [&](const char* knob, std::int64_t old_value, std::int64_t new_value) {
+    const std::string inputs = nlohmann::json{{"source", after.source}}.dump();
+    auto add = [&](const Knob& knob, KnobValue old_value, KnobValue new_value) {
         if (old_value == new_value) return;
-        Decision d;
-        d.time = WallClock::now();
-        d.subsystem = "workers";
-        d.knob = knob;
-        d.old_value = Count{old_value};
-        d.new_value = Count{new_value};
-        d.rule = "config_reload";
-        d.reason = std::string(knob) + " changed by a config reload (" + after.source + ")";
-        d.inputs_json = nlohmann::json{{"source", after.source}}.dump();
-        out.push_back(std::move(d));
+        out.push_back(make_decision(
+            knob, WallClock::now(), std::move(old_value), std::move(new_value),
+            {policies::rule::config_reload,
+             std::string(knob.name) + " changed by a config reload (" + after.source + ")",
+             inputs}));
     };
-    add("workers.min", before.workers.min, after.workers.min);
-    add("workers.max", before.workers.max, after.workers.max);
-    add("workers.threads_max", before.workers.effective_threads_max(),
-        after.workers.effective_threads_max());
+    auto count = [](std::int64_t n) { return KnobValue{Count{n}}; };
+    add(knob::workers_min, count(before.workers.min), count(after.workers.min));
+    add(knob::workers_max, count(before.workers.max), count(after.workers.max));
+    add(knob::workers_threads_max, count(before.workers.effective_threads_max()),
+        count(after.workers.effective_threads_max()));
     if (before.workers.mode == PoolMode::fixed || after.workers.mode == PoolMode::fixed) {
-        add("workers.fixed_count", before.workers.count, after.workers.count);
+        add(knob::workers_fixed_count, count(before.workers.count), count(after.workers.count));
     }
-    if (before.workers.mode != after.workers.mode) {
-        Decision d;
-        d.time = WallClock::now();
-        d.subsystem = "workers";
-        d.knob = "workers.mode";
-        d.old_value = Text{to_string(before.workers.mode)};
-        d.new_value = Text{to_string(after.workers.mode)};
-        d.rule = "config_reload";
-        d.reason = "workers.mode changed by a config reload (" + after.source + ")";
-        d.inputs_json = "{}";
-        out.push_back(std::move(d));
-    }
+    add(knob::workers_mode, Text{to_string(before.workers.mode)},
+        Text{to_string(after.workers.mode)});
     return out;
 }
 
@@ -154,7 +142,17 @@ public:
     int run();
 
 private:
+    // The stages of run(), in order; a stage that fails returns the exit code.
+    std::optional<int> prepare_directories();
+    void build_parts();
+    std::optional<int> open_listeners();
+    void start_serving();
+    int finish();
+
     void handle_signals();
+    // Stops the pool (immediate: SIGTERM at once, SIGKILL after at most 2 s; else drain first),
+    // then the admin listener, then the event loop: run() returns.
+    void stop_then_exit(bool immediate);
     void begin_shutdown(bool immediate);
     void finish_shutdown_when_idle(Clock::time_point deadline);
     void reload();
@@ -190,7 +188,29 @@ private:
 };
 
 int Daemon::run() {
-    // ---- where tunerd keeps its files --------------------------------------------------------
+    if (auto exit = prepare_directories()) return *exit;
+    // Threads other than this one (control, log writer, extra I/O) must not take the process's
+    // signals: they start with them blocked and inherit the mask; then this thread unblocks
+    // them for its signal_set.
+    ::signal(SIGPIPE, SIG_IGN);
+    sigset_t blocked, previous;
+    sigemptyset(&blocked);
+    for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGCHLD}) sigaddset(&blocked, sig);
+    ::pthread_sigmask(SIG_BLOCK, &blocked, &previous);
+    build_parts();
+    if (auto exit = open_listeners()) return *exit;
+    start_serving();
+    ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+
+    signals_ = std::make_unique<asio::signal_set>(ioc_, SIGTERM, SIGINT, SIGHUP);
+    handle_signals();
+    watch_startup();
+    start_watchdog();
+    server::run_guarded(ioc_, "main");
+    return finish();
+}
+
+std::optional<int> Daemon::prepare_directories() {
     state_dir_ = config::resolve_state_dir(config_.state);
     std::error_code fs_ec;
     std::filesystem::create_directories(state_dir_, fs_ec);
@@ -210,19 +230,13 @@ int Daemon::run() {
     }
     listen_file_ = state_dir_ + "/listen.json";
     std::filesystem::remove(listen_file_, fs_ec);
+    return std::nullopt;
+}
 
-    // Threads other than this one (control, log writer) must not take the process's signals:
-    // block them here, start those threads, then unblock for the I/O thread's signal_set.
-    ::signal(SIGPIPE, SIG_IGN);
-    sigset_t blocked, previous;
-    sigemptyset(&blocked);
-    for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGCHLD}) sigaddset(&blocked, sig);
-    ::pthread_sigmask(SIG_BLOCK, &blocked, &previous);
-
+void Daemon::build_parts() {
     spdlog::info("event=starting version={} revision={} config={} state_dir={} pid={} dry_run={}",
                  build::version, build::revision, log_quote(config_.source), log_quote(state_dir_),
                  ::getpid(), config_.policy.dry_run);
-
     DecisionLog::Options log_options;
     log_options.path = state_dir_ + "/tunerd.db";
     log_options.retention = config_.state.retention;
@@ -237,6 +251,7 @@ int Daemon::run() {
     metrics_ = std::make_unique<Metrics>();
     applier_ = std::make_unique<Applier>(
         *log_, config_.policy.dry_run, [this](const Decision& d) { metrics_->count_decision(d); });
+    register_pool_actuators(*applier_, *pool_);
     control_ = std::make_unique<ControlLoop>(config_, *pool_, *dispatcher_, *applier_, *log_);
     server::FrontHooks hooks;
     hooks.upstream_failed = [this](unsigned id, const std::string& error) {
@@ -247,8 +262,9 @@ int Daemon::run() {
     };
     front_ = std::make_unique<server::Front>(ioc_, config_.server, *dispatcher_, hooks);
     admin_ = std::make_unique<server::AdminServer>(ioc_);
+}
 
-    // ---- listeners ------------------------------------------------------------------------------
+std::optional<int> Daemon::open_listeners() {
     auto public_ep = resolve_listen(ioc_, "server.listen", config_.server.listen);
     auto admin_ep = resolve_listen(ioc_, "admin.listen", config_.admin.listen);
     for (auto* r : {&public_ep, &admin_ep}) {
@@ -288,32 +304,29 @@ int Daemon::run() {
     }
     spdlog::info("event=listening public={} admin={} listen_file={}", endpoint_text(*bound_public),
                  endpoint_text(*bound_admin), log_quote(listen_file_));
+    return std::nullopt;
+}
 
+void Daemon::start_serving() {
     admin_context_ = std::make_unique<AdminContext>(
         AdminContext{*pool_, *dispatcher_, *control_, *applier_, *log_, *metrics_, started_at_,
                      [this] { return stopping_; }});
     register_admin_routes(*admin_, *admin_context_);
-
-    // ---- the pool's starting shape, decided and recorded like every later change --------------
+    // The pool's starting shape, decided and recorded like every later change.
     const auto [workers, threads] =
         control_->initial_shape([this](unsigned n, unsigned t) { pool_->start(n, t); });
     spdlog::info("event=pool_starting workers={} threads={} command={}", workers, threads,
                  log_quote(config_.workers.command.empty() ? "" : config_.workers.command.front()));
     control_->start();
-    front_->start();  // its extra I/O threads (server.io_threads) start with signals blocked too
-    ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
-
+    front_->start();
     admin_->start();
-    signals_ = std::make_unique<asio::signal_set>(ioc_, SIGTERM, SIGINT, SIGHUP);
-    handle_signals();
-    watch_startup();
-    start_watchdog();
+}
 
-    server::run_guarded(ioc_, "main");
+int Daemon::finish() {
     front_->stop_threads();
-
     control_->stop();
     notify_systemd("STOPPING=1");
+    std::error_code fs_ec;
     std::filesystem::remove(listen_file_, fs_ec);
     if (socket_dir_.rfind("/tmp/tunerd-", 0) == 0) std::filesystem::remove_all(socket_dir_, fs_ec);
     log_->flush(std::chrono::seconds(2));
@@ -321,6 +334,13 @@ int Daemon::run() {
     spdlog::info("event=stopped exit_code={} decisions_written={} decision_log_errors={}",
                  exit_code_, stats.written_total, stats.errors_total);
     return exit_code_;
+}
+
+void Daemon::stop_then_exit(bool immediate) {
+    pool_->stop(immediate, [this] {
+        admin_->stop();
+        ioc_.stop();
+    });
 }
 
 void Daemon::handle_signals() {
@@ -342,10 +362,7 @@ void Daemon::begin_shutdown(bool immediate) {
         if (immediate_) return;
         immediate_ = true;
         front_->abort_remaining();
-        pool_->stop(true, [this] {
-            admin_->stop();
-            ioc_.stop();
-        });
+        stop_then_exit(true);
         return;
     }
     if (stopping_) return;
@@ -378,10 +395,7 @@ void Daemon::finish_shutdown_when_idle(Clock::time_point deadline) {
             front_->abort_remaining();
         }
         spdlog::info("event=stopping_workers");
-        pool_->stop(false, [this] {
-            admin_->stop();
-            ioc_.stop();
-        });
+        stop_then_exit(false);
         return;
     }
     shutdown_timer_->expires_after(std::chrono::milliseconds(20));
@@ -412,19 +426,10 @@ void Daemon::reload() {
         next.policy.dry_run = true;  // --dry-run outlives reloads
     // What the running daemon is built around (its sockets, its I/O threads, where its files
     // are) changes only on restart: keep it, and say which keys were left alone.
-    std::vector<std::string> restart_only;
-    const auto keep = [&](auto& next_value, const auto& running, const char* key) {
-        if (next_value == running) return;
-        next_value = running;
-        restart_only.emplace_back(key);
-    };
-    keep(next.server.listen, before.server.listen, "server.listen");
-    keep(next.server.io_threads, before.server.io_threads, "server.io_threads");
-    keep(next.admin.listen, before.admin.listen, "admin.listen");
     // The running value is resolved ("" became $STATE_DIRECTORY or the default at start): resolve
     // the file's the same way, or an unchanged "" would count as a change.
     next.state.dir = config::resolve_state_dir(next.state);
-    keep(next.state.dir, before.state.dir, "state.dir");
+    const std::vector<std::string> restart_only = config::keep_restart_only(before, next);
     if (!restart_only.empty()) {
         std::string keys;
         for (const auto& key : restart_only) keys += (keys.empty() ? "" : ",") + key;
@@ -440,28 +445,18 @@ void Daemon::reload() {
     applier_->set_dry_run(next.policy.dry_run);
     const auto plan_id = applier_->next_plan_id();
     if (auto pinned = applier_->manual_target()) {
-        Decision d;
-        d.time = WallClock::now();
+        Decision d = make_decision(
+            knob::workers_manual_target, WallClock::now(), Count{*pinned}, {},
+            {policies::rule::config_reload, "a config reload hands control back: manual target " +
+                                                std::to_string(*pinned) + " released"});
         d.plan_id = plan_id;
-        d.subsystem = "workers";
-        d.knob = "workers.manual_target";
-        d.old_value = Count{*pinned};
-        d.rule = "config_reload";
-        d.reason = "a config reload hands control back: manual target " + std::to_string(*pinned) +
-                   " released";
-        d.inputs_json = "{}";
-        applier_->apply(
-            d,
-            [this] {
-                applier_->set_manual_target(std::nullopt);
-                return Status{};
-            },
-            true);
+        applier_->release_workers(d);
     }
+    // The reload itself carried these out: recorded, so the log says why the pool moves next.
     for (auto& d : bound_changes(before, next)) {
         d.plan_id = plan_id;
-        applier_->apply(
-            d, [] { return Status{}; }, true);
+        d.outcome = Outcome::applied;
+        applier_->record_done(d);
     }
     log_->start_run(build::version, config::config_hash(next), config::format_config(next));
     control_->reload(next);
@@ -496,10 +491,7 @@ void Daemon::check_startup() {
         control_->stop();
         front_->begin_shutdown();
         front_->abort_remaining();
-        pool_->stop(true, [this] {
-            admin_->stop();
-            ioc_.stop();
-        });
+        stop_then_exit(true);
         return;
     }
     startup_timer_->expires_after(std::chrono::milliseconds(50));

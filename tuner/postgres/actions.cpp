@@ -6,6 +6,7 @@
 #include <map>
 #include <thread>
 
+#include "model/knobs.hpp"
 #include "tuner/postgres/state.hpp"
 #include "tuner/postgres/values.hpp"
 
@@ -18,15 +19,9 @@ constexpr const char* kPendingRestart =
 Decision postgres_decision(const std::string& name, KnobValue old_value, std::string new_value,
                            std::string rule, std::string reason, std::string inputs_json,
                            Outcome outcome) {
-    Decision d;
-    d.time = WallClock::now();
-    d.subsystem = "postgres";
-    d.knob = name;
-    d.old_value = std::move(old_value);
-    d.new_value = Text{std::move(new_value)};
-    d.rule = std::move(rule);
-    d.reason = std::move(reason);
-    d.inputs_json = std::move(inputs_json);
+    Decision d = make_decision(knob::postgres_setting, WallClock::now(), std::move(old_value),
+                               Text{std::move(new_value)},
+                               {rule, std::move(reason), std::move(inputs_json)}, name);
     d.outcome = outcome;
     return d;
 }

@@ -35,7 +35,7 @@ using ResultPtr = std::unique_ptr<PGresult, ResultCloser>;
 Result<std::string> read_conninfo_file(const std::string& path) {
     if (path.empty()) return make_error("", "no connection string file configured");
     std::ifstream in(path);
-    if (!in) return make_error(path, std::string("cannot read: ") + std::strerror(errno));
+    if (!in) return system_error(path, "cannot read");
     std::stringstream buffer;
     buffer << in.rdbuf();
     std::string text = buffer.str();

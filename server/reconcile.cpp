@@ -1,0 +1,150 @@
+// The pool's reconcile rules (see reconcile.hpp).
+#include "server/reconcile.hpp"
+
+#include <algorithm>
+
+namespace tuner::server {
+
+const char* to_string(Lifecycle phase) {
+    switch (phase) {
+        case Lifecycle::starting:
+            return "starting";
+        case Lifecycle::ready:
+            return "ready";
+        case Lifecycle::recycle_due:
+            return "recycle_due";
+        case Lifecycle::retiring:
+            return "retiring";
+        case Lifecycle::draining:
+            return "draining";
+        case Lifecycle::stopping:
+            return "stopping";
+        case Lifecycle::start_failed:
+            return "start_failed";
+        case Lifecycle::exited:
+            return "exited";
+    }
+    return "?";
+}
+
+WorkerState public_state(Lifecycle phase) {
+    switch (phase) {
+        case Lifecycle::starting:
+            return WorkerState::starting;
+        case Lifecycle::ready:
+        case Lifecycle::recycle_due:
+        case Lifecycle::retiring:
+            return WorkerState::ready;
+        case Lifecycle::draining:
+            return WorkerState::draining;
+        case Lifecycle::stopping:
+        case Lifecycle::start_failed:
+        case Lifecycle::exited:
+            return WorkerState::stopping;
+    }
+    return WorkerState::stopping;
+}
+
+bool counts_towards_target(Lifecycle phase) {
+    return phase == Lifecycle::starting || phase == Lifecycle::ready ||
+           phase == Lifecycle::recycle_due;
+}
+
+bool takes_requests(Lifecycle phase) {
+    return phase == Lifecycle::ready || phase == Lifecycle::recycle_due ||
+           phase == Lifecycle::retiring;
+}
+
+bool exit_expected(Lifecycle phase) {
+    return phase == Lifecycle::draining || phase == Lifecycle::stopping;
+}
+
+namespace {
+
+using Worker = ReconcileInput::Worker;
+
+// Scale-down order: starting workers first (youngest first), then idle ready ones, then the
+// youngest busy ones (the oldest have warm caches and long requests in flight).
+std::vector<const Worker*> scale_down_order(const ReconcileInput& in) {
+    std::vector<const Worker*> candidates;
+    for (const auto& w : in.workers) {
+        if (counts_towards_target(w.phase)) candidates.push_back(&w);
+    }
+    std::sort(candidates.begin(), candidates.end(), [](const Worker* a, const Worker* b) {
+        const bool a_starting = a->phase == Lifecycle::starting;
+        const bool b_starting = b->phase == Lifecycle::starting;
+        if (a_starting != b_starting) return a_starting;
+        const bool a_idle = a->inflight == 0, b_idle = b->inflight == 0;
+        if (a_idle != b_idle) return a_idle;
+        return a->spawned_at > b->spawned_at;
+    });
+    return candidates;
+}
+
+// The next worker to replace, one at a time: one marked for recycling, else one with the wrong
+// thread count. Nothing while a replacement is under way.
+void plan_replacement(const ReconcileInput& in, unsigned counted, ReconcilePlan& plan) {
+    const bool replacing = std::any_of(in.workers.begin(), in.workers.end(), [](const Worker& w) {
+        return w.phase == Lifecycle::starting || w.phase == Lifecycle::retiring;
+    });
+    if (replacing || counted != in.target || !plan.drain.empty() || !plan.kill.empty()) return;
+    const Worker* chosen = nullptr;
+    std::string threads_reason;
+    for (const auto& w : in.workers) {  // in id order: the oldest first
+        if (w.phase == Lifecycle::recycle_due) {
+            chosen = &w;
+        } else if (w.phase == Lifecycle::ready && w.threads != in.threads) {
+            chosen = &w;
+            threads_reason =
+                "threads " + std::to_string(w.threads) + " → " + std::to_string(in.threads);
+        }
+        if (chosen) break;
+    }
+    if (!chosen) return;
+    ReconcilePlan::Replace replace{chosen->id, !in.at_memory_ceiling, std::move(threads_reason)};
+    if (replace.replacement_first) {
+        plan.spawn += 1;
+    } else {
+        plan.drain.push_back(chosen->id);
+    }
+    plan.replace = std::move(replace);
+}
+
+}  // namespace
+
+ReconcilePlan plan_reconcile(const ReconcileInput& in) {
+    ReconcilePlan plan;
+    unsigned counted = 0, starting = 0;
+    for (const auto& w : in.workers) {
+        counted += counts_towards_target(w.phase) ? 1 : 0;
+        starting += w.phase == Lifecycle::starting ? 1 : 0;
+    }
+
+    if (counted < in.target) {
+        if (in.now < in.next_spawn_allowed) {
+            plan.retry_after =
+                std::chrono::duration_cast<Duration>(in.next_spawn_allowed - in.now) +
+                std::chrono::milliseconds(1);
+        } else {
+            plan.spawn = in.target - counted;
+        }
+    } else if (counted > in.target) {
+        const auto order = scale_down_order(in);
+        for (unsigned i = 0; i < counted - in.target && i < order.size(); ++i) {
+            (order[i]->phase == Lifecycle::starting ? plan.kill : plan.drain)
+                .push_back(order[i]->id);
+        }
+    }
+
+    // Replacements are ready: the workers they replace may go now.
+    if (starting == 0 && counted >= in.target) {
+        for (const auto& w : in.workers) {
+            if (w.phase == Lifecycle::retiring) plan.drain.push_back(w.id);
+        }
+    }
+
+    plan_replacement(in, counted, plan);
+    return plan;
+}
+
+}  // namespace tuner::server

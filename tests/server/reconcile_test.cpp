@@ -1,0 +1,159 @@
+// The pool's reconcile rules as a pure function: scale up and down, the crash backoff, retiring
+// workers, one replacement at a time, and the memory ceiling's drain-first order.
+#include "server/reconcile.hpp"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace tuner::server {
+namespace {
+
+using namespace std::chrono_literals;
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+using ::testing::UnorderedElementsAre;
+
+const Clock::time_point kNow = Clock::time_point{} + 1h;
+
+ReconcileInput::Worker worker(unsigned id, Lifecycle phase, unsigned inflight = 0,
+                              Duration age = 60s, unsigned threads = 1) {
+    return {id, phase, threads, kNow - age, inflight};
+}
+
+ReconcileInput pool(std::vector<ReconcileInput::Worker> workers, unsigned target,
+                    unsigned threads = 1) {
+    ReconcileInput in;
+    in.workers = std::move(workers);
+    in.target = target;
+    in.threads = threads;
+    in.now = kNow;
+    return in;
+}
+
+TEST(PlanReconcile, AtTargetDoesNothing) {
+    const auto plan =
+        plan_reconcile(pool({worker(1, Lifecycle::ready), worker(2, Lifecycle::ready)}, 2));
+    EXPECT_TRUE(plan.empty());
+}
+
+TEST(PlanReconcile, ScalesUpByTheWholeGapAtOnce) {
+    const auto plan = plan_reconcile(pool({worker(1, Lifecycle::ready)}, 5));
+    EXPECT_EQ(plan.spawn, 4u);
+    EXPECT_THAT(plan.drain, IsEmpty());
+}
+
+TEST(PlanReconcile, StartingWorkersCountTowardsTheTarget) {
+    const auto plan =
+        plan_reconcile(pool({worker(1, Lifecycle::ready), worker(2, Lifecycle::starting)}, 3));
+    EXPECT_EQ(plan.spawn, 1u);
+}
+
+TEST(PlanReconcile, CrashBackoffHoldsSpawningAndSaysWhenToLookAgain) {
+    auto in = pool({worker(1, Lifecycle::ready)}, 3);
+    in.next_spawn_allowed = kNow + 4s;
+    const auto plan = plan_reconcile(in);
+    EXPECT_EQ(plan.spawn, 0u);
+    ASSERT_TRUE(plan.retry_after);
+    EXPECT_GE(*plan.retry_after, 4s);
+    EXPECT_LT(*plan.retry_after, 4s + 10ms);
+}
+
+TEST(PlanReconcile, ScaleDownKillsStartingWorkersFirst) {
+    const auto plan = plan_reconcile(
+        pool({worker(1, Lifecycle::ready, 0, 90s), worker(2, Lifecycle::starting, 0, 1s),
+              worker(3, Lifecycle::ready, 0, 30s)},
+             2));
+    EXPECT_THAT(plan.kill, ElementsAre(2u));
+    EXPECT_THAT(plan.drain, IsEmpty());
+}
+
+TEST(PlanReconcile, ScaleDownDrainsIdleWorkersBeforeBusyOnesAndYoungestBusyFirst) {
+    const auto plan = plan_reconcile(
+        pool({worker(1, Lifecycle::ready, 3, 300s), worker(2, Lifecycle::ready, 1, 10s),
+              worker(3, Lifecycle::ready, 0, 200s), worker(4, Lifecycle::ready, 2, 100s)},
+             1));
+    EXPECT_THAT(plan.kill, IsEmpty());
+    EXPECT_THAT(plan.drain, ElementsAre(3u, 2u, 4u));
+}
+
+TEST(PlanReconcile, DrainingAndStoppingWorkersAreNotCountedOrChosenAgain) {
+    const auto plan =
+        plan_reconcile(pool({worker(1, Lifecycle::ready), worker(2, Lifecycle::draining),
+                             worker(3, Lifecycle::stopping)},
+                            2));
+    EXPECT_EQ(plan.spawn, 1u);
+    EXPECT_THAT(plan.drain, IsEmpty());
+}
+
+TEST(PlanReconcile, RecycleDueReplacesOneWorkerReplacementFirst) {
+    const auto plan =
+        plan_reconcile(pool({worker(1, Lifecycle::ready), worker(2, Lifecycle::recycle_due),
+                             worker(3, Lifecycle::recycle_due)},
+                            3));
+    ASSERT_TRUE(plan.replace);
+    EXPECT_EQ(plan.replace->id, 2u);
+    EXPECT_TRUE(plan.replace->replacement_first);
+    EXPECT_EQ(plan.spawn, 1u);
+    EXPECT_THAT(plan.drain, IsEmpty());
+}
+
+TEST(PlanReconcile, AtTheMemoryCeilingTheOldWorkerDrainsFirst) {
+    auto in = pool({worker(1, Lifecycle::ready), worker(2, Lifecycle::recycle_due)}, 2);
+    in.at_memory_ceiling = true;
+    const auto plan = plan_reconcile(in);
+    ASSERT_TRUE(plan.replace);
+    EXPECT_FALSE(plan.replace->replacement_first);
+    EXPECT_EQ(plan.spawn, 0u);
+    EXPECT_THAT(plan.drain, ElementsAre(2u));
+}
+
+TEST(PlanReconcile, NoSecondReplacementWhileOneIsUnderWay) {
+    // Worker 2 retires while its replacement (4) starts: worker 3 waits its turn.
+    const auto plan =
+        plan_reconcile(pool({worker(1, Lifecycle::ready), worker(2, Lifecycle::retiring),
+                             worker(3, Lifecycle::recycle_due), worker(4, Lifecycle::starting)},
+                            3));
+    EXPECT_FALSE(plan.replace);
+    EXPECT_EQ(plan.spawn, 0u);
+    EXPECT_THAT(plan.drain, IsEmpty());
+}
+
+TEST(PlanReconcile, RetiringWorkerDrainsOnceItsReplacementIsReady) {
+    const auto plan = plan_reconcile(pool(
+        {worker(1, Lifecycle::ready), worker(2, Lifecycle::retiring), worker(4, Lifecycle::ready)},
+        2));
+    EXPECT_THAT(plan.drain, ElementsAre(2u));
+    EXPECT_FALSE(plan.replace);  // one step at a time: the drain first
+}
+
+TEST(PlanReconcile, NewThreadCountRollsThroughTheOldestWorkerFirst) {
+    const auto plan = plan_reconcile(pool(
+        {worker(1, Lifecycle::ready, 0, 60s, 1), worker(2, Lifecycle::ready, 0, 60s, 1)}, 2, 4));
+    ASSERT_TRUE(plan.replace);
+    EXPECT_EQ(plan.replace->id, 1u);
+    EXPECT_EQ(plan.replace->threads_reason, "threads 1 → 4");
+    EXPECT_EQ(plan.spawn, 1u);
+}
+
+TEST(PlanReconcile, NoReplacementWhileTheSizeIsOff) {
+    // Below target: spawning comes first; a recycle waits for a settled pool.
+    const auto plan = plan_reconcile(pool({worker(1, Lifecycle::recycle_due)}, 2));
+    EXPECT_EQ(plan.spawn, 1u);
+    EXPECT_FALSE(plan.replace);
+}
+
+TEST(Lifecycle, PhasesMapToWhatWorkersShowsAndWhatCounts) {
+    EXPECT_EQ(public_state(Lifecycle::retiring), WorkerState::ready);
+    EXPECT_EQ(public_state(Lifecycle::recycle_due), WorkerState::ready);
+    EXPECT_EQ(public_state(Lifecycle::start_failed), WorkerState::stopping);
+    EXPECT_TRUE(counts_towards_target(Lifecycle::recycle_due));
+    EXPECT_FALSE(counts_towards_target(Lifecycle::retiring));
+    EXPECT_TRUE(takes_requests(Lifecycle::retiring));
+    EXPECT_FALSE(takes_requests(Lifecycle::draining));
+    EXPECT_TRUE(exit_expected(Lifecycle::stopping));
+    EXPECT_FALSE(exit_expected(Lifecycle::start_failed));
+    EXPECT_FALSE(exit_expected(Lifecycle::ready));
+}
+
+}  // namespace
+}  // namespace tuner::server

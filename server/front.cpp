@@ -512,8 +512,7 @@ awaitable<void> Front::run_session(tcp::socket socket) {
                 }
             }
 
-            // ---- send the request
-            // ----------------------------------------------------------------
+            // ---- send the request --------------------------------------------
             const auto service_start = Clock::now();
             beast::error_code in_ec, out_ec;
             auto& up = conn->stream;
@@ -560,8 +559,7 @@ awaitable<void> Front::run_session(tcp::socket socket) {
                 break;
             }
 
-            // ---- read the response header
-            // ---------------------------------------------------------
+            // ---- read the response header ------------------------------------
             std::optional<http::response_parser<http::buffer_body>> res_parser;
             auto fresh_parser = [&] {
                 res_parser.emplace();
@@ -617,8 +615,8 @@ awaitable<void> Front::run_session(tcp::socket socket) {
                 break;
             }
             if (out_ec) {
-                if (is_timeout(
-                        out_ec)) {  // only when the client is gone too (answer_late could not)
+                // A timeout here means the client is gone too (answer_late could not write).
+                if (is_timeout(out_ec)) {
                     dispatcher_.release(backend, nullptr, false);
                     break;
                 }
@@ -642,8 +640,7 @@ awaitable<void> Front::run_session(tcp::socket socket) {
                 break;
             }
 
-            // ---- stream the response back
-            // ----------------------------------------------------------
+            // ---- stream the response back ------------------------------------
             auto& res = res_parser->get();
             record.status = res.result_int();
             const bool upstream_keep_alive = res_parser->keep_alive();

@@ -1,4 +1,4 @@
-// The database side end to end (issue 7): the real daemon sizes the Flask example's SQLAlchemy
+// The database side end to end: the real daemon sizes the Flask example's SQLAlchemy
 // pools for a real PostgreSQL (the ctest fixture's throwaway cluster), passes them to gunicorn
 // workers in their environment, writes the recommended settings, and keeps serving when
 // PostgreSQL is unreachable.

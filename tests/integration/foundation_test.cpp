@@ -1,4 +1,4 @@
-// The walking skeleton end to end (issue 3): the real tunerd binary on port-0 listeners, the
+// The walking skeleton end to end: the real tunerd binary on port-0 listeners, the
 // built-in demo app as workers, real HTTP traffic.
 #include <signal.h>
 

@@ -1,5 +1,5 @@
 // The Flask example (examples/flask) under gunicorn as real workers, run from the checked-in
-// etc/examples/flask.toml (issue 5): resize cycles and kill -9 of the gunicorn master and of its
+// etc/examples/flask.toml: resize cycles and kill -9 of the gunicorn master and of its
 // worker under load with zero failed requests, and the example's routes through the front.
 #include <algorithm>
 #include <fstream>

@@ -1,4 +1,4 @@
-// The live-resizable worker pool with the built-in demo app (issue 5): resizes, kill -9, recycling
+// The live-resizable worker pool with the built-in demo app: resizes, kill -9, recycling
 // and crash loops under bounded load with zero failed requests, statistics that agree with the
 // client, manual targets, readiness by health_path, and max_worker_rss. The same scenarios with
 // the Flask example under gunicorn are in gunicorn_test.cpp.

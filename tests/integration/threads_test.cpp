@@ -1,4 +1,4 @@
-// Threads as a second knob against the real daemon (issue 8). In a 512 MB memory cgroup, an app
+// Threads as a second knob against the real daemon. In a 512 MB memory cgroup, an app
 // whose processes hold 150 MB and whose requests burn 5 ms of CPU then wait 50 ms, under a closed
 // loop of 32 clients: the adaptive controller from threads = 1 (threads_max = 16) finds its shape,
 // then the static grid processes {1, 2} × threads {1, 4, 8, 16} (a second tunerd in mode =
@@ -51,7 +51,7 @@ constexpr auto kSettle = 500ms;  // after a shape is in place or the clients sta
 constexpr auto kShapeTimeout = 90s;  // a rolling change of two gunicorn workers on a busy box
 constexpr auto kQuiet = 10s;         // no pool decision for this long: converged
 constexpr auto kConvergeTimeout = 90s;
-constexpr double kMinShareOfBest = 0.8;  // issue 8's acceptance (the benchmark aims for 0.9)
+constexpr double kMinShareOfBest = 0.8;  // the acceptance bar (the benchmark aims for 0.9)
 // Other tenants of a shared machine take the CPU at random (a build on the reference VM halves
 // the throughput for seconds at a time). So that the comparison measures the pool's shapes and
 // not the neighbours, tunerd, its workers and the clients run at this nice value, grid and
@@ -158,7 +158,7 @@ std::string config_text(const App& app, const std::string& knobs,
 
 // The adaptive daemon from threads = 1. Its clients pause while the grid's pool is measured;
 // that is the measurement's doing, not a drop in load, so a long scale_down_cooldown keeps it
-// from shrinking the pool in those seconds (scale-down is issue 6's, tested there).
+// from shrinking the pool in those seconds (scale-down is tested in tuner_test).
 std::string adaptive_config(const App& app) {
     return config_text(app, "threads = 1\nthreads_max = " + std::to_string(kThreadsMax) + "\n",
                        "[policy]\nscale_down_cooldown = \"10m\"\n");

@@ -1,4 +1,4 @@
-// The tuner's admin API and operations against the real daemon (issue 6): probed limits in the
+// The tuner's admin API and operations against the real daemon: probed limits in the
 // log and /health, /performance/decisions?since=&limit=, POST /performance/optimize, SIGHUP
 // reloads (invalid kept out, lower bounds obeyed), and /metrics clean under `promtool check
 // metrics` once every family has samples.

@@ -1,4 +1,4 @@
-// The tuner's acceptance that needs root (issue 6): tunerd inside a 512 MB memory cgroup under
+// The tuner's acceptance that needs root: tunerd inside a 512 MB memory cgroup under
 // heavy load stops exactly at the memory ceiling /performance reports, with no OOM kill; the
 // decision log on a full tmpfs leaves traffic alone while /metrics and /health report it.
 // Skipped with the reason when not root, or when cgroups or mounts cannot be made here.

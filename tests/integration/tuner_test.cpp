@@ -1,4 +1,4 @@
-// The adaptive worker controller against the real daemon (issue 6, "Acceptance"): a closed loop
+// The adaptive worker controller against the real daemon: a closed loop
 // of 64 clients on the demo app (5 ms CPU + 50 ms wait, one thread per worker), first pinned at
 // the seed size, then released; the pool shrinks once the load stops; dry_run never resizes.
 #include <unistd.h>

@@ -1,6 +1,6 @@
 // tunerctl against a real PostgreSQL (the postgres_cluster fixture's throwaway cluster): recommend
 // shows each setting beside its current value, and rollback --postgres restores every setting a
-// daemon in apply mode changed (issue 7).
+// daemon in apply mode changed.
 #include <signal.h>
 
 #include <fstream>

@@ -1,4 +1,4 @@
-// The (processes × threads) pair planner (issue 8): unit tests of plan_pair and traces of the
+// The (processes × threads) pair planner: unit tests of plan_pair and traces of the
 // controller on the simulator (2 cores, 150 MB per process, a 512 MB cgroup).
 #include "policies/pair_planner.hpp"
 
@@ -16,7 +16,7 @@ using sim::LoadModel;
 using sim::MachineModel;
 using sim::Simulator;
 
-// Memory for 2 processes at any thread count up to 16, as in issue 8's measurements.
+// Memory for 2 processes at any thread count up to 16, as measured on the reference app.
 PairInputs memory_capped_io() {
     PairInputs in;
     in.current = {2, 1};

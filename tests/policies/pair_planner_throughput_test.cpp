@@ -1,4 +1,4 @@
-// The pair planner against measured throughput (issue 8 on the real daemon): threads the CPU
+// The pair planner against measured throughput (on the real daemon): threads the CPU
 // contention rule would take back are kept while they serve more, and a raise back to a shape
 // that served no more is not planned, so the two threads rules cannot flap the pool.
 #include <map>

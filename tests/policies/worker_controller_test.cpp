@@ -1,4 +1,4 @@
-// The worker controller on simulated traces (issue 6's acceptance list): steps up and down,
+// The worker controller on simulated traces: steps up and down,
 // noise, the CPU knee, a closed loop, memory ramps and pressure, the modes and the bounds.
 #include "policies/worker_controller.hpp"
 

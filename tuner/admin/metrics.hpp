@@ -6,12 +6,13 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "model/decision.hpp"
 #include "server/dispatcher.hpp"
 #include "server/pool.hpp"
-#include "tuner/control/control_loop.hpp"
+#include "tuner/control/control_view.hpp"
 #include "tuner/decision_log/log.hpp"
 
 namespace prometheus {

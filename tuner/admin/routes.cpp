@@ -7,6 +7,8 @@
 #include "model/knobs.hpp"
 #include "policies/registry.hpp"
 #include "tuner/build_info.hpp"
+#include "tuner/control/apply.hpp"
+#include "tuner/control/control_loop.hpp"
 #include "tuner/decision_log/timestamps.hpp"
 #include "tuner/report/probe_report.hpp"
 

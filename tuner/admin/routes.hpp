@@ -13,11 +13,12 @@
 #include "server/dispatcher.hpp"
 #include "server/pool.hpp"
 #include "tuner/admin/metrics.hpp"
-#include "tuner/control/apply.hpp"
-#include "tuner/control/control_loop.hpp"
 #include "tuner/decision_log/log.hpp"
 
 namespace tuner {
+
+class Applier;
+class ControlLoop;
 
 struct AdminContext {
     server::WorkerPool& pool;

@@ -22,24 +22,12 @@
 #include "server/dispatcher.hpp"
 #include "server/pool.hpp"
 #include "tuner/control/apply.hpp"
+#include "tuner/control/control_view.hpp"
 #include "tuner/control/database_tuner.hpp"
 #include "tuner/decision_log/json.hpp"
 #include "tuner/decision_log/log.hpp"
 
 namespace tuner {
-
-// What the last cycle saw and decided: the source of /performance, /health and /metrics.
-struct ControlView {
-    Snapshot snapshot;
-    policies::SeedInputs seed_inputs;
-    policies::SeedResult seed;  // the memory ceiling the controller enforces (its estimate)
-    nlohmann::json controller = nlohmann::json::object();  // WorkerController::explain()
-    nlohmann::json database = nullptr;  // DatabaseTuner::explain(), null when no database
-    Plan last_plan;
-    std::uint64_t cycles = 0;
-    double last_cycle_ms = 0;  // how long the cycle took (probes + policies)
-    bool valid = false;        // false until the first cycle
-};
 
 class ControlLoop {
 public:

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <numeric>
 
+#include <fmt/format.h>
+
 namespace tuner::policies {
 namespace {
 
@@ -45,8 +47,8 @@ bool in_place(const Snapshot& s) {
 
 std::string to_string(const PoolShape& shape) {
     std::string out =
-        std::to_string(shape.processes) + (shape.processes == 1 ? " worker" : " workers");
-    if (shape.threads != 1) out += " × " + std::to_string(shape.threads) + " threads";
+        fmt::format("{} {}", shape.processes, shape.processes == 1 ? "worker" : "workers");
+    if (shape.threads != 1) out += fmt::format(" × {} threads", shape.threads);
     return out;
 }
 
@@ -215,8 +217,8 @@ std::optional<std::string> KneeDetector::check_release(const WorkerSignals& sign
     if (shape_.slots() >= knee_->settle.slots() && signals.cpu_utilisation < kRoomUtilisation) {
         if (++cpu_room_cycles_ >= kRoomCycles) {
             knee_.reset();
-            return "CPU below " + std::to_string(static_cast<int>(kRoomUtilisation * 100)) +
-                   " % at the knee shape for " + std::to_string(kRoomCycles) + " cycles";
+            return fmt::format("CPU below {} % at the knee shape for {} cycles",
+                               static_cast<int>(kRoomUtilisation * 100), kRoomCycles);
         }
     } else {
         cpu_room_cycles_ = 0;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "model/knobs.hpp"
@@ -59,31 +60,28 @@ DbPoolResult size_db_pool(const DbPoolInputs& in) {
     r.connection_budget = facts.max_connections > reserved ? facts.max_connections - reserved : 0;
     r.wanted_max_overflow = kOverflowPerPooled * pool_size;
     r.wanted_max_connections = workers * (pool_size + r.wanted_max_overflow) + reserved;
-    r.wanted_max_connections_formula =
-        std::to_string(workers) + " workers × (pool_size " + std::to_string(pool_size) +
-        " + max_overflow " + std::to_string(r.wanted_max_overflow) + ") + superuser_reserved " +
-        std::to_string(facts.superuser_reserved_connections) + " + admin reserve " +
-        std::to_string(kAdminReserveConnections) + " = " + std::to_string(r.wanted_max_connections);
+    r.wanted_max_connections_formula = fmt::format(
+        "{} workers × (pool_size {} + max_overflow {}) + superuser_reserved {} "
+        "+ admin reserve {} = {}",
+        workers, pool_size, r.wanted_max_overflow, facts.superuser_reserved_connections,
+        kAdminReserveConnections, r.wanted_max_connections);
 
-    std::string reason = "pool_size " + std::to_string(pool_size) + " = threads; budget " +
-                         std::to_string(r.connection_budget) + " = max_connections " +
-                         std::to_string(facts.max_connections) +
-                         (in.server ? "" : " (not read yet: PostgreSQL's default)") +
-                         " − superuser_reserved " +
-                         std::to_string(facts.superuser_reserved_connections) + " − admin " +
-                         std::to_string(kAdminReserveConnections);
+    std::string reason = fmt::format(
+        "pool_size {} = threads; budget {} = max_connections {}{} "
+        "− superuser_reserved {} − admin {}",
+        pool_size, r.connection_budget, facts.max_connections,
+        in.server ? "" : " (not read yet: PostgreSQL's default)",
+        facts.superuser_reserved_connections, kAdminReserveConnections);
 
     const unsigned per_worker = r.connection_budget / workers;
     unsigned max_overflow = 0;
     if (per_worker >= pool_size) {
         max_overflow = std::min(r.wanted_max_overflow, per_worker - pool_size);
-        reason += "; " + std::to_string(workers) + " workers × (" + std::to_string(pool_size) +
-                  " + " + std::to_string(max_overflow) +
-                  ") = " + std::to_string(workers * (pool_size + max_overflow)) + " ≤ " +
-                  std::to_string(r.connection_budget) + " → max_overflow " +
-                  std::to_string(max_overflow);
+        reason += fmt::format("; {} workers × ({} + {}) = {} ≤ {} → max_overflow {}", workers,
+                              pool_size, max_overflow, workers * (pool_size + max_overflow),
+                              r.connection_budget, max_overflow);
         if (max_overflow < r.wanted_max_overflow)
-            reason += " (wanted " + std::to_string(r.wanted_max_overflow) + ")";
+            reason += fmt::format(" (wanted {})", r.wanted_max_overflow);
     } else {
         // Even without overflow the pools would exceed the budget: fewer processes, or PgBouncer.
         unsigned cap = r.connection_budget / pool_size;
@@ -94,17 +92,14 @@ DbPoolResult size_db_pool(const DbPoolInputs& in) {
         r.max_processes_by_db = cap;
         r.pgbouncer =
             PgBouncerAdvice{r.connection_budget, workers * (pool_size + r.wanted_max_overflow)};
-        reason +=
-            "; " + std::to_string(workers) + " workers × " + std::to_string(pool_size) + " = " +
-            std::to_string(workers * pool_size) + " > " + std::to_string(r.connection_budget) +
-            " even with max_overflow 0 → workers capped at " + std::to_string(cap) +
-            " (max_processes_by_db = budget / pool_size); to keep " + std::to_string(workers) +
-            " workers run PgBouncer in transaction pooling (pool_mode = transaction, "
-            "default_pool_size = " +
-            std::to_string(r.pgbouncer->default_pool_size) +
-            ", max_client_conn = " + std::to_string(r.pgbouncer->max_client_conn) +
-            "), point DATABASE_URL at it, or raise max_connections to " +
-            std::to_string(r.wanted_max_connections) + " (needs a restart)";
+        reason += fmt::format(
+            "; {} workers × {} = {} > {} even with max_overflow 0 → workers capped at {} "
+            "(max_processes_by_db = budget / pool_size); to keep {} workers run PgBouncer in "
+            "transaction pooling (pool_mode = transaction, default_pool_size = {}, "
+            "max_client_conn = {}), point DATABASE_URL at it, or raise max_connections to {} "
+            "(needs a restart)",
+            workers, pool_size, workers * pool_size, r.connection_budget, cap, workers,
+            r.pgbouncer->default_pool_size, r.pgbouncer->max_client_conn, r.wanted_max_connections);
     }
 
     std::string recycle_why;

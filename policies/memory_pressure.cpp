@@ -5,6 +5,8 @@
 #include <cmath>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "policies/reason_text.hpp"
 
 namespace tuner::policies {
@@ -26,8 +28,8 @@ MemoryPressure memory_pressure(const Snapshot& snapshot, const WorkerSignals& si
 
     std::vector<std::string> causes;
     if (signals.new_oom_kills > 0) {
-        causes.push_back(std::to_string(signals.new_oom_kills) + " OOM kill(s) counted (total " +
-                         std::to_string(m.oom_kills) + ")");
+        causes.push_back(
+            fmt::format("{} OOM kill(s) counted (total {})", signals.new_oom_kills, m.oom_kills));
     }
     const double fraction =
         p.line_bytes ? static_cast<double>(p.working_set_bytes) / static_cast<double>(p.line_bytes)

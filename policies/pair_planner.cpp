@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include <fmt/format.h>
+
 #include "policies/cpu_knee.hpp"
 #include "policies/reason_text.hpp"
 #include "policies/registry.hpp"
@@ -55,9 +57,9 @@ std::optional<PairPlan> raise_threads(const PairInputs& in, std::string* kept) {
     const auto best_rps = measured(in, best);
     if (cur_rps && best_rps && *best_rps < *cur_rps * (1 + kThreadsRaiseGain)) {
         if (kept) {
-            *kept = "threads kept at " + std::to_string(cur.threads) + ": " +
-                    throughput_text(best, *best_rps, cur, *cur_rps) + " (less than +" +
-                    text::percent(kThreadsRaiseGain) + ")";
+            *kept = fmt::format("threads kept at {}: {} (less than +{})", cur.threads,
+                                throughput_text(best, *best_rps, cur, *cur_rps),
+                                text::percent(kThreadsRaiseGain));
         }
         return std::nullopt;
     }
@@ -68,8 +70,8 @@ std::optional<PairPlan> raise_threads(const PairInputs& in, std::string* kept) {
     if (in.slot_limit && *in.slot_limit < in.slots_needed) {
         plan.reason += " (growth limited to " + text::number(*in.slot_limit) + " this step)";
     }
-    plan.reason += " → threads " + std::to_string(cur.threads) + " → " +
-                   std::to_string(best.threads) + ", " + to_string(best);
+    plan.reason +=
+        fmt::format(" → threads {} → {}, {}", cur.threads, best.threads, to_string(best));
     return plan;
 }
 
@@ -91,19 +93,19 @@ std::optional<PairPlan> lower_threads(const PairInputs& in, std::string* kept) {
         const auto lower_rps = measured(in, lower);
         if (lower_rps && *cur_rps > *lower_rps * (1 + kThreadsKeepGain)) {
             if (kept) {
-                *kept = "threads kept at " + std::to_string(cur.threads) +
-                        " despite contention: " + throughput_text(cur, *cur_rps, lower, *lower_rps);
+                *kept = fmt::format("threads kept at {} despite contention: {}", cur.threads,
+                                    throughput_text(cur, *cur_rps, lower, *lower_rps));
             }
             return std::nullopt;
         }
     }
 
     PairPlan plan{lower, rule::threads_cpu_contention, ""};
-    plan.reason = "CPU " + text::percent(in.cpu_utilisation) + " of quota, service time " +
-                  text::number(in.service_ratio, 1) + "× uncontended; " +
-                  std::to_string(cur.slots()) + " concurrent > " + text::number(useful) +
-                  " the CPU can use → threads " + std::to_string(cur.threads) + " → " +
-                  std::to_string(threads);
+    plan.reason = fmt::format(
+        "CPU {} of quota, service time {}× uncontended; {} concurrent > {} the CPU can use → "
+        "threads {} → {}",
+        text::percent(in.cpu_utilisation), text::number(in.service_ratio, 1), cur.slots(),
+        text::number(useful), cur.threads, threads);
     return plan;
 }
 

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 namespace tuner::policies {
@@ -86,10 +87,10 @@ PostgresSetting real_setting(std::string name, double value, std::string formula
 
 std::string format_pg_memory_kb(std::uint64_t kilobytes) {
     if (kilobytes != 0 && kilobytes % kKbPerGb == 0)
-        return std::to_string(kilobytes / kKbPerGb) + "GB";
+        return fmt::format("{}GB", kilobytes / kKbPerGb);
     if (kilobytes != 0 && kilobytes % kKbPerMb == 0)
-        return std::to_string(kilobytes / kKbPerMb) + "MB";
-    return std::to_string(kilobytes) + "kB";
+        return fmt::format("{}MB", kilobytes / kKbPerMb);
+    return fmt::format("{}kB", kilobytes);
 }
 
 const PostgresSetting* PostgresSettingsResult::find(std::string_view name) const {
@@ -169,13 +170,14 @@ PostgresSettingsResult postgres_settings(const PostgresSettingsInputs& in) {
     if (cores >= 4) {
         const unsigned half = (cores + 1) / 2;
         parallel_per_gather = std::min(half, kMaxParallelPerGather);
-        const std::string c = std::to_string(cores);
-        parallel.push_back(count_setting("max_worker_processes", cores, true, "cores = " + c));
+        const std::string all_cores = fmt::format("cores = {}", cores);
+        const std::string half_cores = fmt::format("ceil(cores/2) = ceil({}/2), at most 4", cores);
+        parallel.push_back(count_setting("max_worker_processes", cores, true, all_cores));
         parallel.push_back(count_setting("max_parallel_workers_per_gather", parallel_per_gather,
-                                         false, "ceil(cores/2) = ceil(" + c + "/2), at most 4"));
-        parallel.push_back(count_setting("max_parallel_workers", cores, false, "cores = " + c));
+                                         false, half_cores));
+        parallel.push_back(count_setting("max_parallel_workers", cores, false, all_cores));
         parallel.push_back(count_setting("max_parallel_maintenance_workers", parallel_per_gather,
-                                         false, "ceil(cores/2) = ceil(" + c + "/2), at most 4"));
+                                         false, half_cores));
     }
 
     // PGTune: "(RAM - shared_buffers) / (max_connections * 3) / max_parallel_workers_per_gather";
@@ -187,10 +189,10 @@ PostgresSettingsResult postgres_settings(const PostgresSettingsInputs& in) {
         std::max(static_cast<std::uint64_t>(std::floor(work_mem_exact)), kWorkMemMinKb);
     r.settings.push_back(memory_setting(
         "work_mem", work_mem_kb, false,
-        "(RAM − shared_buffers) / (max_connections × 3) / max_parallel_workers_per_gather = (" +
-            ram + " − " + format_pg_memory_kb(shared_buffers_kb) + ") / (" +
-            std::to_string(max_connections) + " × 3) / " + std::to_string(parallel_per_gather) +
-            ", at least 64kB"));
+        fmt::format("(RAM − shared_buffers) / (max_connections × 3) / "
+                    "max_parallel_workers_per_gather = ({} − {}) / ({} × 3) / {}, at least 64kB",
+                    ram, format_pg_memory_kb(shared_buffers_kb), max_connections,
+                    parallel_per_gather)));
 
     r.settings.push_back(memory_setting("min_wal_size", kKbPerGb, false, "web profile"));
     r.settings.push_back(memory_setting("max_wal_size", 4 * kKbPerGb, false, "web profile"));

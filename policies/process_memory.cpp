@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <vector>
 
+#include <fmt/format.h>
+
 namespace tuner::policies {
 namespace {
 
@@ -12,7 +14,7 @@ std::uint64_t with_margin(std::uint64_t p95_bytes) {
 }
 
 std::string threads_text(unsigned threads) {
-    return std::to_string(threads) + (threads == 1 ? " thread" : " threads");
+    return fmt::format("{} {}", threads, threads == 1 ? "thread" : "threads");
 }
 
 std::uint64_t extra_threads_bytes(unsigned threads, unsigned measured_threads) {
@@ -100,8 +102,8 @@ ProcessMemoryEstimate ProcessMemoryModel::estimate(unsigned threads, const PoolC
         if (threads > largest_threads)
             fitted = std::max(fitted, static_cast<double>(largest_bytes));
         e.p95_bytes = static_cast<std::uint64_t>(std::max(fitted, 1.0));
-        e.basis = "extrapolated from " + std::to_string(measured.begin()->first) + ".." +
-                  std::to_string(measured.rbegin()->first) + " threads";
+        e.basis = fmt::format("extrapolated from {}..{} threads", measured.begin()->first,
+                              measured.rbegin()->first);
     } else {
         const auto& [measured_threads, bytes] = *measured.begin();
         e.p95_bytes = bytes + extra_threads_bytes(threads, measured_threads);

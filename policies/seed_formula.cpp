@@ -5,6 +5,8 @@
 #include <cmath>
 #include <vector>
 
+#include <fmt/format.h>
+
 namespace tuner::policies {
 
 SeedResult seed_formula(const SeedInputs& in) {
@@ -36,24 +38,21 @@ SeedResult seed_formula(const SeedInputs& in) {
 
     std::string limit_text = format_size_approx(in.memory_limit_bytes) +
                              (in.memory_limited ? " cgroup limit" : " host memory");
-    r.reason = "cores " + std::to_string(cores) + " → 2×" + std::to_string(cores) +
-               "+1 = " + std::to_string(r.cpu_workers) + "; budget " + format_size_approx(budget) +
-               " = " + limit_text;
+    r.reason = fmt::format("cores {} → 2×{}+1 = {}; budget {} = {}", cores, cores, r.cpu_workers,
+                           format_size_approx(budget), limit_text);
     if (reserve) r.reason += " − os_reserve " + format_size_approx(reserve);
     if (in.postgres_share_bytes)
         r.reason += " − PostgreSQL " + format_size_approx(in.postgres_share_bytes);
     if (in.self_rss_bytes) r.reason += " − tunerd " + format_size_approx(in.self_rss_bytes);
-    r.reason += "; per worker " + format_size_approx(per_worker) +
-                (in.per_worker_measured ? " (measured p95 × 1.2)" : " (configured)") +
-                " → memory ceiling " + std::to_string(r.memory_ceiling) + " → " +
-                std::to_string(workers) + " workers";
+    r.reason += fmt::format("; per worker {}{} → memory ceiling {} → {} workers",
+                            format_size_approx(per_worker),
+                            in.per_worker_measured ? " (measured p95 × 1.2)" : " (configured)",
+                            r.memory_ceiling, workers);
     if (r.memory_capped) r.reason += " (memory-capped)";
     if (r.below_min) {
-        r.reason +=
-            "; below workers.min " + std::to_string(in.min_workers) + ": memory does not allow it";
+        r.reason += fmt::format("; below workers.min {}: memory does not allow it", in.min_workers);
     } else if (workers != formula) {
-        r.reason += " (bounds " + std::to_string(in.min_workers) + ".." +
-                    std::to_string(in.max_workers) + ")";
+        r.reason += fmt::format(" (bounds {}..{})", in.min_workers, in.max_workers);
     }
     return r;
 }

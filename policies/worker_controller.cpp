@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <set>
 
+#include <fmt/format.h>
+
 #include "model/knobs.hpp"
 #include "policies/registry.hpp"
 #include "policies/worker_cycle.hpp"
@@ -92,9 +94,9 @@ Plan WorkerController::decide(const Snapshot& snapshot) {
     if (c.knee.released)
         notes.emplace_back("knee_released", "cpu_knee released: " + *c.knee.released);
     if (snapshot.pool.manual_target) {
-        notes.emplace_back("manual", "manual target " +
-                                         std::to_string(*snapshot.pool.manual_target) +
-                                         " pins the pool: decisions are overridden");
+        notes.emplace_back("manual",
+                           fmt::format("manual target {} pins the pool: decisions are overridden",
+                                       *snapshot.pool.manual_target));
     }
 
     if (config_.workers.mode == PoolMode::adaptive) {
@@ -206,14 +208,14 @@ std::optional<WorkerController::Proposal> WorkerController::decide_fixed(const C
     const unsigned threads = threads_min();
     if (target == c.current && threads == c.threads) return std::nullopt;
     Proposal p{target, threads, std::string(rule::fixed), "", nlohmann::json::object()};
-    p.reason = "mode = fixed: workers.count " + std::to_string(w.count) + ", threads " +
-               std::to_string(threads);
+    p.reason = fmt::format("mode = fixed: workers.count {}, threads {}", w.count, threads);
     const unsigned cap = process_cap(c.snapshot, threads);
     if (target > cap) {
-        p.reason += "; WARNING: above the memory ceiling " + std::to_string(cap) + " (" +
-                    format_size_approx(c.ceiling.budget_bytes) + " budget / " +
-                    format_size_approx(memory_.estimate(threads, w).bytes) +
-                    " per worker): the operator's choice is honoured, workers may be OOM-killed";
+        p.reason += fmt::format(
+            "; WARNING: above the memory ceiling {} ({} budget / {} per worker): the operator's "
+            "choice is honoured, workers may be OOM-killed",
+            cap, format_size_approx(c.ceiling.budget_bytes),
+            format_size_approx(memory_.estimate(threads, w).bytes));
     }
     p.inputs = {{"count", w.count}, {"memory_ceiling", cap}};
     return p;

@@ -8,6 +8,8 @@
 #include <utility>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "policies/reason_text.hpp"
 #include "policies/worker_controller.hpp"
 
@@ -16,12 +18,12 @@ namespace tuner::policies {
 namespace cycle_text {
 
 inline std::string workers_text(unsigned n) {
-    return std::to_string(n) + (n == 1 ? " worker" : " workers");
+    return fmt::format("{} {}", n, n == 1 ? "worker" : "workers");
 }
 
 inline std::string below_min_text(unsigned to, unsigned min_workers) {
     if (to >= min_workers) return "";
-    return "; below workers.min " + std::to_string(min_workers) + ": memory does not allow it";
+    return fmt::format("; below workers.min {}: memory does not allow it", min_workers);
 }
 
 }  // namespace cycle_text
@@ -56,7 +58,7 @@ struct WorkerController::Cycle {
             t = "λ=" + text::rps(s.arrival_rps) + ", S=" + text::ms(s.service_mean_ms);
         }
         t += " → need " + cycle_text::workers_text(need.workers);
-        if (threads != 1) t += " of " + std::to_string(threads) + " threads";
+        if (threads != 1) t += fmt::format(" of {} threads", threads);
         return t + " at " + text::percent(need.target_utilisation) + " utilisation";
     }
 };

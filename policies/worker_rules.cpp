@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include <fmt/format.h>
+
 #include "policies/memory_pressure.hpp"
 #include "policies/pair_planner.hpp"
 #include "policies/registry.hpp"
@@ -40,10 +42,10 @@ std::optional<WorkerController::Proposal> WorkerController::memory_rules(const C
         }
         const unsigned to = c.current - std::min(mp.release_workers, c.current - 1);
         Proposal p{to, c.threads, std::string(rule::memory_pressure), "", to_json(mp)};
-        p.reason = mp.cause + " → release " + std::to_string(c.current - to) + ": " +
-                   std::to_string(c.current) + " → " + workers_text(to) +
-                   below_min_text(to, config_.workers.min) + "; growth held for " +
-                   format_duration(config_.policy.scale_down_cooldown);
+        p.reason =
+            fmt::format("{} → release {}: {} → {}{}; growth held for {}", mp.cause, c.current - to,
+                        c.current, workers_text(to), below_min_text(to, config_.workers.min),
+                        format_duration(config_.policy.scale_down_cooldown));
         return p;
     }
     if (c.current > c.cap) {
@@ -53,13 +55,14 @@ std::optional<WorkerController::Proposal> WorkerController::memory_rules(const C
             c.cap < c.ceiling.memory_ceiling) {
             p.reason = "database connection budget allows " + workers_text(c.cap);
         } else {
-            p.reason = "memory ceiling " + std::to_string(c.ceiling.memory_ceiling) + " = " +
-                       format_size_approx(c.ceiling.budget_bytes) + " budget / " +
-                       format_size_approx(c.estimate.bytes) + " per worker (" + c.estimate.basis +
-                       ", p95 " + format_size_approx(c.estimate.p95_bytes) + ")";
+            p.reason =
+                fmt::format("memory ceiling {} = {} budget / {} per worker ({}, p95 {})",
+                            c.ceiling.memory_ceiling, format_size_approx(c.ceiling.budget_bytes),
+                            format_size_approx(c.estimate.bytes), c.estimate.basis,
+                            format_size_approx(c.estimate.p95_bytes));
         }
-        p.reason += " → " + std::to_string(c.current) + " → " + workers_text(c.cap) +
-                    below_min_text(c.cap, config_.workers.min);
+        p.reason += fmt::format(" → {} → {}{}", c.current, workers_text(c.cap),
+                                below_min_text(c.cap, config_.workers.min));
         p.inputs = {{"memory_ceiling", c.ceiling.memory_ceiling}};
         return p;
     }
@@ -74,14 +77,11 @@ std::optional<WorkerController::Proposal> WorkerController::bounds_rule(const Cy
     const unsigned threads = std::clamp(c.threads, threads_min(), threads_max());
     if (workers == c.current && threads == c.threads) return std::nullopt;
     Proposal p{workers, threads, std::string(rule::bounds), "", nlohmann::json::object()};
-    p.reason = "bounds workers.min..max " + std::to_string(config_.workers.min) + ".." +
-               std::to_string(config_.workers.max) + ", threads " + std::to_string(threads_min()) +
-               ".." + std::to_string(threads_max());
-    if (c.lo < config_.workers.min) p.reason += " (memory ceiling " + std::to_string(c.lo) + ")";
-    p.reason += " → " + std::to_string(c.current) + " → " + workers_text(workers);
-    if (threads != c.threads) {
-        p.reason += ", threads " + std::to_string(c.threads) + " → " + std::to_string(threads);
-    }
+    p.reason = fmt::format("bounds workers.min..max {}..{}, threads {}..{}", config_.workers.min,
+                           config_.workers.max, threads_min(), threads_max());
+    if (c.lo < config_.workers.min) p.reason += fmt::format(" (memory ceiling {})", c.lo);
+    p.reason += fmt::format(" → {} → {}", c.current, workers_text(workers));
+    if (threads != c.threads) p.reason += fmt::format(", threads {} → {}", c.threads, threads);
     return p;
 }
 
@@ -124,10 +124,10 @@ std::optional<WorkerController::Proposal> WorkerController::threads_rule(const C
         c.cap < c.ceiling.memory_ceiling) {
         in.process_cap_text = "database connection budget " + workers_text(c.cap);
     } else if (c.hi == config_.workers.max && c.hi < c.cap) {
-        in.process_cap_text = "workers.max " + std::to_string(c.hi);
+        in.process_cap_text = fmt::format("workers.max {}", c.hi);
     } else {
-        in.process_cap_text = "memory ceiling " + std::to_string(c.cap) + " processes at " +
-                              format_size_approx(c.estimate.p95_bytes) + " p95";
+        in.process_cap_text = fmt::format("memory ceiling {} processes at {} p95", c.cap,
+                                          format_size_approx(c.estimate.p95_bytes));
     }
     in.cpu_useful_concurrency = c.signals.cpu_useful_concurrency();
     in.wait_share = c.signals.wait_share;
@@ -163,10 +163,9 @@ std::optional<WorkerController::Proposal> WorkerController::growth_rule(const Cy
     if (c.need.workers <= c.current || c.current >= c.hi) {
         if (c.need.workers > c.current) {
             c.notes->emplace_back(
-                "capped", "need " + std::to_string(c.need.workers) + " workers, capped at " +
-                              std::to_string(c.hi) + " (memory ceiling " +
-                              std::to_string(c.ceiling.memory_ceiling) + ", workers.max " +
-                              std::to_string(config_.workers.max) + ")");
+                "capped",
+                fmt::format("need {} workers, capped at {} (memory ceiling {}, workers.max {})",
+                            c.need.workers, c.hi, c.ceiling.memory_ceiling, config_.workers.max));
         }
         return std::nullopt;
     }
@@ -218,11 +217,11 @@ std::optional<WorkerController::Proposal> WorkerController::growth_rule(const Cy
     backlog_growth_ = c.need.queue_driven &&
                       (c.need.queue == QueueState::growing || c.need.queue == QueueState::draining);
     p.reason =
-        c.need_text() + limits + "; memory ceiling " + std::to_string(c.ceiling.memory_ceiling);
+        fmt::format("{}{}; memory ceiling {}", c.need_text(), limits, c.ceiling.memory_ceiling);
     if (c.need.workers > c.hi && c.hi == config_.workers.max && c.hi < c.ceiling.memory_ceiling) {
-        p.reason += "; workers.max " + std::to_string(config_.workers.max);
+        p.reason += fmt::format("; workers.max {}", config_.workers.max);
     }
-    p.reason += " → " + std::to_string(c.current) + " → " + workers_text(target);
+    p.reason += fmt::format(" → {} → {}", c.current, workers_text(target));
     return p;
 }
 
@@ -232,11 +231,11 @@ std::optional<WorkerController::Proposal> WorkerController::scale_down_rule(cons
     if (to >= c.current) return std::nullopt;
     Proposal p{to, c.threads, std::string(rule::scale_down), "", nlohmann::json::object()};
     backlog_growth_ = false;
-    p.reason = "utilisation below " + text::percent(c.need.target_utilisation * kShrinkBand) +
-               " for " + text::number(c.step->low_for_s) + " s (" + c.need_text() +
-               "; largest need in the last " + format_duration(config_.policy.scale_down_cooldown) +
-               ": " + std::to_string(c.step->recommendation) + ") → step " +
-               std::to_string(c.current) + " → " + workers_text(to);
+    p.reason = fmt::format(
+        "utilisation below {} for {} s ({}; largest need in the last {}: {}) → step {} → {}",
+        text::percent(c.need.target_utilisation * kShrinkBand), text::number(c.step->low_for_s),
+        c.need_text(), format_duration(config_.policy.scale_down_cooldown), c.step->recommendation,
+        c.current, workers_text(to));
     p.inputs = {{"recommendation", c.step->recommendation}, {"low_for_s", c.step->low_for_s}};
     return p;
 }
@@ -283,8 +282,8 @@ std::optional<std::string> WorkerController::settling_hold(const Cycle& c) const
     const auto& pool = c.snapshot.pool;
     const auto in_place = knee_.in_place_since();
     if (!in_place && (!resized_at_ || c.now - *resized_at_ < config_.workers.startup_timeout)) {
-        return "the last resize is still in progress (" + std::to_string(pool.starting) +
-               " starting, " + std::to_string(pool.draining) + " draining)";
+        return fmt::format("the last resize is still in progress ({} starting, {} draining)",
+                           pool.starting, pool.draining);
     }
     if (in_place && c.now - *in_place < config_.policy.interval / 2) {
         return "the pool just got complete at " + to_string(PoolShape{c.current, c.threads}) +

@@ -1,4 +1,4 @@
-// The pair planner (issue 8): threads per process as a second knob. When processes are capped by
+// The pair planner: threads per process as a second knob. When processes are capped by
 // memory (or by the database's connection budget) and requests mostly wait, more threads per
 // process carry the demand in memory that is already there (threads share the process's
 // memory); when the CPU is saturated and latency grows from contention, fewer threads.

@@ -1,5 +1,5 @@
 // The worker controller: each control cycle turns a Snapshot into a Plan for the pool's two knobs,
-// workers.count and workers.threads (DESIGN "Policies" 1–3, issues 6 and 8). Explicit state,
+// workers.count and workers.threads (DESIGN "Policies" 1–3). Explicit state,
 // no I/O and no clock of its own: time is snapshot.taken_at, so tests drive a simulated clock.
 #pragma once
 

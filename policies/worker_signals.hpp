@@ -40,7 +40,7 @@ struct WorkerSignals {
     bool throughput_measured = false;  // from per-worker counters (else the window's rate)
 
     // CPU seconds of the workers' process trees per served request, over the last few cycles
-    // (issue 8: Δ(sum of worker-tree cpu_seconds) / Δ(completed requests)).
+    // (Δ(sum of worker-tree cpu_seconds) / Δ(completed requests)).
     std::optional<double> cpu_ms_per_request;
     double wait_share = 0;  // 1 − CPU per request / S: the share of a request spent waiting
     // S while the CPU had room (utilisation < 70 %), smoothed; the current S until one is seen.

@@ -242,6 +242,12 @@ Dispatcher::Counts Dispatcher::counts() const {
     return c;
 }
 
+std::uint64_t Dispatcher::served_by(unsigned id) const {
+    std::lock_guard lock(mutex_);
+    const auto it = backends_.find(id);
+    return it == backends_.end() ? 0 : it->second->served;
+}
+
 std::map<unsigned, std::pair<unsigned, std::uint64_t>> Dispatcher::backend_load() const {
     std::lock_guard lock(mutex_);
     std::map<unsigned, std::pair<unsigned, std::uint64_t>> out;

@@ -110,6 +110,8 @@ public:
     [[nodiscard]] Counts counts() const;
     // Per backend: id -> (inflight, served).
     [[nodiscard]] std::map<unsigned, std::pair<unsigned, std::uint64_t>> backend_load() const;
+    // Requests this backend completed (0 when it is not in the set).
+    [[nodiscard]] std::uint64_t served_by(unsigned id) const;
 
 private:
     BackendPtr pick_locked(unsigned avoid) const;

@@ -37,18 +37,12 @@ constexpr std::size_t kStderrTail = 20;
 constexpr double kLogLinesPerSecond = 50;
 constexpr double kLogBurst = 200;
 constexpr auto kCrashStreakReset = std::chrono::seconds(60);
-constexpr auto kMaxBackoff = std::chrono::seconds(30);
 
 double seconds_since(Clock::time_point t, Clock::time_point now) {
     return std::chrono::duration<double>(now - t).count();
 }
 
 }  // namespace
-
-Duration crash_backoff(unsigned crash_streak) {
-    const unsigned doublings = std::min(crash_streak > 0 ? crash_streak - 1 : 0u, 5u);
-    return std::min<Duration>(kMaxBackoff, std::chrono::seconds(1LL << doublings));
-}
 
 struct WorkerPool::Worker {
     unsigned id = 0;
@@ -62,7 +56,8 @@ struct WorkerPool::Worker {
     Clock::time_point spawned_at{};
     Clock::time_point ready_at{};
     BackendPtr backend;
-    unsigned restarts = 0;  // crashes replaced before this one (its slot's history)
+    unsigned slot = 0;
+    SlotHistory slot_history;  // its slot's crashes: the replacement of a crash inherits them
     std::unique_ptr<asio::posix::stream_descriptor> out, err;
     std::string out_partial, err_partial;
     std::unique_ptr<asio::steady_timer> timer;  // readiness, drain and kill deadlines
@@ -303,7 +298,7 @@ void WorkerPool::schedule_reconcile(Duration after) {
     });
 }
 
-ReconcileInput WorkerPool::reconcile_input_locked() const {
+ReconcileInput WorkerPool::reconcile_input_locked() {
     ReconcileInput in;
     const auto load = dispatcher_.backend_load();
     for (const auto& [id, w] : workers_) {
@@ -315,7 +310,13 @@ ReconcileInput WorkerPool::reconcile_input_locked() const {
     in.threads = threads_;
     in.at_memory_ceiling = at_memory_ceiling_;
     in.now = Clock::now();
-    in.next_spawn_allowed = next_spawn_allowed_;
+    // Only as many vacant slots as the pool is short of: the latest-allowed ones go first.
+    const unsigned counted = counted_locked();
+    const unsigned missing = target_ > counted ? target_ - counted : 0;
+    std::sort(vacant_slots_.begin(), vacant_slots_.end(),
+              [](const VacantSlot& a, const VacantSlot& b) { return a.not_before < b.not_before; });
+    if (vacant_slots_.size() > missing) vacant_slots_.resize(missing);
+    for (const auto& v : vacant_slots_) in.vacant_slots.push_back(v.not_before);
     return in;
 }
 
@@ -410,7 +411,8 @@ std::map<std::string, std::string> WorkerPool::build_env(const Worker& w) const 
     return env;
 }
 
-Duration WorkerPool::note_crash_locked(Clock::time_point now, std::string description,
+Duration WorkerPool::note_crash_locked(Clock::time_point now, unsigned slot, SlotHistory history,
+                                       bool served, std::string description,
                                        std::vector<std::string> stderr_tail) {
     if (now - last_crash_ > kCrashStreakReset) health_.crash_streak = 0;
     ++health_.crash_streak;
@@ -418,9 +420,28 @@ Duration WorkerPool::note_crash_locked(Clock::time_point now, std::string descri
     last_crash_ = now;
     health_.last_exit = std::move(description);
     health_.last_stderr = std::move(stderr_tail);
-    const Duration backoff = crash_backoff(health_.crash_streak);
-    next_spawn_allowed_ = now + backoff;
-    return backoff;
+    const CrashVerdict verdict = judge_crash(history, served, now);
+    vacant_slots_.push_back({slot, std::move(history), now + verdict.backoff});
+    if (verdict.backoff > Duration{0}) schedule_reconcile(verdict.backoff);
+    return verdict.backoff;
+}
+
+void WorkerPool::take_slot_locked(Worker& w) {
+    // The vacant slot whose backoff ended first (its crash history goes with it), else a new one.
+    const auto now = Clock::now();
+    auto best = vacant_slots_.end();
+    for (auto it = vacant_slots_.begin(); it != vacant_slots_.end(); ++it) {
+        if (it->not_before <= now &&
+            (best == vacant_slots_.end() || it->not_before < best->not_before))
+            best = it;
+    }
+    if (best == vacant_slots_.end()) {
+        w.slot = next_slot_++;
+        return;
+    }
+    w.slot = best->slot;
+    w.slot_history = std::move(best->history);
+    vacant_slots_.erase(best);
 }
 
 void WorkerPool::spawn_one() {
@@ -431,6 +452,7 @@ void WorkerPool::spawn_one() {
         if (stopping_) return;
         w->id = next_id_++;
         w->threads = threads_;
+        take_slot_locked(*w);
         const auto& command = options_.workers.command;
         const bool wants_port =
             std::any_of(command.begin(), command.end(),
@@ -442,7 +464,8 @@ void WorkerPool::spawn_one() {
                                     " could not start: no free port in workers.ports";
                 spdlog::error(
                     "event=spawn_failed worker={} error=\"no free port in workers.ports\"", w->id);
-                next_spawn_allowed_ = Clock::now() + std::chrono::seconds(1);
+                vacant_slots_.push_back(
+                    {w->slot, std::move(w->slot_history), Clock::now() + std::chrono::seconds(1)});
                 schedule_reconcile(std::chrono::seconds(1));
                 return;
             }
@@ -463,11 +486,11 @@ void WorkerPool::spawn_one() {
         // Counted as a crash: the same backoff keeps a broken command from spinning.
         const auto& e = spawned.error();
         const Duration backoff = note_crash_locked(
-            now, "worker " + std::to_string(w->id) + " could not start: " + e.to_string(), {});
+            now, w->slot, std::move(w->slot_history), false,
+            "worker " + std::to_string(w->id) + " could not start: " + e.to_string(), {});
         if (w->address.tcp_port) impl_->ports_in_use.erase(*w->address.tcp_port);
         spdlog::error("event=spawn_failed worker={} error=\"{}\" retry_in_s={}", w->id,
                       e.to_string(), to_seconds(backoff));
-        schedule_reconcile(backoff);
         return;
     }
     w->pid = spawned->pid;
@@ -475,8 +498,6 @@ void WorkerPool::spawn_one() {
     w->out = std::make_unique<asio::posix::stream_descriptor>(ioc_, spawned->stdout_fd);
     w->err = std::make_unique<asio::posix::stream_descriptor>(ioc_, spawned->stderr_fd);
     w->timer = std::make_unique<asio::steady_timer>(ioc_);
-    // The slot's crash history follows the replacement, so /workers shows restarts.
-    w->restarts = health_.crash_streak;
     workers_[w->id] = w;
     spdlog::info("event=worker_spawned worker={} pid={} threads={} address={}", w->id, w->pid,
                  w->threads, w->address.to_string());
@@ -614,6 +635,8 @@ void WorkerPool::on_exit(pid_t pid, int status) {
         // Whatever is left in a worker's process group (a gunicorn master's orphaned child)
         // goes with it.
         signal_process_group(w->pid, SIGKILL);
+        const std::uint64_t served_count = dispatcher_.served_by(w->id);
+        const bool served = served_count > 0;
         dispatcher_.remove(w->id);
         const auto now = Clock::now();
         const std::string how = describe_wait_status(status);
@@ -621,15 +644,16 @@ void WorkerPool::on_exit(pid_t pid, int status) {
             spdlog::info("event=worker_exited worker={} pid={} status=\"{}\"", w->id, w->pid, how);
         } else {
             const Duration backoff = note_crash_locked(
-                now,
+                now, w->slot, std::move(w->slot_history), served,
                 "worker " + std::to_string(w->id) + " (pid " + std::to_string(w->pid) + ") " +
                     (phase == Lifecycle::start_failed ? w->reason + "; " + how : how) + " after " +
                     std::to_string(static_cast<long>(seconds_since(w->spawned_at, now))) + "s",
                 {w->stderr_tail.begin(), w->stderr_tail.end()});
             spdlog::error(
-                "event=worker_crashed worker={} pid={} status=\"{}\" uptime_s={:.1f} "
-                "restart_in_s={}",
-                w->id, w->pid, how, seconds_since(w->spawned_at, now), to_seconds(backoff));
+                "event=worker_crashed worker={} pid={} slot={} status=\"{}\" uptime_s={:.1f} "
+                "served={} restart_in_s={}",
+                w->id, w->pid, w->slot, how, seconds_since(w->spawned_at, now), served_count,
+                to_seconds(backoff));
         }
         if (!w->address.unix_path.empty()) ::unlink(w->address.unix_path.c_str());
         if (w->address.tcp_port) impl_->ports_in_use.erase(*w->address.tcp_port);
@@ -761,7 +785,7 @@ PoolStatus WorkerPool::status() const {
             info.served = it->second.second;
         }
         info.age_s = seconds_since(w->spawned_at, now);
-        info.restarts = w->restarts;
+        info.restarts = w->slot_history.restarts;
         if (auto it = rss_.find(id); it != rss_.end()) info.rss_bytes = it->second;
         switch (info.state) {
             case WorkerState::ready:
@@ -785,8 +809,11 @@ PoolStatus WorkerPool::status() const {
     } else {
         below_target_since_.reset();
     }
-    if (next_spawn_allowed_ > now && counted_locked() < target_) {
-        s.health.next_restart_in_s = seconds_since(now, next_spawn_allowed_);
+    for (const auto& v : vacant_slots_) {
+        if (v.not_before <= now || counted_locked() >= target_) continue;
+        const double in_s = seconds_since(now, v.not_before);
+        if (!s.health.next_restart_in_s || in_s < *s.health.next_restart_in_s)
+            s.health.next_restart_in_s = in_s;
     }
     // A crash loop: three crashes in a row, each within a minute of the last.
     if (health_.crash_streak >= 3 && now - last_crash_ < kCrashStreakReset) {

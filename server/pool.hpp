@@ -96,7 +96,7 @@ public:
 private:
     // Decide (plan_reconcile over the workers' facts), then act: spawn, drain, kill, replace.
     void reconcile();
-    ReconcileInput reconcile_input_locked() const;
+    ReconcileInput reconcile_input_locked();  // drops the vacant slots no longer needed
     void begin_replacement_locked(const ReconcilePlan::Replace& replace);
     // A ready worker is to be replaced (max_requests, max_worker_rss, stuck); false when it is
     // not in plain service (already on its way out, or still starting).
@@ -115,9 +115,13 @@ private:
     std::map<std::string, std::string> build_env(const Worker& w) const;
     std::optional<std::uint16_t> allocate_port();
     unsigned counted_locked() const;
-    // Records a crash (or a failed start) and returns how long its replacement must wait.
-    Duration note_crash_locked(Clock::time_point now, std::string description,
+    // Records a crash (or a failed start) of a worker of `slot`: the slot becomes vacant until
+    // its replacement may start (judge_crash), which is returned.
+    Duration note_crash_locked(Clock::time_point now, unsigned slot, SlotHistory history,
+                               bool served, std::string description,
                                std::vector<std::string> stderr_tail);
+    // A new worker takes a vacant slot whose backoff ended (with its crash history), else a new.
+    void take_slot_locked(Worker& w);
     std::uint64_t recycle_limit();
 
     boost::asio::io_context& ioc_;
@@ -140,14 +144,16 @@ private:
     bool ever_ready_ = false;
     mutable std::optional<Clock::time_point> below_target_since_;
     Clock::time_point last_crash_{};
-    Clock::time_point next_spawn_allowed_{};
+    struct VacantSlot {
+        unsigned slot = 0;
+        SlotHistory history;
+        Clock::time_point not_before{};
+    };
+    std::vector<VacantSlot> vacant_slots_;  // left by crashes, until a replacement takes them
+    unsigned next_slot_ = 1;
     std::mt19937_64 rng_{std::random_device{}()};
     std::function<void()> stop_done_;
 };
-
-// How long the replacement of a worker waits after the `crash_streak`-th crash in a row: 1 s,
-// doubling with each crash up to 30 s (crashes more than a minute apart start the streak again).
-Duration crash_backoff(unsigned crash_streak);
 
 // "{socket}" etc. replaced in every argument.
 std::vector<std::string> substitute_command(const std::vector<std::string>& command,

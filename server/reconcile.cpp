@@ -112,6 +112,33 @@ void plan_replacement(const ReconcileInput& in, unsigned counted, ReconcilePlan&
 
 }  // namespace
 
+Duration crash_backoff(unsigned failures) {
+    const unsigned doublings = std::min(failures > 0 ? failures - 1 : 0u, 5u);
+    return std::min<Duration>(std::chrono::seconds(30), std::chrono::seconds(1LL << doublings));
+}
+
+CrashVerdict judge_crash(SlotHistory& slot, bool served, Clock::time_point now) {
+    ++slot.restarts;
+    slot.deaths.push_back(now);
+    while (!slot.deaths.empty() && now - slot.deaths.front() > kRapidDeathWindow) {
+        slot.deaths.pop_front();
+    }
+    if (!served) {
+        ++slot.failed_starts;
+        return {
+            crash_backoff(slot.failed_starts),
+            "died before serving a request (" + std::to_string(slot.failed_starts) + " in a row)"};
+    }
+    slot.failed_starts = 0;
+    if (slot.deaths.size() >= kRapidDeaths) {
+        const auto n = static_cast<unsigned>(slot.deaths.size());
+        return {crash_backoff(n - kRapidDeaths + 1),
+                std::to_string(n) + " deaths of this slot within " +
+                    std::to_string(kRapidDeathWindow.count()) + "s"};
+    }
+    return {Duration{0}, "it was ready and served: replaced at once"};
+}
+
 ReconcilePlan plan_reconcile(const ReconcileInput& in) {
     ReconcilePlan plan;
     unsigned counted = 0, starting = 0;
@@ -121,12 +148,19 @@ ReconcilePlan plan_reconcile(const ReconcileInput& in) {
     }
 
     if (counted < in.target) {
-        if (in.now < in.next_spawn_allowed) {
-            plan.retry_after =
-                std::chrono::duration_cast<Duration>(in.next_spawn_allowed - in.now) +
-                std::chrono::milliseconds(1);
-        } else {
-            plan.spawn = in.target - counted;
+        // Slots in backoff hold their capacity back; every other missing worker starts now.
+        unsigned held = 0;
+        std::optional<Clock::time_point> earliest;
+        for (const auto& not_before : in.vacant_slots) {
+            if (not_before <= in.now) continue;
+            ++held;
+            if (!earliest || not_before < *earliest) earliest = not_before;
+        }
+        const unsigned missing = in.target - counted;
+        plan.spawn = missing > held ? missing - held : 0;
+        if (earliest) {
+            plan.retry_after = std::chrono::duration_cast<Duration>(*earliest - in.now) +
+                               std::chrono::milliseconds(1);
         }
     } else if (counted > in.target) {
         const auto order = scale_down_order(in);

@@ -4,6 +4,7 @@
 // here, where unit tests drive them without processes or sockets.
 #pragma once
 
+#include <deque>
 #include <optional>
 #include <string>
 #include <vector>
@@ -36,6 +37,33 @@ bool takes_requests(Lifecycle phase);
 // We asked it to exit: its exit is not a crash.
 bool exit_expected(Lifecycle phase);
 
+// A place in the pool that one worker fills at a time. A crashed worker's replacement takes its
+// slot, and with it the slot's crash history: the backoff is per slot, and reset by health.
+struct SlotHistory {
+    std::deque<Clock::time_point> deaths;  // unexpected exits within kRapidDeathWindow
+    unsigned failed_starts = 0;            // deaths in a row of workers that never served
+    unsigned restarts = 0;                 // replacements after a crash, ever
+};
+
+// Three deaths of one slot within this window make a crash loop even when each worker served
+// (an app that dies on every request must not respawn in a tight loop).
+inline constexpr auto kRapidDeathWindow = std::chrono::seconds(10);
+inline constexpr unsigned kRapidDeaths = 3;
+
+// How long the replacement after the `failures`-th failure in a row waits: 1 s, doubling, at
+// most 30 s.
+Duration crash_backoff(unsigned failures);
+
+struct CrashVerdict {
+    Duration backoff{0};
+    std::string why;  // "served 120 requests: replaced at once", ...
+};
+
+// A worker of this slot died unexpectedly. One that was ready and served is replaced at once
+// (a kill -9, an OOM kill of a healthy worker); one that died before serving, or the third death
+// of the slot within kRapidDeathWindow, backs off and doubles. Updates the slot's history.
+CrashVerdict judge_crash(SlotHistory& slot, bool served, Clock::time_point now);
+
 struct ReconcileInput {
     struct Worker {
         unsigned id = 0;
@@ -49,7 +77,9 @@ struct ReconcileInput {
     unsigned threads = 1;            // the thread count workers should have
     bool at_memory_ceiling = false;  // a replacement may start only once the old one is gone
     Clock::time_point now{};
-    Clock::time_point next_spawn_allowed{};  // crash backoff
+    // Vacant slots left by crashes, each with the time its replacement may start; at most as many
+    // as the pool is short of its target (the pool drops the others).
+    std::vector<Clock::time_point> vacant_slots;
 };
 
 struct ReconcilePlan {
@@ -64,7 +94,7 @@ struct ReconcilePlan {
         std::string threads_reason;  // set when the replacement is for a new thread count
     };
     std::optional<Replace> replace;
-    // Spawning is held back by the crash backoff: reconcile again after this long.
+    // A slot's crash backoff holds its replacement back: reconcile again after this long.
     std::optional<Duration> retry_after;
 
     [[nodiscard]] bool empty() const {
@@ -72,7 +102,7 @@ struct ReconcilePlan {
     }
 };
 
-// The whole policy of the pool's shape: scale up (held back by the crash backoff), scale down
+// The whole policy of the pool's shape: scale up (a slot in crash backoff waits), scale down
 // (starting workers first, then idle ready ones, then the youngest busy ones), let retiring
 // workers go once nothing is starting, and replace one worker at a time (recycling or a new
 // thread count) so capacity never dips, except at the memory ceiling, where the old one drains

@@ -74,14 +74,50 @@ TEST(Pool, KillNineOfBusyWorkerUnderLoadFailsNoGet) {
 }
 
 TEST(Pool, KillNineOfTheOnlyWorkerUnderLoadFailsNoGet) {
-    // Nowhere else to retry: the retries wait in the queue for the replacement (after the 1 s
-    // crash backoff) instead of going back to the dead worker.
+    // Nowhere else to retry: the retries wait in the queue for the replacement (started at once:
+    // the worker had served) instead of going back to the dead worker.
     TunerdProcess tunerd({.config = demo_pool({.workers = 1, .threads = 2, .io_ms = 200})});
     ASSERT_TRUE(tunerd.start().ok()) << tunerd.log();
     const auto r = kill_busy_worker_under_load(tunerd, scenario_load(tunerd, "/"),
                                                KillTarget::worker, 30s, 1s);
     EXPECT_TRUE(r.clean()) << r.describe() << "\n" << tunerd.log();
     EXPECT_GE(r.retries, 1) << r.describe();
+}
+
+TEST(Pool, PeriodicKillsOfServingWorkersAreReplacedAtOnceAndFailNoGet) {
+    // kill -9 of a ready worker every 2 s under load: each had served, so its slot is
+    // refilled at once (no growing backoff), capacity never collapses and no GET fails.
+    TunerdProcess tunerd({.config = demo_pool({.workers = 6, .threads = 4, .io_ms = 20})});
+    ASSERT_TRUE(tunerd.start().ok()) << tunerd.log();
+    LoadGenerator load({.address = tunerd.public_address(),
+                        .target = "/",
+                        .connections = 32,
+                        .max_duration = 60s});
+    load.start();
+    std::this_thread::sleep_for(1s);
+    unsigned kills = 0;
+    for (int round = 0; round < 6; ++round) {
+        // The oldest ready worker: each slot dies once, so each death is judged on its own
+        // (the third death of one slot within 10 s backs off: CrashBackoff in reconcile_test).
+        const auto pids = tunerd.ready_worker_pids();
+        ASSERT_FALSE(pids.empty()) << tunerd.log();
+        if (::kill(pids.front(), SIGKILL) == 0) ++kills;
+        std::this_thread::sleep_for(2s);
+    }
+    // Within a second of the last kill the pool is whole again.
+    EXPECT_TRUE(tunerd.wait_ready_at_target(6, 1500ms)) << tunerd.admin_dump("/workers");
+    const auto result = load.stop();
+    EXPECT_EQ(kills, 6u);
+    EXPECT_EQ(result.client_errors, 0u) << result.summary();
+    EXPECT_EQ(result.non_2xx(), 0u) << result.summary();
+    const std::string log = tunerd.log();
+    const std::regex crashed(R"(event=worker_crashed .*restart_in_s=([0-9.]+))");
+    unsigned crashes = 0;
+    for (auto it = std::sregex_iterator(log.begin(), log.end(), crashed);
+         it != std::sregex_iterator(); ++it, ++crashes) {
+        EXPECT_EQ(std::stod((*it)[1].str()), 0.0) << (*it)[0].str();
+    }
+    EXPECT_EQ(crashes, kills) << log;
 }
 
 TEST(Pool, RecyclesAfterMaxRequestsWithoutFailingOrDippingBelowTarget) {
@@ -196,16 +232,6 @@ TEST(Pool, CrashLoopShowsDegradedWithExitStatusStderrAndGrowingBackoff) {
     EXPECT_EQ(backoffs[0], 1.0);
     EXPECT_EQ(backoffs[1], 2.0);
     EXPECT_EQ(backoffs[2], 4.0);
-}
-
-TEST(Pool, CrashBackoffDoublesFromOneSecondUpToThirty) {
-    using std::chrono::seconds;
-    EXPECT_EQ(server::crash_backoff(1), seconds(1));
-    EXPECT_EQ(server::crash_backoff(2), seconds(2));
-    EXPECT_EQ(server::crash_backoff(3), seconds(4));
-    EXPECT_EQ(server::crash_backoff(5), seconds(16));
-    EXPECT_EQ(server::crash_backoff(6), seconds(30));
-    EXPECT_EQ(server::crash_backoff(100), seconds(30));
 }
 
 TEST(Pool, ManualTargetOutOfBoundsIs400NamingTheBoundsAndDeleteReleases) {

@@ -48,14 +48,63 @@ TEST(PlanReconcile, StartingWorkersCountTowardsTheTarget) {
     EXPECT_EQ(plan.spawn, 1u);
 }
 
-TEST(PlanReconcile, CrashBackoffHoldsSpawningAndSaysWhenToLookAgain) {
+TEST(PlanReconcile, ASlotInCrashBackoffHoldsOnlyItsOwnWorkerBack) {
+    // Two workers missing: one slot is in backoff for 4 s more, the other was never filled.
     auto in = pool({worker(1, Lifecycle::ready)}, 3);
-    in.next_spawn_allowed = kNow + 4s;
+    in.vacant_slots = {kNow + 4s};
     const auto plan = plan_reconcile(in);
-    EXPECT_EQ(plan.spawn, 0u);
+    EXPECT_EQ(plan.spawn, 1u);
     ASSERT_TRUE(plan.retry_after);
     EXPECT_GE(*plan.retry_after, 4s);
     EXPECT_LT(*plan.retry_after, 4s + 10ms);
+}
+
+TEST(PlanReconcile, ASlotWhoseBackoffEndedIsFilledAtOnce) {
+    auto in = pool({worker(1, Lifecycle::ready)}, 2);
+    in.vacant_slots = {kNow - 1s};
+    const auto plan = plan_reconcile(in);
+    EXPECT_EQ(plan.spawn, 1u);
+    EXPECT_FALSE(plan.retry_after);
+}
+
+TEST(CrashBackoff, DoublesFromOneSecondUpToThirty) {
+    EXPECT_EQ(crash_backoff(1), 1s);
+    EXPECT_EQ(crash_backoff(2), 2s);
+    EXPECT_EQ(crash_backoff(3), 4s);
+    EXPECT_EQ(crash_backoff(5), 16s);
+    EXPECT_EQ(crash_backoff(6), 30s);
+    EXPECT_EQ(crash_backoff(100), 30s);
+}
+
+TEST(CrashBackoff, AWorkerThatServedIsReplacedAtOnceEvenAfterManyKills) {
+    // kill -9 of a healthy worker every 6 s: never a backoff, however long it goes on.
+    SlotHistory slot;
+    for (int i = 0; i < 20; ++i) {
+        const auto verdict = judge_crash(slot, /*served=*/true, kNow + i * 6s);
+        EXPECT_EQ(verdict.backoff, Duration{0}) << i << ": " << verdict.why;
+    }
+    EXPECT_EQ(slot.restarts, 20u);
+}
+
+TEST(CrashBackoff, WorkersThatDieBeforeServingBackOffDoublingAndServingResetsIt) {
+    SlotHistory slot;
+    EXPECT_EQ(judge_crash(slot, false, kNow).backoff, 1s);
+    EXPECT_EQ(judge_crash(slot, false, kNow + 20s).backoff, 2s);
+    EXPECT_EQ(judge_crash(slot, false, kNow + 40s).backoff, 4s);
+    // A worker of the slot served: health resets the streak.
+    EXPECT_EQ(judge_crash(slot, true, kNow + 60s).backoff, Duration{0});
+    EXPECT_EQ(judge_crash(slot, false, kNow + 80s).backoff, 1s);
+}
+
+TEST(CrashBackoff, ASlotThatDiesThreeTimesWithinTenSecondsBacksOffThoughEachServed) {
+    // An app that crashes on every request: each worker serves one, then dies.
+    SlotHistory slot;
+    EXPECT_EQ(judge_crash(slot, true, kNow).backoff, Duration{0});
+    EXPECT_EQ(judge_crash(slot, true, kNow + 2s).backoff, Duration{0});
+    const auto third = judge_crash(slot, true, kNow + 4s);
+    EXPECT_EQ(third.backoff, 1s);
+    EXPECT_NE(third.why.find("3 deaths of this slot within 10s"), std::string::npos) << third.why;
+    EXPECT_EQ(judge_crash(slot, true, kNow + 6s).backoff, 2s);
 }
 
 TEST(PlanReconcile, ScaleDownKillsStartingWorkersFirst) {

@@ -75,10 +75,76 @@ std::optional<PairPlan> raise_threads(const PairInputs& in, std::string* kept) {
     return plan;
 }
 
+// Any thread count: the shape that carries `wanted` with the fewest processes, and at least the
+// processes the CPU work asks for, within each thread count's process cap.
+PoolShape fewest_processes(const PairInputs& in, double wanted) {
+    const unsigned for_cpu = std::max(1u, in.processes_for_cpu);
+    unsigned processes = std::max(for_cpu, ceil_div(wanted, in.threads_max));
+    unsigned threads = std::clamp(ceil_div(wanted, processes), in.threads_min, in.threads_max);
+    processes = std::max(processes, ceil_div(wanted, threads));
+    const unsigned cap = std::max(1u, in.process_cap(threads));
+    if (processes > cap) {
+        processes = cap;
+        threads = std::clamp(ceil_div(wanted, processes), in.threads_min, in.threads_max);
+        processes = std::min(processes, std::max(1u, in.process_cap(threads)));
+    }
+    return {std::max(1u, processes), threads};
+}
+
+// Not capped: the current thread count would need far more processes than the shape with the
+// fewest (36 × 1 where 4 × 9 carry the same), or fewer than the CPU work asks for (2 × 16 where
+// the GIL wants 4 processes).
+std::optional<PairPlan> reshape(const PairInputs& in, std::string* kept) {
+    const PoolShape& cur = in.current;
+    if (in.wait_share < kThreadsWaitShare || contended(in)) return std::nullopt;
+    const double need = std::max(in.slots_needed, in.slots_present);
+    const double wanted =
+        std::max(std::min(need, in.slot_limit.value_or(need)), static_cast<double>(cur.slots()));
+    const PoolShape best = fewest_processes(in, wanted);
+    if (best.threads == cur.threads) return std::nullopt;
+    const unsigned for_cpu = std::max(1u, in.processes_for_cpu);
+    const unsigned at_current = std::max(for_cpu, ceil_div(wanted, cur.threads));
+    const bool cannot_carry = at_current > in.process_cap(cur.threads);
+    const bool too_many =
+        static_cast<double>(at_current) >= kReshapeProcessRatio * best.processes + 1;
+    const bool too_few = cur.processes < for_cpu && best.processes > cur.processes;
+    if (!cannot_carry && !too_many && !too_few) return std::nullopt;
+    // Needed now: the current threads cannot carry the load, a load step, or processes stuck at a
+    // core each on their GIL. Else only an improvement: not right after the last change, and not
+    // on a transient need.
+    const bool needed = cannot_carry || in.urgent || (too_few && in.processes_saturated);
+    if (!needed && (!in.optional_change_allowed || in.need_in_transition)) return std::nullopt;
+    const auto cur_rps = measured(in, cur);
+    const auto best_rps = measured(in, best);
+    if (cur_rps && best_rps && *best_rps < *cur_rps * (1 + kThreadsKeepGain)) {
+        if (kept) {
+            *kept = fmt::format("shape kept at {}: {} (less than +{})", to_string(cur),
+                                throughput_text(best, *best_rps, cur, *cur_rps),
+                                text::percent(kThreadsKeepGain));
+        }
+        return std::nullopt;
+    }
+    PairPlan plan{best, rule::threads_wait_share, ""};
+    plan.reason = fmt::format("wait share {}, need {} concurrent; ", text::percent(in.wait_share),
+                              text::number(wanted));
+    if (!in.processes_for_cpu_text.empty()) plan.reason += in.processes_for_cpu_text + "; ";
+    if (cannot_carry) {
+        plan.reason += fmt::format("{} threads would need {} processes, {} fit ({})", cur.threads,
+                                   at_current, in.process_cap(cur.threads), in.process_cap_text);
+    } else if (too_many) {
+        plan.reason += fmt::format("{} threads would need {} processes", cur.threads, at_current);
+    } else {
+        plan.reason += fmt::format("{} processes are fewer than the CPU work needs", cur.processes);
+    }
+    plan.reason +=
+        fmt::format(" → threads {} → {}, {}", cur.threads, best.threads, to_string(best));
+    return plan;
+}
+
 std::optional<PairPlan> lower_threads(const PairInputs& in, std::string* kept) {
     const PoolShape& cur = in.current;
     if (cur.threads <= in.threads_min || !in.cpu_useful_concurrency) return std::nullopt;
-    if (!contended(in)) return std::nullopt;
+    if (!contended(in) || !in.optional_change_allowed) return std::nullopt;
     const double useful = *in.cpu_useful_concurrency;
     if (static_cast<double>(cur.slots()) <= useful * kContentionSlack) return std::nullopt;
     const unsigned threads =
@@ -111,10 +177,17 @@ std::optional<PairPlan> lower_threads(const PairInputs& in, std::string* kept) {
 
 }  // namespace
 
+unsigned processes_for_cpu(double cores_wanted, bool multi_core_processes) {
+    if (multi_core_processes || cores_wanted <= 0) return 1;
+    return std::max(1u, static_cast<unsigned>(std::ceil(cores_wanted / kProcessCpuShare - 1e-9)));
+}
+
 std::optional<PairPlan> plan_pair(const PairInputs& in, std::string* kept) {
     if (in.threads_max <= in.threads_min || !in.process_cap) return std::nullopt;
     if (auto lower = lower_threads(in, kept)) return lower;
-    return raise_threads(in, kept);
+    if (auto raise = raise_threads(in, kept)) return raise;
+    if (kept && !kept->empty()) return std::nullopt;
+    return reshape(in, kept);
 }
 
 }  // namespace tuner::policies

@@ -1,7 +1,8 @@
-// The pair planner: threads per process as a second knob. When processes are capped by
-// memory (or by the database's connection budget) and requests mostly wait, more threads per
-// process carry the demand in memory that is already there (threads share the process's
-// memory); when the CPU is saturated and latency grows from contention, fewer threads.
+// The pair planner: the (processes × threads) shape. Threads share a process's memory, so for
+// requests that mostly wait the pool carries its concurrency with the fewest processes that the
+// CPU work needs (a CPython process uses about one core: its GIL), raising threads not only when
+// memory caps processes; when the CPU is saturated and latency grows from contention, fewer
+// threads. A shape measured to serve no more than the current one is not planned.
 // Sources: Little's law per process (Little 1961); gunicorn's gthread worker ("threads"
 // setting); Netflix concurrency-limits' gradient RTT_noload / RTT_actual for contention.
 #pragma once
@@ -19,6 +20,18 @@ namespace tuner::policies {
 inline constexpr double kThreadsWaitShare = 0.5;
 // Service time this many times its uncontended value, with the CPU saturated, is contention.
 inline constexpr double kContentionRatio = 1.5;
+// A CPython process serves its threads one at a time on its GIL: beyond this share of a core
+// per process, threads wait for each other (measured: 5 × 8 served 323 rps, 2 × 16 298 rps for
+// 5 ms CPU + 50 ms wait requests at ~1.9 cores), so the CPU work asks for more processes.
+inline constexpr double kProcessCpuShare = 0.6;
+// A shape change that rolls every process over is worth it only when the current thread count
+// needs this many times the processes of the planned one (or cannot carry the load at all).
+inline constexpr double kReshapeProcessRatio = 1.5;
+
+// Processes the CPU work asks for: ceil(cores wanted / kProcessCpuShare) for single-core
+// processes, 1 for processes that run threads in parallel.
+unsigned processes_for_cpu(double cores_wanted, bool multi_core_processes);
+
 // Concurrency may exceed what the CPU can use by this factor before threads are taken back
 // (a little excess keeps the CPU busy through the randomness of arrivals).
 inline constexpr double kContentionSlack = 1.2;
@@ -35,12 +48,31 @@ struct PairInputs {
     unsigned threads_min = 1;  // workers.threads: the operator's start value
     unsigned threads_max = 1;  // workers.threads_max
     double slots_needed = 0;   // concurrency to carry at the target utilisation
+    // The requests there now (in flight + waiting) at the target utilisation: a load step shows
+    // here a cycle or more before the window's averages see it.
+    double slots_present = 0;
     // Concurrency the pool may grow to this cycle (CPU knee, probing steps); unset = no limit.
     std::optional<double> slot_limit;
     std::function<unsigned(unsigned threads)> process_cap;  // memory ceiling, db cap, max
     std::string
         process_cap_text;  // why processes are capped: "memory ceiling 2 processes at 181MB p95"
     std::optional<double> cpu_useful_concurrency;
+    // The fewest processes that carry the load's CPU work (1 when the app's threads run in
+    // parallel), and why: "1.9 cores wanted at ≤ 0.6 core per process".
+    unsigned processes_for_cpu = 1;
+    std::string processes_for_cpu_text;
+    // A thread change that is only an improvement (not needed to carry the load: fewer
+    // processes, more for the CPU, contention) may happen now; false right after the last one,
+    // since each rolls every process over.
+    bool optional_change_allowed = true;
+    // A load step: the need is far above the pool (queue-driven); a shape change that carries it
+    // is needed now, however recent the last one.
+    bool urgent = false;
+    // The queue is growing or draining: the need is a transient estimate, not worth an optional
+    // change (processes follow it; the shape waits until it settles).
+    bool need_in_transition = false;
+    // The busiest process uses about a core: on its GIL, threads wait for each other.
+    bool processes_saturated = false;
     double wait_share = 0;
     double cpu_utilisation = 0;
     double service_ratio = 1;  // S / S_uncontended

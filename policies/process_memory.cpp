@@ -9,10 +9,6 @@
 namespace tuner::policies {
 namespace {
 
-std::uint64_t with_margin(std::uint64_t p95_bytes) {
-    return static_cast<std::uint64_t>(static_cast<double>(p95_bytes) * kMeasuredMemoryMargin);
-}
-
 std::string threads_text(unsigned threads) {
     return fmt::format("{} {}", threads, threads == 1 ? "thread" : "threads");
 }
@@ -110,7 +106,7 @@ ProcessMemoryEstimate ProcessMemoryModel::estimate(unsigned threads, const PoolC
         e.basis = "measured at " + threads_text(measured_threads) + " + " +
                   format_size_approx(kAssumedBytesPerThread) + " per added thread (assumed)";
     }
-    e.bytes = with_margin(e.p95_bytes);
+    e.bytes = e.p95_bytes;  // the margin is the headroom in bytes under the limit
     return e;
 }
 
@@ -137,6 +133,7 @@ SeedInputs seed_inputs_with_estimate(const Snapshot& snapshot, const Config& con
         high && *high > 0 && (!in.memory_limited || *high < in.memory_limit_bytes)) {
         in.memory_limit_bytes = *high;
         in.memory_limited = true;
+        in.headroom_bytes = memory_headroom_bytes(*high);
     }
     in.per_worker_bytes = estimate.bytes;
     in.per_worker_measured = estimate.measured;

@@ -21,8 +21,8 @@ namespace tuner::policies {
 inline constexpr std::uint64_t kAssumedBytesPerThread = 2 * MiB;
 
 struct ProcessMemoryEstimate {
-    std::uint64_t bytes = 0;      // per process, margin included: what the ceiling divides by
-    std::uint64_t p95_bytes = 0;  // the measured (or extrapolated) p95 before the margin
+    std::uint64_t bytes = 0;      // per process: what the ceiling divides by
+    std::uint64_t p95_bytes = 0;  // the measured (or extrapolated) p95
     bool measured = false;        // false: configured memory_per_worker (+ assumed per thread)
     std::string basis;            // "measured at 4 threads", "extrapolated from 1 and 4 threads"
 };

@@ -15,7 +15,7 @@ SeedResult seed_formula(const SeedInputs& in) {
     r.cpu_workers = 2 * cores + 1;
 
     std::uint64_t budget = in.memory_limit_bytes;
-    const std::uint64_t reserve = in.memory_limited ? 0 : in.os_reserve_bytes;
+    const std::uint64_t reserve = in.memory_limited ? in.headroom_bytes : in.os_reserve_bytes;
     const std::uint64_t taken = reserve + in.postgres_share_bytes + in.self_rss_bytes;
     budget = budget > taken ? budget - taken : 0;
     r.budget_bytes = budget;
@@ -40,14 +40,16 @@ SeedResult seed_formula(const SeedInputs& in) {
                              (in.memory_limited ? " cgroup limit" : " host memory");
     r.reason = fmt::format("cores {} → 2×{}+1 = {}; budget {} = {}", cores, cores, r.cpu_workers,
                            format_size_approx(budget), limit_text);
-    if (reserve) r.reason += " − os_reserve " + format_size_approx(reserve);
+    if (reserve) {
+        r.reason +=
+            (in.memory_limited ? " − headroom " : " − os_reserve ") + format_size_approx(reserve);
+    }
     if (in.postgres_share_bytes)
         r.reason += " − PostgreSQL " + format_size_approx(in.postgres_share_bytes);
     if (in.self_rss_bytes) r.reason += " − tunerd " + format_size_approx(in.self_rss_bytes);
-    r.reason += fmt::format("; per worker {}{} → memory ceiling {} → {} workers",
-                            format_size_approx(per_worker),
-                            in.per_worker_measured ? " (measured p95 × 1.2)" : " (configured)",
-                            r.memory_ceiling, workers);
+    r.reason += fmt::format(
+        "; per worker {}{} → memory ceiling {} → {} workers", format_size_approx(per_worker),
+        in.per_worker_measured ? " (measured p95)" : " (configured)", r.memory_ceiling, workers);
     if (r.memory_capped) r.reason += " (memory-capped)";
     if (r.below_min) {
         r.reason += fmt::format("; below workers.min {}: memory does not allow it", in.min_workers);
@@ -70,9 +72,20 @@ PerWorkerEstimate estimate_per_worker(const Snapshot& snapshot, const PoolConfig
         return e;
     }
     e.p95_bytes = p95_nearest_rank(std::move(sizes));
-    e.bytes = static_cast<std::uint64_t>(static_cast<double>(e.p95_bytes) * kMeasuredMemoryMargin);
+    e.bytes = e.p95_bytes;
     e.measured = true;
     return e;
+}
+
+std::uint64_t memory_headroom_bytes(std::uint64_t limit_bytes) {
+    return std::max<std::uint64_t>(32 * MiB, limit_bytes / 8);
+}
+
+unsigned proven_to_fit(std::uint64_t budget_bytes, std::uint64_t configured_bytes) {
+    const double assumed = kUnknownMemoryFactor *
+                           static_cast<double>(std::max(configured_bytes, kUnknownProcessFloor));
+    return static_cast<unsigned>(
+        std::clamp(std::floor(static_cast<double>(budget_bytes) / assumed), 1.0, 100000.0));
 }
 
 std::uint64_t p95_nearest_rank(std::vector<std::uint64_t> values) {
@@ -97,6 +110,7 @@ SeedInputs seed_inputs(const Snapshot& snapshot, const Config& config) {
     in.os_reserve_bytes = config.policy.os_reserve_bytes;
     in.postgres_share_bytes = postgres_share_bytes(config.database, snapshot.memory.limit_bytes);
     in.self_rss_bytes = snapshot.self.pss_bytes.value_or(snapshot.self.rss_bytes);
+    in.headroom_bytes = memory_headroom_bytes(snapshot.memory.limit_bytes);
     const auto estimate = estimate_per_worker(snapshot, config.workers);
     in.per_worker_bytes = estimate.bytes;
     in.per_worker_measured = estimate.measured;

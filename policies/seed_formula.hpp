@@ -19,6 +19,8 @@ struct SeedInputs {
     std::uint64_t os_reserve_bytes = 0;      // taken off host memory only when unlimited
     std::uint64_t postgres_share_bytes = 0;  // PostgreSQL's share when it runs on this box
     std::uint64_t self_rss_bytes = 0;        // tunerd's own resident memory
+    // Kept free under a cgroup limit (memory_headroom_bytes); host memory has os_reserve.
+    std::uint64_t headroom_bytes = 0;
     std::uint64_t per_worker_bytes = 100 * MiB;
     bool per_worker_measured = false;  // false: the configured memory_per_worker
     unsigned min_workers = 1;
@@ -38,11 +40,21 @@ struct SeedResult {
 // Pure: the formula with every intermediate number.
 SeedResult seed_formula(const SeedInputs& in);
 
-// The per-worker memory estimate: p95 of the workers' process-tree memory (PSS when known,
-// else RSS) × 1.2 once any worker has been measured; else the configured memory_per_worker.
-// The 1.2 is DESIGN's safety margin over the measured p95 (growth between samples, a new
-// worker's peak before it settles).
-inline constexpr double kMeasuredMemoryMargin = 1.2;
+// The per-worker memory estimate: the p95 of the workers' process-tree memory (PSS when known,
+// else RSS) once any worker has been measured; else the configured memory_per_worker. What
+// covers growth between samples and a new worker's peak is a headroom in bytes under the limit,
+// not a factor on the per-process size: a factor costs a whole process on a small box (2 × 212 MB
+// fit in 512 MB; 2 × 212 × 1.2 do not). max(32 MiB, limit / 8): 12.5 % keeps growth below the
+// memory-pressure line (90 %) with room for the growth between two samples.
+std::uint64_t memory_headroom_bytes(std::uint64_t limit_bytes);
+
+// Until a worker has been measured, a start is proven to fit only if processes this many times
+// the configured memory_per_worker (at least kUnknownProcessFloor) fit: an operator's guess may be
+// off by twice or more either way, and an OOM kill at start serves no one.
+inline constexpr double kUnknownMemoryFactor = 4;
+inline constexpr std::uint64_t kUnknownProcessFloor = 64 * MiB;
+// How many processes of unmeasured size a start may have in `budget_bytes` (at least 1).
+unsigned proven_to_fit(std::uint64_t budget_bytes, std::uint64_t configured_bytes);
 
 // Nearest-rank p95 of the values (0 when empty). Sorts its copy.
 std::uint64_t p95_nearest_rank(std::vector<std::uint64_t> values);
@@ -55,7 +67,7 @@ inline std::uint64_t tree_memory_bytes(const ProcessTreeSample& tree) {
 struct PerWorkerEstimate {
     std::uint64_t bytes = 0;
     bool measured = false;
-    std::uint64_t p95_bytes = 0;  // the measured p95 before the 1.2 margin
+    std::uint64_t p95_bytes = 0;  // the measured p95
     unsigned samples = 0;
 };
 PerWorkerEstimate estimate_per_worker(const Snapshot& snapshot, const PoolConfig& pool);

@@ -65,6 +65,19 @@ unsigned WorkerController::process_cap(const Snapshot& snapshot, unsigned thread
     return std::max(1u, cap);
 }
 
+std::optional<unsigned> WorkerController::spare_processes(const Snapshot& snapshot) const {
+    const MemoryInfo& m = snapshot.memory;
+    std::uint64_t line = m.limited ? m.limit_bytes : 0;
+    if (m.high_bytes && *m.high_bytes > 0 && (line == 0 || *m.high_bytes < line))
+        line = *m.high_bytes;
+    if (line == 0) return std::nullopt;
+    const std::uint64_t usable = line - std::min(line, memory_headroom_bytes(line));
+    if (m.working_set_bytes >= usable) return 0u;
+    const auto per = memory_.estimate(std::max(1u, snapshot.pool.threads), config_.workers);
+    return static_cast<unsigned>((usable - m.working_set_bytes) /
+                                 std::max<std::uint64_t>(1, per.bytes));
+}
+
 Plan WorkerController::decide(const Snapshot& snapshot) {
     const Clock::time_point now = snapshot.taken_at;
     if (seen_target_ && (snapshot.pool.target != *seen_target_ ||
@@ -72,6 +85,7 @@ Plan WorkerController::decide(const Snapshot& snapshot) {
         scale_down_.on_resize(now, *seen_target_, snapshot.pool.target);
         resized_at_ = now;
     }
+    if (seen_threads_ && snapshot.pool.threads != *seen_threads_) threads_changed_at_ = now;
     seen_target_ = snapshot.pool.target;
     seen_threads_ = snapshot.pool.threads;
 
@@ -85,6 +99,16 @@ Plan WorkerController::decide(const Snapshot& snapshot) {
     c.knee = knee_.observe(snapshot, c.signals);
     c.need =
         worker_need(c.signals, c.threads, c.current * c.threads, config_.policy.target_utilisation);
+    if (c.need.queue == QueueState::none) {
+        queue_since_.reset();
+    } else if (!queue_since_) {
+        queue_since_ = now;
+    }
+    if (!c.signals.has_traffic || c.signals.arrival_recent_rps.value_or(1) <= 0) {
+        traffic_since_.reset();
+    } else if (!traffic_since_) {
+        traffic_since_ = now;
+    }
     c.estimate = memory_.estimate(c.threads, config_.workers);
     c.ceiling = seed_with_estimate(snapshot, config_, c.estimate);
     c.cap = process_cap(snapshot, c.threads);
@@ -194,11 +218,29 @@ std::optional<WorkerController::Proposal> WorkerController::seed(const Cycle& c)
     seeded_ = true;
     const unsigned threads = std::clamp(c.threads, threads_min(), threads_max());
     const SeedResult r = ceiling(c.snapshot, threads);
-    return Proposal{r.workers,
-                    threads,
-                    std::string(rule::seed_formula),
-                    r.reason,
-                    {{"cpu_workers", r.cpu_workers}, {"memory_ceiling", r.memory_ceiling}}};
+    Proposal p{r.workers,
+               threads,
+               std::string(rule::seed_formula),
+               r.reason,
+               {{"cpu_workers", r.cpu_workers}, {"memory_ceiling", r.memory_ceiling}}};
+    if (!memory_.estimate(threads, config_.workers).measured) {
+        // Nothing measured yet: start only what fits even if memory_per_worker is a guess off by
+        // kUnknownMemoryFactor; the pool grows once a worker's tree has been measured.
+        const unsigned proven =
+            proven_to_fit(r.budget_bytes, config_.workers.memory_per_worker_bytes);
+        if (proven < p.workers) {
+            p.workers = std::max(1u, proven);
+            p.reason += fmt::format(
+                "; start {} until a worker is measured ({} budget holds {} processes of {}× "
+                "memory_per_worker {})",
+                workers_text(p.workers), format_size_approx(r.budget_bytes), proven,
+                text::number(kUnknownMemoryFactor),
+                format_size_approx(config_.workers.memory_per_worker_bytes));
+        }
+        p.inputs["proven_to_fit"] =
+            proven_to_fit(r.budget_bytes, config_.workers.memory_per_worker_bytes);
+    }
+    return p;
 }
 
 std::optional<WorkerController::Proposal> WorkerController::decide_fixed(const Cycle& c) {
@@ -292,11 +334,15 @@ nlohmann::json WorkerController::explain() const {
         {"cpu", knee_.to_json()},
         {"scale_down", scale_down_.to_json(s.taken_at)},
     };
-    out["memory"]["hold_remaining_s"] =
-        memory_hold_until_ && *memory_hold_until_ > s.taken_at
-            ? nlohmann::json(
-                  std::chrono::duration<double>(*memory_hold_until_ - s.taken_at).count())
-            : nlohmann::json(0);
+    if (pressure_mark_) {
+        out["memory"]["pressure_mark"] = {
+            {"processes", pressure_mark_->processes},
+            {"per_process_bytes", pressure_mark_->per_process_bytes},
+            {"line_bytes", pressure_mark_->line_bytes},
+            {"age_s", std::chrono::duration<double>(s.taken_at - pressure_mark_->at).count()}};
+    } else {
+        out["memory"]["pressure_mark"] = nullptr;
+    }
     out["max_processes_by_db"] =
         max_processes_by_db_ ? nlohmann::json(*max_processes_by_db_) : nlohmann::json();
     if (last_proposal_) {

@@ -42,6 +42,10 @@ public:
     // is the memory ceiling /performance, /metrics and the database policy report.
     [[nodiscard]] SeedInputs ceiling_inputs(const Snapshot& snapshot) const;
 
+    // How many processes beyond those alive memory has room for now at the pool's thread count,
+    // under the limit minus the headroom; unset when no memory limit applies.
+    [[nodiscard]] std::optional<unsigned> spare_processes(const Snapshot& snapshot) const;
+
     // What the controller believes now: targets, need, memory ceiling per thread count, memory
     // per thread count, throughput per shape and the knee, cooldown timers. For /performance.
     [[nodiscard]] nlohmann::json explain() const;
@@ -73,6 +77,9 @@ private:
     [[nodiscard]] std::optional<unsigned> memory_fit(const Cycle& c, unsigned threads) const;
     [[nodiscard]] std::optional<std::string> settling_hold(const Cycle& c) const;
     [[nodiscard]] std::optional<std::string> growth_hold(const Cycle& c) const;
+    // Why `processes` may not run now for lack of memory evidence, if so: nothing measured yet,
+    // or the count at which memory pressure came, with processes as large as then.
+    [[nodiscard]] std::optional<std::string> memory_hold(const Cycle& c, unsigned processes) const;
     [[nodiscard]] unsigned threads_min() const;
     [[nodiscard]] unsigned threads_max() const;
     Plan make_plan(const Cycle& c, const std::optional<Proposal>& proposal);
@@ -89,7 +96,22 @@ private:
     std::optional<unsigned> seen_target_;  // the pool's target at the previous cycle
     std::optional<unsigned> seen_threads_;
     std::optional<Clock::time_point> resized_at_;
-    std::optional<Clock::time_point> memory_hold_until_;
+    std::optional<Clock::time_point> threads_changed_at_;
+    std::optional<Clock::time_point> queue_since_;    // since when a queue matters (any state)
+    std::optional<Clock::time_point> traffic_since_;  // since when requests arrive (after idle)
+    // The processes the CPU work asked for, held at its highest for a while: the window's demand
+    // lags and wobbles, and each change of it would roll every process over.
+    unsigned cpu_processes_ = 1;
+    Clock::time_point cpu_processes_at_{};
+    // The last memory pressure: how many processes of what size ran when it came. Growing back to
+    // that many waits for evidence (smaller processes, a higher limit), not for a fixed time.
+    struct PressureMark {
+        unsigned processes = 0;
+        std::uint64_t per_process_bytes = 0;
+        std::uint64_t line_bytes = 0;
+        Clock::time_point at{};
+    };
+    std::optional<PressureMark> pressure_mark_;
     std::optional<Clock::time_point> formula_higher_since_;
     // The last growth was bought to serve a backlog: once the backlog is gone the capacity is
     // returned after the cooldown, without waiting for the utilisation to leave the dead band.

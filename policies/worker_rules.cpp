@@ -23,6 +23,23 @@ constexpr double kProbeFactor = 1.25;
 // λ-driven growth only when the need exceeds the pool by more than this (Kubernetes HPA's
 // tolerance, halved: the window already smooths the rate).
 constexpr double kGrowthTolerance = 0.05;
+// After a thread change (which rolls every process over), one that is only an improvement waits
+// this long; one the load needs does not.
+constexpr auto kThreadsCooldown = std::chrono::seconds(20);
+// A load is known from this long after it began: the window's rate and service time then
+// describe it, not the first requests' burst.
+constexpr auto kLoadEvidence = std::chrono::seconds(2);
+// A process using this much of a core is at its GIL's limit (sampling noise keeps a saturated
+// one a little below 1).
+constexpr double kSaturatedProcessCores = 0.85;
+// The processes the CPU work asks for fall only after being lower for this long.
+constexpr auto kCpuProcessesHold = std::chrono::seconds(30);
+// A queue-driven need this many times the pool's concurrency is a load step: growth does not wait
+// for the last resize (see growth_hold).
+constexpr double kUrgentGrowth = 1.5;
+// A memory-pressure mark older than this no longer holds growth back by itself (the memory
+// ceiling and the headroom still do).
+constexpr auto kPressureMarkExpiry = std::chrono::minutes(10);
 
 }  // namespace
 
@@ -32,7 +49,11 @@ using cycle_text::workers_text;
 std::optional<WorkerController::Proposal> WorkerController::memory_rules(const Cycle& c) {
     const MemoryPressure mp = memory_pressure(c.snapshot, c.signals, c.estimate.p95_bytes);
     if (mp.pressing) {
-        memory_hold_until_ = c.now + config_.policy.scale_down_cooldown;
+        // Remember at what count and size it came: growing back there needs evidence.
+        if (!pressure_mark_ || pressure_mark_->processes > c.current ||
+            c.now - pressure_mark_->at > std::chrono::seconds(5)) {
+            pressure_mark_ = PressureMark{c.current, c.estimate.p95_bytes, mp.line_bytes, c.now};
+        }
         // Workers still draining free their memory soon: release more only on a new OOM kill.
         const bool releasing = c.snapshot.pool.draining > 0 && c.signals.new_oom_kills == 0;
         if (c.current <= 1 || releasing) {
@@ -41,11 +62,20 @@ std::optional<WorkerController::Proposal> WorkerController::memory_rules(const C
             return std::nullopt;
         }
         const unsigned to = c.current - std::min(mp.release_workers, c.current - 1);
-        Proposal p{to, c.threads, std::string(rule::memory_pressure), "", to_json(mp)};
-        p.reason =
-            fmt::format("{} → release {}: {} → {}{}; growth held for {}", mp.cause, c.current - to,
-                        c.current, workers_text(to), below_min_text(to, config_.workers.min),
-                        format_duration(config_.policy.scale_down_cooldown));
+        // The load stays: what processes are released, threads carry (they share the memory
+        // that is already there), in the same plan, so the pool serves at once at its safe shape.
+        const unsigned threads = std::clamp(
+            std::max(c.threads, static_cast<unsigned>(std::ceil(c.need.slots() / to - 1e-9))),
+            threads_min(), threads_max());
+        Proposal p{to, threads, std::string(rule::memory_pressure), "", to_json(mp)};
+        p.reason = fmt::format("{} → release {}: {} → {}{}", mp.cause, c.current - to, c.current,
+                               workers_text(to), below_min_text(to, config_.workers.min));
+        if (threads != c.threads) {
+            p.reason += fmt::format("; threads {} → {} carry the load ({} concurrent)", c.threads,
+                                    threads, text::number(c.need.slots()));
+        }
+        p.reason += fmt::format("; no growth back to {} while processes stay this large",
+                                workers_text(pressure_mark_->processes));
         return p;
     }
     if (c.current > c.cap) {
@@ -70,10 +100,9 @@ std::optional<WorkerController::Proposal> WorkerController::memory_rules(const C
 }
 
 std::optional<WorkerController::Proposal> WorkerController::bounds_rule(const Cycle& c) {
-    const bool memory_hold = memory_hold_until_ && c.now < *memory_hold_until_;
     unsigned workers = c.current;
     if (workers > config_.workers.max) workers = config_.workers.max;
-    if (workers < c.lo && !memory_hold) workers = c.lo;
+    if (workers < c.lo && !memory_hold(c, c.lo)) workers = c.lo;
     const unsigned threads = std::clamp(c.threads, threads_min(), threads_max());
     if (workers == c.current && threads == c.threads) return std::nullopt;
     Proposal p{workers, threads, std::string(rule::bounds), "", nlohmann::json::object()};
@@ -88,9 +117,18 @@ std::optional<WorkerController::Proposal> WorkerController::bounds_rule(const Cy
 std::optional<WorkerController::Proposal> WorkerController::knee_rule(const Cycle& c) {
     if (!c.knee.found) return std::nullopt;
     const Knee& k = *c.knee.found;
-    const unsigned threads = std::clamp(k.settle.threads, threads_min(), threads_max());
+    unsigned threads = std::clamp(k.settle.threads, threads_min(), threads_max());
+    unsigned processes = k.settle.processes;
+    // Right after a thread change the knee settles at the concurrency it found, in processes of
+    // the current thread count, rather than rolling every process over once more.
+    if (threads != c.threads && threads_changed_at_ &&
+        c.now - *threads_changed_at_ < kThreadsCooldown) {
+        processes = std::max(1u, static_cast<unsigned>(std::ceil(
+                                     static_cast<double>(k.settle.slots()) / c.threads - 1e-9)));
+        threads = c.threads;
+    }
     const unsigned workers = std::clamp(
-        k.settle.processes, c.lo, std::min(config_.workers.max, process_cap(c.snapshot, threads)));
+        processes, c.lo, std::min(config_.workers.max, process_cap(c.snapshot, threads)));
     const double gain = k.previous_rps > 0 ? k.probed_rps / k.previous_rps - 1 : 0;
     std::string reason = "CPU " + text::percent(k.cpu_utilisation) + " of " +
                          text::number(c.signals.cpu_capacity_cores, 1) + " cores";
@@ -114,6 +152,7 @@ std::optional<WorkerController::Proposal> WorkerController::threads_rule(const C
     in.threads_min = threads_min();
     in.threads_max = threads_max();
     in.slots_needed = c.need.slots();
+    in.slots_present = (c.signals.inflight_now + c.signals.queue_now) / c.need.target_utilisation;
     in.slot_limit = growth_slot_limit(c);
     in.process_cap = [&](unsigned t) {
         const unsigned cap = std::min(config_.workers.max, process_cap(c.snapshot, t));
@@ -130,6 +169,34 @@ std::optional<WorkerController::Proposal> WorkerController::threads_rule(const C
                                           format_size_approx(c.estimate.p95_bytes));
     }
     in.cpu_useful_concurrency = c.signals.cpu_useful_concurrency();
+    const double cores = c.signals.cpu_cores_wanted();
+    const unsigned for_cpu = processes_for_cpu(cores, c.signals.multi_core_processes);
+    if (for_cpu >= cpu_processes_ || c.now - cpu_processes_at_ > kCpuProcessesHold ||
+        c.signals.multi_core_processes) {
+        cpu_processes_ = for_cpu;
+        cpu_processes_at_ = c.now;
+    }
+    in.processes_for_cpu = cpu_processes_;
+    in.optional_change_allowed =
+        !threads_changed_at_ || c.now - *threads_changed_at_ >= kThreadsCooldown;
+    // A load step: what the queue asks, as far as the CPU can use it, is half as much again.
+    in.urgent = c.need.queue_driven && c.need.queue == QueueState::standing &&
+                std::min(c.need.slots(), in.slot_limit.value_or(c.need.slots())) >=
+                    kUrgentGrowth * static_cast<double>(c.current * c.threads);
+    // A load that just began has not shown itself yet (the window's averages lag by seconds):
+    // an optional change waits for it.
+    in.need_in_transition = c.need.queue == QueueState::growing ||
+                            c.need.queue == QueueState::draining || !traffic_since_ ||
+                            c.now - *traffic_since_ < kLoadEvidence;
+    in.processes_saturated = !c.signals.multi_core_processes &&
+                             c.signals.process_cpu_max_cores >= kSaturatedProcessCores;
+    if (c.signals.multi_core_processes) {
+        in.processes_for_cpu_text = "the app's processes run threads on several cores";
+    } else if (cores > 0) {
+        in.processes_for_cpu_text = fmt::format(
+            "{} cores of CPU work at ≤ {} core per process → ≥ {}", text::number(cores, 1),
+            text::number(kProcessCpuShare, 1), workers_text(for_cpu));
+    }
     in.wait_share = c.signals.wait_share;
     in.cpu_utilisation = c.signals.cpu_utilisation;
     in.service_ratio = c.signals.service_uncontended_ms > 0
@@ -143,7 +210,8 @@ std::optional<WorkerController::Proposal> WorkerController::threads_rule(const C
     if (!kept.empty()) c.notes->emplace_back("threads_kept", kept);
     if (!plan) return std::nullopt;
     // Raising threads is growth; lowering them waits only for the last change to be seen.
-    const auto hold = plan->rule == rule::threads_wait_share ? growth_hold(c) : settling_hold(c);
+    auto hold = plan->rule == rule::threads_wait_share ? growth_hold(c) : settling_hold(c);
+    if (!hold && plan->shape.processes > c.current) hold = memory_hold(c, plan->shape.processes);
     if (hold) {
         c.notes->emplace_back("hold", "threads held: " + *hold);
         return std::nullopt;
@@ -169,13 +237,26 @@ std::optional<WorkerController::Proposal> WorkerController::growth_rule(const Cy
         }
         return std::nullopt;
     }
+    // A queue that just formed and still grows may be a closed loop's step (it will stand in a
+    // cycle and show the whole demand) or an open-loop burst. When threads can change, processes
+    // at today's thread count may be the wrong ones to add: one cycle to see which it is, so the
+    // shape that carries the demand comes in one change instead of two.
+    if (threads_max() > threads_min() && c.need.queue == QueueState::growing && queue_since_ &&
+        c.now - *queue_since_ < config_.policy.interval * 3 / 2) {
+        c.notes->emplace_back("hold", "growth held: a queue just formed; one cycle to see it");
+        return std::nullopt;
+    }
+    if (threads_max() > threads_min() && !c.need.queue_driven &&
+        (!traffic_since_ || c.now - *traffic_since_ < kLoadEvidence)) {
+        return std::nullopt;  // the load just began: its λ and S are not known yet
+    }
     // A tolerance on λ-driven growth, as the HPA has: rounding a need of 20.05 up to 21 is
     // noise, not load. A queue is no noise.
     if (!c.need.queue_driven &&
         c.need.slots() / c.threads <= static_cast<double>(c.current) * (1 + kGrowthTolerance)) {
         return std::nullopt;
     }
-    if (const auto hold = growth_hold(c)) {
+    if (auto hold = growth_hold(c); hold || (hold = memory_hold(c, c.current + 1))) {
         c.notes->emplace_back("hold", "growth held: " + *hold);
         return std::nullopt;
     }
@@ -204,8 +285,8 @@ std::optional<WorkerController::Proposal> WorkerController::growth_rule(const Cy
         target = std::max(c.current, *fit);
         limits += "; memory headroom: working set " +
                   format_size_approx(c.snapshot.memory.working_set_bytes) + " fits " +
-                  workers_text(*fit) + " under " + text::percent(kMemoryPressureFraction) +
-                  " of the limit";
+                  workers_text(*fit) + " under the limit minus " +
+                  format_size_approx(memory_headroom_bytes(c.snapshot.memory.limit_bytes));
     }
     if (target <= c.current) {
         c.notes->emplace_back("capped", "growth capped" + limits);
@@ -255,8 +336,8 @@ std::optional<double> WorkerController::growth_slot_limit(const Cycle& c) const 
 
 std::optional<unsigned> WorkerController::memory_fit(const Cycle& c, unsigned threads) const {
     // The seed formula's ceiling sees only tunerd and the workers; whatever else lives in the
-    // cgroup (a cron job, tmpfs, active page cache) shows in the working set. Growth must also
-    // fit in what is really free under the pressure line.
+    // cgroup (a cron job, tmpfs, active page cache) shows in the working set. A growth step never
+    // projects the working set past the limit minus the headroom.
     const MemoryInfo& m = c.snapshot.memory;
     std::uint64_t line = m.limited ? m.limit_bytes : 0;
     if (m.high_bytes && *m.high_bytes > 0 && (line == 0 || *m.high_bytes < line))
@@ -269,7 +350,7 @@ std::optional<unsigned> WorkerController::memory_fit(const Cycle& c, unsigned th
     const double growth_of_live =
         processes * std::max(0.0, static_cast<double>(per_new.p95_bytes) -
                                       static_cast<double>(c.estimate.p95_bytes));
-    const double free = kMemoryPressureFraction * static_cast<double>(line) -
+    const double free = static_cast<double>(line - std::min(line, memory_headroom_bytes(line))) -
                         static_cast<double>(m.working_set_bytes) - growth_of_live;
     const double more =
         std::floor(free / static_cast<double>(std::max<std::uint64_t>(1, per_new.bytes)));
@@ -292,12 +373,34 @@ std::optional<std::string> WorkerController::settling_hold(const Cycle& c) const
     return std::nullopt;
 }
 
+std::optional<std::string> WorkerController::memory_hold(const Cycle& c, unsigned processes) const {
+    if (!c.estimate.measured && c.snapshot.memory.limited) {
+        return "no worker's memory measured yet: the pool grows once one has been";
+    }
+    if (!pressure_mark_ || processes < pressure_mark_->processes) return std::nullopt;
+    // Evidence that the count fits now: processes clearly smaller, or a higher limit; or long
+    // enough that the mark says nothing about today's app.
+    const bool smaller = static_cast<double>(c.estimate.p95_bytes) <
+                         0.9 * static_cast<double>(pressure_mark_->per_process_bytes);
+    const bool more_room = c.snapshot.memory.limit_bytes > pressure_mark_->line_bytes;
+    if (smaller || more_room || c.now - pressure_mark_->at > kPressureMarkExpiry)
+        return std::nullopt;
+    return fmt::format("memory pressure came at {} of {} p95; processes are {} p95 now",
+                       workers_text(pressure_mark_->processes),
+                       format_size_approx(pressure_mark_->per_process_bytes),
+                       format_size_approx(c.estimate.p95_bytes));
+}
+
 std::optional<std::string> WorkerController::growth_hold(const Cycle& c) const {
-    if (memory_hold_until_ && c.now < *memory_hold_until_) {
-        return "memory pressure in the last " +
-               format_duration(config_.policy.scale_down_cooldown) + " holds growth (" +
-               text::number(std::chrono::duration<double>(*memory_hold_until_ - c.now).count()) +
-               " s left)";
+    // A queue calling for half as much again as the pool (a load step) does not wait for the last
+    // resize to land or be judged: the pool chases the latest target, and every second the
+    // clients wait costs more than a worker too many (the knee and scale-down trim it later).
+    // Only below what the CPU can use: beyond it every step is judged by its throughput.
+    const double slots = static_cast<double>(c.current * c.threads);
+    const auto useful = c.signals.cpu_useful_concurrency();
+    if (c.need.queue_driven && c.need.slots() >= kUrgentGrowth * slots &&
+        (!useful || slots * kProbeFactor < *useful) && !knee_.knee()) {
+        return std::nullopt;
     }
     if (auto settling = settling_hold(c)) return settling;
     if (knee_.judging() && c.signals.cpu_utilisation >= kJudgeAboveUtilisation) {

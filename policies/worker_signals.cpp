@@ -12,6 +12,9 @@ constexpr std::size_t kCostCycles = 5;
 constexpr double kUncontendedUtilisation = 0.7;
 // Smoothing of the uncontended service time (an exponential moving average per cycle).
 constexpr double kUncontendedAlpha = 0.2;
+// A process using more CPU than this (cores) runs its threads in parallel: no GIL. Above 1 by a
+// margin, so sampling noise on a GIL-bound process at 100 % of a core does not count.
+constexpr double kMultiCoreProcess = 1.15;
 
 double psi_avg10(const std::optional<PressureResource>& resource) {
     if (!resource || !resource->some) return 0;
@@ -31,6 +34,17 @@ std::optional<double> WorkerSignals::cpu_useful_concurrency() const {
     return *rps * service_uncontended_ms / 1000.0;
 }
 
+double WorkerSignals::cpu_cores_wanted() const {
+    double cores = workers_cpu_cores;
+    if (cpu_ms_per_request && service_uncontended_ms > 0) {
+        // The window's mean lags a load step by half a window; what is there now does not.
+        const double demand = std::max(demand_concurrency, inflight_now + queue_now);
+        const double demand_rps = demand * 1000.0 / service_uncontended_ms;
+        cores = std::max(cores, demand_rps * *cpu_ms_per_request / 1000.0);
+    }
+    return std::min(cores, cpu_capacity_cores);
+}
+
 nlohmann::json to_json(const WorkerSignals& s) {
     nlohmann::json j{
         {"arrival_rps", s.arrival_rps},
@@ -45,6 +59,9 @@ nlohmann::json to_json(const WorkerSignals& s) {
         {"queue_now", s.queue_now},
         {"wait_share", s.wait_share},
         {"cpu_utilisation", s.cpu_utilisation},
+        {"workers_cpu_cores", s.workers_cpu_cores},
+        {"process_cpu_max_cores", s.process_cpu_max_cores},
+        {"multi_core_processes", s.multi_core_processes},
         {"cpu_capacity_cores", s.cpu_capacity_cores},
         {"cpu_psi_some_avg10", s.cpu_psi_some_avg10},
         {"memory_psi_some_avg10", s.memory_psi_some_avg10},
@@ -114,6 +131,7 @@ WorkerSignals SignalTracker::update(const Snapshot& snapshot) {
         }
     }
     out.service_uncontended_ms = uncontended_ms_;
+    out.multi_core_processes = multi_core_;
     last_ = out;
     return out;
 }
@@ -137,6 +155,7 @@ void SignalTracker::sample_rates(const Snapshot& snapshot, WorkerSignals& out) {
     if (sampled_at_ && out.elapsed_s > 0 && !now.empty()) {
         double served = 0;
         CostSample cost;
+        double busiest_process = 0;
         for (const auto& [id, c] : now) {
             const auto before = workers_.find(id);
             if (before == workers_.end()) {
@@ -149,8 +168,13 @@ void SignalTracker::sample_rates(const Snapshot& snapshot, WorkerSignals& out) {
             // CPU cost only from workers seen in both cycles: a new worker's start-up CPU
             // (imports, warm-up) is not the cost of a request.
             cost.served += delta;
-            cost.cpu_seconds += std::max(0.0, c.cpu_seconds - before->second.cpu_seconds);
+            const double cpu = std::max(0.0, c.cpu_seconds - before->second.cpu_seconds);
+            cost.cpu_seconds += cpu;
+            busiest_process = std::max(busiest_process, cpu / out.elapsed_s);
         }
+        out.workers_cpu_cores = cost.cpu_seconds / out.elapsed_s;
+        out.process_cpu_max_cores = busiest_process;
+        if (busiest_process > kMultiCoreProcess) multi_core_ = true;
         out.throughput_rps = served / out.elapsed_s;
         out.throughput_measured = true;
         recent_cost_.push_back(cost);

@@ -43,6 +43,13 @@ struct WorkerSignals {
     // (Δ(sum of worker-tree cpu_seconds) / Δ(completed requests)).
     std::optional<double> cpu_ms_per_request;
     double wait_share = 0;  // 1 − CPU per request / S: the share of a request spent waiting
+    // CPU the workers' process trees used over the last cycle, in cores: all of them, and the
+    // busiest one (a CPython process cannot use much more than one core: its GIL).
+    double workers_cpu_cores = 0;
+    double process_cpu_max_cores = 0;
+    // A worker process was seen using more than one core: the app's threads run in parallel
+    // (no GIL), so the CPU does not ask for more processes than concurrency does.
+    bool multi_core_processes = false;
     // S while the CPU had room (utilisation < 70 %), smoothed; the current S until one is seen.
     double service_uncontended_ms = 0;
 
@@ -59,6 +66,10 @@ struct WorkerSignals {
     // Concurrent requests that keep the CPU busy at the uncontended service time: more
     // concurrency than this only queues at the CPU (Little's law at the CPU's throughput).
     [[nodiscard]] std::optional<double> cpu_useful_concurrency() const;
+    // Cores the load would use if the pool carried all of it: the demand concurrency served at
+    // the uncontended service time, at the measured CPU per request; at least what the workers
+    // use now; at most the quota.
+    [[nodiscard]] double cpu_cores_wanted() const;
 };
 
 nlohmann::json to_json(const WorkerSignals& s);
@@ -93,6 +104,7 @@ private:
     std::optional<double> cpu_psi_;
     std::optional<double> memory_psi_;
     double uncontended_ms_ = 0;
+    bool multi_core_ = false;  // a process was seen above one core (sticky: it is the app's nature)
     WorkerSignals last_;
 };
 

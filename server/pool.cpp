@@ -186,9 +186,9 @@ void WorkerPool::set_worker_env(std::map<std::string, std::string> env) {
     worker_env_ = std::move(env);
 }
 
-void WorkerPool::set_at_memory_ceiling(bool at_ceiling) {
+void WorkerPool::set_spare_processes(std::optional<unsigned> spare) {
     std::lock_guard lock(mutex_);
-    at_memory_ceiling_ = at_ceiling;
+    spare_processes_ = spare;
 }
 
 void WorkerPool::update_options(const PoolConfig& workers, const DemoConfig& demo) {
@@ -308,7 +308,7 @@ ReconcileInput WorkerPool::reconcile_input_locked() {
     }
     in.target = target_;
     in.threads = threads_;
-    in.at_memory_ceiling = at_memory_ceiling_;
+    in.spare_processes = spare_processes_;
     in.now = Clock::now();
     // Only as many vacant slots as the pool is short of: the latest-allowed ones go first.
     const unsigned counted = counted_locked();
@@ -328,7 +328,7 @@ void WorkerPool::reconcile() {
         if (!started_ || stopping_) return;
         plan = plan_reconcile(reconcile_input_locked());
         if (plan.retry_after) schedule_reconcile(*plan.retry_after);
-        if (plan.replace) begin_replacement_locked(*plan.replace);
+        for (const auto& replace : plan.replace) begin_replacement_locked(replace);
         for (unsigned id : plan.kill) {
             auto& w = workers_.at(id);
             w->phase = Lifecycle::stopping;

@@ -2,6 +2,7 @@
 #include "server/reconcile.hpp"
 
 #include <algorithm>
+#include <limits>
 
 namespace tuner::server {
 
@@ -81,33 +82,54 @@ std::vector<const Worker*> scale_down_order(const ReconcileInput& in) {
     return candidates;
 }
 
-// The next worker to replace, one at a time: one marked for recycling, else one with the wrong
-// thread count. Nothing while a replacement is under way.
+std::string threads_reason(const Worker& w, unsigned threads) {
+    return "threads " + std::to_string(w.threads) + " → " + std::to_string(threads);
+}
+
+// Workers at another thread count than the pool's: replaced at once, as many as memory has room
+// for beyond what is spawned anyway, each replacement first. True when it planned any.
+bool plan_parallel_thread_change(const ReconcileInput& in, ReconcilePlan& plan) {
+    if (!plan.drain.empty() || !plan.kill.empty()) return false;
+    const unsigned room = in.spare_processes.value_or(std::numeric_limits<unsigned>::max());
+    unsigned spare = room > plan.spawn ? room - plan.spawn : 0;
+    for (const auto& w : in.workers) {
+        if (spare == 0) break;
+        const bool in_service = w.phase == Lifecycle::ready || w.phase == Lifecycle::recycle_due;
+        if (!in_service || w.threads == in.threads) continue;
+        plan.replace.push_back({w.id, true, threads_reason(w, in.threads)});
+        plan.spawn += 1;
+        spare -= 1;
+    }
+    return !plan.replace.empty();
+}
+
+// The next worker to replace when memory has no room for more at once: one marked for
+// recycling, else one with the wrong thread count. Nothing while a replacement is under way.
 void plan_replacement(const ReconcileInput& in, unsigned counted, ReconcilePlan& plan) {
     const bool replacing = std::any_of(in.workers.begin(), in.workers.end(), [](const Worker& w) {
         return w.phase == Lifecycle::starting || w.phase == Lifecycle::retiring;
     });
     if (replacing || counted != in.target || !plan.drain.empty() || !plan.kill.empty()) return;
     const Worker* chosen = nullptr;
-    std::string threads_reason;
+    std::string reason;
     for (const auto& w : in.workers) {  // in id order: the oldest first
         if (w.phase == Lifecycle::recycle_due) {
             chosen = &w;
         } else if (w.phase == Lifecycle::ready && w.threads != in.threads) {
             chosen = &w;
-            threads_reason =
-                "threads " + std::to_string(w.threads) + " → " + std::to_string(in.threads);
+            reason = threads_reason(w, in.threads);
         }
         if (chosen) break;
     }
     if (!chosen) return;
-    ReconcilePlan::Replace replace{chosen->id, !in.at_memory_ceiling, std::move(threads_reason)};
+    const bool at_ceiling = in.spare_processes && *in.spare_processes == 0;
+    ReconcilePlan::Replace replace{chosen->id, !at_ceiling, std::move(reason)};
     if (replace.replacement_first) {
         plan.spawn += 1;
     } else {
         plan.drain.push_back(chosen->id);
     }
-    plan.replace = std::move(replace);
+    plan.replace.push_back(std::move(replace));
 }
 
 }  // namespace
@@ -177,7 +199,7 @@ ReconcilePlan plan_reconcile(const ReconcileInput& in) {
         }
     }
 
-    plan_replacement(in, counted, plan);
+    if (!plan_parallel_thread_change(in, plan)) plan_replacement(in, counted, plan);
     return plan;
 }
 

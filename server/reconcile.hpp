@@ -74,8 +74,10 @@ struct ReconcileInput {
     };
     std::vector<Worker> workers;
     unsigned target = 0;
-    unsigned threads = 1;            // the thread count workers should have
-    bool at_memory_ceiling = false;  // a replacement may start only once the old one is gone
+    unsigned threads = 1;  // the thread count workers should have
+    // How many more processes memory fits now; unset = no limit applies. 0: at the memory
+    // ceiling, where a replacement may start only once the old one is gone.
+    std::optional<unsigned> spare_processes;
     Clock::time_point now{};
     // Vacant slots left by crashes, each with the time its replacement may start; at most as many
     // as the pool is short of its target (the pool drops the others).
@@ -86,27 +88,28 @@ struct ReconcilePlan {
     unsigned spawn = 0;
     std::vector<unsigned> drain;  // stop dispatching, finish in-flight, then stop
     std::vector<unsigned> kill;   // starting workers no longer needed: SIGKILL
-    // One worker to replace: with `replacement_first` it retires (serves until the replacement,
+    // Workers to replace: with `replacement_first` each retires (serves until its replacement,
     // counted in `spawn`, is ready); otherwise (memory ceiling) it is in `drain` already.
     struct Replace {
         unsigned id = 0;
         bool replacement_first = true;
         std::string threads_reason;  // set when the replacement is for a new thread count
     };
-    std::optional<Replace> replace;
+    std::vector<Replace> replace;
     // A slot's crash backoff holds its replacement back: reconcile again after this long.
     std::optional<Duration> retry_after;
 
     [[nodiscard]] bool empty() const {
-        return spawn == 0 && drain.empty() && kill.empty() && !replace && !retry_after;
+        return spawn == 0 && drain.empty() && kill.empty() && replace.empty() && !retry_after;
     }
 };
 
 // The whole policy of the pool's shape: scale up (a slot in crash backoff waits), scale down
 // (starting workers first, then idle ready ones, then the youngest busy ones), let retiring
-// workers go once nothing is starting, and replace one worker at a time (recycling or a new
-// thread count) so capacity never dips, except at the memory ceiling, where the old one drains
-// first.
+// workers go once nothing is starting, and replace workers so capacity never dips: a new thread
+// count for as many at once as memory has room for (a shape change takes one start-up, not one
+// per process), a recycle one at a time; at the memory ceiling one at a time, the old one
+// draining first.
 ReconcilePlan plan_reconcile(const ReconcileInput& input);
 
 }  // namespace tuner::server

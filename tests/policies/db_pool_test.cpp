@@ -61,7 +61,8 @@ struct CouplingCase {
 
 // Formula mode: workers = min(2×cores+1, floor(0.75 × limit / 100MB)).
 // 512MB: 384MB → 3 workers whatever the cores. 2GB and 8GB: 3, 5, 9 by cores.
-// Adaptive mode: workers up to min(workers.max 64, memory ceiling): 3, 15, 61.
+// Adaptive mode: workers up to min(workers.max 64, memory ceiling) with the limit's headroom
+// (1/8) kept free: 512MB: (384 − 64)MB → 3; 2GB: (1536 − 256)MB → 12; 8GB: (6144 − 1024)MB → 51.
 // work_mem, e.g. 512MB: RAM 128MB = 131072kB, (131072 − 32768) / (14 × 3) / 2 = 1170.3kB.
 const CouplingCase kCouplingCases[] = {
     {{512 * MiB, 1, PoolMode::formula}, 3, 2, 14, "1170kB"},
@@ -74,9 +75,9 @@ const CouplingCase kCouplingCases[] = {
     {{8 * GiB, 2, PoolMode::formula}, 5, 2, 20, "13107kB"},  // 1572864 / 60 / 2 = 13107.2
     {{8 * GiB, 4, PoolMode::formula}, 9, 2, 32, "8MB"},      // 1572864 / 96 / 2 = 8192kB
     {{512 * MiB, 1, PoolMode::adaptive}, 3, 2, 14, "1170kB"},
-    {{2 * GiB, 2, PoolMode::adaptive}, 15, 2, 50, "1310kB"},  // 95 / 15 = 6 per worker
-    // 95 / 61 = 1 per worker: no overflow. 61 × 3 + 5 = 188; 1572864 / 564 / 2 = 1394.4.
-    {{8 * GiB, 4, PoolMode::adaptive}, 61, 0, 188, "1394kB"},
+    {{2 * GiB, 2, PoolMode::adaptive}, 12, 2, 41, "1598kB"},  // 95 / 12 = 7 per worker
+    // 95 / 51 = 1 per worker: no overflow. 51 × 3 + 5 = 158; 1572864 / 474 / 2 = 1659.1.
+    {{8 * GiB, 4, PoolMode::adaptive}, 51, 0, 158, "1659kB"},
 };
 
 TEST(DbPool, CouplesPoolsWorkersAndPostgresAcrossBoxSizes) {
@@ -133,10 +134,10 @@ TEST(DbPool, CapsWorkersAndRecommendsPgBouncerWhenBudgetCannotHold) {
 
 TEST(DbPool, EightGigabytesWithFourThreadsNeedsPgBouncerAgainstDefaultMaxConnections) {
     const auto c = couple({8 * GiB, 4, PoolMode::adaptive}, 4);
-    // 61 workers × 4 = 244 > 95 → 95 / 4 = 23 processes.
+    // 51 workers × 4 = 204 > 95 → 95 / 4 = 23 processes.
     ASSERT_TRUE(c.pool.max_processes_by_db.has_value());
     EXPECT_EQ(*c.pool.max_processes_by_db, 23u);
-    EXPECT_EQ(c.pool.pgbouncer->max_client_conn, 61u * 12u);
+    EXPECT_EQ(c.pool.pgbouncer->max_client_conn, 51u * 12u);
 }
 
 TEST(DbPool, BudgetSmallerThanOnePoolKeepsOneWorkerWithASmallerPool) {

@@ -33,7 +33,7 @@ TEST(ProcessMemory, OneMeasuredCountPlusTheAssumedCostPerThread) {
     const auto one = model.estimate(1, PoolConfig{});
     EXPECT_TRUE(one.measured);
     EXPECT_EQ(one.p95_bytes, 150 * MiB);
-    EXPECT_EQ(one.bytes, static_cast<std::uint64_t>(150 * MiB * 1.2));
+    EXPECT_EQ(one.bytes, 150 * MiB);  // no factor: the headroom under the limit is in bytes
     EXPECT_EQ(model.estimate(8, PoolConfig{}).p95_bytes, 150 * MiB + 7 * kAssumedBytesPerThread);
 }
 
@@ -72,8 +72,17 @@ TEST(ProcessMemory, CeilingDividesTheBudgetByTheEstimate) {
     ProcessMemoryModel model;
     model.observe(s);
     const auto r = seed_with_estimate(s, Config{}, model.estimate(1, PoolConfig{}));
-    EXPECT_EQ(r.memory_ceiling, 2u);  // 492 MB / 180 MB
-    EXPECT_NE(r.reason.find("measured p95 × 1.2"), std::string::npos) << r.reason;
+    EXPECT_EQ(r.memory_ceiling, 2u);  // (512 − 64 headroom − 20) MB / 150 MB = 2.9
+    EXPECT_NE(r.reason.find("measured p95"), std::string::npos) << r.reason;
+    EXPECT_NE(r.reason.find("− headroom 64MB"), std::string::npos) << r.reason;
+    // A 212 MB process (a gunicorn master and its 150 MB app): 2 still fit, as they do in
+    // reality; a factor of 1.2 on the process size would have cost one of them.
+    Snapshot big = s;
+    for (auto& [id, tree] : big.worker_trees) tree.rss_bytes = 212 * MiB;
+    ProcessMemoryModel model2;
+    model2.observe(big);
+    EXPECT_EQ(seed_with_estimate(big, Config{}, model2.estimate(1, PoolConfig{})).memory_ceiling,
+              2u);
 }
 
 TEST(ProcessMemory, MemoryHighBelowTheLimitIsTheLineToFitUnder) {

@@ -102,7 +102,7 @@ TEST(PerWorkerEstimate, UsesConfiguredValueUntilMeasured) {
     EXPECT_EQ(e.bytes, 150 * MiB);
 }
 
-TEST(PerWorkerEstimate, TakesP95OfTreesPreferringPssTimesMargin) {
+TEST(PerWorkerEstimate, TakesP95OfTreesPreferringPss) {
     Snapshot s;
     for (unsigned id = 1; id <= 20; ++id) {
         ProcessTreeSample t;
@@ -116,7 +116,7 @@ TEST(PerWorkerEstimate, TakesP95OfTreesPreferringPssTimesMargin) {
     // Sorted: 10..190MB (ids 1..19) plus 100MB (PSS of id 20); nearest-rank p95 of 20 values is
     // the 19th: 180MB.
     EXPECT_EQ(e.p95_bytes, 180 * MiB);
-    EXPECT_EQ(e.bytes, static_cast<std::uint64_t>(180 * MiB * 1.2));
+    EXPECT_EQ(e.bytes, 180 * MiB);
 }
 
 TEST(PostgresShare, OnlyWhenLocalAndKnown) {

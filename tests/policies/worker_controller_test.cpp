@@ -187,7 +187,7 @@ TEST(WorkerController, MemoryRampShrinksBeforeTheLimitWithoutOomKills) {
     EXPECT_EQ(sim.oom_kills(), 0u);
     EXPECT_LT(sim.peak_memory_bytes(), 512 * MiB * 9 / 10);
     EXPECT_GE(run.with_rule("memory_ceiling").size(), 2u);
-    EXPECT_EQ(run.workers_at(400), 2u);  // 492 MB / (201 MB × 1.2)
+    EXPECT_EQ(run.workers_at(400), 2u);  // (512 − 64 headroom − 20) MB / 201 MB
     expect_well_formed(run);
 }
 
@@ -238,8 +238,12 @@ TEST(WorkerController, AnOomKillShrinksAtOnce) {
     EXPECT_EQ(plan.decisions[0].rule, "memory_pressure");
     EXPECT_EQ(std::get<Count>(plan.decisions[0].new_value).value, 3);
     EXPECT_NE(plan.decisions[0].reason.find("OOM kill"), std::string::npos);
-    // Growth is held for the cooldown afterwards.
-    EXPECT_GT(controller.explain()["memory"]["hold_remaining_s"].get<double>(), 0);
+    // Growing back to 4 waits for evidence (smaller processes, a higher limit), not for a time.
+    const auto mark = controller.explain()["memory"]["pressure_mark"];
+    ASSERT_FALSE(mark.is_null());
+    EXPECT_EQ(mark["processes"].get<unsigned>(), 4u);
+    EXPECT_NE(plan.decisions[0].reason.find("no growth back to 4 workers"), std::string::npos)
+        << plan.decisions[0].reason;
 }
 
 TEST(WorkerController, FixedModeHonoursCountAboveTheMemoryCeilingWithAWarning) {
@@ -316,9 +320,9 @@ TEST(WorkerController, MemoryCeilingPushesBelowMinWithAWarning) {
     Config config;
     config.workers.min = 6;
     AppModel app;
-    app.process_bytes = 70 * MiB;  // 71 MB × 1.2 per worker: 492 MB fits 5
+    app.process_bytes = 80 * MiB;  // 81 MB per worker: (512 − 64 − 20) MB fits 5
     Simulator sim(cores(2, 512 * MiB), app, LoadModel::constant(30));
-    sim.start_pool(6);  // 6 × 71 MB + 20 MB = 446 MB: fits, but without the margin
+    sim.start_pool(6);  // 6 × 81 MB + 20 MB = 506 MB: fits, but not with the headroom
     WorkerController controller{config};
     ControlledRun run(sim, controller);
     run.run(60);
@@ -366,8 +370,8 @@ TEST(WorkerController, ExplainShowsCeilingMemoryKneeAndTimers) {
     run.run(40);
     const auto j = controller.explain();
     EXPECT_EQ(j["mode"], "adaptive");
-    // 2 GB − 20 MB tunerd over 21 MB × 1.2 per worker.
-    EXPECT_EQ(j["memory"]["ceiling_workers"].get<unsigned>(), 80u);
+    // (2 GB − 256 MB headroom − 20 MB tunerd) / 21 MB per worker.
+    EXPECT_EQ(j["memory"]["ceiling_workers"].get<unsigned>(), 84u);
     EXPECT_TRUE(j["memory"]["per_process_by_threads"]["1"]["measured"].get<bool>());
     EXPECT_FALSE(j["cpu"]["knee"].is_null());
     EXPECT_FALSE(j["cpu"]["throughput_by_shape"].empty());

@@ -139,19 +139,19 @@ TEST(PlanReconcile, RecycleDueReplacesOneWorkerReplacementFirst) {
         plan_reconcile(pool({worker(1, Lifecycle::ready), worker(2, Lifecycle::recycle_due),
                              worker(3, Lifecycle::recycle_due)},
                             3));
-    ASSERT_TRUE(plan.replace);
-    EXPECT_EQ(plan.replace->id, 2u);
-    EXPECT_TRUE(plan.replace->replacement_first);
+    ASSERT_EQ(plan.replace.size(), 1u);
+    EXPECT_EQ(plan.replace[0].id, 2u);
+    EXPECT_TRUE(plan.replace[0].replacement_first);
     EXPECT_EQ(plan.spawn, 1u);
     EXPECT_THAT(plan.drain, IsEmpty());
 }
 
 TEST(PlanReconcile, AtTheMemoryCeilingTheOldWorkerDrainsFirst) {
     auto in = pool({worker(1, Lifecycle::ready), worker(2, Lifecycle::recycle_due)}, 2);
-    in.at_memory_ceiling = true;
+    in.spare_processes = 0;
     const auto plan = plan_reconcile(in);
-    ASSERT_TRUE(plan.replace);
-    EXPECT_FALSE(plan.replace->replacement_first);
+    ASSERT_EQ(plan.replace.size(), 1u);
+    EXPECT_FALSE(plan.replace[0].replacement_first);
     EXPECT_EQ(plan.spawn, 0u);
     EXPECT_THAT(plan.drain, ElementsAre(2u));
 }
@@ -162,7 +162,7 @@ TEST(PlanReconcile, NoSecondReplacementWhileOneIsUnderWay) {
         plan_reconcile(pool({worker(1, Lifecycle::ready), worker(2, Lifecycle::retiring),
                              worker(3, Lifecycle::recycle_due), worker(4, Lifecycle::starting)},
                             3));
-    EXPECT_FALSE(plan.replace);
+    EXPECT_TRUE(plan.replace.empty());
     EXPECT_EQ(plan.spawn, 0u);
     EXPECT_THAT(plan.drain, IsEmpty());
 }
@@ -172,23 +172,55 @@ TEST(PlanReconcile, RetiringWorkerDrainsOnceItsReplacementIsReady) {
         {worker(1, Lifecycle::ready), worker(2, Lifecycle::retiring), worker(4, Lifecycle::ready)},
         2));
     EXPECT_THAT(plan.drain, ElementsAre(2u));
-    EXPECT_FALSE(plan.replace);  // one step at a time: the drain first
+    EXPECT_TRUE(plan.replace.empty());  // one step at a time: the drain first
 }
 
-TEST(PlanReconcile, NewThreadCountRollsThroughTheOldestWorkerFirst) {
-    const auto plan = plan_reconcile(pool(
-        {worker(1, Lifecycle::ready, 0, 60s, 1), worker(2, Lifecycle::ready, 0, 60s, 1)}, 2, 4));
-    ASSERT_TRUE(plan.replace);
-    EXPECT_EQ(plan.replace->id, 1u);
-    EXPECT_EQ(plan.replace->threads_reason, "threads 1 → 4");
-    EXPECT_EQ(plan.spawn, 1u);
+TEST(PlanReconcile, NewThreadCountReplacesAsManyAtOnceAsMemoryHasRoomFor) {
+    auto in = pool({worker(1, Lifecycle::ready, 0, 60s, 1), worker(2, Lifecycle::ready, 0, 60s, 1),
+                    worker(3, Lifecycle::ready, 0, 60s, 1)},
+                   3, 4);
+    in.spare_processes = 2;
+    const auto plan = plan_reconcile(in);
+    ASSERT_EQ(plan.replace.size(), 2u);
+    EXPECT_EQ(plan.replace[0].id, 1u);
+    EXPECT_EQ(plan.replace[1].id, 2u);
+    EXPECT_EQ(plan.replace[0].threads_reason, "threads 1 → 4");
+    EXPECT_TRUE(plan.replace[0].replacement_first);
+    EXPECT_EQ(plan.spawn, 2u);
+    // Without a memory limit, every one at once: a shape change costs one start-up.
+    in.spare_processes.reset();
+    EXPECT_EQ(plan_reconcile(in).replace.size(), 3u);
+}
+
+TEST(PlanReconcile, NewThreadCountAtTheMemoryCeilingRollsThroughTheOldestFirstDrainingFirst) {
+    auto in = pool({worker(1, Lifecycle::ready, 0, 60s, 1), worker(2, Lifecycle::ready, 0, 60s, 1)},
+                   2, 4);
+    in.spare_processes = 0;
+    const auto plan = plan_reconcile(in);
+    ASSERT_EQ(plan.replace.size(), 1u);
+    EXPECT_EQ(plan.replace[0].id, 1u);
+    EXPECT_EQ(plan.replace[0].threads_reason, "threads 1 → 4");
+    EXPECT_FALSE(plan.replace[0].replacement_first);
+    EXPECT_THAT(plan.drain, ElementsAre(1u));
+    EXPECT_EQ(plan.spawn, 0u);
+}
+
+TEST(PlanReconcile, GrowthAndANewThreadCountTogetherShareTheRoom) {
+    // 1 × 1 to 4 × 8 with room for 4 processes: 3 new ones plus 1 replacement, all at once.
+    auto in = pool({worker(1, Lifecycle::ready, 0, 60s, 1)}, 4, 8);
+    in.spare_processes = 4;
+    const auto plan = plan_reconcile(in);
+    EXPECT_EQ(plan.spawn, 4u);
+    ASSERT_EQ(plan.replace.size(), 1u);
+    in.spare_processes = 3;  // room only for the growth: the replacement waits its turn
+    EXPECT_TRUE(plan_reconcile(in).replace.empty());
 }
 
 TEST(PlanReconcile, NoReplacementWhileTheSizeIsOff) {
     // Below target: spawning comes first; a recycle waits for a settled pool.
     const auto plan = plan_reconcile(pool({worker(1, Lifecycle::recycle_due)}, 2));
     EXPECT_EQ(plan.spawn, 1u);
-    EXPECT_FALSE(plan.replace);
+    EXPECT_TRUE(plan.replace.empty());
 }
 
 TEST(Lifecycle, PhasesMapToWhatWorkersShowsAndWhatCounts) {

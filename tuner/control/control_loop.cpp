@@ -230,8 +230,11 @@ nlohmann::json ControlLoop::cycle() {
     nlohmann::json explained = controller_.explain();
     const auto seed_in = controller_.ceiling_inputs(s);  // with this cycle's measurements
     const auto seed = policies::seed_formula(seed_in);
-    // At the memory ceiling a replacement may only start once the worker it replaces is gone.
-    pool_.set_at_memory_ceiling(s.pool.target >= seed.memory_ceiling);
+    // How many replacements may start at once: none at the memory ceiling (the worker a
+    // replacement takes over from goes first), else what memory has room for now.
+    pool_.set_spare_processes(s.pool.target >= seed.memory_ceiling
+                                  ? std::optional<unsigned>(0)
+                                  : controller_.spare_processes(s));
     act_on_plan(plan);
 
     if (s.taken_at - last_sample_ >= kSampleEvery) {
@@ -254,6 +257,9 @@ nlohmann::json ControlLoop::cycle() {
 }
 
 void ControlLoop::act_on_plan(Plan& plan) {
+    // What the policies saw but did not act on (a cap, a hold, a knee kept): said once per kind
+    // of note (the controller repeats a note only when its kind changes).
+    for (const auto& note : plan.notes) spdlog::info("event=policy_note note={}", log_quote(note));
     if (plan.decisions.empty()) return;
     plan.plan_id = applier_.next_plan_id();
     for (auto& d : plan.decisions) {

@@ -46,23 +46,27 @@ Config config_in(const std::string& state_dir) {
 
 const std::string kStateDir = std::filesystem::temp_directory_path() / "tunerctl-recommend-test";
 
-TEST(CtlRecommend, AdaptiveModeStartsAtTheSeedFormulaWithItsReason) {
+TEST(CtlRecommend, AdaptiveModeStartsWhatIsProvenToFitWithTheSeedFormulasReason) {
     const auto r = recommend(two_cores_one_gigabyte(), config_in(kStateDir));
     const auto& w = r.json["workers"];
     EXPECT_EQ(w["mode"], "adaptive");
-    EXPECT_EQ(w["workers"], 5);
+    // The formula says 5 (2 × 2 + 1, 8 fit at the configured 100MB); nothing is measured yet, so
+    // the start is what fits even at 4 × 100MB per process: 886MB / 400MB = 2.
+    EXPECT_EQ(w["workers"], 2);
     EXPECT_EQ(w["threads"], 1);
-    EXPECT_EQ(w["memory_ceiling"], 10);
+    EXPECT_EQ(w["memory_ceiling"], 8);
     EXPECT_EQ(w["seed_formula"]["cpu_workers"], 5);
     ASSERT_FALSE(w["decisions"].empty());
     EXPECT_EQ(w["decisions"][0]["knob"], "workers.count");
-    EXPECT_EQ(w["decisions"][0]["value"], "5");
+    EXPECT_EQ(w["decisions"][0]["value"], "2");
     EXPECT_EQ(w["decisions"][0]["rule"], "seed_formula");
     EXPECT_THAT(w["decisions"][0]["reason"].get<std::string>(), HasSubstr("2×2+1 = 5"));
-    EXPECT_THAT(r.text, HasSubstr("tunerd starts with 5 × 1 thread, then follows the traffic"));
-    EXPECT_THAT(r.text, HasSubstr("  workers.count    5  (seed_formula) cores 2 → 2×2+1 = 5"));
+    EXPECT_THAT(w["decisions"][0]["reason"].get<std::string>(),
+                HasSubstr("start 2 workers until a worker is measured"));
+    EXPECT_THAT(r.text, HasSubstr("tunerd starts with 2 × 1 thread, then follows the traffic"));
+    EXPECT_THAT(r.text, HasSubstr("  workers.count    2  (seed_formula) cores 2 → 2×2+1 = 5"));
     EXPECT_THAT(r.text, HasSubstr("  workers.threads  1  (workers.threads in the config)"));
-    EXPECT_THAT(r.text, HasSubstr("  memory ceiling   10 workers fit in memory: budget 1014MB / "
+    EXPECT_THAT(r.text, HasSubstr("  memory ceiling   8 workers fit in memory: budget 886MB / "
                                   "100MB per worker (workers.memory_per_worker)"));
 }
 
@@ -87,9 +91,10 @@ TEST(CtlRecommend, ConfiguredDatabaseTakesItsShareAndNamesAnUnreadableConnection
     Config config = config_in(kStateDir);
     config.database.url_file = kStateDir + "/absent.url";
     const auto r = recommend(two_cores_one_gigabyte(), config);
-    // 1024 MB − PostgreSQL's 256 MB − tunerd's 10 MB = 758 MB → 7 workers fit; 5 still start.
-    EXPECT_EQ(r.json["workers"]["memory_ceiling"], 7);
-    EXPECT_EQ(r.json["workers"]["workers"], 5);
+    // 1024 MB − PostgreSQL's 256 MB − the 128 MB headroom − tunerd's 10 MB = 630 MB → 6 workers
+    // fit at the configured 100 MB; 1 starts until one is measured (630 MB / 4 × 100 MB).
+    EXPECT_EQ(r.json["workers"]["memory_ceiling"], 6);
+    EXPECT_EQ(r.json["workers"]["workers"], 1);
     EXPECT_EQ(r.json["postgres"]["reachable"], false);
     EXPECT_THAT(r.json["postgres"]["error"].get<std::string>(), HasSubstr("absent.url"));
     EXPECT_THAT(r.text, ::testing::Not(HasSubstr("no database in the config")));
@@ -102,7 +107,7 @@ TEST(CtlRecommend, FixedModeAboveTheCeilingWarns) {
     const auto r = recommend(two_cores_one_gigabyte(), config);
     EXPECT_EQ(r.json["workers"]["workers"], 20);
     EXPECT_THAT(r.json["workers"]["decisions"][0]["reason"].get<std::string>(),
-                HasSubstr("WARNING: above the memory ceiling 10"));
+                HasSubstr("WARNING: above the memory ceiling 8"));
     EXPECT_THAT(r.text, HasSubstr("Workers (mode fixed: tunerd starts with 20 × 1 thread)"));
 }
 

@@ -58,11 +58,11 @@ TEST(ProbeReport, SeedFormulaShowsEveryNumber) {
           "workers", "memory_capped", "below_min", "reason"}) {
         EXPECT_TRUE(seed.contains(key)) << key;
     }
-    // 2 cores → 5; 512MB cgroup (no os_reserve) / 100MB → ceiling 5.
+    // 2 cores → 5; 512MB cgroup (no os_reserve) less its 64MB headroom / 100MB → ceiling 4.
     EXPECT_EQ(seed["cpu_workers"], 5);
     EXPECT_EQ(seed["os_reserve_bytes"], 0);
-    EXPECT_EQ(seed["memory_ceiling"], 5);
-    EXPECT_EQ(seed["workers"], 5);
+    EXPECT_EQ(seed["memory_ceiling"], 4);
+    EXPECT_EQ(seed["workers"], 4);
 }
 
 TEST(ProbeReport, AbsentPressureIsNull) {
@@ -84,7 +84,7 @@ TEST(ProbeReport, TextNamesWhatBoundCoresAndMemory) {
               std::string::npos)
         << text;
     EXPECT_NE(text.find("OOM kills 3"), std::string::npos) << text;
-    EXPECT_NE(text.find("seed       5 workers: "), std::string::npos) << text;
+    EXPECT_NE(text.find("seed       4 workers: "), std::string::npos) << text;
     EXPECT_NE(text.find("problems   none"), std::string::npos) << text;
 }
 

@@ -96,6 +96,10 @@ struct ProcessTreeSample {
     std::uint64_t rss_bytes = 0;
     std::optional<std::uint64_t> pss_bytes;  // refreshed every Nth cycle
     double cpu_seconds = 0;                  // utime + stime, cumulative, whole tree
+    // Time its threads spent runnable but waiting for a CPU (schedstat run_delay), cumulative,
+    // whole tree; unset when the kernel offers no schedstat. A thread that exited takes its
+    // share with it, so the sum can fall.
+    std::optional<double> cpu_wait_seconds;
 };
 
 // ---- from server/ ---------------------------------------------------------------------------

@@ -69,6 +69,9 @@ nlohmann::json to_json(const WorkerSignals& s) {
     };
     j["cpu_ms_per_request"] =
         s.cpu_ms_per_request ? nlohmann::json(*s.cpu_ms_per_request) : nlohmann::json();
+    j["cpu_queue_ms_per_request"] = s.cpu_queue_ms_per_request
+                                        ? nlohmann::json(*s.cpu_queue_ms_per_request)
+                                        : nlohmann::json();
     j["arrival_recent_rps"] =
         s.arrival_recent_rps ? nlohmann::json(*s.arrival_recent_rps) : nlohmann::json();
     const auto useful = s.cpu_useful_concurrency();
@@ -118,13 +121,23 @@ WorkerSignals SignalTracker::update(const Snapshot& snapshot) {
     const bool due = !sampled_at_ || snapshot.taken_at - *sampled_at_ >= min_sample_interval_;
     if (due) sample_rates(snapshot, out);
 
+    const double queue_ms = out.cpu_queue_ms_per_request.value_or(0);
     if (out.cpu_ms_per_request && out.service_mean_ms > 0) {
-        out.wait_share = std::clamp(1.0 - *out.cpu_ms_per_request / out.service_mean_ms, 0.0, 1.0);
+        out.wait_share = std::clamp(
+            1.0 - (*out.cpu_ms_per_request + queue_ms) / out.service_mean_ms, 0.0, 1.0);
     } else {
         out.wait_share = 0;
     }
     if (out.has_traffic && out.service_mean_ms > 0) {
-        if (uncontended_ms_ <= 0) {
+        if (out.cpu_queue_ms_per_request) {
+            // What S would be with a CPU free for every request: measured at any utilisation.
+            const double free_cpu_ms = std::max(out.service_mean_ms - queue_ms,
+                                                out.cpu_ms_per_request.value_or(0));
+            uncontended_ms_ = uncontended_ms_ <= 0
+                                  ? free_cpu_ms
+                                  : uncontended_ms_ + kUncontendedAlpha * 2 *
+                                                          (free_cpu_ms - uncontended_ms_);
+        } else if (uncontended_ms_ <= 0) {
             uncontended_ms_ = out.service_mean_ms;
         } else if (out.cpu_utilisation < kUncontendedUtilisation) {
             uncontended_ms_ += kUncontendedAlpha * (out.service_mean_ms - uncontended_ms_);
@@ -144,6 +157,7 @@ void SignalTracker::sample_rates(const Snapshot& snapshot, WorkerSignals& out) {
         if (const auto it = snapshot.worker_trees.find(worker.id);
             it != snapshot.worker_trees.end()) {
             c.cpu_seconds = it->second.cpu_seconds;
+            c.cpu_wait_seconds = it->second.cpu_wait_seconds;
         }
         now[worker.id] = c;
     }
@@ -170,6 +184,12 @@ void SignalTracker::sample_rates(const Snapshot& snapshot, WorkerSignals& out) {
             cost.served += delta;
             const double cpu = std::max(0.0, c.cpu_seconds - before->second.cpu_seconds);
             cost.cpu_seconds += cpu;
+            if (c.cpu_wait_seconds && before->second.cpu_wait_seconds) {
+                // A thread that exited takes its run_delay along: never a negative wait.
+                cost.cpu_wait_seconds +=
+                    std::max(0.0, *c.cpu_wait_seconds - *before->second.cpu_wait_seconds);
+                cost.wait_served += delta;
+            }
             busiest_process = std::max(busiest_process, cpu / out.elapsed_s);
         }
         out.workers_cpu_cores = cost.cpu_seconds / out.elapsed_s;
@@ -183,9 +203,14 @@ void SignalTracker::sample_rates(const Snapshot& snapshot, WorkerSignals& out) {
         for (const auto& c : recent_cost_) {
             total.served += c.served;
             total.cpu_seconds += c.cpu_seconds;
+            total.cpu_wait_seconds += c.cpu_wait_seconds;
+            total.wait_served += c.wait_served;
         }
         if (total.served > 0 && total.cpu_seconds > 0) {
             out.cpu_ms_per_request = total.cpu_seconds * 1000.0 / total.served;
+        }
+        if (total.wait_served > 0) {
+            out.cpu_queue_ms_per_request = total.cpu_wait_seconds * 1000.0 / total.wait_served;
         }
     }
     const auto& accepted = snapshot.window.accepted_total;

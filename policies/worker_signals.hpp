@@ -42,7 +42,12 @@ struct WorkerSignals {
     // CPU seconds of the workers' process trees per served request, over the last few cycles
     // (Δ(sum of worker-tree cpu_seconds) / Δ(completed requests)).
     std::optional<double> cpu_ms_per_request;
-    double wait_share = 0;  // 1 − CPU per request / S: the share of a request spent waiting
+    // Time per request the workers' threads spent runnable but waiting for a CPU (schedstat
+    // run_delay over the same cycles): the part of S that is CPU queueing, not the app's waiting.
+    std::optional<double> cpu_queue_ms_per_request;
+    // The share of a request spent waiting on something other than the CPU (I/O, a database, a
+    // sleep): 1 − (CPU + CPU queueing) / S. Without schedstat, 1 − CPU / S.
+    double wait_share = 0;
     // CPU the workers' process trees used over the last cycle, in cores: all of them, and the
     // busiest one (a CPython process cannot use much more than one core: its GIL).
     double workers_cpu_cores = 0;
@@ -50,7 +55,8 @@ struct WorkerSignals {
     // A worker process was seen using more than one core: the app's threads run in parallel
     // (no GIL), so the CPU does not ask for more processes than concurrency does.
     bool multi_core_processes = false;
-    // S while the CPU had room (utilisation < 70 %), smoothed; the current S until one is seen.
+    // S without CPU queueing, smoothed: S − CPU queueing per request when schedstat tells it,
+    // else S while the CPU had room (utilisation < 70 %); the current S until one is seen.
     double service_uncontended_ms = 0;
 
     double cpu_utilisation = 0;  // of the quota (or of the effective cores), last interval
@@ -87,10 +93,13 @@ private:
     struct WorkerCounters {
         std::uint64_t served = 0;
         double cpu_seconds = 0;
+        std::optional<double> cpu_wait_seconds;
     };
     struct CostSample {
         double cpu_seconds = 0;
         double served = 0;
+        double cpu_wait_seconds = 0;
+        double wait_served = 0;  // requests of the workers whose CPU wait was known
     };
 
     void sample_rates(const Snapshot& snapshot, WorkerSignals& out);

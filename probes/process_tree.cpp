@@ -100,6 +100,40 @@ Result<std::optional<std::uint64_t>> read_smaps_rollup_pss_bytes(const std::stri
         });
 }
 
+Result<std::uint64_t> parse_schedstat_wait_ns(std::string_view content, const std::string& where) {
+    // "<on-cpu ns> <run_delay ns> <timeslices>"
+    const auto first = content.find_first_of(" \t");
+    if (first == std::string_view::npos) return make_error(where, "expected 3 fields: " + quote(content));
+    std::string_view rest = trim(content.substr(first));
+    const auto end = rest.find_first_of(" \t\n");
+    return parse_u64(rest.substr(0, end), where);
+}
+
+Result<std::optional<std::uint64_t>> read_tasks_cpu_wait_ns(const std::string& proc_root,
+                                                            pid_t pid, unsigned threads) {
+    const std::string task_dir = pid_file(proc_root, pid, "task");
+    std::vector<pid_t> tids{pid};
+    if (threads != 1) {
+        auto listed = numeric_entries(task_dir);
+        if (!listed) return std::optional<std::uint64_t>{};
+        tids = std::move(*listed);
+    }
+    std::uint64_t sum = 0;
+    bool any = false;
+    for (pid_t tid : tids) {
+        const std::string path = join_path(task_dir, std::to_string(tid) + "/schedstat");
+        auto content = read_optional_file(path);
+        if (!content) return content.error();
+        if (!content->has_value()) continue;  // the thread exited, or no schedstat at all
+        auto wait = parse_schedstat_wait_ns(**content, path);
+        if (!wait) return wait.error();
+        sum += *wait;
+        any = true;
+    }
+    if (!any) return std::optional<std::uint64_t>{};
+    return std::optional<std::uint64_t>{sum};
+}
+
 Result<std::optional<std::vector<pid_t>>> read_task_children(const std::string& proc_root,
                                                              pid_t pid, unsigned threads) {
     const std::string task_dir = pid_file(proc_root, pid, "task");
@@ -215,6 +249,8 @@ ProcessTreeSample ProcessTreeReader::sample(pid_t root, bool with_pss,
     std::uint64_t pss_sum = 0;
     bool pss_complete = with_pss;
     std::uint64_t cpu_ticks = 0;
+    std::uint64_t cpu_wait_ns = 0;
+    bool cpu_wait_known = true;  // until the root has no schedstat (an old or a stripped kernel)
     std::unordered_set<pid_t> seen{root};
     std::vector<pid_t> pending{root};
     const auto note = [&](const Error& e) { problems.push_back(e.to_string()); };
@@ -235,12 +271,22 @@ ProcessTreeSample ProcessTreeReader::sample(pid_t root, bool with_pss,
         ++tree.processes;
         tree.rss_bytes += (*stat)->rss_pages * page_size_bytes_;
         cpu_ticks += (*stat)->utime_ticks + (*stat)->stime_ticks;
+        if (cpu_wait_known) {
+            auto wait = read_tasks_cpu_wait_ns(proc_root_, pid, (*stat)->threads);
+            if (!wait) note(wait.error());
+            if (wait && wait->has_value()) {
+                cpu_wait_ns += **wait;
+            } else if (pid == root) {
+                cpu_wait_known = false;  // no schedstat (or the root vanished): not a partial sum
+            }
+        }
         for (pid_t child : children_of(pid, (*stat)->threads, problems)) {
             if (!stop_at.contains(child) && seen.insert(child).second) pending.push_back(child);
         }
     }
     if (pss_complete && tree.processes > 0) tree.pss_bytes = pss_sum;
     tree.cpu_seconds = static_cast<double>(cpu_ticks) / ticks_per_second_;
+    if (cpu_wait_known && tree.processes > 0) tree.cpu_wait_seconds = cpu_wait_ns / 1e9;
     return tree;
 }
 

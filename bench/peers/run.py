@@ -7,7 +7,7 @@ memory_per_worker half, twice and the default), a load step from idle, alternati
 kill -9 of a random worker every 2 s.
 
 Every system gets the same warm-up and window; tunerd starts from an empty state directory in
-each scenario, with the config a user would guess (etc/examples/flask.toml, threads_max = 16).
+each scenario, with the config a user would take: etc/examples/flask.toml (threads 1 to 16).
 The client is peers_loadgen (bench/peers/loadgen.cpp): closed-loop keep-alive connections,
 completions per second. Needs root (cgroups).
 
@@ -272,7 +272,7 @@ class Uwsgi(System):
 
 
 class Tunerd(System):
-    """tunerd adaptive with etc/examples/flask.toml as a user would adapt it: threads_max = 16."""
+    """tunerd adaptive with etc/examples/flask.toml as it is (threads from 1 to 16)."""
 
     label = "tunerd adaptive"
 
@@ -285,7 +285,6 @@ class Tunerd(System):
         mpw = memory_per_worker or "70MB"
         with open(os.path.join(REPO, "etc", "examples", "flask.toml")) as f:
             example = f.read()
-        example = example.replace('threads_max = 4 ', 'threads_max = 16')
         example = example.replace('memory_per_worker = "70MB"', f'memory_per_worker = "{mpw}"')
         example = example.replace('dir = "examples/flask"', f'dir = "{FLASK_DIR}"')
         if memory_per_worker == "default":
@@ -388,7 +387,8 @@ class Bench:
             finally:
                 if cg:
                     cg.remove()
-        for make in (lambda cg: Uwsgi(cgroup=cg, env=env),) + tuple(
+        uwsgi = () if self.args.skip_uwsgi else (lambda cg: Uwsgi(cgroup=cg, env=env),)
+        for make in uwsgi + tuple(
                 (lambda cg, v=v: tunerd_system(self.args.build, v, cg, env))
                 for v in tunerd_variants):
             cg = cgroup()
@@ -538,6 +538,10 @@ def main():
     parser.add_argument("--window", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--only", default="")
+    parser.add_argument("--pairs", default="",
+                        help="static pairs to measure instead of each scenario's grid, e.g. "
+                             "5x8,2x16 (a quick look, not the benchmark)")
+    parser.add_argument("--skip-uwsgi", action="store_true", help="a quick look without uWSGI")
     parser.add_argument("--out", default=os.path.join(REPO, "bench", "peers", "results"))
     parser.add_argument("--plots", default=os.path.join(REPO, "docs", "img"))
     parser.add_argument("--report", help="only print the report of an earlier results file")
@@ -553,6 +557,10 @@ def main():
         if not shutil.which(tool):
             print(f"peers: {tool} missing: scripts/install-deps --bench", file=sys.stderr)
             return 1
+    if args.pairs:
+        pairs = [tuple(int(x) for x in p.split("x")) for p in args.pairs.split(",")]
+        global BIG_GRID, SMALL_GRID
+        BIG_GRID = SMALL_GRID = pairs
     bench = Bench(args)
     only = set(filter(None, args.only.split(",")))
     want = lambda name: not only or name in only

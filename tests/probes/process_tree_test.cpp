@@ -170,6 +170,43 @@ TEST_P(ProcessTrees, WorkerTreeSumsMasterAndChild) {
     ASSERT_TRUE(worker.pss_bytes);
     EXPECT_EQ(*worker.pss_bytes, (15000u + 60000u) * 1024);
     EXPECT_DOUBLE_EQ(worker.cpu_seconds, (300 + 100 + 1500 + 500) / 100.0);
+    if (GetParam().tree == "proc-tree") {
+        // schedstat's run_delay of master and worker: 0.25 s + 1.75 s waiting for a CPU.
+        ASSERT_TRUE(worker.cpu_wait_seconds);
+        EXPECT_DOUBLE_EQ(*worker.cpu_wait_seconds, 2.0);
+    } else {
+        EXPECT_FALSE(worker.cpu_wait_seconds);  // a kernel without schedstat: unknown, not 0
+    }
+}
+
+TEST(Schedstat, RunDelayIsTheSecondField) {
+    EXPECT_EQ(*parse_schedstat_wait_ns("160011355 14994818 389\n", "s"), 14994818u);
+    EXPECT_EQ(*parse_schedstat_wait_ns("1 18446744073709551615 2", "s"), 18446744073709551615u);
+    const auto bad = parse_schedstat_wait_ns("160011355", "/proc/7/task/7/schedstat");
+    ASSERT_FALSE(bad);
+    EXPECT_EQ(bad.error().where, "/proc/7/task/7/schedstat");
+    EXPECT_FALSE(parse_schedstat_wait_ns("1 x 2", "s"));
+}
+
+TEST(Schedstat, ThreadsOfAProcessAreSummedAndAVanishedOneIsSkipped) {
+    ScratchDir d;
+    d.write("7/task/7/schedstat", "10 100 1\n");
+    d.write("7/task/8/schedstat", "10 250 1\n");
+    ::mkdir((d.path() + "/7/task/9").c_str(), 0755);  // a thread that exited mid-read
+    const auto sum = read_tasks_cpu_wait_ns(d.path(), 7, 3);
+    ASSERT_TRUE(sum);
+    ASSERT_TRUE(sum->has_value());
+    EXPECT_EQ(**sum, 350u);
+    // One thread: only the process's own file is read.
+    EXPECT_EQ(read_tasks_cpu_wait_ns(d.path(), 7, 1)->value_or(0), 100u);
+    // No schedstat anywhere (CONFIG_SCHED_INFO off), or the process gone: unknown.
+    EXPECT_FALSE(read_tasks_cpu_wait_ns(d.path(), 8, 1)->has_value());
+}
+
+TEST(Schedstat, LiveProcessWaitIsKnown) {
+    auto live = read_tasks_cpu_wait_ns("/proc", ::getpid(), 0);
+    ASSERT_TRUE(live);
+    EXPECT_TRUE(live->has_value()) << "this kernel offers /proc/<pid>/task/<tid>/schedstat";
 }
 
 TEST_P(ProcessTrees, VanishedWorkerIsEmptyNotAProblem) {

@@ -65,6 +65,14 @@ struct MemoryInfo {
     std::uint64_t usage_bytes = 0;            // cgroup usage (includes page cache)
     std::uint64_t inactive_file_bytes = 0;
     std::uint64_t working_set_bytes = 0;  // usage − inactive_file
+    // Page cache on the active list: in the working set, yet the kernel reclaims it before it
+    // OOM-kills (a worker's imported modules, a log file just written).
+    std::uint64_t active_file_bytes = 0;
+    // What the kernel cannot give back without swap: anonymous memory, shmem, kernel memory.
+    // The OOM killer fires when this reaches the limit; the working set may sit above it.
+    [[nodiscard]] std::uint64_t unreclaimable_bytes() const {
+        return working_set_bytes > active_file_bytes ? working_set_bytes - active_file_bytes : 0;
+    }
     std::uint64_t oom_kills = 0;          // cumulative, memory.events / memory.oom_control
     std::uint64_t host_total_bytes = 0;
     std::uint64_t host_available_bytes = 0;  // MemAvailable: a signal only

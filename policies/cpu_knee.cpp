@@ -24,6 +24,10 @@ constexpr double kBestTolerance = 0.05;
 constexpr double kPsiRise = 10;
 // Measurements older than this describe another load; they do not judge today's increase.
 constexpr auto kFresh = std::chrono::seconds(60);
+// A cycle's throughput measures what a shape can serve only while it had about as much work as
+// slots (in flight + queued): with fewer requests, or the clients just gone or back, it measures
+// the load. Such cycles add no sample.
+constexpr double kBusyForCapacity = 0.9;
 // An increase never judged (the pool never got in place) is dropped after this.
 constexpr auto kJudgeTimeout = std::chrono::seconds(60);
 // The knee no longer holds when the CPU cost per request moved this much, or when the CPU had
@@ -111,6 +115,11 @@ KneeDetector::Event KneeDetector::observe(const Snapshot& snapshot, const Worker
         return event;
     }
     if (!signals.throughput_measured || signals.elapsed_s <= 0) return event;
+    if (signals.inflight_mean + signals.queue_length_mean <
+        kBusyForCapacity * static_cast<double>(shape.slots())) {
+        event.released = check_release(signals);
+        return event;
+    }
 
     auto& stats = stats_[shape];
     stats.rps.push_back(signals.throughput_rps);

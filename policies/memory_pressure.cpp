@@ -31,12 +31,19 @@ MemoryPressure memory_pressure(const Snapshot& snapshot, const WorkerSignals& si
         causes.push_back(
             fmt::format("{} OOM kill(s) counted (total {})", signals.new_oom_kills, m.oom_kills));
     }
+    // The active page cache is in the working set but the kernel reclaims it before an OOM kill:
+    // only what it cannot reclaim counts against the line.
+    p.held_bytes = m.unreclaimable_bytes();
     const double fraction =
-        p.line_bytes ? static_cast<double>(p.working_set_bytes) / static_cast<double>(p.line_bytes)
-                     : 0;
+        p.line_bytes ? static_cast<double>(p.held_bytes) / static_cast<double>(p.line_bytes) : 0;
     if (p.line_bytes && fraction >= kMemoryPressureFraction) {
-        causes.push_back("working set " + format_size_approx(p.working_set_bytes) + " = " +
-                         text::percent(fraction) + " of " + line_name + " " +
+        const std::string held =
+            m.active_file_bytes == 0
+                ? "working set " + format_size_approx(p.working_set_bytes)
+                : "working set " + format_size_approx(p.working_set_bytes) + " less " +
+                      format_size_approx(m.active_file_bytes) + " active page cache = " +
+                      format_size_approx(p.held_bytes);
+        causes.push_back(held + " = " + text::percent(fraction) + " of " + line_name + " " +
                          format_size_approx(p.line_bytes) + " (≥ " +
                          text::percent(kMemoryPressureFraction) + ")");
     }
@@ -58,7 +65,7 @@ MemoryPressure memory_pressure(const Snapshot& snapshot, const WorkerSignals& si
     p.release_workers = 1;
     if (p.line_bytes && per_process_bytes > 0) {
         const double target = kMemoryTargetFraction * static_cast<double>(p.line_bytes);
-        const double excess = static_cast<double>(p.working_set_bytes) - target;
+        const double excess = static_cast<double>(p.held_bytes) - target;
         if (excess > 0) {
             p.release_workers = std::max(
                 1u,
@@ -73,6 +80,7 @@ nlohmann::json to_json(const MemoryPressure& p) {
             {"cause", p.cause},
             {"line_bytes", p.line_bytes},
             {"working_set_bytes", p.working_set_bytes},
+            {"held_bytes", p.held_bytes},
             {"release_workers", p.release_workers}};
 }
 

@@ -1,6 +1,7 @@
-// Memory pressure: signs that the kernel is about to reclaim hard or OOM-kill (the working set
-// near memory.max or memory.high, memory PSI rising, an OOM kill counted), and how many workers
-// to give back so the working set returns below the line. Sources: Linux PSI docs
+// Memory pressure: signs that the kernel is about to reclaim hard or OOM-kill (the memory it
+// cannot reclaim — the working set less its active page cache — near memory.max or memory.high,
+// memory PSI rising, an OOM kill counted), and how many workers to give back so it returns below
+// the line. Sources: Linux PSI docs
 // (https://docs.kernel.org/accounting/psi.html), kernel cgroup-v2 docs on memory.high and
 // memory.events (https://docs.kernel.org/admin-guide/cgroup-v2.html).
 #pragma once
@@ -15,7 +16,7 @@
 
 namespace tuner::policies {
 
-// The working set counts as close to the limit from this fraction of it on; a shrink aims
+// The unreclaimable memory counts as close to the limit from this fraction of it on; a shrink aims
 // below kMemoryTargetFraction so one cycle of growth does not bring it straight back.
 inline constexpr double kMemoryPressureFraction = 0.9;
 inline constexpr double kMemoryTargetFraction = 0.8;
@@ -27,6 +28,7 @@ struct MemoryPressure {
     std::string cause;  // "working set 470MB ≥ 90 % of memory.max 512MB", with the numbers
     std::uint64_t line_bytes = 0;  // min(memory.max, memory.high) when limited, else 0
     std::uint64_t working_set_bytes = 0;
+    std::uint64_t held_bytes = 0;  // the working set less the active page cache
     unsigned release_workers = 0;  // workers to stop to get below the target fraction (≥ 1)
 };
 

@@ -146,16 +146,34 @@ std::optional<PairPlan> lower_threads(const PairInputs& in, std::string* kept) {
     if (cur.threads <= in.threads_min || !in.cpu_useful_concurrency) return std::nullopt;
     if (!contended(in) || !in.optional_change_allowed) return std::nullopt;
     const double useful = *in.cpu_useful_concurrency;
-    if (static_cast<double>(cur.slots()) <= useful * kContentionSlack) return std::nullopt;
-    const unsigned threads =
-        std::clamp(ceil_div(useful, cur.processes), in.threads_min, cur.threads);
+    // Latency grew, but does the concurrency pay? Judge the current shape by its own throughput
+    // first. Serving at the CPU's capacity it wastes nothing: only a concurrency far beyond what
+    // the CPU can use (kCapacitySlack) comes down, and to no less than that.
+    std::optional<double> cur_rps;
+    if (in.measured_rps) {
+        cur_rps = measured(in, cur);
+        if (!cur_rps) return std::nullopt;  // not measured yet: the next cycles will tell
+    }
+    const bool at_capacity =
+        cur_rps && in.cpu_bound_rps && *cur_rps >= kCpuCapacityShare * *in.cpu_bound_rps;
+    const double slack = at_capacity ? kCapacitySlack : kContentionSlack;
+    if (static_cast<double>(cur.slots()) <= useful * slack) {
+        if (at_capacity && kept) {
+            *kept = fmt::format(
+                "threads kept at {} despite contention: {} serves {}, ≥ {} of the {} the CPU can "
+                "serve, and {} concurrent ≤ {}× the {} it can use; fewer threads would move the "
+                "wait from the cores to the queue",
+                cur.threads, to_string(cur), text::rps(*cur_rps), text::percent(kCpuCapacityShare),
+                text::rps(*in.cpu_bound_rps), cur.slots(), text::number(kCapacitySlack, 0),
+                text::number(useful));
+        }
+        return std::nullopt;
+    }
+    const unsigned threads = std::clamp(ceil_div(useful * (at_capacity ? slack : 1), cur.processes),
+                                        in.threads_min, cur.threads);
     if (threads >= cur.threads) return std::nullopt;
     const PoolShape lower{cur.processes, threads};
-    // Latency grew, but does the concurrency pay? Judge the current shape by its own throughput
-    // first; keep it when it serves more than the lower shape did under this load.
-    if (in.measured_rps) {
-        const auto cur_rps = measured(in, cur);
-        if (!cur_rps) return std::nullopt;  // not measured yet: the next cycles will tell
+    if (cur_rps) {
         const auto lower_rps = measured(in, lower);
         if (lower_rps && *cur_rps > *lower_rps * (1 + kThreadsKeepGain)) {
             if (kept) {
@@ -167,11 +185,14 @@ std::optional<PairPlan> lower_threads(const PairInputs& in, std::string* kept) {
     }
 
     PairPlan plan{lower, rule::threads_cpu_contention, ""};
-    plan.reason = fmt::format(
-        "CPU {} of quota, service time {}× uncontended; {} concurrent > {} the CPU can use → "
-        "threads {} → {}",
-        text::percent(in.cpu_utilisation), text::number(in.service_ratio, 1), cur.slots(),
-        text::number(useful), cur.threads, threads);
+    plan.reason = fmt::format("CPU {} of quota, service time {}× uncontended; ",
+                              text::percent(in.cpu_utilisation), text::number(in.service_ratio, 1));
+    if (cur_rps && in.cpu_bound_rps) {
+        plan.reason += fmt::format("{} serves {} of the {} the CPU can serve; ", to_string(cur),
+                                   text::rps(*cur_rps), text::rps(*in.cpu_bound_rps));
+    }
+    plan.reason += fmt::format("{} concurrent > {} the CPU can use → threads {} → {}",
+                               cur.slots(), text::number(useful), cur.threads, threads);
     return plan;
 }
 

@@ -54,8 +54,9 @@ constexpr std::array kTable{
                "count: shrink to that ceiling, below workers.min if need be (warning)",
                kMemory},
     PolicyInfo{rule::memory_pressure, knob::workers_count.name,
-               "working set ≥ 90 % of memory.max or memory.high, memory PSI rising, or a new "
-               "OOM kill: shrink now, before the kernel OOM-kills, and hold growth",
+               "unreclaimable memory (the working set less the active page cache) ≥ 90 % of "
+               "memory.max or memory.high, memory PSI rising, or a new OOM kill: shrink now, "
+               "before the kernel OOM-kills, and hold growth",
                "Linux PSI docs, https://docs.kernel.org/accounting/psi.html; kernel "
                "cgroup-v2 docs (memory.high, memory.events), "
                "https://docs.kernel.org/admin-guide/cgroup-v2.html"},

@@ -65,17 +65,23 @@ unsigned WorkerController::process_cap(const Snapshot& snapshot, unsigned thread
     return std::max(1u, cap);
 }
 
-std::optional<unsigned> WorkerController::spare_processes(const Snapshot& snapshot) const {
+std::optional<unsigned> WorkerController::max_processes(const Snapshot& snapshot,
+                                                        unsigned threads) const {
     const MemoryInfo& m = snapshot.memory;
     std::uint64_t line = m.limited ? m.limit_bytes : 0;
     if (m.high_bytes && *m.high_bytes > 0 && (line == 0 || *m.high_bytes < line))
         line = *m.high_bytes;
     if (line == 0) return std::nullopt;
+    threads = std::max(1u, threads);
     const std::uint64_t usable = line - std::min(line, memory_headroom_bytes(line));
-    if (m.working_set_bytes >= usable) return 0u;
-    const auto per = memory_.estimate(std::max(1u, snapshot.pool.threads), config_.workers);
-    return static_cast<unsigned>((usable - m.working_set_bytes) /
-                                 std::max<std::uint64_t>(1, per.bytes));
+    std::uint64_t workers_bytes = 0;
+    for (const auto& [id, tree] : snapshot.worker_trees) workers_bytes += tree.rss_bytes;
+    const std::uint64_t held = m.unreclaimable_bytes();  // as memory_pressure counts it
+    const std::uint64_t others = held > workers_bytes ? held - workers_bytes : 0;
+    const auto per = memory_.estimate(threads, config_.workers);
+    const auto fit = static_cast<unsigned>((usable - std::min(usable, others)) /
+                                           std::max<std::uint64_t>(1, per.bytes));
+    return std::max(1u, std::min(ceiling(snapshot, threads).memory_ceiling, fit));
 }
 
 Plan WorkerController::decide(const Snapshot& snapshot) {

@@ -42,9 +42,11 @@ public:
     // is the memory ceiling /performance, /metrics and the database policy report.
     [[nodiscard]] SeedInputs ceiling_inputs(const Snapshot& snapshot) const;
 
-    // How many processes beyond those alive memory has room for now at the pool's thread count,
-    // under the limit minus the headroom; unset when no memory limit applies.
-    [[nodiscard]] std::optional<unsigned> spare_processes(const Snapshot& snapshot) const;
+    // The most worker processes of `threads` threads memory holds at once: the memory ceiling,
+    // and no more than fit under the limit minus the headroom beside what else the cgroup holds
+    // now (its unreclaimable memory less the workers' trees); unset when no memory limit applies.
+    [[nodiscard]] std::optional<unsigned> max_processes(const Snapshot& snapshot,
+                                                        unsigned threads) const;
 
     // What the controller believes now: targets, need, memory ceiling per thread count, memory
     // per thread count, throughput per shape and the knee, cooldown timers. For /performance.

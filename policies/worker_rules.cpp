@@ -171,6 +171,7 @@ std::optional<WorkerController::Proposal> WorkerController::threads_rule(const C
                                           format_size_approx(c.estimate.p95_bytes));
     }
     in.cpu_useful_concurrency = c.signals.cpu_useful_concurrency();
+    in.cpu_bound_rps = c.signals.cpu_bound_rps();
     const double cores = c.signals.cpu_cores_wanted();
     const unsigned for_cpu = processes_for_cpu(cores, c.signals.multi_core_processes);
     if (for_cpu >= cpu_processes_ || c.now - cpu_processes_at_ > kCpuProcessesHold ||
@@ -285,8 +286,9 @@ std::optional<WorkerController::Proposal> WorkerController::growth_rule(const Cy
     }
     if (const auto fit = memory_fit(c, c.threads); fit && *fit < target) {
         target = std::max(c.current, *fit);
-        limits += "; memory headroom: working set " +
-                  format_size_approx(c.snapshot.memory.working_set_bytes) + " fits " +
+        limits += "; memory headroom: " +
+                  format_size_approx(c.snapshot.memory.unreclaimable_bytes()) +
+                  " unreclaimable fits " +
                   workers_text(*fit) + " under the limit minus " +
                   format_size_approx(memory_headroom_bytes(c.snapshot.memory.limit_bytes));
     }
@@ -345,13 +347,15 @@ std::optional<double> WorkerController::growth_slot_limit(const Cycle& c) const 
 
 std::optional<unsigned> WorkerController::memory_fit(const Cycle& c, unsigned threads) const {
     // The seed formula's ceiling sees only tunerd and the workers; whatever else lives in the
-    // cgroup (a cron job, tmpfs, active page cache) shows in the working set. A growth step never
-    // projects the working set past the limit minus the headroom.
+    // cgroup (a cron job, tmpfs) shows in its unreclaimable memory. A growth step never projects
+    // that past the limit minus the headroom. The active page cache (the app's modules, shared by
+    // every worker) is left out: the kernel reclaims it before it OOM-kills, as memory_pressure
+    // judges.
     const MemoryInfo& m = c.snapshot.memory;
     std::uint64_t line = m.limited ? m.limit_bytes : 0;
     if (m.high_bytes && *m.high_bytes > 0 && (line == 0 || *m.high_bytes < line))
         line = *m.high_bytes;
-    if (line == 0 || m.working_set_bytes == 0) return std::nullopt;
+    if (line == 0 || m.unreclaimable_bytes() == 0) return std::nullopt;
     const auto processes = static_cast<double>(
         c.snapshot.worker_trees.empty() ? c.current : c.snapshot.worker_trees.size());
     const auto per_new = memory_.estimate(threads, config_.workers);
@@ -360,7 +364,7 @@ std::optional<unsigned> WorkerController::memory_fit(const Cycle& c, unsigned th
         processes * std::max(0.0, static_cast<double>(per_new.p95_bytes) -
                                       static_cast<double>(c.estimate.p95_bytes));
     const double free = static_cast<double>(line - std::min(line, memory_headroom_bytes(line))) -
-                        static_cast<double>(m.working_set_bytes) - growth_of_live;
+                        static_cast<double>(m.unreclaimable_bytes()) - growth_of_live;
     const double more =
         std::floor(free / static_cast<double>(std::max<std::uint64_t>(1, per_new.bytes)));
     return static_cast<unsigned>(std::max(0.0, processes + more));

@@ -153,6 +153,8 @@ void SignalTracker::sample_rates(const Snapshot& snapshot, WorkerSignals& out) {
     std::map<unsigned, WorkerCounters> now;
     for (const auto& worker : snapshot.pool.workers) {
         WorkerCounters c;
+        c.pid = worker.pid;
+        c.ready = worker.state == WorkerState::ready;
         c.served = worker.served;
         if (const auto it = snapshot.worker_trees.find(worker.id);
             it != snapshot.worker_trees.end()) {
@@ -179,8 +181,9 @@ void SignalTracker::sample_rates(const Snapshot& snapshot, WorkerSignals& out) {
             if (c.served < before->second.served) continue;  // restarted slot: no delta
             const auto delta = static_cast<double>(c.served - before->second.served);
             served += delta;
-            // CPU cost only from workers seen in both cycles: a new worker's start-up CPU
-            // (imports, warm-up) is not the cost of a request.
+            // CPU cost only from the same process, serving in both cycles: a new worker's
+            // start-up CPU (imports, warm-up, touching its memory) is not the cost of a request.
+            if (c.pid != before->second.pid || !before->second.ready) continue;
             cost.served += delta;
             const double cpu = std::max(0.0, c.cpu_seconds - before->second.cpu_seconds);
             cost.cpu_seconds += cpu;

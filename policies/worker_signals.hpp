@@ -91,6 +91,8 @@ public:
 
 private:
     struct WorkerCounters {
+        pid_t pid = 0;
+        bool ready = false;  // serving when sampled: its CPU since is the requests' cost
         std::uint64_t served = 0;
         double cpu_seconds = 0;
         std::optional<double> cpu_wait_seconds;

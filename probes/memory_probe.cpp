@@ -58,16 +58,21 @@ Result<std::optional<std::uint64_t>> read_memory_current(const std::string& dir)
     return read_number(dir, "memory.current");
 }
 
-Result<std::optional<std::uint64_t>> read_memory_stat_inactive_file(const std::string& dir) {
-    return read_parsed<std::uint64_t>(
+Result<std::optional<MemoryStatV2>> read_memory_stat_v2(const std::string& dir) {
+    return read_parsed<MemoryStatV2>(
         join_path(dir, "memory.stat"),
-        [](std::string_view content, const std::string& path) -> Result<std::uint64_t> {
-            auto value = find_keyed_u64(content, "inactive_file", path);
-            if (!value) return value.error();
-            if (!value->has_value()) {
+        [](std::string_view content, const std::string& path) -> Result<MemoryStatV2> {
+            MemoryStatV2 stat;
+            auto inactive = find_keyed_u64(content, "inactive_file", path);
+            if (!inactive) return inactive.error();
+            if (!inactive->has_value()) {
                 return make_error(path, "no inactive_file line in " + quote(content));
             }
-            return **value;
+            stat.inactive_file_bytes = **inactive;
+            auto active = find_keyed_u64(content, "active_file", path);
+            if (!active) return active.error();
+            stat.active_file_bytes = active->value_or(0);
+            return stat;
         });
 }
 
@@ -98,6 +103,10 @@ Result<std::optional<MemoryStatV1>> read_memory_stat_v1(const std::string& dir) 
                     path, "no total_inactive_file or inactive_file line in " + quote(content));
             }
             stat.inactive_file_bytes = **inactive;
+            auto active = find_keyed_u64(content, "total_active_file", path);
+            if (active && !active->has_value()) active = find_keyed_u64(content, "active_file", path);
+            if (!active) return active.error();
+            stat.active_file_bytes = active->value_or(0);
             auto hierarchical = find_keyed_u64(content, "hierarchical_memory_limit", path);
             if (!hierarchical) return hierarchical.error();
             if (hierarchical->has_value() && **hierarchical < kV1UnlimitedBytes) {
@@ -167,6 +176,7 @@ MemoryInfo probe_memory(const std::optional<ControllerDir>& memory, const std::s
     std::optional<MemoryLimit> limit;
     std::optional<std::uint64_t> usage;
     std::uint64_t inactive_file = 0;
+    std::uint64_t active_file = 0;
     if (memory) {
         auto limits = find_tightest_memory_limits(*memory);
         if (limits) {
@@ -183,15 +193,17 @@ MemoryInfo probe_memory(const std::optional<ControllerDir>& memory, const std::s
         else
             note(current.error());
         if (v2) {
-            auto inactive = read_memory_stat_inactive_file(memory->dir);
-            if (inactive)
-                inactive_file = inactive->value_or(0);
-            else
-                note(inactive.error());
+            if (auto stat = read_memory_stat_v2(memory->dir); !stat) {
+                note(stat.error());
+            } else if (stat->has_value()) {
+                inactive_file = (*stat)->inactive_file_bytes;
+                active_file = (*stat)->active_file_bytes;
+            }
         } else if (auto stat = read_memory_stat_v1(memory->dir); !stat) {
             note(stat.error());
         } else if (stat->has_value()) {
             inactive_file = (*stat)->inactive_file_bytes;
+            active_file = (*stat)->active_file_bytes;
             const auto& hierarchical = (*stat)->hierarchical_limit_bytes;
             if (hierarchical && (!limit || *hierarchical < limit->bytes)) {
                 limit = MemoryLimit{*hierarchical,
@@ -219,6 +231,7 @@ MemoryInfo probe_memory(const std::optional<ControllerDir>& memory, const std::s
     if (usage) {
         info.usage_bytes = *usage;
         info.inactive_file_bytes = inactive_file;
+        info.active_file_bytes = active_file;
     } else if (info.host_total_bytes >= info.host_available_bytes) {
         // The root cgroup has no usage file: the host's use is the closest measure, and
         // MemAvailable already leaves reclaimable cache out.

@@ -23,8 +23,13 @@ Result<std::optional<std::uint64_t>> read_memory_max(const std::string& dir);
 Result<std::optional<std::uint64_t>> read_memory_high(const std::string& dir);
 // v2 <dir>/memory.current: bytes in use (absent in the root cgroup).
 Result<std::optional<std::uint64_t>> read_memory_current(const std::string& dir);
-// v2 <dir>/memory.stat: its inactive_file (required when the file exists).
-Result<std::optional<std::uint64_t>> read_memory_stat_inactive_file(const std::string& dir);
+// v2 <dir>/memory.stat: its inactive_file (required when the file exists) and active_file (0
+// when absent).
+struct MemoryStatV2 {
+    std::uint64_t inactive_file_bytes = 0;
+    std::uint64_t active_file_bytes = 0;
+};
+Result<std::optional<MemoryStatV2>> read_memory_stat_v2(const std::string& dir);
 // v2 <dir>/memory.events: its oom_kill count (0 when the line is absent).
 Result<std::optional<std::uint64_t>> read_memory_events_oom_kill(const std::string& dir);
 
@@ -32,10 +37,12 @@ Result<std::optional<std::uint64_t>> read_memory_events_oom_kill(const std::stri
 Result<std::optional<std::uint64_t>> read_memory_limit_in_bytes(const std::string& dir);
 // v1 <dir>/memory.usage_in_bytes.
 Result<std::optional<std::uint64_t>> read_memory_usage_in_bytes(const std::string& dir);
-// v1 <dir>/memory.stat: total_inactive_file (else inactive_file) and hierarchical_memory_limit
+// v1 <dir>/memory.stat: total_inactive_file (else inactive_file), total_active_file (else
+// active_file, else 0) and hierarchical_memory_limit
 // (std::nullopt when ≥ 2^62, i.e. no ancestor is limited).
 struct MemoryStatV1 {
     std::uint64_t inactive_file_bytes = 0;
+    std::uint64_t active_file_bytes = 0;
     std::optional<std::uint64_t> hierarchical_limit_bytes;
 };
 Result<std::optional<MemoryStatV1>> read_memory_stat_v1(const std::string& dir);

@@ -186,9 +186,9 @@ void WorkerPool::set_worker_env(std::map<std::string, std::string> env) {
     worker_env_ = std::move(env);
 }
 
-void WorkerPool::set_spare_processes(std::optional<unsigned> spare) {
+void WorkerPool::set_max_processes(std::optional<unsigned> max) {
     std::lock_guard lock(mutex_);
-    spare_processes_ = spare;
+    max_processes_ = max;
 }
 
 void WorkerPool::update_options(const PoolConfig& workers, const DemoConfig& demo) {
@@ -308,7 +308,7 @@ ReconcileInput WorkerPool::reconcile_input_locked() {
     }
     in.target = target_;
     in.threads = threads_;
-    in.spare_processes = spare_processes_;
+    in.max_processes = max_processes_;
     in.now = Clock::now();
     // Only as many vacant slots as the pool is short of: the latest-allowed ones go first.
     const unsigned counted = counted_locked();

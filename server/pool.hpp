@@ -70,10 +70,10 @@ public:
     // Extra environment for workers started from now on (the DB pool sizes); recycled workers
     // pick it up.
     void set_worker_env(std::map<std::string, std::string> env);
-    // How many more processes memory fits now (unset: no limit applies). A new thread count
-    // replaces that many workers at once; at 0 (the memory ceiling) a replacement may not start
-    // before the old worker is gone.
-    void set_spare_processes(std::optional<unsigned> spare);
+    // The most worker processes memory holds at once, every live one counted (unset: no limit
+    // applies). A new thread count replaces as many workers at once as that leaves room for; at
+    // it, a replacement starts only once the old worker is gone.
+    void set_max_processes(std::optional<unsigned> max);
     // Process-tree memory of each worker (from the probes), for max_worker_rss and /workers.
     void set_worker_rss(const std::map<unsigned, std::uint64_t>& rss_bytes);
     // Config reload: recycling limits, timeouts, command (new workers use it).
@@ -137,7 +137,7 @@ private:
     unsigned threads_ = 1;
     bool started_ = false;
     bool stopping_ = false;
-    std::optional<unsigned> spare_processes_;
+    std::optional<unsigned> max_processes_;
     unsigned next_id_ = 1;
     std::map<unsigned, std::shared_ptr<Worker>> workers_;
     std::map<std::string, std::string> worker_env_;

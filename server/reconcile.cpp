@@ -51,6 +51,10 @@ bool counts_towards_target(Lifecycle phase) {
            phase == Lifecycle::recycle_due;
 }
 
+bool holds_memory(Lifecycle phase) {
+    return phase != Lifecycle::exited;
+}
+
 bool takes_requests(Lifecycle phase) {
     return phase == Lifecycle::ready || phase == Lifecycle::recycle_due ||
            phase == Lifecycle::retiring;
@@ -88,10 +92,17 @@ std::string threads_reason(const Worker& w, unsigned threads) {
 
 // Workers at another thread count than the pool's: replaced at once, as many as memory has room
 // for beyond what is spawned anyway, each replacement first. True when it planned any.
+// Processes memory has room for beyond the live ones and those this plan spawns already.
+unsigned room_for_more(const ReconcileInput& in, const ReconcilePlan& plan) {
+    if (!in.max_processes) return std::numeric_limits<unsigned>::max();
+    unsigned live = plan.spawn;
+    for (const auto& w : in.workers) live += holds_memory(w.phase) ? 1 : 0;
+    return *in.max_processes > live ? *in.max_processes - live : 0;
+}
+
 bool plan_parallel_thread_change(const ReconcileInput& in, ReconcilePlan& plan) {
     if (!plan.drain.empty() || !plan.kill.empty()) return false;
-    const unsigned room = in.spare_processes.value_or(std::numeric_limits<unsigned>::max());
-    unsigned spare = room > plan.spawn ? room - plan.spawn : 0;
+    unsigned spare = room_for_more(in, plan);
     for (const auto& w : in.workers) {
         if (spare == 0) break;
         const bool in_service = w.phase == Lifecycle::ready || w.phase == Lifecycle::recycle_due;
@@ -122,7 +133,7 @@ void plan_replacement(const ReconcileInput& in, unsigned counted, ReconcilePlan&
         if (chosen) break;
     }
     if (!chosen) return;
-    const bool at_ceiling = in.spare_processes && *in.spare_processes == 0;
+    const bool at_ceiling = room_for_more(in, plan) == 0;
     ReconcilePlan::Replace replace{chosen->id, !at_ceiling, std::move(reason)};
     if (replace.replacement_first) {
         plan.spawn += 1;
@@ -179,7 +190,9 @@ ReconcilePlan plan_reconcile(const ReconcileInput& in) {
             if (!earliest || not_before < *earliest) earliest = not_before;
         }
         const unsigned missing = in.target - counted;
-        plan.spawn = missing > held ? missing - held : 0;
+        // A worker on its way out still holds its memory: the new one waits for it to go.
+        const unsigned room = room_for_more(in, plan);  // nothing spawned yet
+        plan.spawn = std::min(missing > held ? missing - held : 0, room);
         if (earliest) {
             plan.retry_after = std::chrono::duration_cast<Duration>(*earliest - in.now) +
                                std::chrono::milliseconds(1);

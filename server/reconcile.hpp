@@ -32,6 +32,8 @@ const char* to_string(Lifecycle phase);
 WorkerState public_state(Lifecycle phase);
 // Counts towards the pool's target (a live worker that is not on its way out).
 bool counts_towards_target(Lifecycle phase);
+// A process that still holds its memory (everything until it is reaped).
+bool holds_memory(Lifecycle phase);
 // In the dispatcher's set (new requests may reach it).
 bool takes_requests(Lifecycle phase);
 // We asked it to exit: its exit is not a crash.
@@ -75,9 +77,11 @@ struct ReconcileInput {
     std::vector<Worker> workers;
     unsigned target = 0;
     unsigned threads = 1;  // the thread count workers should have
-    // How many more processes memory fits now; unset = no limit applies. 0: at the memory
-    // ceiling, where a replacement may start only once the old one is gone.
-    std::optional<unsigned> spare_processes;
+    // The most worker processes memory holds at once, counting every one still alive (starting,
+    // serving, retiring, draining, stopping); unset = no limit applies. At it, a replacement
+    // starts only once the old worker is gone. An absolute bound, so a figure computed before
+    // this cycle's spawns cannot let more through.
+    std::optional<unsigned> max_processes;
     Clock::time_point now{};
     // Vacant slots left by crashes, each with the time its replacement may start; at most as many
     // as the pool is short of its target (the pool drops the others).

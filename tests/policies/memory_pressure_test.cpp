@@ -23,6 +23,25 @@ TEST(MemoryPressure, WorkingSetNearTheLimitReleasesEnoughWorkers) {
         << p.cause;
 }
 
+TEST(MemoryPressure, ActivePageCacheDoesNotCountTowardsTheLine) {
+    // Two gunicorn slots of 178 MB in 512 MB with 105 MB of imported modules and logs on the
+    // active file list: a working set of 467 MB (91 %), yet only 362 MB the kernel cannot reclaim.
+    Snapshot s = cgroup(512 * MiB, 467 * MiB);
+    s.memory.active_file_bytes = 105 * MiB;
+    EXPECT_FALSE(memory_pressure(s, WorkerSignals{}, 178 * MiB).pressing);
+    // Anonymous memory grown into the line presses although the cache shrank.
+    s.memory.working_set_bytes = 500 * MiB;
+    s.memory.active_file_bytes = 20 * MiB;
+    const auto p = memory_pressure(s, WorkerSignals{}, 178 * MiB);
+    EXPECT_TRUE(p.pressing);
+    EXPECT_EQ(p.held_bytes, 480 * MiB);
+    EXPECT_EQ(p.release_workers, 1u);  // 480 MB − 410 MB target: one worker of 178 MB
+    EXPECT_NE(p.cause.find("working set 500MB less 20MB active page cache = 480MB = 94 % of "
+                           "memory.max 512MB"),
+              std::string::npos)
+        << p.cause;
+}
+
 TEST(MemoryPressure, BelowTheLineIsNoPressure) {
     EXPECT_FALSE(memory_pressure(cgroup(512 * MiB, 400 * MiB), WorkerSignals{}, 60 * MiB).pressing);
 }

@@ -158,6 +158,38 @@ TEST(PairPlanner, LowersThreadsWhenLatencyGrowsFromCpuContention) {
     EXPECT_EQ(plan->shape.processes, 2u);
 }
 
+TEST(PairPlanner, KeepsThreadsUnderContentionWhileTheCpuServesAtItsCapacity) {
+    // The demo app at 2 × 16 under 32 clients: 376 rps at 97 % CPU, where the CPU can serve
+    // 345 rps at today's cost per request. Fewer threads would only queue the wait.
+    PairInputs in = contended({2, 16}, 19);
+    in.cpu_bound_rps = 345;
+    in.measured_rps = [](const PoolShape& s) -> std::optional<double> {
+        if (s == PoolShape{2, 16}) return 376.0;
+        return std::nullopt;
+    };
+    std::string kept;
+    EXPECT_FALSE(plan_pair(in, &kept));
+    EXPECT_NE(kept.find("threads kept at 16 despite contention: 2 workers × 16 threads serves "
+                        "376 rps"),
+              std::string::npos)
+        << kept;
+    // Far beyond what the CPU can use, even at its capacity: down to twice that.
+    in.cpu_useful_concurrency = 5;
+    auto far = plan_pair(in);
+    ASSERT_TRUE(far);
+    EXPECT_EQ(far->shape.threads, 5u);  // 2 × 5 / 2 processes
+    in.cpu_useful_concurrency = 19;
+    // Well below the CPU's capacity, the contention is waste: threads come back.
+    in.measured_rps = [](const PoolShape& s) -> std::optional<double> {
+        if (s == PoolShape{2, 16}) return 250.0;
+        return std::nullopt;
+    };
+    const auto plan = plan_pair(in);
+    ASSERT_TRUE(plan);
+    EXPECT_EQ(plan->rule, "threads_cpu_contention");
+    EXPECT_EQ(plan->shape.threads, 10u);
+}
+
 TEST(PairPlanner, NeverLowersBelowTheConfiguredThreads) {
     PairInputs in = contended({2, 4}, 2);
     in.threads_min = 4;

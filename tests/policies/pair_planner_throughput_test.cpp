@@ -103,6 +103,28 @@ TEST(KneeMeasuredRps, NeedsThreeCyclesInPlace) {
     EXPECT_FALSE(d.measured_rps(PoolShape{2, 16}, testing::snapshot_at(3).taken_at, 5));
 }
 
+TEST(KneeMeasuredRps, CyclesWithLessWorkThanSlotsMeasureTheLoadNotTheShape) {
+    // 2 × 16 with the clients gone for part of each window (121 rps where it serves 376): no
+    // sample, so no rule judges the shape by it.
+    KneeDetector d;
+    const PoolShape shape{2, 16};
+    for (int t = 0; t < 5; ++t) {
+        auto signals = testing::measured_signals(121, 0.95, 5);
+        signals.inflight_mean = 11;  // of 32 slots
+        signals.queue_length_mean = 0;
+        d.observe(testing::pool_in_place(shape, t), signals);
+    }
+    EXPECT_FALSE(d.measured_rps(shape, testing::snapshot_at(4).taken_at, 5));
+    // Busy again (29 of 32 in flight is busy enough): measured.
+    for (int t = 5; t < 9; ++t) {
+        auto signals = testing::measured_signals(376, 0.95, 5);
+        signals.inflight_mean = 29;
+        signals.queue_length_mean = 0;
+        d.observe(testing::pool_in_place(shape, t), signals);
+    }
+    EXPECT_EQ(d.measured_rps(shape, testing::snapshot_at(8).taken_at, 5).value_or(0), 376);
+}
+
 TEST(KneeMeasuredRps, ForgetsOldMeasurementsAndOnesAtAnotherCpuCost) {
     KneeDetector d;
     const PoolShape shape{2, 12};

@@ -48,6 +48,9 @@ inline WorkerSignals measured_signals(double rps, double cpu_utilisation,
     s.throughput_measured = true;
     s.cpu_utilisation = cpu_utilisation;
     s.cpu_ms_per_request = cpu_ms_per_request;
+    // A standing queue: the throughput is the shape's, not the load's (the knee's condition).
+    s.inflight_mean = 16;
+    s.queue_length_mean = 100;
     return s;
 }
 

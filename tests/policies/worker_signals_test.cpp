@@ -52,6 +52,32 @@ TEST(WorkerSignals, ANewWorkerCountsItsRequestsButNotItsStartUpCpu) {
     EXPECT_DOUBLE_EQ(*s.cpu_ms_per_request, 5);
 }
 
+TEST(WorkerSignals, AWorkerStillStartingLastCycleOrRestartedAddsNoCpuCost) {
+    // A worker seen starting in one cycle and ready in the next spent the time between touching
+    // its memory (150 MB of page faults), not serving: 5 ms per request stays 5 ms.
+    SignalTracker tracker(std::chrono::milliseconds(500));
+    Snapshot first = counters(0, 1000, 10.0, 500, 5.0);
+    WorkerInfo starting;
+    starting.id = 3;
+    starting.pid = 300;
+    first.pool.workers.push_back(starting);
+    first.worker_trees[3].cpu_seconds = 0.1;
+    (void)tracker.update(first);
+    Snapshot second = counters(1, 1100, 10.5, 600, 5.5);
+    testing::add_ready_worker(second, 3).served = 20;
+    second.pool.workers.back().pid = 300;
+    second.worker_trees[3].cpu_seconds = 1.6;
+    const auto s = tracker.update(second);
+    EXPECT_DOUBLE_EQ(s.throughput_rps, 220);  // its requests count
+    EXPECT_DOUBLE_EQ(*s.cpu_ms_per_request, 5);
+    // Ready in both cycles, but another process in the slot (a replacement): no cost either.
+    Snapshot third = counters(2, 1200, 11.0, 700, 6.0);
+    testing::add_ready_worker(third, 3).served = 40;
+    third.pool.workers.back().pid = 301;
+    third.worker_trees[3].cpu_seconds = 1.5;
+    EXPECT_DOUBLE_EQ(*tracker.update(third).cpu_ms_per_request, 5);
+}
+
 TEST(WorkerSignals, ACycleTooSoonReusesTheLastRates) {
     SignalTracker tracker(std::chrono::milliseconds(500));
     (void)tracker.update(counters(0, 1000, 10.0, 500, 5.0));

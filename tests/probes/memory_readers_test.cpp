@@ -95,45 +95,56 @@ TEST(MemoryUsage, MissingEmptyAndMalformed) {
     EXPECT_NE(bad.error().what.find("\"-5\""), std::string::npos);
 }
 
-TEST(MemoryStatV2, ReadsInactiveFile) {
+TEST(MemoryStatV2, ReadsInactiveAndActiveFile) {
     ScratchDir d;
     d.write("memory.stat", "anon 100\nactive_file 7\ninactive_file 52428800\n");
-    EXPECT_EQ(read_memory_stat_inactive_file(d.path())->value_or(0), 52428800u);
+    const auto s = read_memory_stat_v2(d.path());
+    ASSERT_TRUE(s.ok() && s->has_value());
+    EXPECT_EQ((*s)->inactive_file_bytes, 52428800u);
+    EXPECT_EQ((*s)->active_file_bytes, 7u);
+    d.write("memory.stat", "inactive_file 3\n");  // active_file absent: 0
+    EXPECT_EQ((*read_memory_stat_v2(d.path()))->active_file_bytes, 0u);
 }
 
 TEST(MemoryStatV2, MissingEmptyAndMalformed) {
     ScratchDir d;
-    EXPECT_FALSE(read_memory_stat_inactive_file(d.path())->has_value());
+    EXPECT_FALSE(read_memory_stat_v2(d.path())->has_value());
     d.write("memory.stat", "");
-    auto empty = read_memory_stat_inactive_file(d.path());
+    auto empty = read_memory_stat_v2(d.path());
     ASSERT_FALSE(empty.ok());
     EXPECT_NE(empty.error().what.find("inactive_file"), std::string::npos);
     d.write("memory.stat", "inactive_file 1.5\n");
-    EXPECT_FALSE(read_memory_stat_inactive_file(d.path()).ok());
+    EXPECT_FALSE(read_memory_stat_v2(d.path()).ok());
+    d.write("memory.stat", "inactive_file 1\nactive_file -2\n");
+    EXPECT_FALSE(read_memory_stat_v2(d.path()).ok());
 }
 
 TEST(MemoryStatV2, MaximumValue) {
     ScratchDir d;
     d.write("memory.stat", "inactive_file 18446744073709551615\n");
-    EXPECT_EQ(read_memory_stat_inactive_file(d.path())->value_or(0), UINT64_MAX);
+    EXPECT_EQ((*read_memory_stat_v2(d.path()))->inactive_file_bytes, UINT64_MAX);
 }
 
 TEST(MemoryStatV1, PrefersTotalInactiveFileAndReadsHierarchicalLimit) {
     ScratchDir d;
     d.write("memory.stat",
-            "inactive_file 1\nhierarchical_memory_limit 268435456\ntotal_inactive_file 9\n");
+            "inactive_file 1\nactive_file 2\nhierarchical_memory_limit 268435456\n"
+            "total_inactive_file 9\ntotal_active_file 11\n");
     auto s = read_memory_stat_v1(d.path());
     ASSERT_TRUE(s.ok()) << s.error().to_string();
     EXPECT_EQ((*s)->inactive_file_bytes, 9u);
+    EXPECT_EQ((*s)->active_file_bytes, 11u);
     EXPECT_EQ((*s)->hierarchical_limit_bytes.value_or(0), 268435456u);
 }
 
 TEST(MemoryStatV1, FallsBackToInactiveFileAndTreatsHugeHierarchicalAsUnlimited) {
     ScratchDir d;
-    d.write("memory.stat", "inactive_file 4\nhierarchical_memory_limit 9223372036854771712\n");
+    d.write("memory.stat",
+            "inactive_file 4\nactive_file 5\nhierarchical_memory_limit 9223372036854771712\n");
     auto s = read_memory_stat_v1(d.path());
     ASSERT_TRUE(s.ok());
     EXPECT_EQ((*s)->inactive_file_bytes, 4u);
+    EXPECT_EQ((*s)->active_file_bytes, 5u);
     EXPECT_FALSE((*s)->hierarchical_limit_bytes);
 }
 

@@ -47,6 +47,8 @@ TEST(ProberScenario, V2Limited) {
     EXPECT_EQ(s.memory.usage_bytes, 200 * MiB);
     EXPECT_EQ(s.memory.inactive_file_bytes, 50 * MiB);
     EXPECT_EQ(s.memory.working_set_bytes, 150 * MiB);
+    EXPECT_EQ(s.memory.active_file_bytes, 50 * MiB);
+    EXPECT_EQ(s.memory.unreclaimable_bytes(), 100 * MiB);
     EXPECT_EQ(s.memory.oom_kills, 3u);
     EXPECT_EQ(s.memory.host_total_bytes, 8 * GiB);
     EXPECT_EQ(s.memory.host_available_bytes, 6 * GiB);
@@ -94,6 +96,8 @@ TEST(ProberScenario, V1Limited) {
     EXPECT_EQ(s.memory.usage_bytes, 100 * MiB);
     EXPECT_EQ(s.memory.inactive_file_bytes, 10 * MiB);  // total_inactive_file, not inactive_file
     EXPECT_EQ(s.memory.working_set_bytes, 90 * MiB);
+    EXPECT_EQ(s.memory.active_file_bytes, 10 * MiB);  // total_active_file
+    EXPECT_EQ(s.memory.unreclaimable_bytes(), 80 * MiB);
     EXPECT_EQ(s.memory.oom_kills, 2u);
     EXPECT_EQ(s.pressure.source, "/proc/pressure");
 }

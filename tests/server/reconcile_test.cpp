@@ -148,7 +148,7 @@ TEST(PlanReconcile, RecycleDueReplacesOneWorkerReplacementFirst) {
 
 TEST(PlanReconcile, AtTheMemoryCeilingTheOldWorkerDrainsFirst) {
     auto in = pool({worker(1, Lifecycle::ready), worker(2, Lifecycle::recycle_due)}, 2);
-    in.spare_processes = 0;
+    in.max_processes = 2;
     const auto plan = plan_reconcile(in);
     ASSERT_EQ(plan.replace.size(), 1u);
     EXPECT_FALSE(plan.replace[0].replacement_first);
@@ -179,7 +179,7 @@ TEST(PlanReconcile, NewThreadCountReplacesAsManyAtOnceAsMemoryHasRoomFor) {
     auto in = pool({worker(1, Lifecycle::ready, 0, 60s, 1), worker(2, Lifecycle::ready, 0, 60s, 1),
                     worker(3, Lifecycle::ready, 0, 60s, 1)},
                    3, 4);
-    in.spare_processes = 2;
+    in.max_processes = 5;
     const auto plan = plan_reconcile(in);
     ASSERT_EQ(plan.replace.size(), 2u);
     EXPECT_EQ(plan.replace[0].id, 1u);
@@ -188,14 +188,14 @@ TEST(PlanReconcile, NewThreadCountReplacesAsManyAtOnceAsMemoryHasRoomFor) {
     EXPECT_TRUE(plan.replace[0].replacement_first);
     EXPECT_EQ(plan.spawn, 2u);
     // Without a memory limit, every one at once: a shape change costs one start-up.
-    in.spare_processes.reset();
+    in.max_processes.reset();
     EXPECT_EQ(plan_reconcile(in).replace.size(), 3u);
 }
 
 TEST(PlanReconcile, NewThreadCountAtTheMemoryCeilingRollsThroughTheOldestFirstDrainingFirst) {
     auto in = pool({worker(1, Lifecycle::ready, 0, 60s, 1), worker(2, Lifecycle::ready, 0, 60s, 1)},
                    2, 4);
-    in.spare_processes = 0;
+    in.max_processes = 2;
     const auto plan = plan_reconcile(in);
     ASSERT_EQ(plan.replace.size(), 1u);
     EXPECT_EQ(plan.replace[0].id, 1u);
@@ -208,11 +208,32 @@ TEST(PlanReconcile, NewThreadCountAtTheMemoryCeilingRollsThroughTheOldestFirstDr
 TEST(PlanReconcile, GrowthAndANewThreadCountTogetherShareTheRoom) {
     // 1 × 1 to 4 × 8 with room for 4 processes: 3 new ones plus 1 replacement, all at once.
     auto in = pool({worker(1, Lifecycle::ready, 0, 60s, 1)}, 4, 8);
-    in.spare_processes = 4;
+    in.max_processes = 5;
     const auto plan = plan_reconcile(in);
     EXPECT_EQ(plan.spawn, 4u);
     ASSERT_EQ(plan.replace.size(), 1u);
-    in.spare_processes = 3;  // room only for the growth: the replacement waits its turn
+    in.max_processes = 4;  // room only for the growth: the replacement waits its turn
+    EXPECT_TRUE(plan_reconcile(in).replace.empty());
+}
+
+TEST(PlanReconcile, GrowthAndANewThreadCountAtTheCeilingNeverHoldThreeProcessesForTwo) {
+    // 1 × 1 to 2 × 16 where memory holds 2: the growth worker starts; the old one waits.
+    auto in = pool({worker(1, Lifecycle::ready, 0, 60s, 1)}, 2, 16);
+    in.max_processes = 2;
+    auto plan = plan_reconcile(in);
+    EXPECT_EQ(plan.spawn, 1u);
+    EXPECT_TRUE(plan.replace.empty());
+    // The new worker (at 16 threads) is ready: the old one drains before its replacement starts.
+    in.workers.push_back(worker(2, Lifecycle::ready, 0, 1s, 16));
+    plan = plan_reconcile(in);
+    ASSERT_EQ(plan.replace.size(), 1u);
+    EXPECT_EQ(plan.replace[0].id, 1u);
+    EXPECT_FALSE(plan.replace[0].replacement_first);
+    EXPECT_THAT(plan.drain, ElementsAre(1u));
+    EXPECT_EQ(plan.spawn, 0u);
+    // A worker still draining (or stopping) holds its memory: nothing starts beside it.
+    in.workers[0].phase = Lifecycle::draining;
+    EXPECT_EQ(plan_reconcile(in).spawn, 0u);
     EXPECT_TRUE(plan_reconcile(in).replace.empty());
 }
 

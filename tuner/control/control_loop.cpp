@@ -230,11 +230,19 @@ nlohmann::json ControlLoop::cycle() {
     nlohmann::json explained = controller_.explain();
     const auto seed_in = controller_.ceiling_inputs(s);  // with this cycle's measurements
     const auto seed = policies::seed_formula(seed_in);
-    // How many replacements may start at once: none at the memory ceiling (the worker a
-    // replacement takes over from goes first), else what memory has room for now.
-    pool_.set_spare_processes(s.pool.target >= seed.memory_ceiling
-                                  ? std::optional<unsigned>(0)
-                                  : controller_.spare_processes(s));
+    // The most processes memory holds at once, at the thread count the pool has and the one
+    // this plan moves it to: a rolling change never has more alive than that.
+    unsigned planned_threads = s.pool.threads;
+    for (const auto& d : plan.decisions) {
+        if (moves(d, knob::workers_threads))
+            planned_threads = new_count(d).value_or(planned_threads);
+    }
+    auto max_live = controller_.max_processes(s, s.pool.threads);
+    if (const auto at_planned = controller_.max_processes(s, planned_threads);
+        at_planned && (!max_live || *at_planned < *max_live)) {
+        max_live = at_planned;
+    }
+    pool_.set_max_processes(max_live);
     act_on_plan(plan);
 
     if (s.taken_at - last_sample_ >= kSampleEvery) {

@@ -1,6 +1,7 @@
 // The decision log's schema, migrations and connection set-up (see schema.hpp).
 #include "tuner/decision_log/schema.hpp"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -109,7 +110,8 @@ std::string directory_problem(const std::string& path) {
     if (!dir.empty() && !std::filesystem::is_directory(dir, ec)) {
         return "; the directory " + shown + " does not exist";
     }
-    if (::access(dir.empty() ? "." : dir.c_str(), W_OK) != 0) {
+    // Effective IDs and capabilities: what the writes will run with (access() checks the real ones).
+    if (::faccessat(AT_FDCWD, dir.empty() ? "." : dir.c_str(), W_OK, AT_EACCESS) != 0) {
         return "; the directory " + shown + " is not writable (" + std::strerror(errno) + ")";
     }
     return "";

@@ -79,6 +79,8 @@ nlohmann::json memory_json(const MemoryInfo& memory) {
             {"usage_bytes", memory.usage_bytes},
             {"inactive_file_bytes", memory.inactive_file_bytes},
             {"working_set_bytes", memory.working_set_bytes},
+            {"active_file_bytes", memory.active_file_bytes},
+            {"unreclaimable_bytes", memory.unreclaimable_bytes()},
             {"oom_kills", memory.oom_kills},
             {"host_total_bytes", memory.host_total_bytes},
             {"host_available_bytes", memory.host_available_bytes}};
@@ -159,7 +161,8 @@ std::string probe_text(const Snapshot& s, const policies::SeedResult& seed) {
     line("memory", "limit " + format_size_approx(m.limit_bytes) + " from " + m.source);
     line("", "usage " + format_size_approx(m.usage_bytes) + ", working set " +
                  format_size_approx(m.working_set_bytes) + " (inactive file " +
-                 format_size_approx(m.inactive_file_bytes) + "); high " +
+                 format_size_approx(m.inactive_file_bytes) + ", active file " +
+                 format_size_approx(m.active_file_bytes) + "); high " +
                  (m.high_bytes ? format_size_approx(*m.high_bytes) : std::string("none")) +
                  "; OOM kills " + std::to_string(m.oom_kills));
     line("", "host " + format_size_approx(m.host_total_bytes) + " total, " +

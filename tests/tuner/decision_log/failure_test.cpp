@@ -1,8 +1,14 @@
 // The decision log when the database fails: locked by another connection, file deleted,
-// directory removed, read-only (as a non-root user), queue full. Each time the caller goes on,
-// errors are counted, and once the database is back every decision is written, in order.
+// directory removed, read-only (as root too, without its permission override), queue full. Each
+// time the caller goes on, errors are counted, and once the database is back every decision is
+// written, in order.
+#include <linux/capability.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <gtest/gtest.h>
 
@@ -115,14 +121,51 @@ TEST(DecisionLogFailure, RemovedDirectoryRecoversWhenItComesBack) {
     expect_all_stored(path, expected);
 }
 
-// Root ignores permission bits: decision_log_root_test covers read-only mounts instead.
-#define SKIP_AS_ROOT()                                                      \
-    if (::geteuid() == 0)                                                   \
-    GTEST_SKIP() << "running as root, which file permissions do not stop; " \
-                    "DecisionLogRoot.*ReadOnly* covers this with a read-only mount"
+// Root ignores permission bits by its capabilities CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH: as
+// root, the test takes them out of the calling thread's effective set while it runs (the decision
+// log's writer thread, started meanwhile, inherits that), so permission bits stop it as they stop
+// a service user. The permitted set keeps them: the destructor raises them again.
+class WithoutPermissionOverride {
+public:
+    WithoutPermissionOverride() {
+        if (::geteuid() != 0) return;
+        if (!get(saved_)) return;
+        __user_cap_data_struct lowered[2] = {saved_[0], saved_[1]};
+        constexpr unsigned kDropped =
+            (1u << CAP_DAC_OVERRIDE) | (1u << CAP_DAC_READ_SEARCH) | (1u << CAP_FOWNER);
+        lowered[0].effective &= ~kDropped;
+        active_ = set(lowered);
+    }
+    ~WithoutPermissionOverride() {
+        if (active_) set(saved_);
+    }
+    WithoutPermissionOverride(const WithoutPermissionOverride&) = delete;
+    WithoutPermissionOverride& operator=(const WithoutPermissionOverride&) = delete;
+
+    // True when permission bits bind this thread: not root, or root without the override.
+    [[nodiscard]] bool binds() const { return ::geteuid() != 0 || active_; }
+
+private:
+    static bool get(__user_cap_data_struct (&data)[2]) {
+        __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+        return ::syscall(SYS_capget, &header, data) == 0;
+    }
+    static bool set(__user_cap_data_struct (&data)[2]) {
+        __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+        return ::syscall(SYS_capset, &header, data) == 0;
+    }
+
+    __user_cap_data_struct saved_[2] = {};
+    bool active_ = false;
+};
+
+#define PERMISSIONS_BIND()                                                            \
+    const WithoutPermissionOverride permissions_bind;                                 \
+    ASSERT_TRUE(permissions_bind.binds())                                             \
+        << "root could not drop CAP_DAC_OVERRIDE for the test: " << std::strerror(errno)
 
 TEST(DecisionLogFailure, ReadOnlyDirectoryRecoversWhenWritable) {
-    SKIP_AS_ROOT();
+    PERMISSIONS_BIND();
     ScratchDir dir;
     SettableClock clock(fixed_start());
     const std::string path = dir.file("tunerd.db");
@@ -140,7 +183,7 @@ TEST(DecisionLogFailure, ReadOnlyDirectoryRecoversWhenWritable) {
 }
 
 TEST(DecisionLogFailure, ReadOnlyFileRecoversWhenWritable) {
-    SKIP_AS_ROOT();
+    PERMISSIONS_BIND();
     ScratchDir dir;
     SettableClock clock(fixed_start());
     const std::string path = dir.file("tunerd.db");
@@ -163,7 +206,7 @@ TEST(DecisionLogFailure, ReadOnlyFileRecoversWhenWritable) {
 }
 
 TEST(DecisionLogFailure, ReaderOpensAStoppedLogInADirectoryItCannotWrite) {
-    SKIP_AS_ROOT();
+    PERMISSIONS_BIND();
     ScratchDir dir;
     SettableClock clock(fixed_start());
     const std::string path = dir.file("tunerd.db");

@@ -6,7 +6,7 @@ ASAN_DIR  ?= build-asan
 CONFIG    ?= etc/tunerd.toml
 CMAKE_ARGS ?=
 
-.PHONY: all deps test-deps configure build run test test-asan bench format clean
+.PHONY: all deps test-deps configure build run test test-asan bench bench-peers format clean
 
 all: build
 
@@ -46,6 +46,13 @@ test-asan: test-deps
 
 bench: build
 	scripts/run-benchmarks
+
+# tunerd against gunicorn and uWSGI on examples/flask, every scenario of docs/benchmarks.md
+# ("Peers"): about 45 minutes on 2 cores, root for the cgroups. Results in bench/peers/results,
+# plots in docs/img.
+bench-peers: build
+	@scripts/install-deps --bench
+	bench/peers/run.py --build $(BUILD_DIR)
 
 format:
 	git ls-files '*.cpp' '*.hpp' | xargs clang-format -i

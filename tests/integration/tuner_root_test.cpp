@@ -1,5 +1,6 @@
-// The tuner's acceptance that needs root: tunerd inside a 512 MB memory cgroup under
-// heavy load stops exactly at the memory ceiling /performance reports, with no OOM kill; the
+// The tuner's acceptance that needs root: tunerd inside a 512 MB memory cgroup starts safely
+// whichever way memory_per_worker is wrong, and under heavy load stops exactly at the memory
+// ceiling /performance reports, with no OOM kill; the
 // decision log on a full tmpfs leaves traffic alone while /metrics and /health report it.
 // Skipped with the reason when not root, or when cgroups or mounts cannot be made here.
 #include <fcntl.h>
@@ -55,6 +56,62 @@ std::optional<PoolAtCeiling> pool_and_ceiling(const TunerdProcess& tunerd) {
     p.per_process_bytes = (*perf)["budget"]["per_worker_bytes"];
     p.working_set_bytes = (*perf)["limits"]["memory"]["working_set_bytes"];
     return p;
+}
+
+// memory_per_worker is a guess. The demo's processes hold 150 MB in 512 MB (two fit): with the
+// guess at half the truth the seed must not start what does not fit, and at twice the truth it
+// must not stay small. Either way: no OOM kill, no failed request, and two processes serving
+// (with threads for the rest of the load) within 30 s of the load.
+TEST(TunerRoot, WrongMemoryPerWorkerEitherWayStartsSafelyAndReachesTwoProcesses) {
+    if (kSanitizedBuild) GTEST_SKIP() << kSanitizedMemoryReason;
+    for (const char* guess : {"70MB", "300MB"}) {
+        SCOPED_TRACE(std::string("memory_per_worker = ") + guess);
+        MemoryCgroup cgroup;
+        if (auto why = cgroup.make("tunerd-guess-test-" + std::to_string(::getpid()) + "-" + guess,
+                                   kCgroupLimitBytes))
+            GTEST_SKIP() << "memory cgroup test skipped: " << *why;
+        TunerdProcess tunerd(
+            {.config = std::string("[workers]\nthreads = 1\nthreads_max = 16\n") +
+                       "memory_per_worker = \"" + guess + "\"\n" +
+                       "[demo]\ncpu_ms = 5\nio_ms = 50\nrss_mb = 150\n[log]\nlevel = \"info\"\n",
+             .cgroup_procs_file = cgroup.procs_file()});
+        ASSERT_TRUE(tunerd.start().ok()) << tunerd.log();
+        const auto seed = (*tunerd.admin_json("/workers"))["target"].get<unsigned>();
+        LoadGenerator load({.address = tunerd.public_address(),
+                            .connections = 32,
+                            .max_duration = 90s,
+                            .request_timeout = 60s});
+        load.start();
+        const auto started = std::chrono::steady_clock::now();
+        const bool two = eventually(
+            [&] {
+                const auto w = tunerd.admin_json("/workers");
+                return w && (*w)["target"] == 2u && (*w)["ready"] == 2u &&
+                       (*w)["threads"].get<unsigned>() > 1;
+            },
+            30s, 250ms);
+        const double after_s =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+        std::this_thread::sleep_for(5s);  // and it holds there under load
+        const auto w = tunerd.admin_json("/workers");
+        const auto result = load.stop();
+        const auto kills = cgroup.oom_kills();
+        ASSERT_TRUE(kills.ok()) << kills.error().to_string();
+        std::printf("[ numbers  ] memory_per_worker %s for 150 MB processes in 512 MB: seed %u; "
+                    "2 processes with threads after %.1f s; then %s × %s; oom kills %llu; %s\n",
+                    guess, seed, after_s, w ? (*w)["target"].dump().c_str() : "?",
+                    w ? (*w)["threads"].dump().c_str() : "?",
+                    static_cast<unsigned long long>(*kills), result.summary().c_str());
+        EXPECT_EQ(seed, 1u) << "the seed started what was not proven to fit";
+        EXPECT_TRUE(two) << tunerd.admin_dump("/performance");
+        ASSERT_TRUE(w.ok());
+        EXPECT_EQ((*w)["target"], 2u);
+        EXPECT_EQ(*kills, 0u);
+        EXPECT_EQ(result.client_errors, 0u) << result.summary();
+        EXPECT_EQ(result.non_2xx(), 0u) << result.summary();
+        tunerd.signal(SIGTERM);
+        EXPECT_TRUE(tunerd.wait_exit(60s).has_value()) << tunerd.log();
+    }
 }
 
 TEST(TunerRoot, HeavyLoadIn512MBCgroupStopsAtTheReportedMemoryCeilingWithoutOomKills) {

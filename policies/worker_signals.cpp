@@ -130,13 +130,20 @@ WorkerSignals SignalTracker::update(const Snapshot& snapshot) {
     }
     if (out.has_traffic && out.service_mean_ms > 0) {
         if (out.cpu_queue_ms_per_request) {
-            // What S would be with a CPU free for every request: measured at any utilisation.
+            // What S would be with a CPU free for every request. It may come down at any load,
+            // but rise only while the CPU has room: with the CPU saturated, a longer S can be
+            // waiting the schedstat probe does not see (tunerd's own front starved of CPU, page
+            // faults of workers starting), and a rising S₀ would let the pool grow into more of
+            // it — a runaway measured under ASan, where the front costs ten times its CPU
+            // (5 → 58 workers in 13 s, S₀ 58 → 196 ms, throughput 81 → 24 rps).
             const double free_cpu_ms = std::max(out.service_mean_ms - queue_ms,
                                                 out.cpu_ms_per_request.value_or(0));
-            uncontended_ms_ = uncontended_ms_ <= 0
-                                  ? free_cpu_ms
-                                  : uncontended_ms_ + kUncontendedAlpha * 2 *
-                                                          (free_cpu_ms - uncontended_ms_);
+            if (uncontended_ms_ <= 0) {
+                uncontended_ms_ = free_cpu_ms;
+            } else if (free_cpu_ms < uncontended_ms_ ||
+                       out.cpu_utilisation < kUncontendedUtilisation) {
+                uncontended_ms_ += kUncontendedAlpha * 2 * (free_cpu_ms - uncontended_ms_);
+            }
         } else if (uncontended_ms_ <= 0) {
             uncontended_ms_ = out.service_mean_ms;
         } else if (out.cpu_utilisation < kUncontendedUtilisation) {

@@ -129,5 +129,27 @@ TEST(WorkerSignals, UncontendedServiceTimeFollowsOnlyWhileTheCpuHasRoom) {
     EXPECT_DOUBLE_EQ(tracker.update(b).service_uncontended_ms, 55);
 }
 
+TEST(WorkerSignals, WithTheCpuQueueMeasuredUncontendedServiceFallsAtAnyLoadRisesOnlyWithRoom) {
+    // Two workers, 5 ms CPU per request, the schedstat wait measured (20 ms per request).
+    SignalTracker tracker(std::chrono::milliseconds(500));
+    auto at = [](int second, double service_ms, double utilisation) {
+        Snapshot s = counters(second, 1000 + second * 100, 10.0 + second * 0.5,
+                              500 + second * 100, 5.0 + second * 0.5);
+        s.worker_trees[1].cpu_wait_seconds = second * 4.0;  // 4 s per 200 requests: 20 ms each
+        s.worker_trees[2].cpu_wait_seconds = 0;
+        s.window.service.mean_ms = service_ms;
+        s.cpu.utilisation = utilisation;
+        return s;
+    };
+    EXPECT_DOUBLE_EQ(tracker.update(at(0, 55, 0.3)).service_uncontended_ms, 55);
+    // Saturated, S grows by waiting the probe cannot see (200 − 20 ms of CPU queue): S₀ stays.
+    EXPECT_DOUBLE_EQ(tracker.update(at(1, 200, 0.99)).service_uncontended_ms, 55);
+    // It comes down at any load (60 − 20 ms) ...
+    const double low = tracker.update(at(2, 60, 0.99)).service_uncontended_ms;
+    EXPECT_LT(low, 55);
+    // ... and rises again once the CPU has room.
+    EXPECT_GT(tracker.update(at(3, 200, 0.3)).service_uncontended_ms, low);
+}
+
 }  // namespace
 }  // namespace tuner::policies

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/integration/tuner_test_support.hpp"
 #include "tests/security/hostile_client.hpp"
 #include "tests/support/tunerd_process.hpp"
 
@@ -71,15 +72,21 @@ TEST(FrontCrash, ChunkExtensionAndTrailerFloodsKeepTheDaemonsMemoryBounded) {
     const FloodOptions flood{.connections = 50, .bytes_per_connection = 4 << 20};
     const auto first =
         flood_while_sampling_rss(tunerd.public_address(), extension_head, flood, tunerd.pid());
-    EXPECT_LT(first.peak_rss_bytes, 64u << 20) << first.summary();
     EXPECT_GT(first.answered_4xx, 0u) << first.summary();
     const auto second =
         flood_while_sampling_rss(tunerd.public_address(), trailer_head, flood, tunerd.pid());
+    expect_alive_with_workers(tunerd, workers);
+    if (kSanitizedBuild) {
+        // The floods ran under the sanitizers (a memory error would have failed the test); the
+        // sizes cannot be judged there: ASan's shadow and quarantine hold freed buffers.
+        std::printf("[ skipped  ] the RSS bounds: %s\n", kSanitizedMemoryReason);
+        return;
+    }
+    EXPECT_LT(first.peak_rss_bytes, 64u << 20) << first.summary();
     EXPECT_LT(second.peak_rss_bytes, 64u << 20) << second.summary();
     // A second flood finds its memory where the first left it (buffers are given back).
     EXPECT_LE(second.peak_rss_bytes, first.peak_rss_bytes + (8u << 20)) << first.summary() << "\n"
                                                                         << second.summary();
-    expect_alive_with_workers(tunerd, workers);
 }
 
 TEST(FrontCrash, UpstreamHeaderOf50CookiesPassesAndAnOversizedOneReachesTheAppOnce) {

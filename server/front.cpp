@@ -672,8 +672,16 @@ awaitable<void> Front::run_session(tcp::socket socket) {
             record.service_usec = usec_since(service_start, service_end);
             const bool upstream_clean = !upstream_ec && res_parser->is_done();
             const bool reusable = upstream_clean && upstream_keep_alive && !client_ec;
-            if (upstream_ec && hooks_.upstream_failed)
-                hooks_.upstream_failed(backend->id, upstream_ec.message());
+            if (upstream_ec) {
+                // The headers are with the client already: nothing to retry, the client sees
+                // its connection close. Said, so a worker dying mid-response is not silent.
+                spdlog::warn(
+                    "event=response_cut worker={} status={} error=\"{}\" (the worker failed "
+                    "after the response began; the client's connection is closed)",
+                    backend->id, record.status, upstream_ec.message());
+                if (hooks_.upstream_failed)
+                    hooks_.upstream_failed(backend->id, upstream_ec.message());
+            }
             release_slot(dispatcher_, backend, std::move(conn), reusable, true);
             record.completed = Clock::now();
             if (client_ec) record.status = 0;

@@ -73,7 +73,7 @@ struct MemoryInfo {
     [[nodiscard]] std::uint64_t unreclaimable_bytes() const {
         return working_set_bytes > active_file_bytes ? working_set_bytes - active_file_bytes : 0;
     }
-    std::uint64_t oom_kills = 0;          // cumulative, memory.events / memory.oom_control
+    std::uint64_t oom_kills = 0;  // cumulative, memory.events / memory.oom_control
     std::uint64_t host_total_bytes = 0;
     std::uint64_t host_available_bytes = 0;  // MemAvailable: a signal only
 };

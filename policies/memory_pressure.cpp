@@ -41,8 +41,8 @@ MemoryPressure memory_pressure(const Snapshot& snapshot, const WorkerSignals& si
             m.active_file_bytes == 0
                 ? "working set " + format_size_approx(p.working_set_bytes)
                 : "working set " + format_size_approx(p.working_set_bytes) + " less " +
-                      format_size_approx(m.active_file_bytes) + " active page cache = " +
-                      format_size_approx(p.held_bytes);
+                      format_size_approx(m.active_file_bytes) +
+                      " active page cache = " + format_size_approx(p.held_bytes);
         causes.push_back(held + " = " + text::percent(fraction) + " of " + line_name + " " +
                          format_size_approx(p.line_bytes) + " (≥ " +
                          text::percent(kMemoryPressureFraction) + ")");
@@ -76,12 +76,9 @@ MemoryPressure memory_pressure(const Snapshot& snapshot, const WorkerSignals& si
 }
 
 nlohmann::json to_json(const MemoryPressure& p) {
-    return {{"pressing", p.pressing},
-            {"cause", p.cause},
-            {"line_bytes", p.line_bytes},
-            {"working_set_bytes", p.working_set_bytes},
-            {"held_bytes", p.held_bytes},
-            {"release_workers", p.release_workers}};
+    return {{"pressing", p.pressing},     {"cause", p.cause},
+            {"line_bytes", p.line_bytes}, {"working_set_bytes", p.working_set_bytes},
+            {"held_bytes", p.held_bytes}, {"release_workers", p.release_workers}};
 }
 
 }  // namespace tuner::policies

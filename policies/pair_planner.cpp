@@ -191,8 +191,8 @@ std::optional<PairPlan> lower_threads(const PairInputs& in, std::string* kept) {
         plan.reason += fmt::format("{} serves {} of the {} the CPU can serve; ", to_string(cur),
                                    text::rps(*cur_rps), text::rps(*in.cpu_bound_rps));
     }
-    plan.reason += fmt::format("{} concurrent > {} the CPU can use → threads {} → {}",
-                               cur.slots(), text::number(useful), cur.threads, threads);
+    plan.reason += fmt::format("{} concurrent > {} the CPU can use → threads {} → {}", cur.slots(),
+                               text::number(useful), cur.threads, threads);
     return plan;
 }
 

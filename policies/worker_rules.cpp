@@ -286,11 +286,10 @@ std::optional<WorkerController::Proposal> WorkerController::growth_rule(const Cy
     }
     if (const auto fit = memory_fit(c, c.threads); fit && *fit < target) {
         target = std::max(c.current, *fit);
-        limits += "; memory headroom: " +
-                  format_size_approx(c.snapshot.memory.unreclaimable_bytes()) +
-                  " unreclaimable fits " +
-                  workers_text(*fit) + " under the limit minus " +
-                  format_size_approx(memory_headroom_bytes(c.snapshot.memory.limit_bytes));
+        limits +=
+            "; memory headroom: " + format_size_approx(c.snapshot.memory.unreclaimable_bytes()) +
+            " unreclaimable fits " + workers_text(*fit) + " under the limit minus " +
+            format_size_approx(memory_headroom_bytes(c.snapshot.memory.limit_bytes));
     }
     if (target <= c.current) {
         c.notes->emplace_back("capped", "growth capped" + limits);

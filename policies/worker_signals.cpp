@@ -69,9 +69,8 @@ nlohmann::json to_json(const WorkerSignals& s) {
     };
     j["cpu_ms_per_request"] =
         s.cpu_ms_per_request ? nlohmann::json(*s.cpu_ms_per_request) : nlohmann::json();
-    j["cpu_queue_ms_per_request"] = s.cpu_queue_ms_per_request
-                                        ? nlohmann::json(*s.cpu_queue_ms_per_request)
-                                        : nlohmann::json();
+    j["cpu_queue_ms_per_request"] =
+        s.cpu_queue_ms_per_request ? nlohmann::json(*s.cpu_queue_ms_per_request) : nlohmann::json();
     j["arrival_recent_rps"] =
         s.arrival_recent_rps ? nlohmann::json(*s.arrival_recent_rps) : nlohmann::json();
     const auto useful = s.cpu_useful_concurrency();
@@ -123,8 +122,8 @@ WorkerSignals SignalTracker::update(const Snapshot& snapshot) {
 
     const double queue_ms = out.cpu_queue_ms_per_request.value_or(0);
     if (out.cpu_ms_per_request && out.service_mean_ms > 0) {
-        out.wait_share = std::clamp(
-            1.0 - (*out.cpu_ms_per_request + queue_ms) / out.service_mean_ms, 0.0, 1.0);
+        out.wait_share =
+            std::clamp(1.0 - (*out.cpu_ms_per_request + queue_ms) / out.service_mean_ms, 0.0, 1.0);
     } else {
         out.wait_share = 0;
     }
@@ -136,8 +135,8 @@ WorkerSignals SignalTracker::update(const Snapshot& snapshot) {
             // faults of workers starting), and a rising S₀ would let the pool grow into more of
             // it — a runaway measured under ASan, where the front costs ten times its CPU
             // (5 → 58 workers in 13 s, S₀ 58 → 196 ms, throughput 81 → 24 rps).
-            const double free_cpu_ms = std::max(out.service_mean_ms - queue_ms,
-                                                out.cpu_ms_per_request.value_or(0));
+            const double free_cpu_ms =
+                std::max(out.service_mean_ms - queue_ms, out.cpu_ms_per_request.value_or(0));
             if (uncontended_ms_ <= 0) {
                 uncontended_ms_ = free_cpu_ms;
             } else if (free_cpu_ms < uncontended_ms_ ||

@@ -104,7 +104,8 @@ Result<std::optional<MemoryStatV1>> read_memory_stat_v1(const std::string& dir) 
             }
             stat.inactive_file_bytes = **inactive;
             auto active = find_keyed_u64(content, "total_active_file", path);
-            if (active && !active->has_value()) active = find_keyed_u64(content, "active_file", path);
+            if (active && !active->has_value())
+                active = find_keyed_u64(content, "active_file", path);
             if (!active) return active.error();
             stat.active_file_bytes = active->value_or(0);
             auto hierarchical = find_keyed_u64(content, "hierarchical_memory_limit", path);

@@ -103,14 +103,15 @@ Result<std::optional<std::uint64_t>> read_smaps_rollup_pss_bytes(const std::stri
 Result<std::uint64_t> parse_schedstat_wait_ns(std::string_view content, const std::string& where) {
     // "<on-cpu ns> <run_delay ns> <timeslices>"
     const auto first = content.find_first_of(" \t");
-    if (first == std::string_view::npos) return make_error(where, "expected 3 fields: " + quote(content));
+    if (first == std::string_view::npos)
+        return make_error(where, "expected 3 fields: " + quote(content));
     std::string_view rest = trim(content.substr(first));
     const auto end = rest.find_first_of(" \t\n");
     return parse_u64(rest.substr(0, end), where);
 }
 
-Result<std::optional<std::uint64_t>> read_tasks_cpu_wait_ns(const std::string& proc_root,
-                                                            pid_t pid, unsigned threads) {
+Result<std::optional<std::uint64_t>> read_tasks_cpu_wait_ns(const std::string& proc_root, pid_t pid,
+                                                            unsigned threads) {
     const std::string task_dir = pid_file(proc_root, pid, "task");
     std::vector<pid_t> tids{pid};
     if (threads != 1) {

@@ -44,8 +44,8 @@ Result<std::uint64_t> parse_schedstat_wait_ns(std::string_view content, const st
 // run_delay summed over the process's threads (task/<tid>/schedstat; with `threads` == 1 only
 // the process's own). std::nullopt when the process is gone or the kernel has no schedstat
 // (CONFIG_SCHED_INFO off).
-Result<std::optional<std::uint64_t>> read_tasks_cpu_wait_ns(const std::string& proc_root,
-                                                            pid_t pid, unsigned threads = 0);
+Result<std::optional<std::uint64_t>> read_tasks_cpu_wait_ns(const std::string& proc_root, pid_t pid,
+                                                            unsigned threads = 0);
 // The union of <pid>/task/<tid>/children over the process's threads (CONFIG_PROC_CHILDREN).
 // With `threads` == 1 only task/<pid>/children is read, sparing the directory listing.
 Result<std::optional<std::vector<pid_t>>> read_task_children(const std::string& proc_root,

@@ -80,7 +80,9 @@ std::vector<PoolShape> grid_pairs() {
 }
 // Best of this many windows, for every static pair and for the adaptive pool alongside: three
 // in the benchmark; one in the test, whose 0.8 bar leaves room for a window's noise.
-int tries() { return benchmark_window_s() > 0 ? 3 : 1; }
+int tries() {
+    return benchmark_window_s() > 0 ? 3 : 1;
+}
 
 // A pair whose window served less than this share of the best pair's window so far cannot be the
 // best of the grid (only the best pair's neighbouring adaptive windows are compared): the test

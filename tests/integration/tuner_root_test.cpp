@@ -97,11 +97,12 @@ TEST(TunerRoot, WrongMemoryPerWorkerEitherWayStartsSafelyAndReachesTwoProcesses)
         const auto result = load.stop();
         const auto kills = cgroup.oom_kills();
         ASSERT_TRUE(kills.ok()) << kills.error().to_string();
-        std::printf("[ numbers  ] memory_per_worker %s for 150 MB processes in 512 MB: seed %u; "
-                    "2 processes with threads after %.1f s; then %s × %s; oom kills %llu; %s\n",
-                    guess, seed, after_s, w ? (*w)["target"].dump().c_str() : "?",
-                    w ? (*w)["threads"].dump().c_str() : "?",
-                    static_cast<unsigned long long>(*kills), result.summary().c_str());
+        std::printf(
+            "[ numbers  ] memory_per_worker %s for 150 MB processes in 512 MB: seed %u; "
+            "2 processes with threads after %.1f s; then %s × %s; oom kills %llu; %s\n",
+            guess, seed, after_s, w ? (*w)["target"].dump().c_str() : "?",
+            w ? (*w)["threads"].dump().c_str() : "?", static_cast<unsigned long long>(*kills),
+            result.summary().c_str());
         EXPECT_EQ(seed, 1u) << "the seed started what was not proven to fit";
         EXPECT_TRUE(two) << tunerd.admin_dump("/performance");
         ASSERT_TRUE(w.ok());

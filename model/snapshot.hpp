@@ -76,6 +76,15 @@ struct MemoryInfo {
     std::uint64_t oom_kills = 0;  // cumulative, memory.events / memory.oom_control
     std::uint64_t host_total_bytes = 0;
     std::uint64_t host_available_bytes = 0;  // MemAvailable: a signal only
+
+    // memory.high when it is set below the limit (above it the kernel throttles and reclaims
+    // hard), else the limit; 0 when no cgroup limit applies.
+    [[nodiscard]] bool high_is_the_line() const {
+        return high_bytes && *high_bytes > 0 && (!limited || *high_bytes < limit_bytes);
+    }
+    [[nodiscard]] std::uint64_t line_bytes() const {
+        return high_is_the_line() ? *high_bytes : (limited ? limit_bytes : 0);
+    }
 };
 
 struct PressureLine {

@@ -16,15 +16,8 @@ MemoryPressure memory_pressure(const Snapshot& snapshot, const WorkerSignals& si
     MemoryPressure p;
     const MemoryInfo& m = snapshot.memory;
     p.working_set_bytes = m.working_set_bytes;
-    std::string line_name;
-    if (m.limited && m.limit_bytes > 0) {
-        p.line_bytes = m.limit_bytes;
-        line_name = "memory.max";
-    }
-    if (m.high_bytes && *m.high_bytes > 0 && (p.line_bytes == 0 || *m.high_bytes < p.line_bytes)) {
-        p.line_bytes = *m.high_bytes;  // above memory.high the kernel throttles and reclaims
-        line_name = "memory.high";
-    }
+    p.line_bytes = m.line_bytes();
+    const std::string line_name = m.high_is_the_line() ? "memory.high" : "memory.max";
 
     std::vector<std::string> causes;
     if (signals.new_oom_kills > 0) {

@@ -68,9 +68,7 @@ unsigned WorkerController::process_cap(const Snapshot& snapshot, unsigned thread
 std::optional<unsigned> WorkerController::max_processes(const Snapshot& snapshot,
                                                         unsigned threads) const {
     const MemoryInfo& m = snapshot.memory;
-    std::uint64_t line = m.limited ? m.limit_bytes : 0;
-    if (m.high_bytes && *m.high_bytes > 0 && (line == 0 || *m.high_bytes < line))
-        line = *m.high_bytes;
+    const std::uint64_t line = m.line_bytes();
     if (line == 0) return std::nullopt;
     threads = std::max(1u, threads);
     const std::uint64_t usable = line - std::min(line, memory_headroom_bytes(line));

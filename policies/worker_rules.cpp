@@ -351,9 +351,7 @@ std::optional<unsigned> WorkerController::memory_fit(const Cycle& c, unsigned th
     // every worker) is left out: the kernel reclaims it before it OOM-kills, as memory_pressure
     // judges.
     const MemoryInfo& m = c.snapshot.memory;
-    std::uint64_t line = m.limited ? m.limit_bytes : 0;
-    if (m.high_bytes && *m.high_bytes > 0 && (line == 0 || *m.high_bytes < line))
-        line = *m.high_bytes;
+    const std::uint64_t line = m.line_bytes();
     if (line == 0 || m.unreclaimable_bytes() == 0) return std::nullopt;
     const auto processes = static_cast<double>(
         c.snapshot.worker_trees.empty() ? c.current : c.snapshot.worker_trees.size());

@@ -220,22 +220,17 @@ class System:
     def stop(self):
         if not self.proc:
             return
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-        except OSError:
-            pass
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            pass
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except OSError:
-            pass
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
+        # SIGTERM to the whole group, then SIGKILL for what has not exited (the group outlives
+        # its leader: gunicorn's workers, tunerd's).
+        for sig, wait_s in ((signal.SIGTERM, 20), (signal.SIGKILL, 5)):
+            try:
+                os.killpg(self.proc.pid, sig)
+            except OSError:
+                pass
+            try:
+                self.proc.wait(timeout=wait_s)
+            except subprocess.TimeoutExpired:
+                pass
         self.proc = None
 
     def log_tail(self, lines=15):

@@ -32,7 +32,7 @@ struct ServerConfig {
     std::uint64_t max_header_size_bytes = 16 * KiB;
     std::uint64_t max_body_size_bytes = 10 * MiB;
     Duration shutdown_timeout = 30s;
-    unsigned io_threads = 1;
+    unsigned io_threads = 0;  // 0 = "auto" (policies/io_threads.hpp)
 
     friend bool operator==(const ServerConfig&, const ServerConfig&) = default;
 };

@@ -95,19 +95,30 @@ void Dispatcher::take_slot_locked(const BackendPtr& b, Clock::time_point now) {
     ++inflight_;
 }
 
-AcquireStatus Dispatcher::acquire(Waiter w, BackendPtr& out, Clock::time_point now) {
-    std::lock_guard lock(mutex_);
+BackendPtr Dispatcher::grant_now_locked(unsigned avoid, Clock::time_point now) {
     // FIFO: nobody overtakes a queued request, except a retry (it already waited its turn).
     // Retries queue at the front and the others at the back, so a plain request is waiting
     // exactly when the back is one; retries waiting for another worker hold no one back.
     const bool plain_request_waiting = !queue_.empty() && queue_.back().avoid == 0;
-    if (!plain_request_waiting || w.avoid != 0) {
-        if (BackendPtr b = pick_locked(w.avoid)) {
-            take_slot_locked(b, now);
-            levels_changed_locked(now);
-            out = std::move(b);
-            return AcquireStatus::granted;
-        }
+    if (plain_request_waiting && avoid == 0) return nullptr;
+    BackendPtr b = pick_locked(avoid);
+    if (b) {
+        take_slot_locked(b, now);
+        levels_changed_locked(now);
+    }
+    return b;
+}
+
+BackendPtr Dispatcher::try_acquire(unsigned avoid, Clock::time_point now) {
+    std::lock_guard lock(mutex_);
+    return grant_now_locked(avoid, now);
+}
+
+AcquireStatus Dispatcher::acquire(Waiter w, BackendPtr& out, Clock::time_point now) {
+    std::lock_guard lock(mutex_);
+    if (BackendPtr b = grant_now_locked(w.avoid, now)) {
+        out = std::move(b);
+        return AcquireStatus::granted;
     }
     if (queue_.size() >= max_queue_ && w.avoid == 0) return AcquireStatus::queue_full;
     if (w.avoid != 0) {

@@ -82,6 +82,9 @@ public:
     // A request wants a worker: granted now (out set), queued (w.grant called later), or
     // refused because the queue is full.
     AcquireStatus acquire(Waiter w, BackendPtr& out, Clock::time_point now = Clock::now());
+    // The fast path of acquire: a slot now (FIFO kept: none while a plain request waits), or
+    // null without queueing anything; then acquire() with a waiter.
+    BackendPtr try_acquire(unsigned avoid, Clock::time_point now = Clock::now());
     // A queued request gave up (timeout, client gone); false if it was granted meanwhile.
     bool cancel(std::uint64_t waiter_id, Clock::time_point now = Clock::now());
     // A request is done with its backend; its connection, if reusable, is parked first.
@@ -115,6 +118,7 @@ public:
 
 private:
     BackendPtr pick_locked(unsigned avoid) const;
+    BackendPtr grant_now_locked(unsigned avoid, Clock::time_point now);
     void grant_waiters_locked(Clock::time_point now);
     void take_slot_locked(const BackendPtr& b, Clock::time_point now);
     void levels_changed_locked(Clock::time_point now);

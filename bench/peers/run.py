@@ -25,16 +25,15 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchlib import REPO, PYTHON, System, children, free_port, http_json, log, machine  # noqa: E402
+
 FLASK_DIR = os.path.join(REPO, "examples", "flask")
-PYTHON = "/usr/bin/python3"
 
 CLIENTS = 32
 MEMORY_LIMIT = 512 << 20
@@ -49,40 +48,6 @@ ROUTES = {
 }
 BIG_GRID = [(p, t) for p in (1, 2, 3, 5, 8, 16) for t in (1, 4, 8, 16)]
 SMALL_GRID = [(p, t) for p in (2, 5, 16) for t in (1, 8)]
-
-
-def log(*args):
-    print(*args, file=sys.stderr, flush=True)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def http_ok(port, path="/health", timeout=1.0):
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as r:
-            return 200 <= r.status < 300
-    except Exception:
-        return False
-
-
-def http_json(port, path, timeout=2.0):
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as r:
-            return json.loads(r.read())
-    except Exception:
-        return None
-
-
-def children(pid):
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(x) for x in f.read().split()]
-    except OSError:
-        return []
 
 
 # ---- cgroups -------------------------------------------------------------------------------
@@ -167,79 +132,14 @@ class Cgroup:
 # ---- the systems under test ----------------------------------------------------------------
 
 
-class System:
-    """One server: started in its own process group (and cgroup), stopped with everything."""
-
-    label = "?"
-
-    def __init__(self, cgroup=None, env=None):
-        self.cgroup = cgroup
-        self.env = dict(os.environ, **(env or {}))
-        self.proc = None
-        self.port = free_port()
-        self.logfile = tempfile.NamedTemporaryFile(prefix="peers-", suffix=".log", delete=False)
-
-    def argv(self):
-        raise NotImplementedError
+class FlaskApp(System):
+    """A peer serving examples/flask from its directory."""
 
     def cwd(self):
         return FLASK_DIR
 
-    def health_port(self):
-        return self.port
 
-    def health_path(self):
-        return "/health"
-
-    def start(self, timeout=60):
-        def enter():
-            os.setsid()
-            if self.cgroup:
-                with open(self.cgroup.procs_file(), "w") as f:
-                    f.write(str(os.getpid()))
-
-        self.proc = subprocess.Popen(self.argv(), cwd=self.cwd(), env=self.env,
-                                     stdout=self.logfile, stderr=subprocess.STDOUT,
-                                     preexec_fn=enter)
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.label} exited: {self.log_tail()}")
-            if self.ready():
-                return
-            time.sleep(0.1)
-        raise RuntimeError(f"{self.label} not ready within {timeout}s: {self.log_tail()}")
-
-    def ready(self):
-        return http_ok(self.health_port(), self.health_path())
-
-    def worker_pids(self):
-        """The processes that serve requests (what a kill -9 scenario may hit)."""
-        return children(self.proc.pid)
-
-    def stop(self):
-        if not self.proc:
-            return
-        # SIGTERM to the whole group, then SIGKILL for what has not exited (the group outlives
-        # its leader: gunicorn's workers, tunerd's).
-        for sig, wait_s in ((signal.SIGTERM, 20), (signal.SIGKILL, 5)):
-            try:
-                os.killpg(self.proc.pid, sig)
-            except OSError:
-                pass
-            try:
-                self.proc.wait(timeout=wait_s)
-            except subprocess.TimeoutExpired:
-                pass
-        self.proc = None
-
-    def log_tail(self, lines=15):
-        self.logfile.flush()
-        with open(self.logfile.name, errors="replace") as f:
-            return "".join(f.readlines()[-lines:])
-
-
-class Gunicorn(System):
+class Gunicorn(FlaskApp):
     def __init__(self, processes, threads, **kw):
         super().__init__(**kw)
         self.processes, self.threads = processes, threads
@@ -251,7 +151,7 @@ class Gunicorn(System):
                 "app:app"]
 
 
-class Uwsgi(System):
+class Uwsgi(FlaskApp):
     """uWSGI's cheaper mode as its docs show it: busyness algorithm, 2..24 processes."""
 
     label = "uwsgi cheaper"
@@ -512,19 +412,6 @@ def best_static(scenario, default):
     best = max(runs, key=lambda r: r["rps"])
     p, t = best["system"].split()[1].split("x")
     return int(p), int(t)
-
-
-def machine():
-    cores = os.cpu_count()
-    model = ""
-    for line in open("/proc/cpuinfo"):
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-            break
-    return {"cores": cores, "cpu": model, "kernel": os.uname().release,
-            "loadavg": open("/proc/loadavg").read().split()[:3],
-            "revision": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
-                                       capture_output=True, text=True).stdout.strip()}
 
 
 def main():

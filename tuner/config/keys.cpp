@@ -202,6 +202,32 @@ ConfigKey database_memory_key() {
         std::move(write));
 }
 
+// server.io_threads: 1 to 64, or "auto" (stored as 0): half the effective cores, 1 to 4.
+ConfigKey io_threads_key() {
+    Reader<unsigned> read = [](const toml::node& node, const std::string& key,
+                               IssueSink& sink) -> std::optional<unsigned> {
+        if (const auto text = node.value_exact<std::string>()) {
+            if (*text == "auto") return 0u;
+            sink.add(key, node.source(),
+                     "must be \"auto\" or a number of threads, got " + describe(node));
+            return std::nullopt;
+        }
+        const auto n = read_unsigned<unsigned>(node, key, sink);
+        if (n && (*n < 1 || *n > 64)) {
+            sink.add(key, node.source(),
+                     "must be \"auto\" or between 1 and 64, got " + std::to_string(*n));
+            return std::nullopt;
+        }
+        return n;
+    };
+    Writer<unsigned> write = [](const unsigned& n) {
+        return n == 0 ? toml_string("auto") : std::to_string(n);
+    };
+    return make_key<unsigned>(
+        "server", "io_threads", "threads of the front: \"auto\" = half the cores, 1 to 4",
+        [](auto& c) -> auto& { return c.server.io_threads; }, std::move(read), std::move(write));
+}
+
 std::vector<ConfigKey> build_keys() {
     using PM = PoolMode;
     std::vector<ConfigKey> keys;
@@ -236,9 +262,7 @@ std::vector<ConfigKey> build_keys() {
     add(duration_key(
         "server", "shutdown_timeout", "on SIGTERM, queued and in-flight requests get this long",
         [](auto& c) -> auto& { return c.server.shutdown_timeout; }, positive_duration()));
-    add(restart_only(whole_key<unsigned>(
-        "server", "io_threads", "threads running the front, admin listener and supervisor",
-        [](auto& c) -> auto& { return c.server.io_threads; }, between<unsigned>(1, 64))));
+    add(restart_only(io_threads_key()));
 
     // [admin]
     add(restart_only(string_key(

@@ -20,6 +20,7 @@
 #include <systemd/sd-daemon.h>
 #endif
 
+#include "policies/io_threads.hpp"
 #include "policies/registry.hpp"
 #include "server/admin.hpp"
 #include "server/dispatcher.hpp"
@@ -318,7 +319,13 @@ void Daemon::start_serving() {
     spdlog::info("event=pool_starting workers={} threads={} command={}", workers, threads,
                  log_quote(config_.workers.command.empty() ? "" : config_.workers.command.front()));
     control_->start();
-    front_->start();
+    const unsigned cores = control_->view().snapshot.cpu.effective_cores;
+    const unsigned io_threads = policies::io_threads_for(config_.server.io_threads, cores);
+    spdlog::info("event=io_threads threads={} configured={} cores={}", io_threads,
+                 config_.server.io_threads == 0 ? std::string("auto")
+                                                : std::to_string(config_.server.io_threads),
+                 cores);
+    front_->start(io_threads);
     admin_->start();
 }
 

@@ -63,12 +63,16 @@ TEST(ConfigRanges, EveryTimeoutMustBeAboveZero) {
     }
 }
 
-TEST(ConfigRanges, IoThreadsFromOneToSixtyFour) {
+TEST(ConfigRanges, IoThreadsFromOneToSixtyFourOrAuto) {
     EXPECT_THAT(single_issue("[server]\nio_threads = 0\n").message,
-                HasSubstr("between 1 and 64, got 0"));
+                HasSubstr("\"auto\" or between 1 and 64, got 0"));
     EXPECT_THAT(single_issue("[server]\nio_threads = 65\n").message,
                 HasSubstr("between 1 and 64, got 65"));
+    EXPECT_THAT(single_issue("[server]\nio_threads = \"many\"\n").message,
+                HasSubstr("must be \"auto\" or a number of threads"));
     EXPECT_EQ(valid_config("[server]\nio_threads = 64\n").server.io_threads, 64u);
+    EXPECT_EQ(valid_config("[server]\nio_threads = \"auto\"\n").server.io_threads, 0u);
+    EXPECT_EQ(valid_config("").server.io_threads, 0u) << "the default is auto";
 }
 
 TEST(ConfigRanges, PssEveryIsAtLeastOne) {

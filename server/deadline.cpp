@@ -78,7 +78,9 @@ void Deadline::arm(Duration timeout) {
 
 void Deadline::settle(boost::system::error_code& ec) {
     disarm();
-    if (expired_ && ec == boost::asio::error::operation_aborted) ec = boost::asio::error::timed_out;
+    // The deadline passed while the operation was pending: whatever error it ended with (the
+    // cancellation, or what closing the stream gave) is the timeout.
+    if (expired_ && ec) ec = boost::asio::error::timed_out;
 }
 
 }  // namespace tuner::server

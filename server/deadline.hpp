@@ -63,8 +63,8 @@ public:
     void disarm() { at_ = Clock::time_point::max(); }
     // The deadline passed (and on_expiry ran) since the last arm.
     [[nodiscard]] bool expired() const { return expired_; }
-    // After the operation: disarms, and turns the cancellation the expiry caused into
-    // asio::error::timed_out. An operation that succeeded is left alone.
+    // After the operation: disarms, and turns the error the expiry caused (the cancellation)
+    // into asio::error::timed_out. An operation that succeeded is left alone.
     void settle(boost::system::error_code& ec);
 
 private:

@@ -27,6 +27,8 @@
 #include <utility>
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -215,8 +217,12 @@ public:
           connector_(std::move(connector)),
           client_address_(std::move(client_address)),
           client_deadline_(watchdog, [this] { StreamOps<Client>::cancel(client_); }),
-          upstream_deadline_(std::move(watchdog), [this] {
-              if (upstream_) StreamOps<Upstream>::cancel(*upstream_);
+          upstream_deadline_(watchdog,
+                             [this] {
+                                 if (upstream_) StreamOps<Upstream>::cancel(*upstream_);
+                             }),
+          late_deadline_(std::move(watchdog), [this] {
+              if (on_late_) on_late_();
           }) {}
 
     boost::asio::any_io_executor executor() override { return client_.get_executor(); }
@@ -245,6 +251,10 @@ private:
     Upstream* upstream_ = nullptr;  // the worker connection in use, for its deadline
     Deadline client_deadline_;
     Deadline upstream_deadline_;
+    // request_timeout passed while the worker still owes its response header: the exchange
+    // answers 504 at once (on_late_), while it goes on waiting for the worker.
+    Deadline late_deadline_;
+    std::function<void()> on_late_;
 };
 
 template <class Client, class Connector>
@@ -280,7 +290,12 @@ private:
     boost::asio::awaitable<Step> send_request();
     boost::asio::awaitable<Step> read_response_header();
     boost::asio::awaitable<Outcome> relay_response();
-    boost::asio::awaitable<bool> answer_late();
+    // The late deadline fired: the 504 goes out now, beside the wait for the worker.
+    void late_fired();
+    boost::asio::awaitable<void> write_late_answer();
+    // After a 504: the worker's answer is read and dropped, then its slot freed; a worker
+    // silent for twice request_timeout is reported stuck.
+    boost::asio::awaitable<bool> finish_late(boost::system::error_code ec);
 
     // The request may go to another worker after `fault` (nothing reached the client yet).
     bool may_retry(const Fault& fault) const;
@@ -315,6 +330,9 @@ private:
     unsigned avoid_ = 0;
     SlotGuard slot_;
     std::unique_ptr<Connection> conn_;
+    bool late_answered_ = false;  // the client got (or is getting) 504
+    bool late_writing_ = false;
+    std::shared_ptr<boost::asio::steady_timer> late_written_;  // wakes finish_late
     Clock::time_point service_start_{};
 };
 
@@ -480,7 +498,7 @@ boost::asio::awaitable<bool> Session<Client, Connector>::Exchange::run() {
             co_return co_await refuse(*fault, has_body_);
         }
         if (auto fault = co_await read_response_header()) {
-            if (fault->failure == Failure::worker_late) co_return co_await answer_late();
+            if (late_answered_) co_return co_await finish_late(fault->ec);
             worker_failed(fault->ec.message());
             if (retry(*fault)) continue;
             co_return co_await refuse(*fault, false);
@@ -655,9 +673,12 @@ auto Session<Client, Connector>::Exchange::read_response_header() -> boost::asio
     namespace http = exchange_detail::http;
     new_response_parser();
     boost::system::error_code ec;
-    // After request_timeout the client gets 504 (answer_late); the worker keeps its slot
-    // until it answers, because it is still busy with this request.
-    s_.upstream_deadline_.arm(cfg_.request_timeout);
+    // After request_timeout the client gets 504 (late_fired); the worker keeps its slot until
+    // it answers, because it is still busy with this request, or until twice request_timeout
+    // passed and it counts as stuck.
+    s_.on_late_ = [this] { late_fired(); };
+    s_.late_deadline_.arm(cfg_.request_timeout);
+    s_.upstream_deadline_.arm(cfg_.request_timeout * 2);
     for (;;) {
         co_await http::async_read_header(conn_->stream, conn_->buffer, *res_parser_,
                                          asio::redirect_error(asio::use_awaitable, ec));
@@ -667,6 +688,9 @@ auto Session<Client, Connector>::Exchange::read_response_header() -> boost::asio
         new_response_parser();
     }
     s_.upstream_deadline_.settle(ec);
+    s_.late_deadline_.disarm();
+    s_.on_late_ = nullptr;
+    if (late_answered_) co_return Fault{Failure::worker_late, ec};
     if (ec) co_return Fault{classify_response_error(ec), ec};
     co_return std::nullopt;
 }
@@ -770,37 +794,48 @@ auto Session<Client, Connector>::Exchange::relay_response() -> boost::asio::awai
     co_return !client_ec && upstream_clean && keep_alive_ ? Outcome::keep_alive : Outcome::close;
 }
 
-// No response header within request_timeout: the client gets 504 now; the worker is still
-// busy with the request, so its slot is held until it answers (the answer is read and
-// dropped) or until a second request_timeout passes and it counts as stuck.
 template <class Client, class Connector>
-boost::asio::awaitable<bool> Session<Client, Connector>::Exchange::answer_late() {
+void Session<Client, Connector>::Exchange::late_fired() {
+    if (late_answered_) return;
+    late_answered_ = true;
+    late_writing_ = true;
+    keep_alive_ = false;
+    // The session outlives the writer: finish_late waits for it before the exchange ends.
+    boost::asio::co_spawn(s_.client_.get_executor(), write_late_answer(), boost::asio::detached);
+}
+
+template <class Client, class Connector>
+boost::asio::awaitable<void> Session<Client, Connector>::Exchange::write_late_answer() {
+    try {
+        co_await refuse(Fault{Failure::worker_late, {}}, false);
+    } catch (...) {
+        // A failed write is the client gone; nothing else can throw here.
+    }
+    StreamOps<Client>::shutdown_send(s_.client_);
+    late_writing_ = false;
+    if (late_written_) late_written_->cancel();
+}
+
+// No response header within request_timeout: the client got 504; the worker was still busy
+// with the request, so its slot was held until it answered (now: its answer is read and
+// dropped) or until a second request_timeout passed (ec: it counts as stuck).
+template <class Client, class Connector>
+boost::asio::awaitable<bool> Session<Client, Connector>::Exchange::finish_late(
+    boost::system::error_code ec) {
     namespace asio = exchange_detail::asio;
     namespace http = exchange_detail::http;
-    keep_alive_ = false;
-    co_await refuse(Fault{Failure::worker_late, {}}, false);
-    StreamOps<Client>::shutdown_send(s_.client_);
-    boost::system::error_code ec;
-    s_.upstream_deadline_.arm(cfg_.request_timeout);
-    while (!ec) {
-        if (!res_parser_->is_header_done()) {
-            co_await http::async_read_header(conn_->stream, conn_->buffer, *res_parser_,
-                                             asio::redirect_error(asio::use_awaitable, ec));
-        } else if (res_parser_->get().result_int() < 200) {
-            new_response_parser();  // an interim response: the final one follows
-        } else {
-            break;
+    if (!ec) {
+        std::array<char, kRelayBufferSize> scratch;
+        s_.upstream_deadline_.arm(cfg_.request_timeout);
+        while (!ec && !res_parser_->is_done()) {
+            res_parser_->get().body().data = scratch.data();
+            res_parser_->get().body().size = scratch.size();
+            co_await http::async_read(conn_->stream, conn_->buffer, *res_parser_,
+                                      asio::redirect_error(asio::use_awaitable, ec));
+            if (ec == http::error::need_buffer) ec = {};
         }
+        s_.upstream_deadline_.settle(ec);
     }
-    std::array<char, kRelayBufferSize> scratch;
-    while (!ec && !res_parser_->is_done()) {
-        res_parser_->get().body().data = scratch.data();
-        res_parser_->get().body().size = scratch.size();
-        co_await http::async_read(conn_->stream, conn_->buffer, *res_parser_,
-                                  asio::redirect_error(asio::use_awaitable, ec));
-        if (ec == http::error::need_buffer) ec = {};
-    }
-    s_.upstream_deadline_.settle(ec);
     const bool reusable = !ec && res_parser_->is_done() && res_parser_->keep_alive();
     const unsigned worker = slot_.backend()->id;
     std::unique_ptr<IdleConnection> park;
@@ -810,10 +845,18 @@ boost::asio::awaitable<bool> Session<Client, Connector>::Exchange::answer_late()
     }
     drop_connection();
     slot_.release(std::move(park), !ec);
-    if (ec && core_.hooks.worker_stuck) {
+    if (ec && is_timeout(ec) && core_.hooks.worker_stuck) {
         core_.hooks.worker_stuck(worker, "no response within " +
                                              format_duration(cfg_.request_timeout * 2) + ": " +
                                              ec.message());
+    } else if (ec && core_.hooks.upstream_failed) {
+        core_.hooks.upstream_failed(worker, ec.message());
+    }
+    if (late_writing_) {
+        late_written_ = std::make_shared<asio::steady_timer>(s_.client_.get_executor(),
+                                                             Clock::time_point::max());
+        boost::system::error_code wait_ec;
+        co_await late_written_->async_wait(asio::redirect_error(asio::use_awaitable, wait_ec));
     }
     co_return false;
 }

@@ -1,0 +1,420 @@
+// The front's session steps (server/exchange.hpp) over beast::test::stream: a scripted client on
+// one side, scripted workers on the other, failures injected at every step. Each test checks
+// what the client received and that the worker slot came back (nothing in flight at the end).
+#include "server/exchange.hpp"
+
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/_experimental/test/stream.hpp>
+#include <boost/beast/http.hpp>
+#include <gtest/gtest.h>
+
+namespace tuner::server {
+
+// The test streams have no cancel: ending our input (close_remote) ends a pending read, which is
+// what a deadline needs, and leaves the stream writable (a 408 can still go out); a parked test
+// connection is never found closed by a look.
+template <>
+struct StreamOps<boost::beast::test::stream> {
+    static void cancel(boost::beast::test::stream& s) { s.close_remote(); }
+    static void shutdown_send(boost::beast::test::stream& s) { s.close(); }
+    static void close(boost::beast::test::stream& s) { s.close(); }
+    static bool peer_done(boost::beast::test::stream&) { return false; }
+};
+
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using TestStream = beast::test::stream;
+using namespace std::chrono_literals;
+
+// What a scripted worker does with one connection.
+enum class Worker {
+    answer_200,          // reads the request, answers 200 "hello" (keep-alive)
+    answer_then_close,   // answers 200 (keep-alive), then closes the idle connection
+    close_at_once,       // closes without reading or answering (reset before the first byte)
+    close_after_header,  // reads the request, sends a header promising 10 bytes, sends 3, closes
+    big_then_close,      // reads the request, promises 200 KiB, sends 1 KiB, closes
+    answer_late,         // reads the request, answers 200 after late_after
+    never_answers,       // reads the request and keeps the connection open, silent
+    refuse_connect,      // the connect fails (ECONNREFUSED)
+};
+
+struct Script {
+    std::deque<Worker> workers;  // one per connection, in order; answer_200 when empty
+    Duration late_after = 400ms;
+    int connects = 0;
+    int requests_seen = 0;
+    std::vector<std::string> bodies_seen;
+    std::vector<std::string> headers_seen;
+};
+
+asio::awaitable<void> play_worker(std::shared_ptr<TestStream> end, Worker what,
+                                  std::shared_ptr<Script> script) {
+    beast::flat_buffer buffer;
+    beast::error_code ec;
+    if (what == Worker::close_at_once) {
+        end->close();
+        co_return;
+    }
+    for (;;) {
+        http::request<http::string_body> req;
+        co_await http::async_read(*end, buffer, req, asio::redirect_error(asio::use_awaitable, ec));
+        if (ec) co_return;
+        ++script->requests_seen;
+        script->bodies_seen.push_back(req.body());
+        std::ostringstream header;
+        header << req.base();
+        script->headers_seen.push_back(header.str());
+        if (what == Worker::never_answers) {
+            asio::steady_timer forever(end->get_executor(), 1h);
+            co_await forever.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+            co_return;
+        }
+        if (what == Worker::answer_late) {
+            asio::steady_timer t(end->get_executor(), script->late_after);
+            co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        }
+        std::string raw;
+        if (what == Worker::close_after_header) {
+            raw = "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc";
+        } else if (what == Worker::big_then_close) {
+            raw = "HTTP/1.1 200 OK\r\nContent-Length: 204800\r\n\r\n" + std::string(1024, 'x');
+        } else {
+            raw = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+        }
+        co_await asio::async_write(*end, asio::buffer(raw),
+                                   asio::redirect_error(asio::use_awaitable, ec));
+        if (what == Worker::close_after_header || what == Worker::big_then_close ||
+            what == Worker::answer_then_close) {
+            end->close();
+            co_return;
+        }
+        if (ec) co_return;
+    }
+}
+
+// Connects each upstream stream to a scripted worker.
+struct ScriptedConnector {
+    using Stream = TestStream;
+    std::shared_ptr<Script> script;
+
+    static Stream make(const asio::io_context::executor_type& ex) { return Stream(ex.context()); }
+    static Stream make(const asio::any_io_executor& ex) {
+        return Stream(static_cast<asio::io_context&>(asio::query(ex, asio::execution::context)));
+    }
+
+    asio::awaitable<beast::error_code> connect(Stream& stream, const Backend&) const {
+        ++script->connects;
+        Worker what = Worker::answer_200;
+        if (!script->workers.empty()) {
+            what = script->workers.front();
+            script->workers.pop_front();
+        }
+        if (what == Worker::refuse_connect) co_return asio::error::connection_refused;
+        auto end = std::make_shared<TestStream>(stream.get_executor().context());
+        stream.connect(*end);
+        asio::co_spawn(stream.get_executor(), play_worker(end, what, script), asio::detached);
+        co_return beast::error_code{};
+    }
+};
+
+using TestSession = Session<TestStream, ScriptedConnector>;
+
+class ExchangeTest : public ::testing::Test {
+protected:
+    ExchangeTest() {
+        config.header_timeout = 300ms;
+        config.request_timeout = 300ms;
+        config.queue_timeout = 300ms;
+        config.keepalive_timeout = 2s;
+        config.max_body_size_bytes = 1000;
+        config.max_header_size_bytes = 2048;
+        backend->id = 1;
+        backend->capacity = 1;
+        backend->address.unix_path = "unused";
+        dispatcher.add(backend);
+        hooks.upstream_failed = [this](unsigned id, const std::string& e) {
+            failed.push_back(std::to_string(id) + ": " + e);
+        };
+        hooks.worker_stuck = [this](unsigned id, const std::string& why) {
+            stuck.push_back(std::to_string(id) + ": " + why);
+        };
+    }
+
+    // As the Front does when it goes: the io_context (declared first, destroyed last) destroys
+    // the sessions still suspended, and their slot guards must not reach the dispatcher.
+    ~ExchangeTest() override {
+        if (core) core->dispatcher = nullptr;
+    }
+
+    // A client connection whose session runs until the client side closes.
+    struct Client {
+        std::shared_ptr<TestStream> end;  // the client's side
+        std::shared_ptr<TestSession> session;
+    };
+    Client connect() {
+        if (!core) core = std::make_shared<FrontCore>(dispatcher, config, hooks);
+        Client c;
+        c.end = std::make_shared<TestStream>(ioc);
+        TestStream server_side(ioc);
+        c.end->connect(server_side);
+        c.session = std::make_shared<TestSession>(core, watchdog, std::move(server_side),
+                                                  ScriptedConnector{script}, "192.0.2.7");
+        asio::co_spawn(ioc, TestSession::run(c.session), asio::detached);
+        return c;
+    }
+
+    // Runs the loop until `done` holds (or 5 s pass: the test then fails on its checks).
+    void run_until(const std::function<bool()>& done) {
+        const auto until = Clock::now() + 5s;
+        while (!done() && Clock::now() < until) {
+            ioc.run_for(10ms);
+            if (ioc.stopped()) ioc.restart();
+        }
+    }
+
+    // Everything the client received until a full response (or the connection closed).
+    struct Answer {
+        int status = 0;
+        std::string body;
+        bool closed = false;  // the connection ended without (the rest of) a response
+        std::string raw;
+    };
+    static void send(Client& c, const std::string& bytes) {
+        asio::write(*c.end, asio::buffer(bytes));
+    }
+    Answer exchange(Client& c, const std::string& request) {
+        send(c, request);
+        return read_answer(c);
+    }
+    Answer read_answer(Client& c) {
+        Answer a;
+        bool finished = false;
+        auto parser = std::make_shared<http::response_parser<http::string_body>>();
+        auto buffer = std::make_shared<beast::flat_buffer>();
+        http::async_read(*c.end, *buffer, *parser, [&](beast::error_code ec, std::size_t) {
+            if (!ec) {
+                a.status = parser->get().result_int();
+                a.body = parser->get().body();
+            } else {
+                a.closed = true;
+            }
+            finished = true;
+        });
+        run_until([&] { return finished; });
+        return a;
+    }
+    unsigned inflight() const { return dispatcher.counts().inflight; }
+
+    asio::io_context ioc;
+    ServerConfig config;
+    Dispatcher dispatcher{2};
+    BackendPtr backend = std::make_shared<Backend>();
+    FrontHooks hooks;
+    std::vector<std::string> failed, stuck;
+    std::shared_ptr<Script> script = std::make_shared<Script>();
+    std::shared_ptr<FrontCore> core;
+    std::shared_ptr<Watchdog> watchdog = std::make_shared<Watchdog>(ioc.get_executor());
+};
+
+const std::string kGet = "GET /x HTTP/1.1\r\nHost: t\r\n\r\n";
+const std::string kPost = "POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\nbody";
+
+TEST_F(ExchangeTest, AnsweredRequestReleasesTheSlotAndParksTheConnection) {
+    auto c = connect();
+    auto a = exchange(c, kGet);
+    EXPECT_EQ(a.status, 200);
+    EXPECT_EQ(a.body, "hello");
+    EXPECT_EQ(inflight(), 0u);
+    EXPECT_EQ(backend->idle.size(), 1u);
+    // The next request on the same client connection reuses the parked worker connection.
+    a = exchange(c, kGet);
+    EXPECT_EQ(a.status, 200);
+    EXPECT_EQ(script->connects, 1);
+    EXPECT_EQ(script->requests_seen, 2);
+    EXPECT_EQ(dispatcher.cumulative().codes.at(200), 2u);
+}
+
+TEST_F(ExchangeTest, PostOnAParkedConnectionTheWorkerClosedGoesOutOnANewOne) {
+    script->workers = {Worker::answer_then_close};
+    auto c = connect();
+    EXPECT_EQ(exchange(c, kGet).status, 200);
+    run_until([&] { return script->requests_seen == 1; });
+    ASSERT_EQ(backend->idle.size(), 1u);
+    const auto a = exchange(c, kPost);
+    EXPECT_EQ(a.status, 200) << a.body;
+    EXPECT_EQ(script->connects, 2);
+    EXPECT_EQ(script->bodies_seen.back(), "body");
+    EXPECT_EQ(dispatcher.cumulative().retries, 0u) << "a stale connection costs no retry";
+    EXPECT_TRUE(failed.empty()) << "nor is it the worker's failure";
+    EXPECT_EQ(inflight(), 0u);
+}
+
+TEST_F(ExchangeTest, GetRetriedWhenTheWorkerResetsBeforeTheFirstByte) {
+    script->workers = {Worker::close_at_once};
+    auto c = connect();
+    const auto a = exchange(c, kGet);
+    EXPECT_EQ(a.status, 200);
+    EXPECT_EQ(script->connects, 2);
+    EXPECT_EQ(dispatcher.cumulative().retries, 1u);
+    EXPECT_EQ(failed.size(), 1u) << "the pool hears of the failed worker";
+    EXPECT_EQ(inflight(), 0u);
+}
+
+TEST_F(ExchangeTest, PostNotRetriedAfterAResetGets502) {
+    script->workers = {Worker::close_at_once};
+    auto c = connect();
+    const auto a = exchange(c, kPost);
+    EXPECT_EQ(a.status, 502);
+    EXPECT_NE(a.body.find("worker failed before answering"), std::string::npos) << a.body;
+    EXPECT_EQ(script->connects, 1);
+    EXPECT_EQ(inflight(), 0u);
+}
+
+TEST_F(ExchangeTest, SmallResponseCutMidBodyIsRetriedBeforeTheClientSeesAByte) {
+    script->workers = {Worker::close_after_header};
+    auto c = connect();
+    const auto a = exchange(c, kGet);
+    EXPECT_EQ(a.status, 200);
+    EXPECT_EQ(a.body, "hello") << "the second worker's whole answer, nothing of the first";
+    EXPECT_EQ(script->requests_seen, 2);
+    EXPECT_EQ(inflight(), 0u);
+}
+
+TEST_F(ExchangeTest, SmallResponseCutMidBodyOfAPostGets502) {
+    script->workers = {Worker::close_after_header};
+    auto c = connect();
+    const auto a = exchange(c, kPost);
+    EXPECT_EQ(a.status, 502);
+    EXPECT_EQ(script->requests_seen, 1);
+    EXPECT_EQ(inflight(), 0u);
+}
+
+TEST_F(ExchangeTest, LargeResponseCutAfterItsHeaderClosesTheClientConnection) {
+    script->workers = {Worker::big_then_close};
+    auto c = connect();
+    const auto a = exchange(c, kGet);
+    EXPECT_TRUE(a.closed) << "the client cannot get a whole response";
+    EXPECT_EQ(script->requests_seen, 1) << "nothing to retry once bytes reached the client";
+    EXPECT_EQ(failed.size(), 1u);
+    EXPECT_EQ(inflight(), 0u);
+}
+
+TEST_F(ExchangeTest, ConnectRefusedOnceIsRetriedAndTwiceGets502) {
+    script->workers = {Worker::refuse_connect};
+    auto c = connect();
+    EXPECT_EQ(exchange(c, kPost).status, 200) << "nothing was sent: any method may go again";
+    script->workers = {Worker::refuse_connect, Worker::refuse_connect};
+    backend->idle.clear();
+    auto c2 = connect();
+    const auto a = exchange(c2, kGet);
+    EXPECT_EQ(a.status, 502);
+    EXPECT_NE(a.body.find("worker unreachable"), std::string::npos) << a.body;
+    EXPECT_EQ(inflight(), 0u);
+}
+
+TEST_F(ExchangeTest, LateWorkerGets504AndKeepsItsSlotUntilItAnswers) {
+    script->workers = {Worker::answer_late};
+    script->late_after = 450ms;  // after the 504 (300 ms), before it counts as stuck (600 ms)
+    auto c = connect();
+    const auto a = exchange(c, kGet);
+    EXPECT_EQ(a.status, 504);
+    EXPECT_EQ(inflight(), 1u) << "the worker is still busy with the request";
+    run_until([&] { return inflight() == 0; });
+    EXPECT_EQ(inflight(), 0u);
+    EXPECT_TRUE(stuck.empty());
+    EXPECT_EQ(backend->idle.size(), 1u) << "its answer was read whole: the connection is reusable";
+}
+
+TEST_F(ExchangeTest, WorkerSilentForTwiceTheTimeoutIsReportedStuck) {
+    script->workers = {Worker::never_answers};
+    auto c = connect();
+    EXPECT_EQ(exchange(c, kGet).status, 504);
+    run_until([&] { return !stuck.empty(); });
+    ASSERT_EQ(stuck.size(), 1u);
+    EXPECT_EQ(inflight(), 0u);
+}
+
+TEST_F(ExchangeTest, SlowHeaderGets408) {
+    auto c = connect();
+    const auto a = exchange(c, "GET / HTTP/1.1\r\nHost: t\r\n");
+    EXPECT_EQ(a.status, 408);
+    EXPECT_EQ(script->connects, 0);
+}
+
+TEST_F(ExchangeTest, MalformedOversizedAndTooLargeRequestsGet400_431_413) {
+    auto c1 = connect();
+    EXPECT_EQ(exchange(c1, "GET / HTTP/9\r\n\r\n").status, 400);
+    auto c2 = connect();
+    EXPECT_EQ(exchange(c2, "GET / HTTP/1.1\r\nX: " + std::string(4000, 'a') + "\r\n\r\n").status,
+              431);
+    auto c3 = connect();
+    EXPECT_EQ(exchange(c3, "POST / HTTP/1.1\r\nContent-Length: 5000\r\n\r\n").status, 413);
+    auto c4 = connect();
+    const auto chunked =
+        exchange(c4, "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n800\r\n" +
+                         std::string(2048, 'a') + "\r\n0\r\n\r\n");
+    EXPECT_EQ(chunked.status, 413) << "a chunked body over max_body_size, found while relaying";
+    EXPECT_EQ(inflight(), 0u);
+    EXPECT_EQ(dispatcher.cumulative().codes.at(413), 2u);
+}
+
+TEST_F(ExchangeTest, ClientGoneMidBodyReleasesTheSlotAndAnswersNothing) {
+    auto c = connect();
+    send(c, "POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nonly part");
+    run_until([&] { return script->connects == 1 && inflight() == 1; });
+    c.end->close();
+    run_until([&] { return inflight() == 0; });
+    EXPECT_EQ(inflight(), 0u);
+    EXPECT_EQ(script->requests_seen, 0) << "the worker never got a whole request";
+}
+
+TEST_F(ExchangeTest, FullQueueGets503AndAWaitOverQueueTimeoutToo) {
+    config.max_queue = 1;
+    dispatcher.set_max_queue(1);
+    script->workers = {Worker::never_answers};
+    auto busy = connect();
+    send(busy, kGet);
+    run_until([&] { return inflight() == 1; });
+    auto waiting = connect();
+    send(waiting, kGet);
+    run_until([&] { return dispatcher.counts().queued == 1; });
+    auto refused = connect();
+    const auto full = exchange(refused, kGet);
+    EXPECT_EQ(full.status, 503);
+    EXPECT_NE(full.body.find("queue is full"), std::string::npos);
+    const auto timed_out = read_answer(waiting);
+    EXPECT_EQ(timed_out.status, 503);
+    EXPECT_NE(timed_out.body.find("no worker became free within"), std::string::npos);
+    EXPECT_EQ(dispatcher.counts().queued, 0u);
+}
+
+TEST_F(ExchangeTest, ForwardsTheClientAddressAndStripsHopByHopHeaders) {
+    auto c = connect();
+    const auto a = exchange(c,
+                            "POST /x HTTP/1.1\r\nHost: t\r\nConnection: keep-alive, X-Hop\r\n"
+                            "X-Hop: 1\r\nContent-Length: 4\r\n\r\nbody");
+    EXPECT_EQ(a.status, 200);
+    ASSERT_EQ(script->bodies_seen.size(), 1u);
+    EXPECT_EQ(script->bodies_seen[0], "body");
+    const std::string& h = script->headers_seen[0];
+    EXPECT_NE(h.find("X-Forwarded-For: 192.0.2.7\r\n"), std::string::npos) << h;
+    EXPECT_EQ(h.find("X-Hop"), std::string::npos) << h;
+    EXPECT_EQ(h.find("Connection"), std::string::npos) << h;
+}
+
+}  // namespace
+}  // namespace tuner::server

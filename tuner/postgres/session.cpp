@@ -8,8 +8,7 @@
 #include <fstream>
 #include <sstream>
 
-#include <libpq-fe.h>
-
+#include "tuner/postgres/libpq.hpp"
 #include "tuner/postgres/values.hpp"
 
 namespace tuner::postgres {
@@ -26,7 +25,7 @@ std::string trim_message(const char* message) {
 }
 
 struct ResultCloser {
-    void operator()(PGresult* r) const { PQclear(r); }
+    void operator()(PGresult* r) const { libpq().PQclear(r); }
 };
 using ResultPtr = std::unique_ptr<PGresult, ResultCloser>;
 
@@ -47,7 +46,7 @@ Result<std::string> read_conninfo_file(const std::string& path) {
 }
 
 void Session::Closer::operator()(pg_conn* conn) const {
-    PQfinish(conn);
+    libpq().PQfinish(conn);
 }
 
 Session::Session(pg_conn* conn, std::string where) : conn_(conn), where_(std::move(where)) {}
@@ -57,14 +56,15 @@ Session::~Session() = default;
 
 Result<Session> Session::connect(const std::string& conninfo, Duration connect_timeout,
                                  std::string where) {
+    if (!libpq().loaded()) return make_error(where, "libpq cannot be loaded: " + libpq().error);
     // Parse first: libpq's parse errors quote pieces of the string, which may be a password.
     char* parse_error = nullptr;
-    PQconninfoOption* parsed = PQconninfoParse(conninfo.c_str(), &parse_error);
+    PQconninfoOption* parsed = libpq().PQconninfoParse(conninfo.c_str(), &parse_error);
     if (!parsed) {
-        PQfreemem(parse_error);
+        libpq().PQfreemem(parse_error);
         return make_error(where, "malformed connection string (libpq cannot parse it)");
     }
-    PQconninfoFree(parsed);
+    libpq().PQconninfoFree(parsed);
 
     const auto timeout_s = std::max<long long>(
         2, std::chrono::duration_cast<std::chrono::seconds>(connect_timeout).count());
@@ -77,11 +77,11 @@ Result<Session> Session::connect(const std::string& conninfo, Duration connect_t
                               nullptr};
     const char* values[] = {conninfo.c_str(), timeout.c_str(),         "tunerd", "1",
                             timeout.c_str(),  user_timeout_ms.c_str(), nullptr};
-    pg_conn* conn = PQconnectdbParams(keywords, values, 1);
+    pg_conn* conn = libpq().PQconnectdbParams(keywords, values, 1);
     if (!conn) return make_error(where, "out of memory creating a libpq connection");
-    if (PQstatus(conn) != CONNECTION_OK) {
-        std::string message = trim_message(PQerrorMessage(conn));
-        PQfinish(conn);
+    if (libpq().PQstatus(conn) != CONNECTION_OK) {
+        std::string message = trim_message(libpq().PQerrorMessage(conn));
+        libpq().PQfinish(conn);
         return make_error(where, "cannot connect to PostgreSQL: " + message);
     }
     Session session(conn, std::move(where));
@@ -93,7 +93,7 @@ Result<Session> Session::connect(const std::string& conninfo, Duration connect_t
 }
 
 bool Session::healthy() const {
-    return conn_ && PQstatus(conn_.get()) == CONNECTION_OK;
+    return conn_ && libpq().PQstatus(conn_.get()) == CONNECTION_OK;
 }
 
 Error Session::error(const std::string& what) const {
@@ -106,29 +106,29 @@ Result<std::vector<Row>> Session::query(const std::string& sql,
     std::vector<const char*> values;
     values.reserve(params.size());
     for (const auto& p : params) values.push_back(p.c_str());
-    ResultPtr result(PQexecParams(conn_.get(), sql.c_str(), static_cast<int>(values.size()),
-                                  nullptr, values.empty() ? nullptr : values.data(), nullptr,
-                                  nullptr, 0));
-    const auto status = result ? PQresultStatus(result.get()) : PGRES_FATAL_ERROR;
+    ResultPtr result(libpq().PQexecParams(conn_.get(), sql.c_str(), static_cast<int>(values.size()),
+                                          nullptr, values.empty() ? nullptr : values.data(),
+                                          nullptr, nullptr, 0));
+    const auto status = result ? libpq().PQresultStatus(result.get()) : PGRES_FATAL_ERROR;
     if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
-        const char* message =
-            result ? PQresultErrorMessage(result.get()) : PQerrorMessage(conn_.get());
+        const char* message = result ? libpq().PQresultErrorMessage(result.get())
+                                     : libpq().PQerrorMessage(conn_.get());
         return error(trim_message(message));
     }
     std::vector<Row> rows;
-    const int n_rows = PQntuples(result.get());
-    const int n_cols = PQnfields(result.get());
+    const int n_rows = libpq().PQntuples(result.get());
+    const int n_cols = libpq().PQnfields(result.get());
     rows.reserve(static_cast<std::size_t>(n_rows));
     for (int r = 0; r < n_rows; ++r) {
         Row row;
         row.reserve(static_cast<std::size_t>(n_cols));
         for (int c = 0; c < n_cols; ++c) {
-            if (PQgetisnull(result.get(), r, c))
+            if (libpq().PQgetisnull(result.get(), r, c))
                 row.emplace_back(std::nullopt);
             else
                 row.emplace_back(
-                    std::string(PQgetvalue(result.get(), r, c),
-                                static_cast<std::size_t>(PQgetlength(result.get(), r, c))));
+                    std::string(libpq().PQgetvalue(result.get(), r, c),
+                                static_cast<std::size_t>(libpq().PQgetlength(result.get(), r, c))));
         }
         rows.push_back(std::move(row));
     }
@@ -143,10 +143,10 @@ Status Session::exec(const std::string& sql) {
 
 Result<std::string> Session::quote_literal(const std::string& value) {
     if (!conn_) return error("not connected");
-    char* quoted = PQescapeLiteral(conn_.get(), value.c_str(), value.size());
-    if (!quoted) return error(trim_message(PQerrorMessage(conn_.get())));
+    char* quoted = libpq().PQescapeLiteral(conn_.get(), value.c_str(), value.size());
+    if (!quoted) return error(trim_message(libpq().PQerrorMessage(conn_.get())));
     std::string out(quoted);
-    PQfreemem(quoted);
+    libpq().PQfreemem(quoted);
     return out;
 }
 

@@ -6,7 +6,7 @@ ASAN_DIR  ?= build-asan
 CONFIG    ?= etc/tunerd.toml
 CMAKE_ARGS ?=
 
-.PHONY: all deps test-deps configure build run test test-asan bench bench-peers format clean
+.PHONY: all deps test-deps configure build run test test-asan bench bench-front bench-peers format clean
 
 all: build
 
@@ -44,8 +44,15 @@ test-asan: test-deps
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	    ctest --output-on-failure --timeout 1800 -j $(JOBS)
 
-bench: build
+# The Google Benchmark programs, then the front against nginx (bench-front).
+bench: build bench-front
 	scripts/run-benchmarks
+
+# tunerd's front against nginx and against no front, in front of the demo worker and gunicorn
+# hello-world (docs/benchmarks.md, "Front"): about 6 minutes. Results in bench/front/results.
+bench-front: build
+	@scripts/install-deps --bench
+	bench/front/run.py --build $(BUILD_DIR)
 
 # tunerd against gunicorn and uWSGI on examples/flask, every scenario of docs/benchmarks.md
 # ("Peers"): about 45 minutes on 2 cores, root for the cgroups. Results in bench/peers/results,

@@ -221,8 +221,11 @@ public:
                              [this] {
                                  if (upstream_) StreamOps<Upstream>::cancel(*upstream_);
                              }),
-          late_deadline_(std::move(watchdog), [this] {
+          late_deadline_(watchdog, [this] {
               if (on_late_) on_late_();
+          }),
+          queue_deadline_(std::move(watchdog), [this] {
+              if (waiting_) waiting_->timer.cancel();
           }) {}
 
     boost::asio::any_io_executor executor() override { return client_.get_executor(); }
@@ -255,6 +258,10 @@ private:
     // answers 504 at once (on_late_), while it goes on waiting for the worker.
     Deadline late_deadline_;
     std::function<void()> on_late_;
+    // queue_timeout for a request waiting in the dispatcher's queue: its wake-up timer never
+    // expires by itself (no timerfd change per wait); the grant or this deadline cancels it.
+    Deadline queue_deadline_;
+    std::shared_ptr<FrontCore::WaitState> waiting_;
 };
 
 template <class Client, class Connector>
@@ -303,6 +310,9 @@ private:
     bool retry(const Fault& fault);
     void new_response_parser();
     void drop_connection();
+    // The worker answered in full (or as far as it will): its slot is freed, the connection
+    // parked when `reusable`, and the service time taken.
+    void release_worker(bool reusable);
     // The worker failed under this request: the pool checks on it before the slot is freed
     // (a dead worker must leave dispatch before its slot goes to the next request).
     void worker_failed(const std::string& what);
@@ -570,9 +580,13 @@ auto Session<Client, Connector>::Exchange::acquire_slot() -> boost::asio::awaita
                 std::lock_guard lock(core_.mutex);
                 core_.waits.insert(wait);
             }
-            wait->timer.expires_after(cfg_.queue_timeout);
+            wait->timer.expires_at(Clock::time_point::max());
+            s_.waiting_ = wait;
+            s_.queue_deadline_.arm(cfg_.queue_timeout);
             boost::system::error_code ec;
             co_await wait->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+            s_.queue_deadline_.disarm();
+            s_.waiting_.reset();
             {
                 std::lock_guard lock(core_.mutex);
                 core_.waits.erase(wait);
@@ -749,6 +763,9 @@ auto Session<Client, Connector>::Exchange::relay_response() -> boost::asio::awai
     res.keep_alive(keep_alive_);
     res.version(version_);
     if (whole) {
+        // The worker is done: its slot goes to the next request before the client is written
+        // to (a sync worker gets its next request a client write sooner).
+        release_worker(upstream_keep_alive);
         res.body().data = body.get();
         res.body().size = body_size;
         res.body().more = false;
@@ -770,7 +787,6 @@ auto Session<Client, Connector>::Exchange::relay_response() -> boost::asio::awai
                                                  cfg_.request_timeout, upstream_ec, client_ec);
         }
     }
-    record_.service_usec = exchange_detail::usec_since(service_start_, Clock::now());
     const bool upstream_clean = !upstream_ec && res_parser_->is_done();
     if (upstream_ec) {
         // The headers are with the client already: nothing to retry, the client sees its
@@ -781,14 +797,8 @@ auto Session<Client, Connector>::Exchange::relay_response() -> boost::asio::awai
             slot_.backend()->id, record_.status, upstream_ec.message());
         worker_failed(upstream_ec.message());
     }
-    const bool reusable = upstream_clean && upstream_keep_alive && !client_ec;
-    std::unique_ptr<IdleConnection> park;
-    if (reusable) {
-        conn_->parked_at = Clock::now();
-        park = std::move(conn_);
-    }
-    drop_connection();
-    slot_.release(std::move(park), true);
+    // (a no-op when released above, or by worker_failed)
+    release_worker(upstream_clean && upstream_keep_alive && !client_ec);
     record_now(client_ec ? 0 : record_.status);
     // A response cut short cannot be repaired: the client sees the connection close.
     co_return !client_ec && upstream_clean && keep_alive_ ? Outcome::keep_alive : Outcome::close;
@@ -897,6 +907,19 @@ void Session<Client, Connector>::Exchange::new_response_parser() {
     res_parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
     res_parser_->header_limit(kResponseHeaderLimit);
     if (method_ == exchange_detail::http::verb::head) res_parser_->skip(true);
+}
+
+template <class Client, class Connector>
+void Session<Client, Connector>::Exchange::release_worker(bool reusable) {
+    if (!slot_) return;
+    record_.service_usec = exchange_detail::usec_since(service_start_, Clock::now());
+    std::unique_ptr<IdleConnection> park;
+    if (reusable && conn_) {
+        conn_->parked_at = Clock::now();
+        park = std::move(conn_);
+    }
+    drop_connection();
+    slot_.release(std::move(park), true);
 }
 
 template <class Client, class Connector>

@@ -221,9 +221,10 @@ public:
                              [this] {
                                  if (upstream_) StreamOps<Upstream>::cancel(*upstream_);
                              }),
-          late_deadline_(watchdog, [this] {
-              if (on_late_) on_late_();
-          }),
+          late_deadline_(watchdog,
+                         [this] {
+                             if (on_late_) on_late_();
+                         }),
           queue_deadline_(std::move(watchdog), [this] {
               if (waiting_) waiting_->timer.cancel();
           }) {}
@@ -262,6 +263,15 @@ private:
     // expires by itself (no timerfd change per wait); the grant or this deadline cancels it.
     Deadline queue_deadline_;
     std::shared_ptr<FrontCore::WaitState> waiting_;
+    // A message serialized for one write; its memory is kept between requests up to a bound.
+    std::string out_;
+    void release_out() {
+        if (out_.capacity() > kShrinkBufferAbove) {
+            std::string().swap(out_);
+        } else {
+            out_.clear();
+        }
+    }
 };
 
 template <class Client, class Connector>
@@ -390,6 +400,25 @@ asio::awaitable<void> relay_body(InStream& in, Deadline& in_deadline, beast::fla
         if (out_ec == http::error::need_buffer) out_ec = {};
         if (out_ec) co_return;
     } while (!p.is_done() || !sr.is_done());
+}
+
+// Serializes a whole message (header and a buffer_body that is all there) into `out`, so that
+// it leaves in one contiguous write: Beast's serializer hands out one buffer per header field,
+// each an iovec segment of the system call.
+template <bool isRequest>
+void serialize(http::serializer<isRequest, http::buffer_body>& sr, std::string& out,
+               boost::system::error_code& ec) {
+    out.clear();
+    while (!ec && !sr.is_done()) {
+        sr.next(ec, [&](boost::system::error_code&, const auto& buffers) {
+            std::size_t n = 0;
+            for (const auto b : beast::buffers_range_ref(buffers)) {
+                out.append(static_cast<const char*>(b.data()), b.size());
+                n += b.size();
+            }
+            sr.consume(n);
+        });
+    }
 }
 
 }  // namespace exchange_detail
@@ -646,16 +675,24 @@ auto Session<Client, Connector>::Exchange::send_request() -> boost::asio::awaita
     auto& up = conn_->stream;
     http::request_serializer<http::buffer_body> sr{req};
     s_.upstream_deadline_.arm(cfg_.request_timeout);
+    bool header_written = false;
     if (!has_body_) {
         req.body().data = nullptr;
         req.body().size = 0;
         req.body().more = false;
-        co_await http::async_write(up, sr, asio::redirect_error(asio::use_awaitable, out_ec));
+        // One contiguous buffer, one system call with one segment.
+        exchange_detail::serialize(sr, s_.out_, out_ec);
+        if (!out_ec) {
+            co_await asio::async_write(up, asio::buffer(s_.out_),
+                                       asio::redirect_error(asio::use_awaitable, out_ec));
+        }
         s_.upstream_deadline_.settle(out_ec);
+        s_.release_out();
     } else {
         co_await http::async_write_header(up, sr,
                                           asio::redirect_error(asio::use_awaitable, out_ec));
         s_.upstream_deadline_.settle(out_ec);
+        header_written = !out_ec;
         if (!out_ec && expect_continue_ && !sent_continue_) {
             static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
             s_.client_deadline_.arm(cfg_.header_timeout);
@@ -672,7 +709,7 @@ auto Session<Client, Connector>::Exchange::send_request() -> boost::asio::awaita
         }
     }
     if (in_ec) co_return Fault{classify_body_error(in_ec), in_ec};
-    if (out_ec && reused_ && conn_->local && sr.is_header_done() == false &&
+    if (out_ec && reused_ && conn_->local && !header_written &&
         (out_ec == asio::error::broken_pipe || out_ec == asio::error::connection_reset)) {
         // The worker had closed this parked connection: not one byte was delivered.
         co_return Fault{Failure::stale_connection, out_ec};
@@ -770,10 +807,15 @@ auto Session<Client, Connector>::Exchange::relay_response() -> boost::asio::awai
         res.body().size = body_size;
         res.body().more = false;
         http::response_serializer<http::buffer_body> sr{res};
+        exchange_detail::serialize(sr, s_.out_, client_ec);
+        body.reset();
         s_.client_deadline_.arm(cfg_.request_timeout);
-        co_await http::async_write(s_.client_, sr,
-                                   asio::redirect_error(asio::use_awaitable, client_ec));
+        if (!client_ec) {
+            co_await asio::async_write(s_.client_, asio::buffer(s_.out_),
+                                       asio::redirect_error(asio::use_awaitable, client_ec));
+        }
         s_.client_deadline_.settle(client_ec);
+        s_.release_out();
     } else {
         http::response_serializer<http::buffer_body> sr{res};
         s_.client_deadline_.arm(cfg_.request_timeout);

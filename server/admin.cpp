@@ -1,10 +1,13 @@
 // The admin listener (see admin.hpp).
 #include "server/admin.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <mutex>
 #include <set>
 #include <sstream>
 
+#include <boost/asio/ip/address.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -74,6 +77,63 @@ std::string url_decode(std::string_view text) {
         }
     }
     return out;
+}
+
+bool is_literal_or_localhost(std::string_view host) {
+    if (host.empty()) return false;
+    std::string_view name = host;
+    if (name.front() == '[') {  // [v6] or [v6]:port
+        const auto close = name.find(']');
+        if (close == std::string_view::npos) return false;
+        name = name.substr(1, close - 1);
+    } else if (const auto colon = name.rfind(':'); colon != std::string_view::npos) {
+        name = name.substr(0, colon);
+    }
+    std::string lower(name);
+    std::transform(lower.begin(), lower.end(), lower.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    if (lower == "localhost") return true;
+    boost::system::error_code ec;
+    asio::ip::make_address(lower, ec);
+    return !ec;
+}
+
+std::optional<AdminRefusal> browser_refusal(const AdminHeaders& h, bool token_required) {
+    if (!token_required && !is_literal_or_localhost(h.host)) {
+        return AdminRefusal{403, "Host \"" + h.host +
+                                     "\" is not this listener's address (a DNS-rebinding page?); "
+                                     "use the IP address or localhost, or set admin.token_file"};
+    }
+    const bool changes_state =
+        h.method == "POST" || h.method == "PUT" || h.method == "PATCH" || h.method == "DELETE";
+    if (!changes_state) return std::nullopt;
+    if (!h.origin.empty()) {
+        const auto scheme = h.origin.find("://");
+        const std::string_view host = scheme == std::string::npos
+                                          ? std::string_view()
+                                          : std::string_view(h.origin).substr(scheme + 3);
+        if (!is_literal_or_localhost(host)) {
+            return AdminRefusal{403, "cross-site request refused (Origin " + h.origin + ")"};
+        }
+    }
+    if (!h.sec_fetch_site.empty() && h.sec_fetch_site != "same-origin" &&
+        h.sec_fetch_site != "none") {
+        return AdminRefusal{403,
+                            "cross-site request refused (Sec-Fetch-Site " + h.sec_fetch_site + ")"};
+    }
+    if (h.method == "POST") {
+        std::string type = h.content_type.substr(0, h.content_type.find(';'));
+        std::transform(type.begin(), type.end(), type.begin(),
+                       [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+        while (!type.empty() && type.back() == ' ') type.pop_back();
+        if (type != "application/json") {
+            return AdminRefusal{415,
+                                "a POST to the admin API needs Content-Type: "
+                                "application/json (got \"" +
+                                    h.content_type + "\")"};
+        }
+    }
+    return std::nullopt;
 }
 
 std::map<std::string, std::string> parse_query(std::string_view query) {
@@ -190,8 +250,16 @@ asio::awaitable<void> AdminServer::session(tcp::socket socket) {
             request.content_type = std::string(req[http::field::content_type]);
             const std::string_view auth(req[http::field::authorization].data(),
                                         req[http::field::authorization].size());
-            if (token_ &&
-                !(auth.rfind("Bearer ", 0) == 0 && constant_time_equal(auth.substr(7), *token_))) {
+            AdminHeaders headers{request.method, std::string(req[http::field::host]),
+                                 std::string(req[http::field::origin]),
+                                 std::string(req["Sec-Fetch-Site"]), request.content_type};
+            if (auto refused = browser_refusal(headers, token_.has_value())) {
+                spdlog::warn("event=admin_refused method={} path={} status={} why={}",
+                             request.method, log_quote(request.path), refused->status,
+                             log_quote(refused->message));
+                response = json_error(refused->status, refused->message);
+            } else if (token_ && !(auth.rfind("Bearer ", 0) == 0 &&
+                                   constant_time_equal(auth.substr(7), *token_))) {
                 response = json_error(401, "missing or wrong bearer token (admin.token_file)");
                 response.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"tunerd\"");
             } else {

@@ -63,6 +63,31 @@ private:
     std::optional<std::string> token_;
 };
 
+// What a browser on the admin's machine could send on a page's behalf, refused before any handler
+// runs (the admin API has no CORS, so these are the requests a page can make without asking):
+// * a state-changing request (POST, PUT, PATCH, DELETE) with an `Origin` that is not a loopback
+//   or IP-literal host, or `Sec-Fetch-Site` other than same-origin / none: 403;
+// * a POST whose Content-Type is not application/json (a form or text/plain POST needs no
+//   preflight): 415;
+// * without a bearer token, a `Host` that is not an IP literal or `localhost`: 403. A page on a
+//   name that its DNS rebinds to 127.0.0.1 is same-origin with the listener; its Host gives it
+//   away. With a token, the browser has nothing to send.
+struct AdminHeaders {
+    std::string method;
+    std::string host;
+    std::string origin;
+    std::string sec_fetch_site;
+    std::string content_type;
+};
+struct AdminRefusal {
+    int status = 0;
+    std::string message;
+};
+[[nodiscard]] std::optional<AdminRefusal> browser_refusal(const AdminHeaders& headers,
+                                                          bool token_required);
+// "127.0.0.1", "[::1]:9464", "localhost:9464", "10.0.0.5" (a host as Host or Origin name it).
+[[nodiscard]] bool is_literal_or_localhost(std::string_view host_and_port);
+
 // "a%20b" -> "a b"; '+' is a space in query strings.
 std::string url_decode(std::string_view text);
 std::map<std::string, std::string> parse_query(std::string_view query);

@@ -176,7 +176,8 @@ TEST(Pool, StatisticsAgreeWithTheClient) {
     auto client = run_load(scenario_load(tunerd, "/", 8), 160);
     ASSERT_EQ(client.ok_2xx, 160u) << client.summary();
     // A fresh control cycle, so /performance holds the whole run.
-    auto optimized = tunerd.admin_request({"POST", "/performance/optimize", {}, {}});
+    auto optimized = tunerd.admin_request(
+        {"POST", "/performance/optimize", {}, {{"Content-Type", "application/json"}}});
     ASSERT_TRUE(optimized.ok());
     auto perf = tunerd.admin_json("/performance");
     ASSERT_TRUE(perf.ok());

@@ -121,7 +121,8 @@ TEST(TunerApi, OptimizeRunsACycleNowAndReturnsItsPlan) {
     ASSERT_GT(seeded, 1u) << "the idle pool needs room to shrink";
     std::this_thread::sleep_for(2500ms);  // idle longer than the cooldown
 
-    auto r = tunerd.admin_request({"POST", "/performance/optimize", {}, {}});
+    auto r = tunerd.admin_request(
+        {"POST", "/performance/optimize", {}, {{"Content-Type", "application/json"}}});
     ASSERT_TRUE(r.ok());
     ASSERT_EQ(r->status, 200) << r->body;
     const auto plan = nlohmann::json::parse(r->body);

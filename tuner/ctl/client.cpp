@@ -148,7 +148,9 @@ std::variant<AdminAnswer, AdminFailure> AdminClient::call(std::string_view metho
     request.set(http::field::user_agent, "tunerctl");
     request.set(http::field::accept, "application/json");
     if (token_) request.set(http::field::authorization, "Bearer " + *token_);
-    if (!body.empty()) {
+    // The admin API takes JSON only (a POST of another type is refused: a browser form could
+    // send it cross-site); a body-less POST says so too.
+    if (!body.empty() || request.method() != http::verb::get) {
         request.set(http::field::content_type, "application/json");
         request.body() = body;
     }

@@ -574,6 +574,18 @@ auto Session<Client, Connector>::Exchange::read_header() -> boost::asio::awaitab
         has_body_ = true;
         co_return Fault{Failure::body_too_large, http::error::body_limit};
     }
+    if (req.count(http::field::transfer_encoding) != 0 && !parser_.chunked()) {
+        // A request body framed by a coding other than chunked (RFC 9112 §6.3: "gzip" alone)
+        // has no length anyone can know: 400 and close, never a second request from its bytes.
+        has_body_ = true;
+        co_return Fault{Failure::header_malformed, http::error::bad_transfer_encoding};
+    }
+    if (req.count(http::field::content_length) > 1) {
+        // Repeated identical lengths (Beast refuses differing ones) reach the worker once.
+        const auto length = std::to_string(*parser_.content_length());
+        req.erase(http::field::content_length);
+        req.set(http::field::content_length, length);
+    }
     // What the worker gets: one hop's headers removed, the client's address added, HTTP/1.1.
     expect_continue_ = boost::beast::iequals(req[http::field::expect], "100-continue");
     req.erase(http::field::expect);

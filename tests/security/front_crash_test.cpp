@@ -1,6 +1,7 @@
 // Hostile clients against the real binary's public port: requests that used to crash tunerd
 // (an over-long trailer field, a header past Beast's 64 KiB field size) or grow its memory
-// without bound (chunk-extension and trailer floods), and upstream answers with large headers.
+// without bound (chunk-extension and trailer floods), upstream answers with large headers, and a
+// body framing the front cannot know (Transfer-Encoding: gzip).
 #include <signal.h>
 
 #include <gtest/gtest.h>
@@ -111,6 +112,24 @@ TEST(FrontCrash, UpstreamHeaderOf50CookiesPassesAndAnOversizedOneReachesTheAppOn
     EXPECT_EQ(oversized->status, 502) << oversized->body;
     const int after = requests_seen();
     EXPECT_EQ(after - before, 2) << "the oversized GET and this /stats; more means a retry";
+    EXPECT_TRUE(tunerd.running());
+}
+
+TEST(FrontCrash, TransferEncodingGzipGets400AndItsBodyIsNotASecondRequest) {
+    TunerdProcess tunerd({.config = kOneWorker});
+    ASSERT_TRUE(tunerd.start().ok()) << tunerd.log();
+    auto requests_seen = [&] {
+        auto stats = tunerd.get("/stats");
+        EXPECT_TRUE(stats.ok());
+        return stats.ok() ? nlohmann::json::parse(stats->body)["requests"].get<int>() : -1;
+    };
+    const int before = requests_seen();
+    const std::string request =
+        "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n"
+        "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n";
+    const auto answer = raw_exchange(tunerd.public_address(), request, 10s);
+    EXPECT_EQ(status_of(answer), 400) << (answer.ok() ? answer->substr(0, 200) : "no answer");
+    EXPECT_EQ(requests_seen() - before, 1) << "only this /stats reached the worker";
     EXPECT_TRUE(tunerd.running());
 }
 

@@ -372,6 +372,30 @@ TEST_F(ExchangeTest, MalformedOversizedAndTooLargeRequestsGet400_431_413) {
     EXPECT_EQ(dispatcher.cumulative().codes.at(413), 2u);
 }
 
+TEST_F(ExchangeTest, TransferEncodingOtherThanChunkedGets400AndNothingReachesTheWorker) {
+    auto c = connect();
+    // Were "gzip" taken as "no body", the body would be read as a second request.
+    const auto a = exchange(c,
+                            "POST /x HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n"
+                            "GET /smuggled HTTP/1.1\r\nHost: t\r\n\r\n");
+    EXPECT_EQ(a.status, 400);
+    EXPECT_NE(a.body.find("Transfer-Encoding"), std::string::npos) << a.body;
+    EXPECT_EQ(script->connects, 0);
+    EXPECT_EQ(script->requests_seen, 0);
+}
+
+TEST_F(ExchangeTest, RepeatedIdenticalContentLengthReachesTheWorkerOnce) {
+    auto c = connect();
+    const auto a = exchange(c,
+                            "POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n"
+                            "Content-Length: 4\r\n\r\nbody");
+    EXPECT_EQ(a.status, 200);
+    ASSERT_EQ(script->headers_seen.size(), 1u);
+    const std::string& h = script->headers_seen[0];
+    EXPECT_EQ(h.find("Content-Length"), h.rfind("Content-Length")) << h;
+    EXPECT_EQ(script->bodies_seen[0], "body");
+}
+
 TEST_F(ExchangeTest, ClientGoneMidBodyReleasesTheSlotAndAnswersNothing) {
     auto c = connect();
     send(c, "POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nonly part");

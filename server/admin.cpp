@@ -1,7 +1,6 @@
 // The admin listener (see admin.hpp).
 #include "server/admin.hpp"
 
-#include <algorithm>
 #include <cctype>
 #include <mutex>
 #include <set>
@@ -89,12 +88,9 @@ bool is_literal_or_localhost(std::string_view host) {
     } else if (const auto colon = name.rfind(':'); colon != std::string_view::npos) {
         name = name.substr(0, colon);
     }
-    std::string lower(name);
-    std::transform(lower.begin(), lower.end(), lower.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    if (lower == "localhost") return true;
+    if (beast::iequals(name, "localhost")) return true;
     boost::system::error_code ec;
-    asio::ip::make_address(lower, ec);
+    asio::ip::make_address(std::string(name), ec);
     return !ec;
 }
 
@@ -122,11 +118,10 @@ std::optional<AdminRefusal> browser_refusal(const AdminHeaders& h, bool token_re
                             "cross-site request refused (Sec-Fetch-Site " + h.sec_fetch_site + ")"};
     }
     if (h.method == "POST") {
-        std::string type = h.content_type.substr(0, h.content_type.find(';'));
-        std::transform(type.begin(), type.end(), type.begin(),
-                       [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-        while (!type.empty() && type.back() == ' ') type.pop_back();
-        if (type != "application/json") {
+        std::string_view type =
+            std::string_view(h.content_type).substr(0, h.content_type.find(';'));
+        while (!type.empty() && type.back() == ' ') type.remove_suffix(1);
+        if (!beast::iequals(type, "application/json")) {
             return AdminRefusal{415,
                                 "a POST to the admin API needs Content-Type: "
                                 "application/json (got \"" +

@@ -238,8 +238,6 @@ public:
     // (this session) keeps it alive for the coroutine: spawn run(session).
     static boost::asio::awaitable<void> run(std::shared_ptr<Session> self);
 
-    Client& client() { return client_; }
-
 private:
     class Exchange;
     boost::asio::awaitable<void> serve();
@@ -321,11 +319,13 @@ private:
     void new_response_parser();
     void drop_connection();
     // The worker answered in full (or as far as it will): its slot is freed, the connection
-    // parked when `reusable`, and the service time taken.
-    void release_worker(bool reusable);
+    // parked when `reusable`, and the service time taken. `served`: it counts as an answer.
+    void release_worker(bool reusable, bool served = true);
     // The worker failed under this request: the pool checks on it before the slot is freed
     // (a dead worker must leave dispatch before its slot goes to the next request).
     void worker_failed(const std::string& what);
+    // The connection is dropped and the slot freed unserved, with no word to the pool.
+    void abandon_worker();
     // Sends the front's own answer for `fault` (or nothing: a silent close) and records it.
     boost::asio::awaitable<bool> refuse(Fault fault, bool body_unread);
     void record_now(int status);
@@ -357,12 +357,6 @@ private:
 };
 
 namespace exchange_detail {
-
-inline std::uint64_t usec_since(Clock::time_point from, Clock::time_point to) {
-    return to > from ? static_cast<std::uint64_t>(
-                           std::chrono::duration_cast<std::chrono::microseconds>(to - from).count())
-                     : 0;
-}
 
 // Streams the body of the message in parser `p` from `in` to `out` through serializer `sr`,
 // whose header is already written (the relay of the Beast documentation, asynchronous).
@@ -523,13 +517,11 @@ boost::asio::awaitable<bool> Session<Client, Connector>::Exchange::run() {
                 fault->failure == Failure::body_malformed ||
                 fault->failure == Failure::client_gone) {
                 // The client failed while sending its body: the worker's connection is mid-message.
-                drop_connection();
-                slot_.release(nullptr, false);
+                abandon_worker();
                 co_return co_await refuse(*fault, true);
             }
             if (fault->failure == Failure::stale_connection) {
-                drop_connection();
-                slot_.release(nullptr, false);
+                abandon_worker();  // not the worker's failure
             } else {
                 worker_failed(fault->ec.message());
             }
@@ -669,11 +661,7 @@ auto Session<Client, Connector>::Exchange::connect() -> boost::asio::awaitable<S
     s_.upstream_deadline_.settle(ec);
     if (!ec) co_return std::nullopt;
     // Nothing was sent: any method may go to another worker, once.
-    if (core_.hooks.upstream_failed)
-        core_.hooks.upstream_failed(backend->id, "connect: " + ec.message());
-    avoid_ = backend->id;
-    drop_connection();
-    slot_.release(nullptr, false);
+    worker_failed("connect: " + ec.message());
     co_return Fault{Failure::worker_unreachable, ec};
 }
 
@@ -900,21 +888,16 @@ boost::asio::awaitable<bool> Session<Client, Connector>::Exchange::finish_late(
         }
         s_.upstream_deadline_.settle(ec);
     }
-    const bool reusable = !ec && res_parser_->is_done() && res_parser_->keep_alive();
-    const unsigned worker = slot_.backend()->id;
-    std::unique_ptr<IdleConnection> park;
-    if (reusable) {
-        conn_->parked_at = Clock::now();
-        park = std::move(conn_);
-    }
-    drop_connection();
-    slot_.release(std::move(park), !ec);
-    if (ec && is_timeout(ec) && core_.hooks.worker_stuck) {
-        core_.hooks.worker_stuck(worker, "no response within " +
-                                             format_duration(cfg_.request_timeout * 2) + ": " +
-                                             ec.message());
-    } else if (ec && core_.hooks.upstream_failed) {
-        core_.hooks.upstream_failed(worker, ec.message());
+    if (ec && !is_timeout(ec)) {
+        worker_failed(ec.message());
+    } else {
+        const unsigned worker = slot_.backend()->id;
+        release_worker(!ec && res_parser_->is_done() && res_parser_->keep_alive(), !ec);
+        if (ec && core_.hooks.worker_stuck) {
+            core_.hooks.worker_stuck(worker, "no response within " +
+                                                 format_duration(cfg_.request_timeout * 2) + ": " +
+                                                 ec.message());
+        }
     }
     if (late_writing_) {
         late_written_ = std::make_shared<asio::steady_timer>(s_.client_.get_executor(),
@@ -964,16 +947,16 @@ void Session<Client, Connector>::Exchange::new_response_parser() {
 }
 
 template <class Client, class Connector>
-void Session<Client, Connector>::Exchange::release_worker(bool reusable) {
+void Session<Client, Connector>::Exchange::release_worker(bool reusable, bool served) {
     if (!slot_) return;
-    record_.service_usec = exchange_detail::usec_since(service_start_, Clock::now());
+    record_.service_usec = usec_between(service_start_, Clock::now());
     std::unique_ptr<IdleConnection> park;
     if (reusable && conn_) {
         conn_->parked_at = Clock::now();
         park = std::move(conn_);
     }
     drop_connection();
-    slot_.release(std::move(park), true);
+    slot_.release(std::move(park), served);
 }
 
 template <class Client, class Connector>
@@ -987,6 +970,11 @@ void Session<Client, Connector>::Exchange::worker_failed(const std::string& what
     if (!slot_) return;
     if (core_.hooks.upstream_failed) core_.hooks.upstream_failed(slot_.backend()->id, what);
     avoid_ = slot_.backend()->id;
+    abandon_worker();
+}
+
+template <class Client, class Connector>
+void Session<Client, Connector>::Exchange::abandon_worker() {
     drop_connection();
     slot_.release(nullptr, false);
 }
@@ -1018,7 +1006,7 @@ void Session<Client, Connector>::Exchange::record_now(int status) {
     record_.status = status;
     if (record_.service_usec == 0 && record_.reached_worker &&
         service_start_ != Clock::time_point{})
-        record_.service_usec = exchange_detail::usec_since(service_start_, record_.completed);
+        record_.service_usec = usec_between(service_start_, record_.completed);
     if (dispatcher()) dispatcher()->record(record_);
 }
 

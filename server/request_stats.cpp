@@ -13,12 +13,6 @@ double seconds_between(Clock::time_point a, Clock::time_point b) {
     return std::chrono::duration<double>(b - a).count();
 }
 
-std::uint64_t usec_between(Clock::time_point a, Clock::time_point b) {
-    if (b <= a) return 0;
-    return static_cast<std::uint64_t>(
-        std::chrono::duration_cast<std::chrono::microseconds>(b - a).count());
-}
-
 Percentiles percentiles_of(const LatencyHistogram& h) {
     Percentiles p;
     p.p50_ms = h.percentile_usec(0.50) / 1000.0;
@@ -29,6 +23,12 @@ Percentiles percentiles_of(const LatencyHistogram& h) {
 }
 
 }  // namespace
+
+std::uint64_t usec_between(Clock::time_point a, Clock::time_point b) {
+    if (b <= a) return 0;
+    return static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(b - a).count());
+}
 
 void CumulativeHistogram::observe(double seconds) {
     const auto it = std::lower_bound(kPrometheusBuckets.begin(), kPrometheusBuckets.end(), seconds);

@@ -26,6 +26,9 @@ struct RequestRecord {
     int status = 0;                  // sent to the client; 0 when the client went away
 };
 
+// Whole microseconds from a to b, 0 when b is not after a.
+std::uint64_t usec_between(Clock::time_point a, Clock::time_point b);
+
 // Fixed buckets for Prometheus histograms (seconds), as in the client libraries' defaults
 // extended to 60 s because request_timeout defaults to 60 s.
 inline constexpr std::array<double, 14> kPrometheusBuckets = {

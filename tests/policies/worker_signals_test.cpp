@@ -133,8 +133,8 @@ TEST(WorkerSignals, WithTheCpuQueueMeasuredUncontendedServiceFallsAtAnyLoadRises
     // Two workers, 5 ms CPU per request, the schedstat wait measured (20 ms per request).
     SignalTracker tracker(std::chrono::milliseconds(500));
     auto at = [](int second, double service_ms, double utilisation) {
-        Snapshot s = counters(second, 1000 + second * 100, 10.0 + second * 0.5,
-                              500 + second * 100, 5.0 + second * 0.5);
+        Snapshot s = counters(second, 1000 + second * 100, 10.0 + second * 0.5, 500 + second * 100,
+                              5.0 + second * 0.5);
         s.worker_trees[1].cpu_wait_seconds = second * 4.0;  // 4 s per 200 requests: 20 ms each
         s.worker_trees[2].cpu_wait_seconds = 0;
         s.window.service.mean_ms = service_ms;

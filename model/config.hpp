@@ -33,6 +33,20 @@ struct ServerConfig {
     std::uint64_t max_body_size_bytes = 10 * MiB;
     Duration shutdown_timeout = 30s;
     unsigned io_threads = 0;  // 0 = "auto" (policies/io_threads.hpp)
+    // Request buffering (nginx's proxy_request_buffering): a body is read whole before a worker
+    // is asked for, up to body_buffer_size in memory, beyond it in a spool file.
+    bool request_buffering = true;
+    std::uint64_t body_buffer_size_bytes = 64 * KiB;
+    // A body must arrive at this average rate once header_timeout passed (Apache's
+    // mod_reqtimeout MinRate); 0: only header_timeout between reads.
+    std::uint64_t min_body_rate_bytes = 500;
+    // Open client connections; beyond, an idle one is closed for the newcomer, or it gets 503.
+    std::uint64_t max_connections = 1024;
+    // Connections (requests, behind a trusted proxy) per client address; 0: no cap.
+    std::uint64_t max_connections_per_address = 0;
+    // Addresses or CIDR networks whose X-Forwarded-* and Forwarded headers are believed: by
+    // default a proxy on this host (nginx terminating TLS), as gunicorn's forwarded_allow_ips.
+    std::vector<std::string> trusted_proxies = {"127.0.0.1", "::1"};
 
     friend bool operator==(const ServerConfig&, const ServerConfig&) = default;
 };

@@ -24,6 +24,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <utility>
 
 #include <boost/asio/awaitable.hpp>
@@ -39,11 +40,13 @@
 #include <spdlog/spdlog.h>
 
 #include "model/config.hpp"
+#include "server/client_address.hpp"
 #include "server/deadline.hpp"
 #include "server/dispatcher.hpp"
 #include "server/front_hooks.hpp"
 #include "server/http_util.hpp"
 #include "server/refusal.hpp"
+#include "server/request_body.hpp"
 
 namespace tuner::server {
 
@@ -117,6 +120,14 @@ public:
     bool local = false;  // a Unix socket
 };
 
+// The front's settings as one request sees them: the [server] config with its trusted proxies
+// parsed. Replaced whole on reload; an exchange keeps the one it started with.
+struct FrontSettings : ServerConfig {
+    explicit FrontSettings(const ServerConfig& config)
+        : ServerConfig(config), proxies(config.trusted_proxies) {}
+    TrustedProxies proxies;
+};
+
 // What every session of one Front shares. Held by shared_ptr: a coroutine frame the io_context
 // destroys after the Front still finds it (the dispatcher is then null, and nothing is released).
 struct FrontCore {
@@ -126,24 +137,57 @@ struct FrontCore {
         virtual ~SessionHandle() = default;
         virtual boost::asio::any_io_executor executor() = 0;
         virtual void close_if_idle() = 0;
+        // Closes the connection for a newcomer if it waits for a request (any thread): true
+        // when it did, and its place in open_connections is given up at once.
+        virtual bool try_evict() = 0;
     };
 
-    explicit FrontCore(Dispatcher& d, const ServerConfig& config, FrontHooks h)
+    explicit FrontCore(Dispatcher& d, const ServerConfig& config, FrontHooks h, std::string spool)
         : dispatcher(&d),
           hooks(std::move(h)),
-          config_(std::make_shared<const ServerConfig>(config)) {}
+          spool_dir(std::move(spool)),
+          config_(std::make_shared<const FrontSettings>(config)) {}
 
-    std::shared_ptr<const ServerConfig> config() const {
+    std::shared_ptr<const FrontSettings> config() const {
         std::lock_guard lock(config_mutex_);
         return config_;
     }
     void set_config(const ServerConfig& config) {
+        auto settings = std::make_shared<const FrontSettings>(config);
         std::lock_guard lock(config_mutex_);
-        config_ = std::make_shared<const ServerConfig>(config);
+        config_ = std::move(settings);
+    }
+
+    // One idle connection closed to make room (max_connections): false if none is idle.
+    bool evict_idle() {
+        std::lock_guard lock(mutex);
+        for (const auto& s : sessions) {
+            if (s->try_evict()) return true;
+        }
+        return false;
+    }
+
+    // Connections (or requests behind a trusted proxy) per client address
+    // (max_connections_per_address): a place is taken, or false at the cap.
+    bool take_address(const std::string& address, std::uint64_t cap) {
+        std::lock_guard lock(address_mutex_);
+        auto& n = per_address_[address];
+        if (n >= cap) {
+            if (n == 0) per_address_.erase(address);
+            return false;
+        }
+        ++n;
+        return true;
+    }
+    void give_back_address(const std::string& address) {
+        std::lock_guard lock(address_mutex_);
+        const auto it = per_address_.find(address);
+        if (it != per_address_.end() && --it->second == 0) per_address_.erase(it);
     }
 
     Dispatcher* dispatcher;  // null once the Front is destroyed
     FrontHooks hooks;
+    const std::string spool_dir;  // request bodies larger than body_buffer_size
     std::atomic<bool> shutting_down{false};
     std::atomic<bool> aborting{false};
     std::atomic<std::uint64_t> next_waiter_id{1};
@@ -155,7 +199,37 @@ struct FrontCore {
 
 private:
     mutable std::mutex config_mutex_;
-    std::shared_ptr<const ServerConfig> config_;  // replaced whole on reload
+    std::shared_ptr<const FrontSettings> config_;  // replaced whole on reload
+    std::mutex address_mutex_;
+    // Bounded: an entry lives while a connection or request of its address does.
+    std::unordered_map<std::string, std::uint64_t> per_address_;
+};
+
+// A place of one client address in FrontCore's per-address count, given back on destruction.
+class AddressPlace {
+public:
+    AddressPlace() = default;
+    AddressPlace(std::shared_ptr<FrontCore> core, std::string address)
+        : core_(std::move(core)), address_(std::move(address)) {}
+    AddressPlace(AddressPlace&& o) noexcept
+        : core_(std::move(o.core_)), address_(std::move(o.address_)) {}
+    AddressPlace& operator=(AddressPlace&& o) noexcept {
+        if (this != &o) {
+            reset();
+            core_ = std::move(o.core_);
+            address_ = std::move(o.address_);
+        }
+        return *this;
+    }
+    ~AddressPlace() { reset(); }
+    void reset() {
+        if (core_) core_->give_back_address(address_);
+        core_.reset();
+    }
+
+private:
+    std::shared_ptr<FrontCore> core_;
+    std::string address_;
 };
 
 // A request waiting in the dispatcher's queue: the grant cancels the timer to wake it.
@@ -210,12 +284,15 @@ public:
     using Upstream = typename Connector::Stream;
     using Connection = UpstreamConnection<Upstream>;
 
+    // `client_address`: the peer's address as text; `place`: its place in the per-address count
+    // (none when uncounted). The session counts itself in open_connections.
     Session(std::shared_ptr<FrontCore> core, std::shared_ptr<Watchdog> watchdog, Client client,
-            Connector connector, std::string client_address)
+            Connector connector, std::string client_address, AddressPlace place = {})
         : core_(std::move(core)),
           client_(std::move(client)),
           connector_(std::move(connector)),
           client_address_(std::move(client_address)),
+          address_place_(std::move(place)),
           client_deadline_(watchdog, [this] { StreamOps<Client>::cancel(client_); }),
           upstream_deadline_(watchdog,
                              [this] {
@@ -227,11 +304,25 @@ public:
                          }),
           queue_deadline_(std::move(watchdog), [this] {
               if (waiting_) waiting_->timer.cancel();
-          }) {}
+          }) {
+        boost::system::error_code ec;
+        peer_ = boost::asio::ip::make_address(client_address_, ec);
+        ++core_->open_connections;
+    }
+    ~Session() override { give_up_connection(); }
 
     boost::asio::any_io_executor executor() override { return client_.get_executor(); }
     void close_if_idle() override {
-        if (idle_) StreamOps<Client>::close(client_);
+        if (state_ != State::busy) StreamOps<Client>::close(client_);
+    }
+    bool try_evict() override {
+        State expected = State::idle;
+        if (!state_.compare_exchange_strong(expected, State::evicted)) return false;
+        give_up_connection();
+        boost::asio::post(client_.get_executor(), [self = this->shared_from_this()] {
+            StreamOps<Client>::close(self->client_);
+        });
+        return true;
     }
 
     // The connection's life: requests until keep-alive ends, then a lingering close. `self`
@@ -244,13 +335,23 @@ private:
     boost::asio::awaitable<bool> wait_for_request(const ServerConfig& cfg, bool first);
     boost::asio::awaitable<void> lingering_close();
 
+    void give_up_connection() {
+        if (counted_.exchange(false)) --core_->open_connections;
+    }
+
     std::shared_ptr<FrontCore> core_;
     Client client_;
     Connector connector_;
     std::string client_address_;
+    boost::asio::ip::address peer_;  // unspecified when client_address_ is not an address
+    AddressPlace address_place_;
     boost::beast::flat_buffer client_buffer_{kMaxReadBuffer};
-    bool idle_ = true;              // between requests (shutdown closes idle sessions at once)
-    Upstream* upstream_ = nullptr;  // the worker connection in use, for its deadline
+    // idle: waiting for a request (shutdown, or a newcomer at max_connections, may close it);
+    // busy: a request arrived; evicted: closed for a newcomer (set by another thread).
+    enum class State { idle, busy, evicted };
+    std::atomic<State> state_{State::idle};
+    std::atomic<bool> counted_{true};  // holds a place in open_connections
+    Upstream* upstream_ = nullptr;     // the worker connection in use, for its deadline
     Deadline client_deadline_;
     Deadline upstream_deadline_;
     // request_timeout passed while the worker still owes its response header: the exchange
@@ -275,7 +376,7 @@ private:
 template <class Client, class Connector>
 class Session<Client, Connector>::Exchange {
 public:
-    Exchange(Session& s, std::shared_ptr<const ServerConfig> cfg)
+    Exchange(Session& s, std::shared_ptr<const FrontSettings> cfg)
         : s_(s), core_(*s.core_), cfg_holder_(std::move(cfg)), cfg_(*cfg_holder_) {
         parser_.header_limit(static_cast<std::uint32_t>(
             std::min<std::uint64_t>(cfg_.max_header_size_bytes, kMaxHeaderSizeBytes)));
@@ -300,6 +401,9 @@ private:
     enum class Outcome { keep_alive, close, retry };
 
     boost::asio::awaitable<Step> read_header();
+    // Request buffering: the whole body is read (to memory, or past body_buffer_size to a spool
+    // file) before a worker slot is asked for.
+    boost::asio::awaitable<Step> buffer_body();
     boost::asio::awaitable<Step> acquire_slot();
     boost::asio::awaitable<Step> connect();
     boost::asio::awaitable<Step> send_request();
@@ -312,6 +416,14 @@ private:
     // silent for twice request_timeout is reported stuck.
     boost::asio::awaitable<bool> finish_late(boost::system::error_code ec);
 
+    // Sends the 100 Continue the client asked for (once).
+    boost::asio::awaitable<void> send_continue(boost::system::error_code& ec);
+    // The time the next read of a buffered body may take: header_timeout, and no more than
+    // keeps the average at min_body_rate after the first header_timeout (mod_reqtimeout).
+    Duration body_read_timeout(Clock::time_point started, std::uint64_t received) const;
+    // A buffered body goes to the worker: the header and a body in memory in one write, a
+    // spooled body after the header in pieces.
+    boost::asio::awaitable<void> send_buffered(bool& header_written, boost::system::error_code& ec);
     // The request may go to another worker after `fault` (nothing reached the client yet).
     bool may_retry(const Fault& fault) const;
     // may_retry, and if so counts the retry: the caller goes round again.
@@ -333,8 +445,8 @@ private:
 
     Session& s_;
     FrontCore& core_;
-    std::shared_ptr<const ServerConfig> cfg_holder_;  // a reload replaces it for later requests
-    const ServerConfig& cfg_;
+    std::shared_ptr<const FrontSettings> cfg_holder_;  // a reload replaces it for later requests
+    const FrontSettings& cfg_;
     Request parser_;
     std::optional<Response> res_parser_;
     RequestRecord record_;
@@ -349,6 +461,8 @@ private:
     bool reused_ = false;  // conn_ came parked from an earlier request
     unsigned avoid_ = 0;
     SlotGuard slot_;
+    std::optional<BufferedBody> body_;  // the whole request body, when buffered
+    AddressPlace client_place_;         // the forwarded client's place (behind a trusted proxy)
     std::unique_ptr<Connection> conn_;
     bool late_answered_ = false;  // the client got (or is getting) 504
     bool late_writing_ = false;
@@ -399,11 +513,13 @@ asio::awaitable<void> relay_body(InStream& in, Deadline& in_deadline, beast::fla
 // Serializes a whole message (header and a buffer_body that is all there) into `out`, so that
 // it leaves in one contiguous write: Beast's serializer hands out one buffer per header field,
 // each an iovec segment of the system call.
+// `header_only`: the header alone (its body goes out by other means).
 template <bool isRequest>
 void serialize(http::serializer<isRequest, http::buffer_body>& sr, std::string& out,
-               boost::system::error_code& ec) {
+               boost::system::error_code& ec, bool header_only = false) {
     out.clear();
-    while (!ec && !sr.is_done()) {
+    if (header_only) sr.split(true);
+    while (!ec && !(header_only ? sr.is_header_done() : sr.is_done())) {
         sr.next(ec, [&](boost::system::error_code&, const auto& buffers) {
             std::size_t n = 0;
             for (const auto b : beast::buffers_range_ref(buffers)) {
@@ -431,27 +547,27 @@ boost::asio::awaitable<void> Session<Client, Connector>::serve() {
         std::lock_guard lock(core_->mutex);
         core_->sessions.insert(handle);
     }
-    ++core_->open_connections;
     struct Unregister {
         Session& s;
         std::shared_ptr<FrontCore::SessionHandle> handle;
         ~Unregister() {
             std::lock_guard lock(s.core_->mutex);
             s.core_->sessions.erase(handle);
-            --s.core_->open_connections;
         }
     } unregister{*this, handle};
 
     for (bool first = true;; first = false) {
-        idle_ = true;
+        if (!first) state_ = State::idle;
         if (core_->shutting_down && !first) break;
         auto cfg = core_->config();
         if (!co_await wait_for_request(*cfg, first)) break;
-        idle_ = false;
+        // A request arrived, unless the connection was just closed for a newcomer.
+        State expected = State::idle;
+        if (!state_.compare_exchange_strong(expected, State::busy)) break;
         Exchange exchange(*this, std::move(cfg));
         if (!co_await exchange.run()) break;
     }
-    idle_ = true;
+    if (state_ == State::busy) state_ = State::idle;
     co_await lingering_close();
 }
 
@@ -505,6 +621,9 @@ boost::asio::awaitable<bool> Session<Client, Connector>::Exchange::run() {
         keep_alive_ = false;
         co_await refuse(*fault, true);
         co_return false;
+    }
+    if (has_body_ && cfg_.request_buffering) {
+        if (auto fault = co_await buffer_body()) co_return co_await refuse(*fault, true);
     }
     for (;;) {
         if (auto fault = co_await acquire_slot()) co_return co_await refuse(*fault, has_body_);
@@ -578,13 +697,94 @@ auto Session<Client, Connector>::Exchange::read_header() -> boost::asio::awaitab
         req.erase(http::field::content_length);
         req.set(http::field::content_length, length);
     }
-    // What the worker gets: one hop's headers removed, the client's address added, HTTP/1.1.
+    // Behind a trusted proxy, the client is the one it forwarded: counted per address here,
+    // per request (a direct client was counted per connection when accepted).
+    const bool peer_trusted = cfg_.proxies.contains(s_.peer_);
+    if (peer_trusted && cfg_.max_connections_per_address > 0) {
+        auto client = client_address(cfg_.proxies, s_.peer_, forwarded_for(req));
+        if (!core_.take_address(client, cfg_.max_connections_per_address)) {
+            has_body_ = has_body_ || !parser_.is_done();
+            co_return Fault{Failure::too_many_connections, {}};
+        }
+        client_place_ = AddressPlace(s_.core_, std::move(client));
+    }
+    // What the worker gets: one hop's headers removed, the forwarding headers set, HTTP/1.1.
     expect_continue_ = boost::beast::iequals(req[http::field::expect], "100-continue");
     req.erase(http::field::expect);
     strip_hop_by_hop(req);
-    add_forwarded_for(req, s_.client_address_);
+    set_forwarding_headers(req, s_.client_address_, peer_trusted);
     req.version(11);
-    if (has_body_ && !parser_.content_length()) req.chunked(true);
+    // A buffered body gets its Content-Length once read whole; a relayed one keeps the length
+    // the client gave, or is chunked.
+    if (has_body_ && !parser_.content_length() && !cfg_.request_buffering) req.chunked(true);
+    co_return std::nullopt;
+}
+
+template <class Client, class Connector>
+Duration Session<Client, Connector>::Exchange::body_read_timeout(Clock::time_point started,
+                                                                 std::uint64_t received) const {
+    if (cfg_.min_body_rate_bytes == 0) return cfg_.header_timeout;
+    const auto earned = std::chrono::duration_cast<Duration>(std::chrono::duration<double>(
+        static_cast<double>(received) / static_cast<double>(cfg_.min_body_rate_bytes)));
+    const auto left = std::chrono::duration_cast<Duration>(cfg_.header_timeout + earned -
+                                                           (Clock::now() - started));
+    return std::clamp<Duration>(left, std::chrono::milliseconds(1), cfg_.header_timeout);
+}
+
+template <class Client, class Connector>
+boost::asio::awaitable<void> Session<Client, Connector>::Exchange::send_continue(
+    boost::system::error_code& ec) {
+    namespace asio = exchange_detail::asio;
+    if (!expect_continue_ || sent_continue_) co_return;
+    static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+    s_.client_deadline_.arm(cfg_.header_timeout);
+    co_await asio::async_write(s_.client_, asio::buffer(kContinue.data(), kContinue.size()),
+                               asio::redirect_error(asio::use_awaitable, ec));
+    s_.client_deadline_.settle(ec);
+    sent_continue_ = true;
+}
+
+template <class Client, class Connector>
+auto Session<Client, Connector>::Exchange::buffer_body() -> boost::asio::awaitable<Step> {
+    namespace asio = exchange_detail::asio;
+    namespace http = exchange_detail::http;
+    boost::system::error_code ec;
+    co_await send_continue(ec);
+    if (ec) co_return Fault{Failure::client_gone, ec};
+    body_.emplace(cfg_.body_buffer_size_bytes, core_.spool_dir);
+    // Beast adds a chunked body's trailer fields to the header: they are dropped, so that no
+    // trailer reaches the worker as a header (an X-Forwarded-For after ours, say).
+    http::fields& fields = parser_.get();
+    std::optional<http::fields> header;
+    if (parser_.chunked()) header = fields;
+    std::array<char, kRelayBufferSize> buf;
+    const auto started = Clock::now();
+    while (!parser_.is_done()) {
+        auto& body = parser_.get().body();
+        body.data = buf.data();
+        body.size = buf.size();
+        s_.client_deadline_.arm(body_read_timeout(started, body_->size()));
+        co_await http::async_read(s_.client_, s_.client_buffer_, parser_,
+                                  asio::redirect_error(asio::use_awaitable, ec));
+        s_.client_deadline_.settle(ec);
+        if (ec == http::error::need_buffer) ec = {};
+        if (is_timeout(ec)) co_return Fault{Failure::body_timeout, ec};
+        if (ec) co_return Fault{classify_body_error(ec), ec};
+        const std::size_t n = buf.size() - body.size;
+        if (auto st = body_->append({buf.data(), n}); !st) {
+            spdlog::error(
+                "event=spool_failed dir={} error=\"{}\" (a request body larger than "
+                "server.body_buffer_size could not be held; the client gets 503)",
+                core_.spool_dir, st.error().what);
+            co_return Fault{Failure::spool_failed,
+                            {st.error().code, boost::system::system_category()}};
+        }
+    }
+    // The worker gets the body with its length, however the client framed it (trailers end
+    // here, as in nginx). The wait for a worker starts now: the upload was the client's time.
+    if (header) fields = std::move(*header);
+    parser_.get().content_length(body_->size());
+    record_.arrived = record_.dispatched = Clock::now();
     co_return std::nullopt;
 }
 
@@ -676,7 +876,10 @@ auto Session<Client, Connector>::Exchange::send_request() -> boost::asio::awaita
     http::request_serializer<http::buffer_body> sr{req};
     s_.upstream_deadline_.arm(cfg_.request_timeout);
     bool header_written = false;
-    if (!has_body_) {
+    if (body_) {
+        co_await send_buffered(header_written, out_ec);
+        s_.upstream_deadline_.settle(out_ec);
+    } else if (!has_body_) {
         req.body().data = nullptr;
         req.body().size = 0;
         req.body().more = false;
@@ -693,14 +896,7 @@ auto Session<Client, Connector>::Exchange::send_request() -> boost::asio::awaita
                                           asio::redirect_error(asio::use_awaitable, out_ec));
         s_.upstream_deadline_.settle(out_ec);
         header_written = !out_ec;
-        if (!out_ec && expect_continue_ && !sent_continue_) {
-            static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-            s_.client_deadline_.arm(cfg_.header_timeout);
-            co_await asio::async_write(s_.client_, asio::buffer(kContinue.data(), kContinue.size()),
-                                       asio::redirect_error(asio::use_awaitable, in_ec));
-            s_.client_deadline_.settle(in_ec);
-            sent_continue_ = true;
-        }
+        if (!out_ec) co_await send_continue(in_ec);
         if (!out_ec && !in_ec) {
             co_await exchange_detail::relay_body(s_.client_, s_.client_deadline_, s_.client_buffer_,
                                                  parser_, up, s_.upstream_deadline_, sr,
@@ -716,6 +912,50 @@ auto Session<Client, Connector>::Exchange::send_request() -> boost::asio::awaita
     }
     if (out_ec) co_return Fault{Failure::worker_failed, out_ec};
     co_return std::nullopt;
+}
+
+template <class Client, class Connector>
+boost::asio::awaitable<void> Session<Client, Connector>::Exchange::send_buffered(
+    bool& header_written, boost::system::error_code& ec) {
+    namespace asio = exchange_detail::asio;
+    namespace http = exchange_detail::http;
+    auto& req = parser_.get();
+    req.body().data = nullptr;
+    req.body().size = 0;
+    req.body().more = false;
+    http::request_serializer<http::buffer_body> sr{req};
+    exchange_detail::serialize(sr, s_.out_, ec, true);
+    if (ec) co_return;
+    auto& up = conn_->stream;
+    if (!body_->spooled()) {
+        // One system call: the header and the body as two segments.
+        const auto memory = body_->memory();
+        const std::array<asio::const_buffer, 2> message{asio::buffer(s_.out_),
+                                                        asio::buffer(memory.data(), memory.size())};
+        co_await asio::async_write(up, message, asio::redirect_error(asio::use_awaitable, ec));
+        s_.release_out();
+        co_return;
+    }
+    co_await asio::async_write(up, asio::buffer(s_.out_),
+                               asio::redirect_error(asio::use_awaitable, ec));
+    s_.release_out();
+    if (ec) co_return;
+    header_written = true;
+    std::array<char, kRelayBufferSize> buf;
+    for (std::uint64_t offset = 0; offset < body_->size();) {
+        const auto n = body_->read_at(offset, buf);
+        if (!n || *n == 0) {
+            spdlog::error("event=spool_failed dir={} error=\"{}\"", core_.spool_dir,
+                          n ? "the spool file is shorter than the body" : n.error().what);
+            ec = n ? make_error_code(boost::system::errc::io_error)
+                   : boost::system::error_code(n.error().code, boost::system::system_category());
+            co_return;
+        }
+        co_await asio::async_write(up, asio::buffer(buf.data(), *n),
+                                   asio::redirect_error(asio::use_awaitable, ec));
+        if (ec) co_return;
+        offset += *n;
+    }
 }
 
 template <class Client, class Connector>
@@ -920,7 +1160,8 @@ bool Session<Client, Connector>::Exchange::may_retry(const Fault& fault) const {
             // without a body goes to another worker, once (RFC 9110 §9.2.2; nginx's
             // proxy_next_upstream error). A response the worker sent that cannot be relayed
             // (worker_bad_response) is not a reason: the worker ran the request.
-            return !has_body_ && is_retryable_method(method_);
+            // A buffered body is still here to send again.
+            return (!has_body_ || body_) && is_retryable_method(method_);
         default:
             return false;
     }

@@ -3,6 +3,10 @@
 // over the Unix socket (or loopback TCP port) the pool gave each worker.
 #include "server/front.hpp"
 
+#include <sys/socket.h>
+
+#include <filesystem>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/generic/stream_protocol.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
@@ -47,13 +51,35 @@ struct SocketConnector {
 
 using ClientSession = Session<tcp::socket, SocketConnector>;
 
+std::string spool_directory(std::string dir) {
+    if (!dir.empty()) return dir;
+    std::error_code ec;
+    auto tmp = std::filesystem::temp_directory_path(ec);
+    return ec ? std::string("/tmp") : tmp.string();
+}
+
+constexpr std::string_view kTooManyConnections =
+    "HTTP/1.1 503 Service Unavailable\r\nServer: tunerd\r\nContent-Type: text/plain; "
+    "charset=utf-8\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: 39\r\n\r\n"
+    "too many open connections, retry later\n";
+constexpr std::string_view kTooManyFromAddress =
+    "HTTP/1.1 429 Too Many Requests\r\nServer: tunerd\r\nContent-Type: text/plain; "
+    "charset=utf-8\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: 39\r\n\r\n"
+    "too many connections from your address\n";
+
+bool out_of_descriptors(const boost::system::error_code& ec) {
+    return ec == asio::error::no_descriptors || ec.value() == ENFILE ||
+           ec == asio::error::no_buffer_space || ec == asio::error::no_memory;
+}
+
 }  // namespace
 
 Front::Front(asio::io_context& ioc, const ServerConfig& config, Dispatcher& dispatcher,
-             FrontHooks hooks)
+             FrontHooks hooks, std::string spool_dir)
     : ioc_(ioc),
       dispatcher_(dispatcher),
-      core_(std::make_shared<FrontCore>(dispatcher, config, std::move(hooks))),
+      core_(std::make_shared<FrontCore>(dispatcher, config, std::move(hooks),
+                                        spool_directory(std::move(spool_dir)))),
       acceptor_(ioc) {}
 
 Front::~Front() {
@@ -119,19 +145,57 @@ awaitable<void> Front::accept_loop() {
             co_await acceptor_.async_accept(context(i), asio::redirect_error(use_awaitable, ec));
         if (ec) {
             if (ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return;
-            // EMFILE and friends: back off briefly instead of spinning.
-            spdlog::warn("event=accept_failed error=\"{}\"", ec.message());
+            // EMFILE and friends: an idle connection gives its descriptor back, and the loop
+            // backs off briefly instead of spinning on a listener that stays readable.
+            if (out_of_descriptors(ec)) core_->evict_idle();
+            spdlog::warn("event=accept_failed error=\"{}\" open_connections={}", ec.message(),
+                         core_->open_connections.load());
             asio::steady_timer t(ioc_, std::chrono::milliseconds(100));
             co_await t.async_wait(asio::redirect_error(use_awaitable, ec));
             continue;
         }
-        socket.set_option(tcp::no_delay(true), ec);
+        const auto cfg = core_->config();
+        // At max_connections, a connection that waits for a request makes room for this one.
+        if (core_->open_connections.load() >= cfg->max_connections && !core_->evict_idle()) {
+            turn_away(socket, kTooManyConnections, "max_connections");
+            continue;
+        }
         const auto remote = socket.remote_endpoint(ec);
-        std::string address = ec ? std::string("unknown") : remote.address().to_string();
+        if (ec) continue;  // reset before we got to it
+        const auto peer = normalized(remote.address());
+        std::string address = peer.to_string();
+        // A direct client is counted per connection; one behind a trusted proxy per request.
+        AddressPlace place;
+        if (cfg->max_connections_per_address > 0 && !cfg->proxies.contains(peer)) {
+            if (!core_->take_address(address, cfg->max_connections_per_address)) {
+                turn_away(socket, kTooManyFromAddress, "max_connections_per_address");
+                continue;
+            }
+            place = AddressPlace(core_, address);
+        }
+        socket.set_option(tcp::no_delay(true), ec);
         auto executor = socket.get_executor();
         auto session = std::make_shared<ClientSession>(core_, watchdogs_[i], std::move(socket),
-                                                       SocketConnector{}, std::move(address));
+                                                       SocketConnector{}, std::move(address),
+                                                       std::move(place));
         spawn_guarded(executor, ClientSession::run(std::move(session)), "front_session");
+    }
+}
+
+void Front::turn_away(tcp::socket& socket, std::string_view response, std::string_view reason) {
+    // Non-blocking: a client that does not read gets what fits, and the close.
+    (void)::send(socket.native_handle(), response.data(), response.size(),
+                 MSG_DONTWAIT | MSG_NOSIGNAL);
+    boost::system::error_code ec;
+    socket.shutdown(tcp::socket::shutdown_send, ec);
+    socket.close(ec);
+    ++turned_away_;
+    const auto now = std::chrono::steady_clock::now();
+    if (now - turned_away_logged_ >= std::chrono::seconds(1)) {
+        spdlog::warn("event=connections_refused reason={} count={} open_connections={}", reason,
+                     turned_away_, core_->open_connections.load());
+        turned_away_ = 0;
+        turned_away_logged_ = now;
     }
 }
 

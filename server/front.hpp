@@ -8,7 +8,10 @@
 
 // Boost 1.74's awaitable.hpp uses std::exchange without including <utility>.
 #include <atomic>
+#include <chrono>
 #include <memory>
+#include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -29,8 +32,10 @@ class Watchdog;
 
 class Front {
 public:
+    // `spool_dir`: where request bodies larger than server.body_buffer_size are held (unnamed
+    // files); "" = the system's temporary directory.
     Front(boost::asio::io_context& ioc, const ServerConfig& config, Dispatcher& dispatcher,
-          FrontHooks hooks = {});
+          FrontHooks hooks = {}, std::string spool_dir = {});
     ~Front();
     Front(const Front&) = delete;
     Front& operator=(const Front&) = delete;
@@ -62,6 +67,10 @@ private:
     std::size_t next_context();
     boost::asio::io_context& context(std::size_t i);
     void close_idle_sessions();
+    // A connection beyond max_connections or max_connections_per_address: a short answer
+    // written without waiting, then closed (no session, no buffer).
+    void turn_away(boost::asio::ip::tcp::socket& socket, std::string_view response,
+                   std::string_view reason);
 
     boost::asio::io_context& ioc_;
     // server.io_threads − 1 contexts with a thread each; the caller's ioc_ is the first.
@@ -69,6 +78,9 @@ private:
     std::vector<std::thread> extra_threads_;
     std::vector<std::shared_ptr<Watchdog>> watchdogs_;  // one per context, in the same order
     std::size_t next_context_ = 0;
+    // Connections turned away since the last log line (one line per second at most).
+    std::uint64_t turned_away_ = 0;
+    std::chrono::steady_clock::time_point turned_away_logged_{};
     Dispatcher& dispatcher_;
     std::shared_ptr<FrontCore> core_;
     boost::asio::ip::tcp::acceptor acceptor_;

@@ -47,19 +47,6 @@ void strip_hop_by_hop(http::fields& fields) {
     }
 }
 
-void add_forwarded_for(http::fields& fields, std::string_view client_address) {
-    const auto existing = fields["X-Forwarded-For"];
-    if (existing.empty()) {
-        fields.set("X-Forwarded-For", client_address);
-    } else {
-        std::string joined(existing.data(), existing.size());
-        joined += ", ";
-        joined += client_address;
-        fields.set("X-Forwarded-For", joined);
-    }
-    if (fields["X-Forwarded-Proto"].empty()) fields.set("X-Forwarded-Proto", "http");
-}
-
 bool is_retryable_method(http::verb method) {
     return method == http::verb::get || method == http::verb::head ||
            method == http::verb::options || method == http::verb::trace;
@@ -71,7 +58,8 @@ http::response<http::string_body> front_error(http::status status, unsigned vers
     res.set(http::field::server, "tunerd");
     res.set(http::field::content_type, "text/plain; charset=utf-8");
     res.set(http::field::cache_control, "no-store");
-    if (status == http::status::service_unavailable) res.set(http::field::retry_after, "1");
+    if (status == http::status::service_unavailable || status == http::status::too_many_requests)
+        res.set(http::field::retry_after, "1");
     res.body() = std::string(message) + "\n";
     res.keep_alive(keep_alive);
     res.prepare_payload();

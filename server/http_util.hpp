@@ -1,5 +1,5 @@
 // HTTP helpers of the front that need no socket: hop-by-hop header removal (RFC 9110 §7.6.1),
-// X-Forwarded-For, method idempotency (RFC 9110 §9.2.2) and the front's own error responses.
+// method idempotency (RFC 9110 §9.2.2) and the front's own error responses.
 #pragma once
 
 #include <string>
@@ -18,13 +18,10 @@ namespace http = boost::beast::http;
 // Transfer-Encoding, Upgrade and Trailer: they describe one hop, not the message.
 void strip_hop_by_hop(http::fields& fields);
 
-// Appends the client address to X-Forwarded-For (or sets it) and sets X-Forwarded-Proto.
-void add_forwarded_for(http::fields& fields, std::string_view client_address);
-
 // GET, HEAD, OPTIONS (and TRACE): safe to send twice when the first attempt got no answer.
 bool is_retryable_method(http::verb method);
 
-// A complete response produced by the front itself (400, 413, 431, 502, 503, 504).
+// A complete response produced by the front itself (400, 408, 413, 429, 431, 502, 503, 504).
 http::response<http::string_body> front_error(http::status status, unsigned version,
                                               std::string_view message, bool keep_alive);
 

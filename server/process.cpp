@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -17,6 +18,9 @@ extern char** environ;
 namespace tuner::server {
 
 namespace {
+
+// The open-file soft limit workers get (set_worker_open_file_limit); RLIM_INFINITY: unchanged.
+rlim_t g_worker_nofile_soft = RLIM_INFINITY;
 
 // What the child could not do, sent back with its errno over the status pipe, so the error
 // names the directory when the directory is what is wrong.
@@ -44,6 +48,13 @@ struct ChildFailure {
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
     for (int sig : {SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGCHLD, SIGQUIT}) ::signal(sig, SIG_DFL);
+    if (g_worker_nofile_soft != RLIM_INFINITY) {
+        struct rlimit limit;
+        if (::getrlimit(RLIMIT_NOFILE, &limit) == 0) {
+            limit.rlim_cur = g_worker_nofile_soft;
+            ::setrlimit(RLIMIT_NOFILE, &limit);
+        }
+    }
 
     const int devnull = ::open("/dev/null", O_RDONLY);
     if (devnull < 0 || ::dup2(devnull, 0) < 0) fail(ChildStep::setup, errno);
@@ -58,6 +69,10 @@ struct ChildFailure {
 }
 
 }  // namespace
+
+void set_worker_open_file_limit(rlim_t soft) {
+    g_worker_nofile_soft = soft;
+}
 
 Result<SpawnedProcess> spawn_process(const SpawnSpec& spec) {
     if (spec.argv.empty() || spec.argv.front().empty()) {

@@ -3,6 +3,7 @@
 // clear error when the exec fails (the errno travels back over a close-on-exec pipe).
 #pragma once
 
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include <map>
@@ -28,6 +29,11 @@ struct SpawnedProcess {
 // Must be called from a thread that outlives the child (PR_SET_PDEATHSIG fires when the
 // spawning thread exits): tunerd spawns from its long-lived I/O thread.
 Result<SpawnedProcess> spawn_process(const SpawnSpec& spec);
+
+// The open-file soft limit workers start with: tunerd raises its own for its connections, the
+// app gets the limit tunerd was started with (select()-based code breaks above 1024). Call
+// before the first spawn.
+void set_worker_open_file_limit(rlim_t soft);
 
 // Signal the whole process group (a gunicorn master and its workers); ESRCH is not an error.
 void signal_process_group(pid_t pgid, int signal);

@@ -27,6 +27,12 @@ std::string_view to_string(Failure failure) {
             return "body_too_large";
         case Failure::body_malformed:
             return "body_malformed";
+        case Failure::body_timeout:
+            return "body_timeout";
+        case Failure::spool_failed:
+            return "spool_failed";
+        case Failure::too_many_connections:
+            return "too_many_connections";
         case Failure::queue_full:
             return "queue_full";
         case Failure::queue_timeout:
@@ -101,6 +107,19 @@ Refusal refusal_for(Failure failure, const boost::system::error_code& ec,
                     "request body larger than " + format_size(config.max_body_size_bytes)};
         case Failure::body_malformed:
             return {http::status::bad_request, "malformed request body: " + ec.message()};
+        case Failure::body_timeout:
+            return {http::status::request_timeout,
+                    config.min_body_rate_bytes == 0
+                        ? "request body stalled for " + format_duration(config.header_timeout)
+                        : "request body slower than " + format_size(config.min_body_rate_bytes) +
+                              "/s (after " + format_duration(config.header_timeout) + ")"};
+        case Failure::spool_failed:
+            return {http::status::service_unavailable,
+                    "cannot hold the request body: " + ec.message()};
+        case Failure::too_many_connections:
+            return {http::status::too_many_requests,
+                    "too many connections from your address (at most " +
+                        std::to_string(config.max_connections_per_address) + ")"};
         case Failure::queue_full:
             return {http::status::service_unavailable, "all workers busy and the queue is full"};
         case Failure::queue_timeout:

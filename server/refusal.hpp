@@ -14,21 +14,24 @@
 namespace tuner::server {
 
 enum class Failure {
-    client_gone,          // the client closed, reset or idled out: nobody to answer
-    header_malformed,     // 400
-    header_too_large,     // 431
-    header_timeout,       // 408: the header did not arrive within header_timeout
-    body_too_large,       // 413: Content-Length or the bytes sent exceed max_body_size
-    body_malformed,       // 400: bad chunk framing and the like
-    queue_full,           // 503 + Retry-After
-    queue_timeout,        // 503: no worker became free within queue_timeout
-    shutting_down,        // 503: tunerd stops and the request never reached a worker
-    worker_unreachable,   // 502: connecting to the worker failed (after one retry)
-    stale_connection,     // 502: a parked Unix connection the worker had closed (retried first)
-    worker_failed,        // 502: the worker failed before answering
-    worker_bad_response,  // 502: the worker's response could not be parsed (header too large...)
-    worker_late,          // 504: no response header within request_timeout
-    response_cut,         // the worker failed after the response began: close the connection
+    client_gone,       // the client closed, reset or idled out: nobody to answer
+    header_malformed,  // 400
+    header_too_large,  // 431
+    header_timeout,    // 408: the header did not arrive within header_timeout
+    body_too_large,    // 413: Content-Length or the bytes sent exceed max_body_size
+    body_malformed,    // 400: bad chunk framing and the like
+    body_timeout,      // 408: a buffered body slower than min_body_rate (or header_timeout idle)
+    spool_failed,      // 503: a body too large for memory could not be written to the spool
+    too_many_connections,  // 429: the client's address is at max_connections_per_address
+    queue_full,            // 503 + Retry-After
+    queue_timeout,         // 503: no worker became free within queue_timeout
+    shutting_down,         // 503: tunerd stops and the request never reached a worker
+    worker_unreachable,    // 502: connecting to the worker failed (after one retry)
+    stale_connection,      // 502: a parked Unix connection the worker had closed (retried first)
+    worker_failed,         // 502: the worker failed before answering
+    worker_bad_response,   // 502: the worker's response could not be parsed (header too large...)
+    worker_late,           // 504: no response header within request_timeout
+    response_cut,          // the worker failed after the response began: close the connection
 };
 
 [[nodiscard]] std::string_view to_string(Failure failure);

@@ -142,6 +142,7 @@ protected:
         config.keepalive_timeout = 2s;
         config.max_body_size_bytes = 1000;
         config.max_header_size_bytes = 2048;
+        config.min_body_rate_bytes = 0;
         backend->id = 1;
         backend->capacity = 1;
         backend->address.unix_path = "unused";
@@ -166,7 +167,8 @@ protected:
         std::shared_ptr<TestSession> session;
     };
     Client connect() {
-        if (!core) core = std::make_shared<FrontCore>(dispatcher, config, hooks);
+        if (!core)
+            core = std::make_shared<FrontCore>(dispatcher, config, hooks, ::testing::TempDir());
         Client c;
         c.end = std::make_shared<TestStream>(ioc);
         TestStream server_side(ioc);
@@ -397,6 +399,7 @@ TEST_F(ExchangeTest, RepeatedIdenticalContentLengthReachesTheWorkerOnce) {
 }
 
 TEST_F(ExchangeTest, ClientGoneMidBodyReleasesTheSlotAndAnswersNothing) {
+    config.request_buffering = false;  // the body is relayed as it arrives: the slot is taken
     auto c = connect();
     send(c, "POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nonly part");
     run_until([&] { return script->connects == 1 && inflight() == 1; });
@@ -438,6 +441,182 @@ TEST_F(ExchangeTest, ForwardsTheClientAddressAndStripsHopByHopHeaders) {
     EXPECT_NE(h.find("X-Forwarded-For: 192.0.2.7\r\n"), std::string::npos) << h;
     EXPECT_EQ(h.find("X-Hop"), std::string::npos) << h;
     EXPECT_EQ(h.find("Connection"), std::string::npos) << h;
+}
+
+// ---- request buffering -----------------------------------------------------------------------
+
+TEST_F(ExchangeTest, BufferedBodyTakesNoWorkerUntilWholeAndArrivesWithItsLength) {
+    auto c = connect();
+    send(c, "POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nhalf-");
+    for (int i = 0; i < 10; ++i) ioc.run_for(10ms);
+    EXPECT_EQ(script->connects, 0) << "no worker is asked for while the body arrives";
+    EXPECT_EQ(inflight(), 0u);
+    send(c, "body!");
+    const auto a = read_answer(c);
+    EXPECT_EQ(a.status, 200);
+    ASSERT_EQ(script->bodies_seen.size(), 1u);
+    EXPECT_EQ(script->bodies_seen[0], "half-body!");
+    EXPECT_NE(script->headers_seen[0].find("Content-Length: 10\r\n"), std::string::npos);
+    EXPECT_EQ(inflight(), 0u);
+}
+
+TEST_F(ExchangeTest, ChunkedUploadReachesTheWorkerWithAContentLengthAndNoTrailers) {
+    auto c = connect();
+    const auto a = exchange(c,
+                            "POST /x HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                            "4\r\nbody\r\n3\r\n123\r\n0\r\nX-Trailer: t\r\n"
+                            "X-Forwarded-For: 10.6.6.6\r\n\r\n");
+    EXPECT_EQ(a.status, 200);
+    ASSERT_EQ(script->bodies_seen.size(), 1u);
+    EXPECT_EQ(script->bodies_seen[0], "body123");
+    const std::string& h = script->headers_seen[0];
+    EXPECT_NE(h.find("Content-Length: 7\r\n"), std::string::npos) << h;
+    EXPECT_EQ(h.find("chunked"), std::string::npos) << h;
+    EXPECT_EQ(h.find("X-Trailer"), std::string::npos) << h;
+    EXPECT_EQ(h.find("10.6.6.6"), std::string::npos) << "a trailer never becomes a header\n" << h;
+}
+
+TEST_F(ExchangeTest, BodyLargerThanTheMemoryBufferIsSpooledAndArrivesWhole) {
+    config.body_buffer_size_bytes = 1024;
+    config.max_body_size_bytes = 1 << 20;
+    std::string body;
+    for (int i = 0; body.size() < 200'000; ++i) body += std::to_string(i) + ",";
+    auto c = connect();
+    const auto a = exchange(c, "POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: " +
+                                   std::to_string(body.size()) + "\r\n\r\n" + body);
+    EXPECT_EQ(a.status, 200);
+    ASSERT_EQ(script->bodies_seen.size(), 1u);
+    EXPECT_TRUE(script->bodies_seen[0] == body) << "a spooled body arrives byte for byte";
+}
+
+TEST_F(ExchangeTest, SpoolThatCannotBeWrittenGets503AndNoWorkerIsAsked) {
+    config.body_buffer_size_bytes = 16;
+    core = std::make_shared<FrontCore>(dispatcher, config, hooks, "/nonexistent/spool");
+    auto c = connect();
+    const auto a = exchange(
+        c, "POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n" + std::string(100, 'b'));
+    EXPECT_EQ(a.status, 503);
+    EXPECT_NE(a.body.find("cannot hold the request body"), std::string::npos) << a.body;
+    EXPECT_EQ(script->connects, 0);
+    EXPECT_EQ(inflight(), 0u);
+}
+
+TEST_F(ExchangeTest, BodySlowerThanTheMinimumRateGets408AndNeverReachesAWorker) {
+    config.min_body_rate_bytes = 1000;  // header_timeout is 300 ms: 10 bytes earn 10 ms more
+    auto c = connect();
+    send(c, "POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 500\r\n\r\n0123456789");
+    const auto started = Clock::now();
+    const auto a = read_answer(c);
+    EXPECT_EQ(a.status, 408);
+    EXPECT_NE(a.body.find("request body slower than"), std::string::npos) << a.body;
+    EXPECT_LT(Clock::now() - started, 3s);
+    EXPECT_EQ(script->connects, 0);
+    EXPECT_EQ(inflight(), 0u);
+}
+
+TEST_F(ExchangeTest, ExpectContinueIsAnsweredBeforeTheBodyIsBuffered) {
+    auto c = connect();
+    send(c, "POST /x HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n");
+    std::string got;
+    bool done = false;
+    auto buf = std::make_shared<std::array<char, 64>>();
+    c.end->async_read_some(asio::buffer(*buf), [&](beast::error_code ec, std::size_t n) {
+        if (!ec) got.assign(buf->data(), n);
+        done = true;
+    });
+    run_until([&] { return done; });
+    EXPECT_EQ(got, "HTTP/1.1 100 Continue\r\n\r\n");
+    EXPECT_EQ(script->connects, 0);
+    const auto a = exchange(c, "body");
+    EXPECT_EQ(a.status, 200);
+    EXPECT_EQ(script->bodies_seen.at(0), "body");
+    EXPECT_EQ(script->headers_seen.at(0).find("Expect"), std::string::npos);
+}
+
+TEST_F(ExchangeTest, GetWithABufferedBodyIsRetriedWithItsBodyAfterAReset) {
+    script->workers = {Worker::close_at_once};
+    auto c = connect();
+    const auto a = exchange(c, "GET /x HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc");
+    EXPECT_EQ(a.status, 200);
+    EXPECT_EQ(script->connects, 2);
+    EXPECT_EQ(script->bodies_seen.at(0), "abc");
+}
+
+TEST_F(ExchangeTest, ClientGoneMidBufferedBodyTakesNoSlotAtAll) {
+    auto c = connect();
+    send(c, "POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nonly part");
+    for (int i = 0; i < 10; ++i) ioc.run_for(10ms);
+    c.end->close();
+    for (int i = 0; i < 10; ++i) ioc.run_for(10ms);
+    EXPECT_EQ(script->connects, 0);
+    EXPECT_EQ(inflight(), 0u);
+    EXPECT_EQ(dispatcher.cumulative().codes.count(200), 0u);
+}
+
+// ---- who the client is -----------------------------------------------------------------------
+
+TEST_F(ExchangeTest, ForwardingHeadersFromAnUntrustedClientAreReplaced) {
+    auto c = connect();  // 192.0.2.7 is not in the default trusted_proxies (loopback)
+    const auto a = exchange(c,
+                            "GET /x HTTP/1.1\r\nHost: t\r\nX-Forwarded-For: 10.9.9.9\r\n"
+                            "X-Forwarded-Proto: https\r\nX-Forwarded-Host: evil.example\r\n"
+                            "X-Real-IP: 10.1.1.1\r\nForwarded: for=10.2.2.2;proto=https\r\n\r\n");
+    EXPECT_EQ(a.status, 200);
+    const std::string& h = script->headers_seen.at(0);
+    EXPECT_NE(h.find("X-Forwarded-For: 192.0.2.7\r\n"), std::string::npos) << h;
+    EXPECT_NE(h.find("X-Forwarded-Proto: http\r\n"), std::string::npos) << h;
+    for (const char* lie : {"10.9.9.9", "https", "evil.example", "X-Real-IP", "Forwarded:"})
+        EXPECT_EQ(h.find(lie), std::string::npos) << lie << " in\n" << h;
+}
+
+TEST_F(ExchangeTest, ForwardingHeadersFromATrustedProxyAreKeptAndExtended) {
+    config.trusted_proxies = {"192.0.2.0/24"};
+    auto c = connect();
+    const auto a = exchange(c,
+                            "GET /x HTTP/1.1\r\nHost: t\r\nX-Forwarded-For: 203.0.113.5\r\n"
+                            "X-Forwarded-Proto: https\r\n\r\n");
+    EXPECT_EQ(a.status, 200);
+    const std::string& h = script->headers_seen.at(0);
+    EXPECT_NE(h.find("X-Forwarded-For: 203.0.113.5, 192.0.2.7\r\n"), std::string::npos) << h;
+    EXPECT_NE(h.find("X-Forwarded-Proto: https\r\n"), std::string::npos) << h;
+}
+
+TEST_F(ExchangeTest, PerAddressCapCountsTheClientBehindATrustedProxy) {
+    config.trusted_proxies = {"192.0.2.7"};
+    config.max_connections_per_address = 1;
+    script->workers = {Worker::never_answers};
+    auto first = connect();
+    send(first, "GET /x HTTP/1.1\r\nHost: t\r\nX-Forwarded-For: 203.0.113.1\r\n\r\n");
+    run_until([&] { return inflight() == 1; });
+    auto same = connect();
+    const auto refused =
+        exchange(same, "GET /x HTTP/1.1\r\nHost: t\r\nX-Forwarded-For: 203.0.113.1\r\n\r\n");
+    EXPECT_EQ(refused.status, 429);
+    EXPECT_NE(refused.body.find("too many connections from your address"), std::string::npos);
+    // Another client behind the same proxy is not counted against the first: it waits for the
+    // busy worker like any request (and times out in the queue).
+    auto other = connect();
+    const auto queued =
+        exchange(other, "GET /x HTTP/1.1\r\nHost: t\r\nX-Forwarded-For: 203.0.113.2\r\n\r\n");
+    EXPECT_EQ(queued.status, 503);
+}
+
+// ---- max_connections -------------------------------------------------------------------------
+
+TEST_F(ExchangeTest, AnIdleConnectionIsEvictedForANewcomerAndABusyOneIsNot) {
+    script->workers = {Worker::never_answers};
+    auto busy = connect();
+    send(busy, kGet);
+    run_until([&] { return inflight() == 1; });
+    auto idle = connect();
+    for (int i = 0; i < 5; ++i) ioc.run_for(10ms);
+    EXPECT_EQ(core->open_connections.load(), 2u);
+    EXPECT_TRUE(core->evict_idle());
+    EXPECT_EQ(core->open_connections.load(), 1u) << "the place is given up at once";
+    const auto closed = read_answer(idle);
+    EXPECT_TRUE(closed.closed);
+    EXPECT_FALSE(core->evict_idle()) << "the only connection left is busy";
+    EXPECT_EQ(inflight(), 1u);
 }
 
 }  // namespace

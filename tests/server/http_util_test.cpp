@@ -1,4 +1,4 @@
-// HTTP helpers of the front: hop-by-hop headers (RFC 9110 §7.6.1), X-Forwarded-For, which
+// HTTP helpers of the front: hop-by-hop headers (RFC 9110 §7.6.1), which
 // methods a retry may resend, and the front's own error responses.
 #include "server/http_util.hpp"
 
@@ -52,23 +52,6 @@ TEST(HttpUtil, NeverStripsHostOrContentLengthEvenWhenConnectionNamesThem) {
     strip_hop_by_hop(f);
     EXPECT_EQ(f[http::field::host], "example.test");
     EXPECT_EQ(f[http::field::content_length], "12");
-}
-
-TEST(HttpUtil, SetsXForwardedForAndProto) {
-    http::fields f;
-    add_forwarded_for(f, "127.0.0.9");
-    EXPECT_EQ(f["X-Forwarded-For"], "127.0.0.9");
-    EXPECT_EQ(f["X-Forwarded-Proto"], "http");
-}
-
-TEST(HttpUtil, AppendsToAnExistingXForwardedForAndKeepsTheProto) {
-    http::fields f;
-    f.set("X-Forwarded-For", "203.0.113.7");
-    f.set("X-Forwarded-Proto", "https");  // set by the TLS terminator in front of tunerd
-    add_forwarded_for(f, "127.0.0.1");
-    EXPECT_EQ(f["X-Forwarded-For"], "203.0.113.7, 127.0.0.1");
-    EXPECT_EQ(f["X-Forwarded-Proto"], "https");
-    EXPECT_EQ(f.count("X-Forwarded-For"), 1u);
 }
 
 TEST(HttpUtil, RetriesOnlyMethodsThatAreSafeToSendTwice) {

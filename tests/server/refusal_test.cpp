@@ -32,6 +32,9 @@ TEST(Refusal, EachFailureGetsItsStatus) {
         {Failure::header_timeout, http::status::request_timeout},
         {Failure::body_too_large, http::status::payload_too_large},
         {Failure::body_malformed, http::status::bad_request},
+        {Failure::body_timeout, http::status::request_timeout},
+        {Failure::spool_failed, http::status::service_unavailable},
+        {Failure::too_many_connections, http::status::too_many_requests},
         {Failure::queue_full, http::status::service_unavailable},
         {Failure::queue_timeout, http::status::service_unavailable},
         {Failure::shutting_down, http::status::service_unavailable},
@@ -58,6 +61,16 @@ TEST(Refusal, MessagesNameTheLimitAndTheCause) {
     EXPECT_EQ(refusal_for(Failure::body_too_large, {}, c).message, "request body larger than 10MB");
     EXPECT_EQ(refusal_for(Failure::queue_timeout, {}, c).message,
               "no worker became free within 10s");
+    EXPECT_EQ(refusal_for(Failure::body_timeout, {}, c).message,
+              "request body slower than 500B/s (after 10s)");
+    auto no_rate = c;
+    no_rate.min_body_rate_bytes = 0;
+    EXPECT_EQ(refusal_for(Failure::body_timeout, {}, no_rate).message,
+              "request body stalled for 10s");
+    auto capped = c;
+    capped.max_connections_per_address = 8;
+    EXPECT_EQ(refusal_for(Failure::too_many_connections, {}, capped).message,
+              "too many connections from your address (at most 8)");
     EXPECT_EQ(refusal_for(Failure::worker_late, {}, c).message, "worker did not answer within 1m");
     const auto refused = make_error_code(asio::error::connection_refused);
     EXPECT_EQ(refusal_for(Failure::worker_unreachable, refused, c).message,

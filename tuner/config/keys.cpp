@@ -7,6 +7,7 @@
 #include <optional>
 #include <utility>
 
+#include "server/client_address.hpp"
 #include "tuner/config/command.hpp"
 
 namespace tuner::config::detail {
@@ -166,6 +167,53 @@ ConfigKey choice_key(std::string_view section, std::string_view name, std::strin
 
 // ---- the keys that need their own reader or writer ----------------------------------------
 
+// server.trusted_proxies: an array of addresses and CIDR networks.
+ConfigKey trusted_proxies_key() {
+    Reader<std::vector<std::string>> read =
+        [](const toml::node& node, const std::string& key,
+           IssueSink& sink) -> std::optional<std::vector<std::string>> {
+        const auto* array = node.as_array();
+        if (!array) {
+            sink.add(key, node.source(),
+                     "expected an array of addresses or networks, e.g. [\"127.0.0.1\", "
+                     "\"10.0.0.0/8\"], got " +
+                         describe(node));
+            return std::nullopt;
+        }
+        std::vector<std::string> entries;
+        bool ok = true;
+        for (std::size_t i = 0; i < array->size(); ++i) {
+            const auto& element = *array->get(i);
+            const auto text = element.value_exact<std::string>();
+            if (!text) {
+                sink.add(key, element.source(),
+                         "element " + std::to_string(i + 1) + ": expected a string, got " +
+                             describe(element));
+                ok = false;
+                continue;
+            }
+            if (auto network = server::parse_network(*text); !network) {
+                sink.add(key, element.source(),
+                         "element " + std::to_string(i + 1) + ": " + network.error().what);
+                ok = false;
+                continue;
+            }
+            entries.push_back(*text);
+        }
+        if (!ok) return std::nullopt;
+        return entries;
+    };
+    Writer<std::vector<std::string>> write = [](const std::vector<std::string>& entries) {
+        toml::array array;
+        for (const auto& entry : entries) array.push_back(entry);
+        return toml_text(array);
+    };
+    return make_key<std::vector<std::string>>(
+        "server", "trusted_proxies", "proxies whose X-Forwarded-For/-Proto are believed",
+        [](auto& c) -> auto& { return c.server.trusted_proxies; }, std::move(read),
+        std::move(write));
+}
+
 // threads_max is optional: unset means "same as threads", written commented out with that value.
 ConfigKey threads_max_key() {
     ConfigKey key{"workers",
@@ -263,6 +311,24 @@ std::vector<ConfigKey> build_keys() {
         "server", "shutdown_timeout", "on SIGTERM, queued and in-flight requests get this long",
         [](auto& c) -> auto& { return c.server.shutdown_timeout; }, positive_duration()));
     add(restart_only(io_threads_key()));
+    add(bool_key(
+        "server", "request_buffering", "read a request body whole before a worker is taken",
+        [](auto& c) -> auto& { return c.server.request_buffering; }));
+    add(size_key(
+        "server", "body_buffer_size", "larger buffered bodies go to a file in the state dir",
+        [](auto& c) -> auto& { return c.server.body_buffer_size_bytes; },
+        size_between(KiB, 16 * MiB)));
+    add(size_key(
+        "server", "min_body_rate", "bytes/s a body must average after header_timeout (0 = off)",
+        [](auto& c) -> auto& { return c.server.min_body_rate_bytes; }));
+    add(whole_key<std::uint64_t>(
+        "server", "max_connections", "open client connections; beyond: an idle one or 503",
+        [](auto& c) -> auto& { return c.server.max_connections; },
+        between<std::uint64_t>(1, 1000000)));
+    add(whole_key<std::uint64_t>(
+        "server", "max_connections_per_address", "per client address (0 = no cap); else 429",
+        [](auto& c) -> auto& { return c.server.max_connections_per_address; }));
+    add(trusted_proxies_key());
 
     // [admin]
     add(restart_only(string_key(

@@ -2,9 +2,12 @@
 #include "tuner/daemon/tunerd.hpp"
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -27,6 +30,7 @@
 #include "server/front.hpp"
 #include "server/guarded.hpp"
 #include "server/pool.hpp"
+#include "server/process.hpp"
 #include "tuner/admin/metrics.hpp"
 #include "tuner/admin/routes.hpp"
 #include "tuner/build_info.hpp"
@@ -43,6 +47,8 @@ namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
 namespace {
+
+void raise_open_file_limit(std::uint64_t max_connections);
 
 // The longest Unix socket path (sun_path is 108 bytes) leaves room for "/w<id>.sock".
 constexpr std::size_t kMaxSocketDirLength = 90;
@@ -146,6 +152,7 @@ private:
     // The stages of run(), in order; a stage that fails returns the exit code.
     std::optional<int> prepare_directories();
     void build_parts();
+    std::string spool_directory() const;
     std::optional<int> open_listeners();
     void start_serving();
     int finish();
@@ -198,6 +205,7 @@ int Daemon::run() {
     sigemptyset(&blocked);
     for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGCHLD}) sigaddset(&blocked, sig);
     ::pthread_sigmask(SIG_BLOCK, &blocked, &previous);
+    raise_open_file_limit(config_.server.max_connections);
     build_parts();
     if (auto exit = open_listeners()) return *exit;
     start_serving();
@@ -234,6 +242,42 @@ std::optional<int> Daemon::prepare_directories() {
     return std::nullopt;
 }
 
+// Request bodies larger than server.body_buffer_size wait here (unnamed files, 0600) for a
+// worker; the system's temporary directory when the state directory cannot hold them.
+std::string Daemon::spool_directory() const {
+    const std::string dir = state_dir_ + "/spool";
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (!ec && ::chmod(dir.c_str(), 0700) == 0) return dir;
+    spdlog::warn(
+        "event=spool_dir_failed dir={} error={} (large request bodies are held in the "
+        "system's temporary directory)",
+        log_quote(dir), log_quote(ec ? ec.message() : std::strerror(errno)));
+    return {};
+}
+
+// Client connections need descriptors: the soft open-file limit is raised to the hard one (the
+// workers get the old one back), with a warning when max_connections cannot fit.
+void raise_open_file_limit(std::uint64_t max_connections) {
+    struct rlimit limit;
+    if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+    server::set_worker_open_file_limit(limit.rlim_cur);
+    if (limit.rlim_cur < limit.rlim_max) {
+        const rlim_t before = limit.rlim_cur;
+        limit.rlim_cur = limit.rlim_max;
+        if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) limit.rlim_cur = before;
+    }
+    // A client connection, its worker connection, and room for workers, logs and the database.
+    const std::uint64_t needed = 2 * max_connections + 256;
+    if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < needed) {
+        spdlog::warn(
+            "event=open_file_limit limit={} needed={} (server.max_connections = {} needs "
+            "about 2 descriptors each; raise LimitNOFILE or lower max_connections: "
+            "accepts beyond the limit back off)",
+            static_cast<std::uint64_t>(limit.rlim_cur), needed, max_connections);
+    }
+}
+
 void Daemon::build_parts() {
     spdlog::info("event=starting version={} revision={} config={} state_dir={} pid={} dry_run={}",
                  build::version, build::revision, log_quote(config_.source), log_quote(state_dir_),
@@ -261,7 +305,8 @@ void Daemon::build_parts() {
     hooks.worker_stuck = [this](unsigned id, const std::string& why) {
         pool_->worker_stuck(id, why);
     };
-    front_ = std::make_unique<server::Front>(ioc_, config_.server, *dispatcher_, hooks);
+    front_ = std::make_unique<server::Front>(ioc_, config_.server, *dispatcher_, hooks,
+                                             spool_directory());
     admin_ = std::make_unique<server::AdminServer>(ioc_);
 }
 

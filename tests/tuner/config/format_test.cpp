@@ -194,11 +194,12 @@ TEST(KnownKeys, ListsTheSketchAndTheModelExtras) {
     const auto keys = known_config_keys();
     EXPECT_EQ(keys.front(), "server.listen");
     EXPECT_EQ(keys.back(), "log.level");
-    for (const char* key : {"policy.window", "policy.pss_every", "database.connect_timeout",
-                            "workers.threads_max", "demo.rss_mb", "state.retention"}) {
+    for (const char* key :
+         {"policy.window", "policy.pss_every", "database.connect_timeout", "workers.threads_max",
+          "demo.rss_mb", "state.retention", "server.trusted_proxies", "server.request_buffering"}) {
         EXPECT_NE(std::find(keys.begin(), keys.end(), key), keys.end()) << key;
     }
-    EXPECT_EQ(keys.size(), 51u);
+    EXPECT_EQ(keys.size(), 57u);
 }
 
 // ---- hash -----------------------------------------------------------------------------------

@@ -221,6 +221,40 @@ TEST(ConfigTypes, WholeNumbersRefuseFloatsNegativesAndOverflow) {
                 HasSubstr("got string \"10\""));
 }
 
+TEST(ConfigServer, TrustedProxiesTakeAddressesAndNetworks) {
+    const auto c =
+        valid_config("[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\", \"192.0.2.7\"]\n");
+    EXPECT_THAT(c.server.trusted_proxies, ElementsAre("10.0.0.0/8", "::1", "192.0.2.7"));
+    EXPECT_TRUE(valid_config("[server]\ntrusted_proxies = []\n").server.trusted_proxies.empty());
+}
+
+TEST(ConfigServer, BadTrustedProxyNamesTheKeyTheLineAndTheEntry) {
+    const auto issue =
+        single_issue("[server]\ntrusted_proxies = [\n  \"10.0.0.0/8\",\n  \"proxy.local\",\n]\n");
+    EXPECT_EQ(issue.key, "server.trusted_proxies");
+    EXPECT_EQ(issue.line, 4u);
+    EXPECT_THAT(issue.message,
+                HasSubstr("element 2: not an IP address or network: \"proxy.local\""));
+    EXPECT_THAT(single_issue("[server]\ntrusted_proxies = [\"10.0.0.0/40\"]\n").message,
+                HasSubstr("bad prefix length"));
+    EXPECT_THAT(single_issue("[server]\ntrusted_proxies = \"10.0.0.1\"\n").message,
+                HasSubstr("expected an array"));
+}
+
+TEST(ConfigServer, ConnectionAndBufferLimitsHaveRanges) {
+    EXPECT_THAT(single_issue("[server]\nmax_connections = 0\n").message, HasSubstr("between"));
+    EXPECT_THAT(single_issue("[server]\nbody_buffer_size = \"64MB\"\n").key,
+                "server.body_buffer_size");
+    const auto c = valid_config(
+        "[server]\nrequest_buffering = false\nbody_buffer_size = \"1MB\"\nmin_body_rate = 0\n"
+        "max_connections = 5000\nmax_connections_per_address = 20\n");
+    EXPECT_FALSE(c.server.request_buffering);
+    EXPECT_EQ(c.server.body_buffer_size_bytes, 1u << 20);
+    EXPECT_EQ(c.server.min_body_rate_bytes, 0u);
+    EXPECT_EQ(c.server.max_connections, 5000u);
+    EXPECT_EQ(c.server.max_connections_per_address, 20u);
+}
+
 TEST(ConfigTypes, FractionAcceptsAnInteger) {
     EXPECT_DOUBLE_EQ(valid_config("[policy]\ntarget_utilisation = 1\n").policy.target_utilisation,
                      1.0);

@@ -1,0 +1,81 @@
+// A request body held by the front: in memory up to its limit, past it in an unnamed spool file
+// that nothing else can see, and a clear error when the spool cannot be written.
+#include "server/request_body.hpp"
+
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <string>
+
+#include <gtest/gtest.h>
+
+namespace tuner::server {
+namespace {
+
+std::string read_all(const BufferedBody& body) {
+    std::string out;
+    std::array<char, 7> buf;  // small: many reads
+    for (std::uint64_t offset = 0;;) {
+        auto n = body.read_at(offset, buf);
+        EXPECT_TRUE(n.ok());
+        if (!n || *n == 0) break;
+        out.append(buf.data(), *n);
+        offset += *n;
+    }
+    return out;
+}
+
+std::size_t entries_in(const std::string& dir) {
+    std::size_t n = 0;
+    for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir)) ++n;
+    return n;
+}
+
+TEST(BufferedBody, StaysInMemoryUpToItsLimit) {
+    BufferedBody body(10, ::testing::TempDir());
+    ASSERT_TRUE(body.append({"hello", 5}).ok());
+    ASSERT_TRUE(body.append({"world", 5}).ok());
+    EXPECT_FALSE(body.spooled());
+    EXPECT_EQ(body.size(), 10u);
+    EXPECT_EQ(std::string(body.memory().data(), body.memory().size()), "helloworld");
+}
+
+TEST(BufferedBody, PastItsLimitMovesToAnUnnamedFileAndReadsBackWhole) {
+    const std::string dir = ::testing::TempDir() + "spool-test";
+    std::filesystem::create_directories(dir);
+    const std::size_t before = entries_in(dir);
+    {
+        BufferedBody body(8, dir);
+        ASSERT_TRUE(body.append({"0123", 4}).ok());
+        ASSERT_TRUE(body.append({"456789abcdef", 12}).ok());
+        ASSERT_TRUE(body.append({"!", 1}).ok());
+        EXPECT_TRUE(body.spooled());
+        EXPECT_EQ(body.size(), 17u);
+        EXPECT_EQ(read_all(body), "0123456789abcdef!");
+        EXPECT_EQ(entries_in(dir), before) << "the spool file has no name another user could open";
+    }
+    std::filesystem::remove_all(dir);
+}
+
+TEST(BufferedBody, SpoolFileIsPrivate) {
+    auto fd = open_spool_file(::testing::TempDir());
+    ASSERT_TRUE(fd.ok()) << fd.error().to_string();
+    struct stat st {};
+    ASSERT_EQ(::fstat(*fd, &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+    EXPECT_EQ(st.st_nlink, 0u);
+    ::close(*fd);
+}
+
+TEST(BufferedBody, SpoolThatCannotBeCreatedIsAnErrorNamingTheDirectory) {
+    BufferedBody body(4, "/nonexistent/spool");
+    ASSERT_TRUE(body.append({"1234", 4}).ok());
+    const auto st = body.append({"5", 1});
+    ASSERT_FALSE(st.ok());
+    EXPECT_EQ(st.error().where, "/nonexistent/spool");
+    EXPECT_NE(st.error().what.find("cannot create a spool file"), std::string::npos);
+    EXPECT_EQ(st.error().code, ENOENT);
+}
+
+}  // namespace
+}  // namespace tuner::server

@@ -162,7 +162,10 @@ struct FrontCore {
     bool evict_idle() {
         std::lock_guard lock(mutex);
         for (const auto& s : sessions) {
-            if (s->try_evict()) return true;
+            if (s->try_evict()) {
+                ++evicted;
+                return true;
+            }
         }
         return false;
     }
@@ -193,6 +196,9 @@ struct FrontCore {
     std::atomic<std::uint64_t> next_waiter_id{1};
     std::atomic<std::size_t> requests_in_progress{0};
     std::atomic<std::size_t> open_connections{0};
+    std::atomic<std::uint64_t> refused_max_connections{0};
+    std::atomic<std::uint64_t> refused_per_address{0};
+    std::atomic<std::uint64_t> evicted{0};
     std::mutex mutex;  // guards sessions and waits
     std::set<std::shared_ptr<SessionHandle>> sessions;
     std::set<std::shared_ptr<WaitState>> waits;

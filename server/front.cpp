@@ -96,6 +96,10 @@ std::size_t Front::requests_in_progress() const {
 std::size_t Front::open_connections() const {
     return core_->open_connections.load();
 }
+ConnectionStats Front::connection_stats() const {
+    return {core_->open_connections.load(), core_->refused_max_connections.load(),
+            core_->refused_per_address.load(), core_->evicted.load()};
+}
 
 void Front::update_config(const ServerConfig& config) {
     core_->set_config(config);
@@ -157,6 +161,7 @@ awaitable<void> Front::accept_loop() {
         const auto cfg = core_->config();
         // At max_connections, a connection that waits for a request makes room for this one.
         if (core_->open_connections.load() >= cfg->max_connections && !core_->evict_idle()) {
+            ++core_->refused_max_connections;
             turn_away(socket, kTooManyConnections, "max_connections");
             continue;
         }
@@ -168,6 +173,7 @@ awaitable<void> Front::accept_loop() {
         AddressPlace place;
         if (cfg->max_connections_per_address > 0 && !cfg->proxies.contains(peer)) {
             if (!core_->take_address(address, cfg->max_connections_per_address)) {
+                ++core_->refused_per_address;
                 turn_away(socket, kTooManyFromAddress, "max_connections_per_address");
                 continue;
             }

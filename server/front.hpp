@@ -9,6 +9,7 @@
 // Boost 1.74's awaitable.hpp uses std::exchange without including <utility>.
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -29,6 +30,14 @@ namespace tuner::server {
 
 struct FrontCore;
 class Watchdog;
+
+// Client connections as the admin API reports them.
+struct ConnectionStats {
+    std::size_t open = 0;
+    std::uint64_t refused_max_connections = 0;  // turned away with 503 (none idle to evict)
+    std::uint64_t refused_per_address = 0;      // turned away with 429 at accept
+    std::uint64_t evicted = 0;                  // idle connections closed for a newcomer
+};
 
 class Front {
 public:
@@ -59,6 +68,7 @@ public:
     // Requests between header read and response end.
     [[nodiscard]] std::size_t requests_in_progress() const;
     [[nodiscard]] std::size_t open_connections() const;
+    [[nodiscard]] ConnectionStats connection_stats() const;
     // Settings that a config reload may change (timeouts, limits, max_queue).
     void update_config(const ServerConfig& config);
 

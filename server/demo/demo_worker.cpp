@@ -25,6 +25,7 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 #include <netinet/in.h>
+#include <nlohmann/json.hpp>
 
 namespace tuner::demo {
 
@@ -125,6 +126,14 @@ Response handle(const Request& req, const DemoOptions& opt) {
                      ",\"pid\":" + std::to_string(::getpid()) +
                      ",\"cpu_ms\":" + std::to_string(cpu) + ",\"io_ms\":" + std::to_string(io) +
                      "}\n";
+    } else if (path == "/request-headers") {
+        // What reached the app (httpbin's /headers): the forwarding headers the front set.
+        nlohmann::json headers = nlohmann::json::object();
+        for (const auto& field : req) {
+            headers[std::string(field.name_string())] = std::string(field.value());
+        }
+        res.set(http::field::content_type, "application/json");
+        res.body() = headers.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
     } else if (path == "/stats") {
         res.body() = "{\"requests\":" + std::to_string(g_requests.load()) + "}\n";
     } else if (path == "/headers") {
@@ -156,7 +165,8 @@ Response handle(const Request& req, const DemoOptions& opt) {
         res.body() =
             "{\"error\":\"not "
             "found\",\"routes\":[\"/\",\"/work?cpu_ms=&io_ms=\",\"/health\",\"/echo\",\"/"
-            "rss?mb=\",\"/status/<code>\",\"/headers?n=&size=\",\"/stats\"]}\n";
+            "rss?mb=\",\"/status/<code>\",\"/headers?n=&size=\",\"/request-headers\",\"/"
+            "stats\"]}\n";
     }
     if (req.method() == http::verb::head) res.body().clear();
     res.prepare_payload();

@@ -132,6 +132,23 @@ std::string Metrics::render(const MetricsInputs& in) const {
                          in.counts.inflight));
     out.push_back(single("tunerd_queue_length", "Requests waiting for a worker", MetricType::Gauge,
                          static_cast<double>(in.counts.queued)));
+    if (in.connections) {
+        const auto& c = *in.connections;
+        out.push_back(single("tunerd_open_connections",
+                             "Client connections open on the public port", MetricType::Gauge,
+                             static_cast<double>(c.open)));
+        auto refused =
+            family("tunerd_connections_refused_total",
+                   "Client connections turned away at accept, by limit", MetricType::Counter);
+        add_value(refused, static_cast<double>(c.refused_max_connections),
+                  {{"reason", "max_connections"}});
+        add_value(refused, static_cast<double>(c.refused_per_address),
+                  {{"reason", "max_connections_per_address"}});
+        out.push_back(std::move(refused));
+        out.push_back(single("tunerd_connections_evicted_total",
+                             "Idle client connections closed to make room (max_connections)",
+                             MetricType::Counter, static_cast<double>(c.evicted)));
+    }
 
     if (in.requests) {
         const auto& r = *in.requests;

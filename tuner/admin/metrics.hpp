@@ -11,6 +11,7 @@
 
 #include "model/decision.hpp"
 #include "server/dispatcher.hpp"
+#include "server/front.hpp"
 #include "server/pool.hpp"
 #include "tuner/control/control_view.hpp"
 #include "tuner/decision_log/log.hpp"
@@ -31,6 +32,7 @@ struct MetricsInputs {
     server::Dispatcher::Counts counts;
     DecisionLogStats decision_log;
     std::optional<unsigned> manual_target;
+    std::optional<server::ConnectionStats> connections;
 };
 
 class Metrics {

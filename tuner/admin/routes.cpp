@@ -364,6 +364,7 @@ void register_admin_routes(server::AdminServer& admin, AdminContext& context) {
         in.counts = ctx->dispatcher.counts();
         in.decision_log = ctx->log.stats();
         in.manual_target = ctx->applier.manual_target();
+        if (ctx->connections) in.connections = ctx->connections();
         AdminResponse r;
         r.content_type = "text/plain; version=0.0.4; charset=utf-8";
         r.body = ctx->metrics.render(in);

@@ -29,6 +29,7 @@ struct AdminContext {
     Metrics& metrics;
     Clock::time_point started_at;
     std::function<bool()> shutting_down;
+    std::function<server::ConnectionStats()> connections;  // the public front's clients
 };
 
 void register_admin_routes(server::AdminServer& admin, AdminContext& context);

@@ -21,6 +21,17 @@ using namespace std::chrono_literals;
 // and throws on a longer one, so no header limit may let one through.
 inline constexpr std::uint64_t kMaxHeaderSizeBytes = 64 * KiB;
 
+// [rate_limit]: requests per client address (nginx's limit_req with nodelay), applied by the
+// front (it travels in ServerConfig, which the front takes whole).
+struct RateLimitConfig {
+    double rate = 0;                    // requests per second per client address; 0 = off
+    unsigned burst = 20;                // served at once beyond the rate (burst + 1 in a row)
+    std::vector<std::string> allow;     // addresses and CIDR networks never limited
+    std::uint64_t max_clients = 10000;  // addresses tracked (least recently seen forgotten)
+
+    friend bool operator==(const RateLimitConfig&, const RateLimitConfig&) = default;
+};
+
 // [server]: the public listener and its front.
 struct ServerConfig {
     std::string listen = "127.0.0.1:8080";
@@ -47,6 +58,7 @@ struct ServerConfig {
     // Addresses or CIDR networks whose X-Forwarded-* and Forwarded headers are believed: by
     // default a proxy on this host (nginx terminating TLS), as gunicorn's forwarded_allow_ips.
     std::vector<std::string> trusted_proxies = {"127.0.0.1", "::1"};
+    RateLimitConfig rate_limit;  // the [rate_limit] section
 
     friend bool operator==(const ServerConfig&, const ServerConfig&) = default;
 };

@@ -80,23 +80,23 @@ Result<Network> parse_network(std::string_view text) {
     return network;
 }
 
-TrustedProxies::TrustedProxies(const std::vector<std::string>& entries) {
+NetworkSet::NetworkSet(const std::vector<std::string>& entries) {
     for (const auto& entry : entries) {
         if (auto network = parse_network(entry)) networks_.push_back(*network);
     }
 }
 
-bool TrustedProxies::contains(const ip::address& address) const {
+bool NetworkSet::contains(const ip::address& address) const {
     for (const auto& network : networks_) {
         if (network.contains(address)) return true;
     }
     return false;
 }
 
-std::string client_address(const TrustedProxies& proxies, const ip::address& peer,
+ip::address client_address(const NetworkSet& proxies, const ip::address& peer,
                            std::string_view forwarded_for) {
     ip::address client = normalized(peer);
-    if (!proxies.contains(client)) return client.to_string();
+    if (!proxies.contains(client)) return client;
     // Right to left: each hop added the address it saw.
     while (!forwarded_for.empty()) {
         const auto comma = forwarded_for.rfind(',');
@@ -109,7 +109,7 @@ std::string client_address(const TrustedProxies& proxies, const ip::address& pee
         client = *hop;
         if (!proxies.contains(client)) break;
     }
-    return client.to_string();
+    return client;
 }
 
 std::string forwarded_for(const boost::beast::http::fields& fields) {

@@ -29,11 +29,12 @@ struct Network {
 // "address" or "address/prefix"; the error says what is wrong with `text`.
 Result<Network> parse_network(std::string_view text);
 
-class TrustedProxies {
+// Addresses and networks (server.trusted_proxies, rate_limit.allow).
+class NetworkSet {
 public:
-    TrustedProxies() = default;
+    NetworkSet() = default;
     // Entries that do not parse are left out (the config loader refused them already).
-    explicit TrustedProxies(const std::vector<std::string>& entries);
+    explicit NetworkSet(const std::vector<std::string>& entries);
     [[nodiscard]] bool empty() const { return networks_.empty(); }
     [[nodiscard]] bool contains(const boost::asio::ip::address& address) const;
 
@@ -47,8 +48,9 @@ boost::asio::ip::address normalized(const boost::asio::ip::address& address);
 // The client behind `peer`: `peer` itself unless it is a trusted proxy, then the rightmost
 // address of X-Forwarded-For that is not (an entry that does not parse ends the walk at the
 // last good one, as nginx does).
-std::string client_address(const TrustedProxies& proxies, const boost::asio::ip::address& peer,
-                           std::string_view forwarded_for);
+boost::asio::ip::address client_address(const NetworkSet& proxies,
+                                        const boost::asio::ip::address& peer,
+                                        std::string_view forwarded_for);
 
 // Every X-Forwarded-For line of `fields`, joined in order with ", ".
 std::string forwarded_for(const boost::beast::http::fields& fields);

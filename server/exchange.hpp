@@ -45,6 +45,7 @@
 #include "server/dispatcher.hpp"
 #include "server/front_hooks.hpp"
 #include "server/http_util.hpp"
+#include "server/rate_limit.hpp"
 #include "server/refusal.hpp"
 #include "server/request_body.hpp"
 
@@ -124,8 +125,11 @@ public:
 // parsed. Replaced whole on reload; an exchange keeps the one it started with.
 struct FrontSettings : ServerConfig {
     explicit FrontSettings(const ServerConfig& config)
-        : ServerConfig(config), proxies(config.trusted_proxies) {}
-    TrustedProxies proxies;
+        : ServerConfig(config),
+          proxies(config.trusted_proxies),
+          rate_limit_allow(config.rate_limit.allow) {}
+    NetworkSet proxies;
+    NetworkSet rate_limit_allow;
 };
 
 // What every session of one Front shares. Held by shared_ptr: a coroutine frame the io_context
@@ -191,6 +195,7 @@ struct FrontCore {
     Dispatcher* dispatcher;  // null once the Front is destroyed
     FrontHooks hooks;
     const std::string spool_dir;  // request bodies larger than body_buffer_size
+    RateLimiter rate_limiter;     // [rate_limit], per client address
     std::atomic<bool> shutting_down{false};
     std::atomic<bool> aborting{false};
     std::atomic<std::uint64_t> next_waiter_id{1};
@@ -466,6 +471,7 @@ private:
     bool retried_ = false;
     bool reused_ = false;  // conn_ came parked from an earlier request
     unsigned avoid_ = 0;
+    unsigned retry_after_s_ = 0;  // a 429 of the rate limit: when the client may try again
     SlotGuard slot_;
     std::optional<BufferedBody> body_;  // the whole request body, when buffered
     AddressPlace client_place_;         // the forwarded client's place (behind a trusted proxy)
@@ -562,15 +568,17 @@ boost::asio::awaitable<void> Session<Client, Connector>::serve() {
         }
     } unregister{*this, handle};
 
+    auto cfg = core_->config();
     for (bool first = true;; first = false) {
         if (!first) state_ = State::idle;
         if (core_->shutting_down && !first) break;
-        auto cfg = core_->config();
         if (!co_await wait_for_request(*cfg, first)) break;
         // A request arrived, unless the connection was just closed for a newcomer.
         State expected = State::idle;
         if (!state_.compare_exchange_strong(expected, State::busy)) break;
-        Exchange exchange(*this, std::move(cfg));
+        // The settings of the moment it arrived (a reload applies from the next request on).
+        cfg = core_->config();
+        Exchange exchange(*this, cfg);
         if (!co_await exchange.run()) break;
     }
     if (state_ == State::busy) state_ = State::idle;
@@ -620,6 +628,10 @@ boost::asio::awaitable<void> Session<Client, Connector>::lingering_close() {
 template <class Client, class Connector>
 boost::asio::awaitable<bool> Session<Client, Connector>::Exchange::run() {
     if (auto fault = co_await read_header()) {
+        // Refused by a limit on a request read whole: the connection may carry the next one.
+        if (fault->failure == Failure::rate_limited ||
+            fault->failure == Failure::too_many_connections)
+            co_return co_await refuse(*fault, has_body_);
         const Refusal refusal = refusal_for(fault->failure, fault->ec, cfg_);
         if (!refusal.answers()) co_return false;
         // Answered before the request counts: recorded as refused, and the connection closes.
@@ -685,6 +697,21 @@ auto Session<Client, Connector>::Exchange::read_header() -> boost::asio::awaitab
     has_body_ = !parser_.is_done();
     record_.arrived = Clock::now();
     record_.dispatched = record_.arrived;
+    // The client: the peer, or the one a trusted proxy forwarded.
+    const bool peer_trusted = cfg_.proxies.contains(s_.peer_);
+    const auto client = peer_trusted ? client_address(cfg_.proxies, s_.peer_, forwarded_for(req))
+                                     : normalized(s_.peer_);
+    if (cfg_.rate_limit.rate > 0 && !cfg_.rate_limit_allow.contains(client)) {
+        const auto verdict =
+            core_.rate_limiter.admit(client.to_string(), cfg_.rate_limit, record_.arrived);
+        if (!verdict.allowed) {
+            // Not an arrival the pool is sized for: counted by its status only.
+            record_.front_only = true;
+            retry_after_s_ = verdict.retry_after_s;
+            has_body_ = has_body_ || !parser_.is_done();
+            co_return Fault{Failure::rate_limited, {}};
+        }
+    }
     if (dispatcher()) dispatcher()->note_arrival(record_.arrived);
     if (parser_.content_length() && *parser_.content_length() > cfg_.max_body_size_bytes) {
         // Refused before anything is read of the body: answered, then the connection closes.
@@ -705,14 +732,13 @@ auto Session<Client, Connector>::Exchange::read_header() -> boost::asio::awaitab
     }
     // Behind a trusted proxy, the client is the one it forwarded: counted per address here,
     // per request (a direct client was counted per connection when accepted).
-    const bool peer_trusted = cfg_.proxies.contains(s_.peer_);
     if (peer_trusted && cfg_.max_connections_per_address > 0) {
-        auto client = client_address(cfg_.proxies, s_.peer_, forwarded_for(req));
-        if (!core_.take_address(client, cfg_.max_connections_per_address)) {
+        auto address = client.to_string();
+        if (!core_.take_address(address, cfg_.max_connections_per_address)) {
             has_body_ = has_body_ || !parser_.is_done();
             co_return Fault{Failure::too_many_connections, {}};
         }
-        client_place_ = AddressPlace(s_.core_, std::move(client));
+        client_place_ = AddressPlace(s_.core_, std::move(address));
     }
     // What the worker gets: one hop's headers removed, the forwarding headers set, HTTP/1.1.
     expect_continue_ = boost::beast::iequals(req[http::field::expect], "100-continue");
@@ -1239,6 +1265,7 @@ boost::asio::awaitable<bool> Session<Client, Connector>::Exchange::refuse(Fault 
     // A body still in the socket cannot be skipped safely: close after answering.
     const bool keep = keep_alive_ && !body_unread && !core_.shutting_down;
     auto res = front_error(refusal.status, version_, refusal.message, keep);
+    if (retry_after_s_ != 0) res.set(http::field::retry_after, std::to_string(retry_after_s_));
     boost::system::error_code ec;
     s_.client_deadline_.arm(cfg_.request_timeout);
     co_await http::async_write(s_.client_, res, asio::redirect_error(asio::use_awaitable, ec));

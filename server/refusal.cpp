@@ -4,6 +4,7 @@
 #include <boost/asio/error.hpp>
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/http/error.hpp>
+#include <spdlog/fmt/fmt.h>
 
 #include "model/units.hpp"
 
@@ -33,6 +34,8 @@ std::string_view to_string(Failure failure) {
             return "spool_failed";
         case Failure::too_many_connections:
             return "too_many_connections";
+        case Failure::rate_limited:
+            return "rate_limited";
         case Failure::queue_full:
             return "queue_full";
         case Failure::queue_timeout:
@@ -120,6 +123,10 @@ Refusal refusal_for(Failure failure, const boost::system::error_code& ec,
             return {http::status::too_many_requests,
                     "too many connections from your address (at most " +
                         std::to_string(config.max_connections_per_address) + ")"};
+        case Failure::rate_limited:
+            return {http::status::too_many_requests,
+                    fmt::format("rate limit: {:g} requests/s per client, bursts of {}",
+                                config.rate_limit.rate, config.rate_limit.burst + 1)};
         case Failure::queue_full:
             return {http::status::service_unavailable, "all workers busy and the queue is full"};
         case Failure::queue_timeout:

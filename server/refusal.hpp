@@ -23,6 +23,7 @@ enum class Failure {
     body_timeout,      // 408: a buffered body slower than min_body_rate (or header_timeout idle)
     spool_failed,      // 503: a body too large for memory could not be written to the spool
     too_many_connections,  // 429: the client's address is at max_connections_per_address
+    rate_limited,          // 429: the client's address used its [rate_limit] tokens
     queue_full,            // 503 + Retry-After
     queue_timeout,         // 503: no worker became free within queue_timeout
     shutting_down,         // 503: tunerd stops and the request never reached a worker

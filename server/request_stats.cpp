@@ -142,6 +142,13 @@ void RequestStats::note_rejected_queue_full(Clock::time_point now) {
 
 void RequestStats::record(const RequestRecord& r) {
     Bucket& b = bucket_at(r.completed);
+    if (r.front_only) {
+        if (r.status != 0) {
+            ++b.codes[r.status];
+            ++cumulative_.codes[r.status];
+        }
+        return;
+    }
     const std::uint64_t wait =
         usec_between(r.arrived, r.reached_worker ? r.dispatched : r.completed);
     const std::uint64_t total = usec_between(r.arrived, r.completed);

@@ -24,6 +24,9 @@ struct RequestRecord {
     bool reached_worker = false;     // false: rejected or timed out in the queue
     bool queue_timeout = false;      // waited queue_timeout for a worker in vain (503)
     int status = 0;                  // sent to the client; 0 when the client went away
+    // Answered by the front alone, never meant for a worker (429 of the rate limit): counted by
+    // status only, outside the latencies and arrivals the controller sizes the pool from.
+    bool front_only = false;
 };
 
 // Whole microseconds from a to b, 0 when b is not after a.

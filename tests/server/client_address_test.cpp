@@ -52,22 +52,25 @@ TEST(Network, RefusesWhatIsNotAnAddressOrPrefix) {
 }
 
 TEST(ClientAddress, AnUntrustedPeerIsTheClientWhateverItForwards) {
-    const TrustedProxies proxies({"127.0.0.1"});
-    EXPECT_EQ(client_address(proxies, addr("198.51.100.4"), "1.2.3.4"), "198.51.100.4");
+    const NetworkSet proxies({"127.0.0.1"});
+    EXPECT_EQ(client_address(proxies, addr("198.51.100.4"), "1.2.3.4").to_string(), "198.51.100.4");
 }
 
-TEST(ClientAddress, BehindTrustedProxiesTheRightmostUntrustedHopIsTheClient) {
-    const TrustedProxies proxies({"127.0.0.1", "10.0.0.0/8"});
-    EXPECT_EQ(client_address(proxies, addr("127.0.0.1"), ""), "127.0.0.1");
-    EXPECT_EQ(client_address(proxies, addr("127.0.0.1"), "203.0.113.7"), "203.0.113.7");
+TEST(ClientAddress, BehindNetworkSetTheRightmostUntrustedHopIsTheClient) {
+    const NetworkSet proxies({"127.0.0.1", "10.0.0.0/8"});
+    EXPECT_EQ(client_address(proxies, addr("127.0.0.1"), "").to_string(), "127.0.0.1");
+    EXPECT_EQ(client_address(proxies, addr("127.0.0.1"), "203.0.113.7").to_string(), "203.0.113.7");
     // The client may prepend anything: only what the trusted hops added counts.
-    EXPECT_EQ(client_address(proxies, addr("127.0.0.1"), "6.6.6.6, 203.0.113.7, 10.1.2.3"),
-              "203.0.113.7");
+    EXPECT_EQ(
+        client_address(proxies, addr("127.0.0.1"), "6.6.6.6, 203.0.113.7, 10.1.2.3").to_string(),
+        "203.0.113.7");
     // All hops trusted: the leftmost is as far as anyone can tell.
-    EXPECT_EQ(client_address(proxies, addr("127.0.0.1"), "10.0.0.9, 10.1.2.3"), "10.0.0.9");
+    EXPECT_EQ(client_address(proxies, addr("127.0.0.1"), "10.0.0.9, 10.1.2.3").to_string(),
+              "10.0.0.9");
     // A hop that is not an address ends the walk at the last good one.
-    EXPECT_EQ(client_address(proxies, addr("127.0.0.1"), "203.0.113.7, garbage, 10.1.2.3"),
-              "10.1.2.3");
+    EXPECT_EQ(
+        client_address(proxies, addr("127.0.0.1"), "203.0.113.7, garbage, 10.1.2.3").to_string(),
+        "10.1.2.3");
 }
 
 TEST(ForwardingHeaders, FromAnUntrustedPeerAreReplaced) {

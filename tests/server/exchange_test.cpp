@@ -601,6 +601,38 @@ TEST_F(ExchangeTest, PerAddressCapCountsTheClientBehindATrustedProxy) {
     EXPECT_EQ(queued.status, 503);
 }
 
+// ---- rate limit --------------------------------------------------------------------------------
+
+TEST_F(ExchangeTest, RateLimitedRequestsGet429WithRetryAfterAndAreNoArrivals) {
+    config.rate_limit.rate = 0.5;  // one every 2 s
+    config.rate_limit.burst = 1;
+    auto c = connect();
+    EXPECT_EQ(exchange(c, kGet).status, 200);
+    EXPECT_EQ(exchange(c, kGet).status, 200);
+    const auto before = dispatcher.cumulative();
+    send(c, kGet);
+    bool done = false;
+    auto parser = std::make_shared<http::response_parser<http::string_body>>();
+    auto buffer = std::make_shared<beast::flat_buffer>();
+    http::async_read(*c.end, *buffer, *parser,
+                     [&](beast::error_code, std::size_t) { done = true; });
+    run_until([&] { return done; });
+    const auto& res = parser->get();
+    EXPECT_EQ(res.result_int(), 429);
+    EXPECT_EQ(res[http::field::retry_after], "2");
+    EXPECT_NE(res.body().find("rate limit: 0.5 requests/s per client, bursts of 2"),
+              std::string::npos)
+        << res.body();
+    EXPECT_EQ(script->requests_seen, 2);
+    const auto after = dispatcher.cumulative();
+    EXPECT_EQ(after.accepted, before.accepted) << "a 429 is not an arrival the pool is sized for";
+    EXPECT_EQ(after.codes.at(429), 1u);
+    // Another client is not limited by the first one's bucket; an allowed network never is.
+    config.rate_limit.allow = {"192.0.2.0/24"};
+    core->set_config(config);
+    for (int i = 0; i < 5; ++i) EXPECT_EQ(exchange(c, kGet).status, 200) << i;
+}
+
 // ---- max_connections -------------------------------------------------------------------------
 
 TEST_F(ExchangeTest, AnIdleConnectionIsEvictedForANewcomerAndABusyOneIsNot) {

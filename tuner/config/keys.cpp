@@ -167,8 +167,10 @@ ConfigKey choice_key(std::string_view section, std::string_view name, std::strin
 
 // ---- the keys that need their own reader or writer ----------------------------------------
 
-// server.trusted_proxies: an array of addresses and CIDR networks.
-ConfigKey trusted_proxies_key() {
+// An array of addresses and CIDR networks (server.trusted_proxies, rate_limit.allow).
+template <typename Access>
+ConfigKey networks_key(std::string_view section, std::string_view name, std::string_view comment,
+                       Access access) {
     Reader<std::vector<std::string>> read =
         [](const toml::node& node, const std::string& key,
            IssueSink& sink) -> std::optional<std::vector<std::string>> {
@@ -208,10 +210,8 @@ ConfigKey trusted_proxies_key() {
         for (const auto& entry : entries) array.push_back(entry);
         return toml_text(array);
     };
-    return make_key<std::vector<std::string>>(
-        "server", "trusted_proxies", "proxies whose X-Forwarded-For/-Proto are believed",
-        [](auto& c) -> auto& { return c.server.trusted_proxies; }, std::move(read),
-        std::move(write));
+    return make_key<std::vector<std::string>>(section, name, comment, access, std::move(read),
+                                              std::move(write));
 }
 
 // threads_max is optional: unset means "same as threads", written commented out with that value.
@@ -328,7 +328,28 @@ std::vector<ConfigKey> build_keys() {
     add(whole_key<std::uint64_t>(
         "server", "max_connections_per_address", "per client address (0 = no cap); else 429",
         [](auto& c) -> auto& { return c.server.max_connections_per_address; }));
-    add(trusted_proxies_key());
+    add(networks_key(
+        "server", "trusted_proxies", "proxies whose X-Forwarded-For/-Proto are believed",
+        [](auto& c) -> auto& { return c.server.trusted_proxies; }));
+
+    // [rate_limit]
+    add(fraction_key(
+        "rate_limit", "rate", "requests/s per client address (0 = off); beyond: 429",
+        [](auto& c) -> auto& { return c.server.rate_limit.rate; },
+        [](const double& rate) -> std::optional<std::string> {
+            if (rate >= 0 && rate <= 1e6) return std::nullopt;
+            return "must be between 0 (off) and 1000000 requests per second";
+        }));
+    add(whole_key<unsigned>(
+        "rate_limit", "burst", "requests served at once beyond the rate (nginx nodelay)",
+        [](auto& c) -> auto& { return c.server.rate_limit.burst; }, between<unsigned>(0, 1000000)));
+    add(networks_key(
+        "rate_limit", "allow", "addresses and networks never limited",
+        [](auto& c) -> auto& { return c.server.rate_limit.allow; }));
+    add(whole_key<std::uint64_t>(
+        "rate_limit", "max_clients", "client addresses remembered (least recent forgotten)",
+        [](auto& c) -> auto& { return c.server.rate_limit.max_clients; },
+        between<std::uint64_t>(1, 10000000)));
 
     // [admin]
     add(restart_only(string_key(
@@ -476,6 +497,7 @@ std::vector<ConfigKey> build_keys() {
 const std::vector<ConfigSection>& config_sections() {
     static const std::vector<ConfigSection> sections = {
         {"server", "The public listener: clients connect here; requests queue for a worker."},
+        {"rate_limit", "Requests per client address (nginx's limit_req, nodelay); off at rate 0."},
         {"admin", "The admin listener: /health, /metrics, /performance, /workers."},
         {"workers", "The app's worker processes, started, supervised and resized by tunerd."},
         {"demo", "The built-in demo app (command = \"builtin:demo\"): per-request defaults."},

@@ -221,7 +221,7 @@ TEST(ConfigTypes, WholeNumbersRefuseFloatsNegativesAndOverflow) {
                 HasSubstr("got string \"10\""));
 }
 
-TEST(ConfigServer, TrustedProxiesTakeAddressesAndNetworks) {
+TEST(ConfigServer, NetworkSetTakeAddressesAndNetworks) {
     const auto c =
         valid_config("[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\", \"192.0.2.7\"]\n");
     EXPECT_THAT(c.server.trusted_proxies, ElementsAre("10.0.0.0/8", "::1", "192.0.2.7"));

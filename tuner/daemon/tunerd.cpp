@@ -2,7 +2,6 @@
 #include "tuner/daemon/tunerd.hpp"
 
 #include <signal.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -35,6 +34,7 @@
 #include "tuner/control/apply.hpp"
 #include "tuner/control/control_loop.hpp"
 #include "tuner/daemon/logging.hpp"
+#include "tuner/daemon/socket_dir.hpp"
 #include "tuner/decision_log/log.hpp"
 
 namespace tuner {
@@ -43,9 +43,6 @@ namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
 namespace {
-
-// The longest Unix socket path (sun_path is 108 bytes) leaves room for "/w<id>.sock".
-constexpr std::size_t kMaxSocketDirLength = 90;
 
 void notify_systemd([[maybe_unused]] const std::string& state) {
 #ifdef TUNER_HAVE_SYSTEMD
@@ -97,17 +94,6 @@ Result<std::string> read_token(const std::string& path) {
         token.pop_back();
     if (token.empty()) return make_error("admin.token_file", "\"" + path + "\" holds no token");
     return token;
-}
-
-std::string socket_directory(const std::string& state_dir) {
-    if (const char* runtime = std::getenv("RUNTIME_DIRECTORY"); runtime && *runtime) {
-        std::string dir(runtime);
-        dir = dir.substr(0, dir.find(':'));
-        if (dir.size() <= kMaxSocketDirLength) return dir;
-    }
-    const std::string dir = state_dir + "/run";
-    if (dir.size() <= kMaxSocketDirLength) return dir;
-    return "/tmp/tunerd-" + std::to_string(::getuid()) + "-" + std::to_string(::getpid());
 }
 
 // Decisions for the bounds a reload changed, so the log says why the pool moves next.
@@ -165,7 +151,7 @@ private:
     Config config_;
     DaemonOptions options_;
     std::string state_dir_;
-    std::string socket_dir_;
+    SocketDirectory socket_dir_;
     std::string listen_file_;
     asio::io_context ioc_{1};
     std::unique_ptr<DecisionLog> log_;
@@ -221,14 +207,13 @@ std::optional<int> Daemon::prepare_directories() {
         return kExitCantCreate;
     }
     config_.state.dir = state_dir_;
-    socket_dir_ = socket_directory(state_dir_);
-    std::filesystem::create_directories(socket_dir_, fs_ec);
-    ::chmod(socket_dir_.c_str(), 0700);
-    if (fs_ec) {
-        spdlog::critical("event=socket_dir_failed dir={} error={}", log_quote(socket_dir_),
-                         log_quote(fs_ec.message()));
+    auto socket_dir = prepare_socket_directory(state_dir_);
+    if (!socket_dir) {
+        spdlog::critical("event=socket_dir_failed dir={} error={}",
+                         log_quote(socket_dir.error().where), log_quote(socket_dir.error().what));
         return kExitCantCreate;
     }
+    socket_dir_ = *socket_dir;
     listen_file_ = state_dir_ + "/listen.json";
     std::filesystem::remove(listen_file_, fs_ec);
     return std::nullopt;
@@ -248,7 +233,7 @@ void Daemon::build_parts() {
         std::make_unique<server::Dispatcher>(config_.server.max_queue, config_.policy.window);
     pool_ = std::make_unique<server::WorkerPool>(
         ioc_, *dispatcher_,
-        server::PoolOptions{config_.workers, config_.demo, options_.self_exe, socket_dir_});
+        server::PoolOptions{config_.workers, config_.demo, options_.self_exe, socket_dir_.path});
     metrics_ = std::make_unique<Metrics>();
     applier_ = std::make_unique<Applier>(
         *log_, config_.policy.dry_run, [this](const Decision& d) { metrics_->count_decision(d); });
@@ -335,7 +320,7 @@ int Daemon::finish() {
     notify_systemd("STOPPING=1");
     std::error_code fs_ec;
     std::filesystem::remove(listen_file_, fs_ec);
-    if (socket_dir_.rfind("/tmp/tunerd-", 0) == 0) std::filesystem::remove_all(socket_dir_, fs_ec);
+    if (socket_dir_.temporary) std::filesystem::remove_all(socket_dir_.path, fs_ec);
     log_->flush(std::chrono::seconds(2));
     const auto stats = log_->stats();
     spdlog::info("event=stopped exit_code={} decisions_written={} decision_log_errors={}",

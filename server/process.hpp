@@ -17,6 +17,10 @@ struct SpawnSpec {
     std::vector<std::string> argv;           // argv[0] is searched in PATH if it has no '/'
     std::map<std::string, std::string> env;  // set on top of the parent's environment
     std::string dir;                         // working directory; "" = the parent's
+    // The child closes every descriptor it inherited but stdio with close_range(2); where the
+    // kernel lacks it (before Linux 5.9: ENOSYS; some seccomp filters: EINVAL or EPERM), from
+    // the list in /proc/self/fd. false skips close_range, so tests take that second way.
+    bool use_close_range = true;
 };
 
 struct SpawnedProcess {

@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -102,6 +103,27 @@ TEST(SpawnProcess, GivesNonBlockingCloseOnExecPipesAndClosesInheritedDescriptors
     const auto f = run_to_end(*spawned);
     ::close(leaked);
     EXPECT_EQ(f.out, "closed\n");
+}
+
+TEST(SpawnProcess, WithoutCloseRangeTheChildStillInheritsNoDescriptor) {
+    // Kernels before 5.9 have no close_range(2): the child falls back to /proc/self/fd. It used
+    // to ignore the failure, and every socket tunerd held without close-on-exec reached the app.
+    int pipe_fds[2];
+    ASSERT_EQ(::pipe(pipe_fds), 0);  // no O_CLOEXEC, like a descriptor from a library
+    const int socket_fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    ASSERT_GE(socket_fd, 3);
+    const int high_fd = ::dup2(socket_fd, 900);  // far above the others, below the usual limit
+    ASSERT_EQ(high_fd, 900);
+    for (const bool use_close_range : {false, true}) {
+        SpawnSpec spec;
+        // The shell lists its own descriptors ($$: the shell, not ls).
+        spec.argv = {"/bin/sh", "-c", "ls /proc/$$/fd"};
+        spec.use_close_range = use_close_range;
+        const auto f = spawn_and_finish(spec);
+        EXPECT_EQ(f.out, "0\n1\n2\n") << "use_close_range=" << use_close_range;
+        EXPECT_EQ(describe_wait_status(f.status), "exited with status 0") << f.err;
+    }
+    for (const int fd : {pipe_fds[0], pipe_fds[1], socket_fd, high_fd}) ::close(fd);
 }
 
 TEST(SpawnProcess, AMissingCommandIsAnErrorNamingIt) {

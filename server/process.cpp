@@ -186,6 +186,25 @@ void signal_process_group(pid_t pgid, int signal) {
     if (::kill(-pgid, signal) < 0 && errno == ESRCH) ::kill(pgid, signal);
 }
 
+void reap_exited_children(const std::function<void(pid_t, int)>& on_exit) {
+    for (;;) {
+        siginfo_t info{};
+        if (::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0 || info.si_pid == 0) return;
+        const pid_t pid = info.si_pid;
+        // The wait status waitpid() would give (wait(2)'s encoding; 0x80: a core was dumped).
+        int status = 0;
+        if (info.si_code == CLD_EXITED) {
+            status = (info.si_status & 0xff) << 8;
+        } else {
+            status = info.si_status | (info.si_code == CLD_DUMPED ? 0x80 : 0);
+        }
+        on_exit(pid, status);
+        int reaped_status = 0;
+        while (::waitpid(pid, &reaped_status, 0) < 0 && errno == EINTR) {
+        }
+    }
+}
+
 std::string describe_wait_status(int status) {
     if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
     if (WIFSIGNALED(status)) {

@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -34,7 +35,15 @@ struct SpawnedProcess {
 Result<SpawnedProcess> spawn_process(const SpawnSpec& spec);
 
 // Signal the whole process group (a gunicorn master and its workers); ESRCH is not an error.
+// Only for a leader that has not been reaped: once waitpid() took it, its pid (and, when the
+// group is empty, the group id) may be handed to an unrelated process. An exited leader's group
+// is signalled from reap_exited_children's callback, while the zombie still holds the number.
 void signal_process_group(pid_t pgid, int signal);
+
+// For each child that has exited: `on_exit(pid, wait status)` while the child is still a zombie
+// (waitid with WNOWAIT: its pid and process-group id cannot have been reused), then reaps it.
+// Returns when no exited child is left.
+void reap_exited_children(const std::function<void(pid_t, int)>& on_exit);
 
 // "exited with status 3", "killed by signal 9 (SIGKILL)".
 std::string describe_wait_status(int status);

@@ -143,6 +143,9 @@ private:
     void begin_shutdown(bool immediate);
     void finish_shutdown_when_idle(Clock::time_point deadline);
     void reload();
+    // Rereads admin.token_file (on every SIGHUP, so a leaked token can be replaced without a
+    // restart); an unreadable or empty file keeps the token in use.
+    void reload_admin_token(const std::string& token_file);
     void watch_startup();
     void check_startup();
     void start_watchdog();
@@ -168,6 +171,7 @@ private:
         watchdog_timer_;
     bool stopping_ = false;
     bool immediate_ = false;
+    bool admin_token_set_ = false;
     int exit_code_ = kExitOk;
     Clock::time_point started_at_ = Clock::now();
     Clock::time_point startup_deadline_{};
@@ -267,6 +271,7 @@ std::optional<int> Daemon::open_listeners() {
             return kExitConfig;
         }
         admin_->set_token(*token);
+        admin_token_set_ = true;
     }
     auto bound_public = front_->listen(*public_ep);
     if (!bound_public) {
@@ -409,6 +414,9 @@ void Daemon::reload() {
         spdlog::error(
             "event=reload_rejected file={} errors={} action=\"keeping the running config\"",
             log_quote(options_.config_path), loaded.errors.size());
+        // The running config's token file is still reread: replacing a leaked token must not
+        // wait for an unrelated mistake in the file to be fixed.
+        reload_admin_token(control_->config().admin.token_file);
         return;
     }
     Config next = loaded.config;
@@ -431,6 +439,7 @@ void Daemon::reload() {
             keys);
     }
     set_log_level(next.log.level);
+    reload_admin_token(next.admin.token_file);
     front_->update_config(next.server);
     dispatcher_->set_window(next.policy.window);
     pool_->update_options(next.workers, next.demo);
@@ -454,6 +463,28 @@ void Daemon::reload() {
     control_->reload(next);
     spdlog::info("event=config_reloaded file={} hash={}", log_quote(options_.config_path),
                  config::config_hash(next));
+}
+
+void Daemon::reload_admin_token(const std::string& token_file) {
+    if (token_file.empty()) {
+        if (admin_token_set_) {
+            admin_->set_token(std::nullopt);
+            admin_token_set_ = false;
+            spdlog::warn("event=admin_token_removed reason=\"admin.token_file is no longer set\"");
+        }
+        return;
+    }
+    auto token = read_token(token_file);
+    if (!token) {
+        spdlog::error("event=admin_token_reload_failed file={} error={} action={}",
+                      log_quote(token_file), log_quote(token.error().to_string()),
+                      log_quote(admin_token_set_ ? "keeping the previous token"
+                                                 : "still no token: admin.token_file unreadable"));
+        return;
+    }
+    admin_->set_token(*token);
+    admin_token_set_ = true;
+    spdlog::info("event=admin_token_reloaded file={}", log_quote(token_file));
 }
 
 void Daemon::watch_startup() {

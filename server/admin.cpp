@@ -158,6 +158,7 @@ void AdminServer::route(std::string method, std::string path, AdminHandler handl
 }
 
 void AdminServer::set_token(std::optional<std::string> token) {
+    std::lock_guard lock(token_mutex_);
     token_ = std::move(token);
 }
 
@@ -248,13 +249,18 @@ asio::awaitable<void> AdminServer::session(tcp::socket socket) {
             AdminHeaders headers{request.method, std::string(req[http::field::host]),
                                  std::string(req[http::field::origin]),
                                  std::string(req["Sec-Fetch-Site"]), request.content_type};
-            if (auto refused = browser_refusal(headers, token_.has_value())) {
+            std::optional<std::string> token;
+            {
+                std::lock_guard lock(token_mutex_);
+                token = token_;
+            }
+            if (auto refused = browser_refusal(headers, token.has_value())) {
                 spdlog::warn("event=admin_refused method={} path={} status={} why={}",
                              request.method, log_quote(request.path), refused->status,
                              log_quote(refused->message));
                 response = json_error(refused->status, refused->message);
-            } else if (token_ && !(auth.rfind("Bearer ", 0) == 0 &&
-                                   constant_time_equal(auth.substr(7), *token_))) {
+            } else if (token && !(auth.rfind("Bearer ", 0) == 0 &&
+                                  constant_time_equal(auth.substr(7), *token))) {
                 response = json_error(401, "missing or wrong bearer token (admin.token_file)");
                 response.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"tunerd\"");
             } else {

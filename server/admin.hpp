@@ -7,6 +7,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <utility>
@@ -45,7 +46,8 @@ public:
     ~AdminServer();
 
     void route(std::string method, std::string path, AdminHandler handler);
-    // When set, every request needs "Authorization: Bearer <token>".
+    // When set, every request needs "Authorization: Bearer <token>". May be called while
+    // serving (a SIGHUP rereads admin.token_file): the next request checks the new token.
     void set_token(std::optional<std::string> token);
 
     Result<boost::asio::ip::tcp::endpoint> listen(const boost::asio::ip::tcp::endpoint& endpoint);
@@ -60,7 +62,8 @@ private:
     boost::asio::io_context& ioc_;
     boost::asio::ip::tcp::acceptor acceptor_;
     std::map<std::pair<std::string, std::string>, AdminHandler> routes_;
-    std::optional<std::string> token_;
+    mutable std::mutex token_mutex_;
+    std::optional<std::string> token_;  // guarded by token_mutex_
 };
 
 // What a browser on the admin's machine could send on a page's behalf, refused before any handler

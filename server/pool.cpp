@@ -67,6 +67,17 @@ struct WorkerPool::Worker {
     std::uint64_t suppressed = 0;
 };
 
+namespace {
+
+// Every signal to a worker goes through here but on_exit's last one. An exited worker has been
+// reaped, or is about to be: its pid may already name another process, so it is never signalled.
+void signal_worker(const WorkerPool::Worker& w, int signal) {
+    if (w.phase == Lifecycle::exited) return;
+    signal_process_group(w.pid, signal);
+}
+
+}  // namespace
+
 struct WorkerPool::Impl {
     explicit Impl(asio::io_context& ioc) : sigchld(ioc, SIGCHLD), reconcile_timer(ioc) {}
     asio::signal_set sigchld;
@@ -147,7 +158,7 @@ WorkerPool::~WorkerPool() {
     // Whatever is still running dies with us (the destructor runs at exit, after stop()).
     std::lock_guard lock(mutex_);
     for (auto& [id, w] : workers_) {
-        if (w->phase != Lifecycle::exited) signal_process_group(w->pid, SIGKILL);
+        signal_worker(*w, SIGKILL);
         if (!w->address.unix_path.empty()) ::unlink(w->address.unix_path.c_str());
     }
 }
@@ -254,12 +265,8 @@ void WorkerPool::worker_stuck(unsigned worker_id, const std::string& why) {
 void WorkerPool::watch_children() {
     impl_->sigchld.async_wait([this](const beast::error_code& ec, int) {
         if (ec) return;
-        for (;;) {
-            int status = 0;
-            const pid_t pid = ::waitpid(-1, &status, WNOHANG);
-            if (pid <= 0) break;
-            on_exit(pid, status);
-        }
+        // on_exit runs before the reap: it may still signal the worker's group (see there).
+        reap_exited_children([this](pid_t pid, int status) { on_exit(pid, status); });
         watch_children();
     });
 }
@@ -332,7 +339,7 @@ void WorkerPool::reconcile() {
         for (unsigned id : plan.kill) {
             auto& w = workers_.at(id);
             w->phase = Lifecycle::stopping;
-            signal_process_group(w->pid, SIGKILL);
+            signal_worker(*w, SIGKILL);
         }
         for (unsigned id : plan.drain) to_drain.push_back(workers_.at(id));
     }
@@ -556,7 +563,7 @@ void WorkerPool::probe_readiness(std::shared_ptr<Worker> w) {
                                                      : " (" + health_path + " never answered 2xx)");
                     spdlog::error("event=worker_start_timeout worker={} pid={} error=\"{}\"", w->id,
                                   w->pid, w->reason);
-                    signal_process_group(w->pid, SIGKILL);
+                    signal_worker(*w, SIGKILL);
                     co_return;
                 }
                 pause.expires_after(std::chrono::milliseconds(50));
@@ -612,13 +619,13 @@ void WorkerPool::terminate(const std::shared_ptr<Worker>& w) {
     if (w->phase == Lifecycle::stopping || w->phase == Lifecycle::exited) return;
     w->phase = Lifecycle::stopping;
     dispatcher_.remove(w->id);
-    signal_process_group(w->pid, SIGTERM);
+    signal_worker(*w, SIGTERM);
     w->timer->expires_after(options_.workers.kill_timeout);
     w->timer->async_wait([w](const beast::error_code& ec) {
         if (ec || w->phase == Lifecycle::exited) return;
         spdlog::warn("event=worker_kill worker={} pid={} reason=\"no exit within kill_timeout\"",
                      w->id, w->pid);
-        signal_process_group(w->pid, SIGKILL);
+        signal_worker(*w, SIGKILL);
     });
 }
 
@@ -633,7 +640,9 @@ void WorkerPool::on_exit(pid_t pid, int status) {
         const Lifecycle phase = std::exchange(w->phase, Lifecycle::exited);
         if (w->timer) w->timer->cancel();
         // Whatever is left in a worker's process group (a gunicorn master's orphaned child)
-        // goes with it.
+        // goes with it. The worker is not reaped yet (reap_exited_children calls us first), so
+        // its pid and group id are still its own; after this, nothing signals it again (its
+        // phase is exited).
         signal_process_group(w->pid, SIGKILL);
         const std::uint64_t served_count = dispatcher_.served_by(w->id);
         const bool served = served_count > 0;
@@ -755,8 +764,7 @@ void WorkerPool::stop(bool immediate, std::function<void()> done) {
                     w->timer->expires_after(
                         std::min<Duration>(options_.workers.kill_timeout, std::chrono::seconds(2)));
                     w->timer->async_wait([w](const beast::error_code& ec) {
-                        if (!ec && w->phase != Lifecycle::exited)
-                            signal_process_group(w->pid, SIGKILL);
+                        if (!ec && w->phase != Lifecycle::exited) signal_worker(*w, SIGKILL);
                     });
                 }
             } else {

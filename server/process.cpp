@@ -10,8 +10,11 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <cstdio>
 #include <cstring>
+
+#include <dirent.h>
 
 extern char** environ;
 
@@ -30,9 +33,52 @@ struct ChildFailure {
     int error = 0;
 };
 
+// Closes every descriptor numbered `first` or above except `keep`, in the child between fork
+// and exec, so async-signal-safe: raw system calls, no allocation. close_range(2) when
+// `use_close_range` and the kernel has it; else each descriptor listed in /proc/self/fd (read
+// with getdents64 into a buffer on the stack: closing changes the listing, so it is read again
+// from the start until a pass closes nothing); without /proc, every number below `max_fd`.
+void close_descriptors_from(int first, int keep, bool use_close_range, int max_fd) {
+    if (use_close_range) {
+        const auto range = [](int low, int high) {
+            return low > high || ::syscall(SYS_close_range, static_cast<unsigned>(low),
+                                           static_cast<unsigned>(high), 0u) == 0;
+        };
+        const bool closed = keep < first ? range(first, INT_MAX)
+                                         : range(first, keep - 1) && range(keep + 1, INT_MAX);
+        if (closed) return;
+    }
+    const int dir = ::open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0) {
+        for (int fd = first; fd < max_fd; ++fd) {
+            if (fd != keep) ::close(fd);
+        }
+        return;
+    }
+    alignas(struct dirent64) char buffer[4096];
+    for (;;) {
+        const long n = ::syscall(SYS_getdents64, dir, buffer, sizeof buffer);
+        if (n <= 0) break;
+        bool closed_any = false;
+        for (long at = 0; at < n;) {
+            const auto* entry = reinterpret_cast<const struct dirent64*>(buffer + at);
+            at += entry->d_reclen;
+            int fd = 0;
+            const char* c = entry->d_name;
+            if (*c < '0' || *c > '9') continue;  // "." and ".."
+            for (; *c >= '0' && *c <= '9'; ++c) fd = fd * 10 + (*c - '0');
+            if (fd < first || fd == keep || fd == dir) continue;
+            ::close(fd);
+            closed_any = true;
+        }
+        if (closed_any && ::lseek(dir, 0, SEEK_SET) != 0) break;
+    }
+    ::close(dir);
+}
+
 // Child side, between fork and exec: async-signal-safe calls only.
 [[noreturn]] void child_exec(const SpawnSpec& spec, char* const* argv, char* const* envp, int out_w,
-                             int err_w, int status_w, pid_t parent) {
+                             int err_w, int status_w, pid_t parent, int max_fd) {
     auto fail = [&](ChildStep step, int err) {
         const ChildFailure failure{step, err};
         (void)!::write(status_w, &failure, sizeof failure);
@@ -60,8 +106,7 @@ struct ChildFailure {
     if (devnull < 0 || ::dup2(devnull, 0) < 0) fail(ChildStep::setup, errno);
     if (::dup2(out_w, 1) < 0 || ::dup2(err_w, 2) < 0) fail(ChildStep::setup, errno);
     // Close everything else but the status pipe (close-on-exec), including tunerd's sockets.
-    ::syscall(SYS_close_range, 3u, static_cast<unsigned>(status_w) - 1, 0u);
-    ::syscall(SYS_close_range, static_cast<unsigned>(status_w) + 1, ~0u, 0u);
+    close_descriptors_from(3, status_w, spec.use_close_range, max_fd);
     if (!spec.dir.empty() && ::chdir(spec.dir.c_str()) < 0) fail(ChildStep::enter_dir, errno);
     ::execvpe(argv[0], argv, envp);
     fail(ChildStep::exec, errno);
@@ -105,6 +150,10 @@ Result<SpawnedProcess> spawn_process(const SpawnSpec& spec) {
         ::close(out[0]), ::close(out[1]), ::close(err[0]), ::close(err[1]);
         return system_error("pipe", "");
     }
+    // Where /proc is missing, the child closes every number up to the descriptor limit: read
+    // here, before fork (bounded, so a huge limit cannot make that loop take seconds).
+    const long open_max = ::sysconf(_SC_OPEN_MAX);
+    const int max_fd = open_max > 0 && open_max < 65536 ? static_cast<int>(open_max) : 65536;
     const pid_t parent = ::getpid();
     const pid_t pid = ::fork();
     if (pid < 0) {
@@ -112,7 +161,8 @@ Result<SpawnedProcess> spawn_process(const SpawnSpec& spec) {
         for (int fd : {out[0], out[1], err[0], err[1], status[0], status[1]}) ::close(fd);
         return make_error(spec.argv.front(), std::string("fork failed: ") + std::strerror(e));
     }
-    if (pid == 0) child_exec(spec, argv.data(), envp.data(), out[1], err[1], status[1], parent);
+    if (pid == 0)
+        child_exec(spec, argv.data(), envp.data(), out[1], err[1], status[1], parent, max_fd);
 
     ::setpgid(pid, pid);  // also from the parent, so signalling the group never races the child
     ::close(out[1]);
@@ -149,6 +199,25 @@ Result<SpawnedProcess> spawn_process(const SpawnSpec& spec) {
 void signal_process_group(pid_t pgid, int signal) {
     if (pgid <= 0) return;
     if (::kill(-pgid, signal) < 0 && errno == ESRCH) ::kill(pgid, signal);
+}
+
+void reap_exited_children(const std::function<void(pid_t, int)>& on_exit) {
+    for (;;) {
+        siginfo_t info{};
+        if (::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0 || info.si_pid == 0) return;
+        const pid_t pid = info.si_pid;
+        // The wait status waitpid() would give (wait(2)'s encoding; 0x80: a core was dumped).
+        int status = 0;
+        if (info.si_code == CLD_EXITED) {
+            status = (info.si_status & 0xff) << 8;
+        } else {
+            status = info.si_status | (info.si_code == CLD_DUMPED ? 0x80 : 0);
+        }
+        on_exit(pid, status);
+        int reaped_status = 0;
+        while (::waitpid(pid, &reaped_status, 0) < 0 && errno == EINTR) {
+        }
+    }
 }
 
 std::string describe_wait_status(int status) {

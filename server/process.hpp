@@ -6,6 +6,7 @@
 #include <sys/resource.h>
 #include <sys/types.h>
 
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -18,6 +19,10 @@ struct SpawnSpec {
     std::vector<std::string> argv;           // argv[0] is searched in PATH if it has no '/'
     std::map<std::string, std::string> env;  // set on top of the parent's environment
     std::string dir;                         // working directory; "" = the parent's
+    // The child closes every descriptor it inherited but stdio with close_range(2); where the
+    // kernel lacks it (before Linux 5.9: ENOSYS; some seccomp filters: EINVAL or EPERM), from
+    // the list in /proc/self/fd. false skips close_range, so tests take that second way.
+    bool use_close_range = true;
 };
 
 struct SpawnedProcess {
@@ -36,7 +41,15 @@ Result<SpawnedProcess> spawn_process(const SpawnSpec& spec);
 void set_worker_open_file_limit(rlim_t soft);
 
 // Signal the whole process group (a gunicorn master and its workers); ESRCH is not an error.
+// Only for a leader that has not been reaped: once waitpid() took it, its pid (and, when the
+// group is empty, the group id) may be handed to an unrelated process. An exited leader's group
+// is signalled from reap_exited_children's callback, while the zombie still holds the number.
 void signal_process_group(pid_t pgid, int signal);
+
+// For each child that has exited: `on_exit(pid, wait status)` while the child is still a zombie
+// (waitid with WNOWAIT: its pid and process-group id cannot have been reused), then reaps it.
+// Returns when no exited child is left.
+void reap_exited_children(const std::function<void(pid_t, int)>& on_exit);
 
 // "exited with status 3", "killed by signal 9 (SIGKILL)".
 std::string describe_wait_status(int status);

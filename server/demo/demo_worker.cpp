@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <atomic>
 #include <charconv>
+#include <climits>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -94,7 +95,9 @@ std::optional<unsigned> query_param(std::string_view target, std::string_view na
             unsigned v = 0;
             const auto value = pair.substr(eq + 1);
             const auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
-            if (ec == std::errc{} && p == value.data() + value.size()) return v;
+            if (p != value.data() + value.size()) return std::nullopt;
+            if (ec == std::errc::result_out_of_range) return UINT_MAX;  // beyond every cap
+            if (ec == std::errc{}) return v;
             return std::nullopt;
         }
         if (amp == std::string_view::npos) break;
@@ -117,6 +120,11 @@ Response handle(const Request& req, const DemoOptions& opt) {
     res.set(http::field::content_type, "application/json");
     if (path == "/health") {
         res.body() = "{\"status\":\"ok\"}\n";
+    } else if ((path == "/" || path == "/work") &&
+               query_param(target, "cpu_ms").value_or(0) > kMaxRequestCpuMs) {
+        res.result(http::status::bad_request);
+        res.body() =
+            "{\"error\":\"cpu_ms must be at most " + std::to_string(kMaxRequestCpuMs) + "\"}\n";
     } else if (path == "/" || path == "/work") {
         const unsigned cpu = std::min(query_param(target, "cpu_ms").value_or(opt.cpu_ms), 60'000u);
         const unsigned io = std::min(query_param(target, "io_ms").value_or(opt.io_ms), 3'600'000u);
@@ -150,8 +158,12 @@ Response handle(const Request& req, const DemoOptions& opt) {
                                                ? std::string("application/octet-stream")
                                                : std::string(req[http::field::content_type]));
         res.body() = req.body();
+    } else if (path == "/rss" && query_param(target, "mb").value_or(0) > kMaxRequestRssMb) {
+        res.result(http::status::bad_request);
+        res.body() =
+            "{\"error\":\"mb must be at most " + std::to_string(kMaxRequestRssMb) + "\"}\n";
     } else if (path == "/rss") {
-        if (auto mb = query_param(target, "mb")) g_ballast.resize_mb(std::min(*mb, 1u << 16));
+        if (auto mb = query_param(target, "mb")) g_ballast.resize_mb(*mb);
         res.body() = "{\"rss_mb\":" + std::to_string(g_ballast.mb()) + "}\n";
     } else if (path.rfind("/status/", 0) == 0) {
         unsigned code = 0;

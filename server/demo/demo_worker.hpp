@@ -22,6 +22,12 @@ struct DemoOptions {
     unsigned worker_id = 0;
 };
 
+// What one request may ask of the demo app, whoever sends it (it serves the public port):
+// /work?cpu_ms= at most one second of CPU, /rss?mb= at most 256 MB. More gets 400; the defaults
+// of the config (demo.cpu_ms, demo.rss_mb) are the operator's and not capped.
+inline constexpr unsigned kMaxRequestCpuMs = 1000;
+inline constexpr unsigned kMaxRequestRssMb = 256;
+
 // Parses `demo-worker --socket P | --port N [--threads T] [--cpu-ms C] [--io-ms I]
 // [--rss-mb R] [--worker-id W]` (argv[0] is "demo-worker").
 Result<DemoOptions> parse_demo_args(int argc, char** argv);

@@ -206,11 +206,34 @@ TEST(Tunerctl, DecisionsFromTheDatabaseFileAfterTheDaemonStopped) {
     // Newest first.
     EXPECT_LT(r.output.find("2 → 3"), r.output.find("0 → 2"));
 
+    // A control cycle between the pin and SIGTERM (one a second) logs the fixed policy's 3 → 2,
+    // overridden by the pin, after the manual decision: which decision is the newest depends on
+    // that timing. So --limit 1 is checked against the whole list, and the manual decision is
+    // found by its rule.
+    r = tunerctl({"decisions", "--db", db, "--json"});
+    ASSERT_EQ(r.exit_status, 0) << r.output;
+    const auto all = parse_json(r)["decisions"];
+    ASSERT_GE(all.size(), 2u) << all.dump(2);
+    for (std::size_t i = 0; i + 1 < all.size(); ++i) {
+        EXPECT_GT(all[i]["id"], all[i + 1]["id"]) << "newest first: " << all.dump(2);
+    }
+    std::size_t manual = 0;
+    while (manual < all.size() && all[manual]["rule"] != "manual") {
+        // Newer than the pin: only the pinned-over control cycle.
+        EXPECT_EQ(all[manual]["rule"], "fixed") << all.dump(2);
+        EXPECT_EQ(all[manual]["outcome"], "overridden") << all.dump(2);
+        ++manual;
+    }
+    ASSERT_LT(manual, all.size()) << "no manual decision: " << all.dump(2);
+    EXPECT_EQ(all[manual]["old"], 2);
+    EXPECT_EQ(all[manual]["new"], 3);
+    EXPECT_EQ(all[manual]["outcome"], "applied");
+
     r = tunerctl({"decisions", "--db", db, "--json", "--limit", "1"});
     ASSERT_EQ(r.exit_status, 0) << r.output;
     const auto j = parse_json(r);
     ASSERT_EQ(j["count"], 1);
-    EXPECT_EQ(j["decisions"][0]["rule"], "manual");
+    EXPECT_EQ(j["decisions"][0], all[0]) << "--limit 1 is the newest decision";
 
     r = tunerctl({"decisions", "--db", db, "--since", "2200-01-01T00:00:00Z"});
     ASSERT_EQ(r.exit_status, 0) << r.output;

@@ -311,6 +311,40 @@ TEST_F(DemoWorker, WorkTakesCpuAndIoFromTheQuery) {
     EXPECT_NE(r->body.find("\"cpu_ms\":1,\"io_ms\":0"), std::string::npos) << r->body;
 }
 
+TEST_F(DemoWorker, RefusesMoreCpuOrMemoryThanTheCapsWith400) {
+    // It serves the public port: anyone could ask for a minute of CPU or 64 GB of memory.
+    DemoClient client(socket_path_);
+    const std::uint64_t baseline_kb = rss_kb();
+    for (const char* target : {"/work?cpu_ms=60000", "/work?cpu_ms=1001", "/?cpu_ms=5000",
+                               "/work?cpu_ms=99999999999999999999"}) {
+        const auto started = std::chrono::steady_clock::now();
+        const auto r = client.get(target);
+        ASSERT_TRUE(r) << target;
+        EXPECT_EQ(r->status, 400) << target;
+        EXPECT_EQ(r->body, "{\"error\":\"cpu_ms must be at most 1000\"}\n") << target;
+        EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::milliseconds(500))
+            << target << " burnt CPU before refusing";
+    }
+    for (const char* target : {"/rss?mb=65536", "/rss?mb=257", "/rss?mb=99999999999999999999"}) {
+        const auto r = client.get(target);
+        ASSERT_TRUE(r) << target;
+        EXPECT_EQ(r->status, 400) << target;
+        EXPECT_EQ(r->body, "{\"error\":\"mb must be at most 256\"}\n") << target;
+    }
+    EXPECT_LT(rss_kb(), baseline_kb + 16 * 1024);
+    // The caps themselves are allowed.
+    auto r = client.get("/work?cpu_ms=1000&io_ms=0");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200);
+    r = client.get("/rss?mb=256");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200);
+    EXPECT_EQ(r->body, "{\"rss_mb\":256}\n");
+    r = client.get("/rss?mb=0");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->body, "{\"rss_mb\":0}\n");
+}
+
 TEST_F(DemoWorker, HealthAnswersOk) {
     DemoClient client(socket_path_);
     const auto r = client.get("/health");

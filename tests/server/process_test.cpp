@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -104,6 +105,27 @@ TEST(SpawnProcess, GivesNonBlockingCloseOnExecPipesAndClosesInheritedDescriptors
     EXPECT_EQ(f.out, "closed\n");
 }
 
+TEST(SpawnProcess, WithoutCloseRangeTheChildStillInheritsNoDescriptor) {
+    // Kernels before 5.9 have no close_range(2): the child falls back to /proc/self/fd. It used
+    // to ignore the failure, and every socket tunerd held without close-on-exec reached the app.
+    int pipe_fds[2];
+    ASSERT_EQ(::pipe(pipe_fds), 0);  // no O_CLOEXEC, like a descriptor from a library
+    const int socket_fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    ASSERT_GE(socket_fd, 3);
+    const int high_fd = ::dup2(socket_fd, 900);  // far above the others, below the usual limit
+    ASSERT_EQ(high_fd, 900);
+    for (const bool use_close_range : {false, true}) {
+        SpawnSpec spec;
+        // The shell lists its own descriptors ($$: the shell, not ls).
+        spec.argv = {"/bin/sh", "-c", "ls /proc/$$/fd"};
+        spec.use_close_range = use_close_range;
+        const auto f = spawn_and_finish(spec);
+        EXPECT_EQ(f.out, "0\n1\n2\n") << "use_close_range=" << use_close_range;
+        EXPECT_EQ(describe_wait_status(f.status), "exited with status 0") << f.err;
+    }
+    for (const int fd : {pipe_fds[0], pipe_fds[1], socket_fd, high_fd}) ::close(fd);
+}
+
 TEST(SpawnProcess, AMissingCommandIsAnErrorNamingIt) {
     SpawnSpec spec;
     spec.argv = {"/nonexistent/tunerd-test-app", "--serve"};
@@ -179,6 +201,78 @@ TEST(SpawnProcess, TheChildDiesWithTheThreadThatSpawnedIt) {
     ASSERT_TRUE(spawned.ok()) << spawned.error().to_string();
     const auto f = run_to_end(*spawned);
     EXPECT_EQ(describe_wait_status(f.status), "killed by signal 9 (SIGKILL)");
+}
+
+// The state letter of /proc/<pid>/stat ('Z' for a zombie), 0 when the pid is gone.
+char process_state(pid_t pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+    std::string stat;
+    std::getline(in, stat);
+    const auto close_paren = stat.rfind(')');
+    return close_paren == std::string::npos || close_paren + 2 >= stat.size()
+               ? 0
+               : stat[close_paren + 2];
+}
+
+// Waits (bounded) until the child `pid` has exited and waits to be reaped.
+bool eventually_exited(pid_t pid) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (process_state(pid) != 'Z') {
+        if (std::chrono::steady_clock::now() > deadline) return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return true;
+}
+
+TEST(ReapExitedChildren, CallsBackWhileTheChildIsAZombieSoItsGroupCanStillBeSignalled) {
+    // The pool used to reap a worker first and kill its group after: by then the pid, and an
+    // emptied group's id, could belong to an unrelated process, and signal_process_group's
+    // fallback kill(pid) would hit it.
+    SpawnSpec spec;
+    spec.argv = {"/bin/sh", "-c", "sleep 60 & echo $!; exit 7"};
+    auto spawned = spawn_process(spec);
+    ASSERT_TRUE(spawned.ok()) << spawned.error().to_string();
+    const pid_t pid = spawned->pid;
+    const pid_t orphan = std::atoi(testing::read_line(spawned->stdout_fd).c_str());
+    ASSERT_GT(orphan, 0);
+    ASSERT_TRUE(eventually_exited(pid));
+
+    bool called = false;
+    char state_in_callback = 0;
+    int status_in_callback = -1;
+    reap_exited_children([&](pid_t exited, int status) {
+        if (exited != pid) return;  // another test's leftover child
+        called = true;
+        state_in_callback = process_state(pid);
+        status_in_callback = status;
+        signal_process_group(pid, SIGKILL);  // what the pool does: the orphan goes too
+    });
+    ASSERT_TRUE(called);
+    EXPECT_EQ(state_in_callback, 'Z') << "the pid must still be held by the zombie";
+    EXPECT_EQ(describe_wait_status(status_in_callback), "exited with status 7");
+    errno = 0;
+    EXPECT_EQ(::waitpid(pid, nullptr, WNOHANG), -1) << "reaped after the callback";
+    EXPECT_EQ(errno, ECHILD);
+    EXPECT_TRUE(eventually_not_alive(orphan));
+    ::close(spawned->stdout_fd);
+    ::close(spawned->stderr_fd);
+}
+
+TEST(ReapExitedChildren, GivesTheWaitStatusOfAKilledChild) {
+    SpawnSpec spec;
+    spec.argv = {"/bin/sh", "-c", "exec sleep 60"};
+    auto spawned = spawn_process(spec);
+    ASSERT_TRUE(spawned.ok()) << spawned.error().to_string();
+    ASSERT_EQ(::kill(spawned->pid, SIGKILL), 0);
+    ASSERT_TRUE(eventually_exited(spawned->pid));
+    int status = -1;
+    reap_exited_children([&](pid_t exited, int s) {
+        if (exited == spawned->pid) status = s;
+    });
+    EXPECT_EQ(describe_wait_status(status), "killed by signal 9 (SIGKILL)");
+    EXPECT_EQ(process_state(spawned->pid), 0) << "reaped";
+    ::close(spawned->stdout_fd);
+    ::close(spawned->stderr_fd);
 }
 
 TEST(SignalProcessGroup, IgnoresPidsThatNameNoSingleGroup) {

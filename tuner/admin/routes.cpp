@@ -29,10 +29,13 @@ using server::AdminResponse;
 constexpr std::size_t kRecentDecisions = 20;
 constexpr std::size_t kMaxDecisionsLimit = 10000;
 
+// Every admin answer is valid JSON: text from outside (a query value quoted in an error, a
+// worker's stderr in /health, a path) may hold bytes that are not UTF-8; they become U+FFFD
+// instead of making dump() throw and the answer a 500.
 AdminResponse json_response(int status, const nlohmann::json& body) {
     AdminResponse r;
     r.status = status;
-    r.body = body.dump(2) + "\n";
+    r.body = body.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
     return r;
 }
 

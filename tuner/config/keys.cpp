@@ -59,18 +59,33 @@ Check<Unsigned> at_least(std::uint64_t low) {
     return between<Unsigned>(low, std::numeric_limits<Unsigned>::max());
 }
 
-Check<Duration> duration_at_least(Duration low) {
-    return [low](const Duration& d) -> std::optional<std::string> {
-        if (d >= low) return std::nullopt;
-        return "must be at least " + quoted(format_duration(low)) + ", got " +
+// Upper bounds of the durations (docs/configuration.md): far above what a deployment needs, low
+// enough that a slip ("1d" for "1s") cannot make the daemon scan a day of latency histograms
+// under the dispatcher's lock every cycle, or wait a day to give up on a worker.
+constexpr Duration kMaxTimeout = std::chrono::hours(1);
+constexpr Duration kMaxWindow = std::chrono::minutes(10);
+constexpr Duration kMaxCooldown = std::chrono::hours(1);
+constexpr Duration kMaxRetention = std::chrono::hours(24 * 3650);
+
+// Above zero and at most `high`.
+Check<Duration> positive_duration_up_to(Duration high) {
+    return [high](const Duration& d) -> std::optional<std::string> {
+        if (d.count() > 0 && d <= high) return std::nullopt;
+        return "must be greater than 0 and at most " + quoted(format_duration(high)) + ", got " +
                quoted(format_duration(d));
     };
 }
 
+// A timeout: every duration has an upper bound, and this is a timeout's.
 Check<Duration> positive_duration() {
-    return [](const Duration& d) -> std::optional<std::string> {
-        if (d.count() > 0) return std::nullopt;
-        return "must be greater than 0, got " + quoted(format_duration(d));
+    return positive_duration_up_to(kMaxTimeout);
+}
+
+Check<Duration> duration_between(Duration low, Duration high) {
+    return [low, high](const Duration& d) -> std::optional<std::string> {
+        if (d >= low && d <= high) return std::nullopt;
+        return "must be between " + quoted(format_duration(low)) + " and " +
+               quoted(format_duration(high)) + ", got " + quoted(format_duration(d));
     };
 }
 
@@ -422,10 +437,10 @@ std::vector<ConfigKey> build_keys() {
     // [policy]
     add(duration_key(
         "policy", "interval", "one control cycle every interval (at least 100ms)",
-        [](auto& c) -> auto& { return c.policy.interval; }, duration_at_least(100ms)));
+        [](auto& c) -> auto& { return c.policy.interval; }, duration_between(100ms, kMaxWindow)));
     add(duration_key(
         "policy", "window", "sliding window of the front's statistics (>= interval)",
-        [](auto& c) -> auto& { return c.policy.window; }, positive_duration()));
+        [](auto& c) -> auto& { return c.policy.window; }, positive_duration_up_to(kMaxWindow)));
     add(size_key(
         "policy", "os_reserve", "taken off host memory when no cgroup limit applies",
         [](auto& c) -> auto& { return c.policy.os_reserve_bytes; }));
@@ -438,7 +453,8 @@ std::vector<ConfigKey> build_keys() {
         }));
     add(duration_key(
         "policy", "scale_down_cooldown", "low utilisation this long before shrinking",
-        [](auto& c) -> auto& { return c.policy.scale_down_cooldown; }));
+        [](auto& c) -> auto& { return c.policy.scale_down_cooldown; },
+        duration_between(Duration{0}, kMaxCooldown)));
     add(whole_key<unsigned>(
         "policy", "pss_every", "PSS (smaps_rollup) every Nth cycle; RSS every cycle",
         [](auto& c) -> auto& { return c.policy.pss_every; }, at_least<unsigned>(1)));
@@ -482,7 +498,8 @@ std::vector<ConfigKey> build_keys() {
         [](auto& c) -> auto& { return c.state.dir; })));
     add(duration_key(
         "state", "retention", "decisions older than this are deleted",
-        [](auto& c) -> auto& { return c.state.retention; }, positive_duration()));
+        [](auto& c) -> auto& { return c.state.retention; },
+        positive_duration_up_to(kMaxRetention)));
 
     // [log]
     add(string_key(

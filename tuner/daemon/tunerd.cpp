@@ -39,6 +39,7 @@
 #include "tuner/control/apply.hpp"
 #include "tuner/control/control_loop.hpp"
 #include "tuner/daemon/logging.hpp"
+#include "tuner/daemon/socket_dir.hpp"
 #include "tuner/decision_log/log.hpp"
 
 namespace tuner {
@@ -49,9 +50,6 @@ using tcp = asio::ip::tcp;
 namespace {
 
 void raise_open_file_limit(std::uint64_t max_connections);
-
-// The longest Unix socket path (sun_path is 108 bytes) leaves room for "/w<id>.sock".
-constexpr std::size_t kMaxSocketDirLength = 90;
 
 void notify_systemd([[maybe_unused]] const std::string& state) {
 #ifdef TUNER_HAVE_SYSTEMD
@@ -105,17 +103,6 @@ Result<std::string> read_token(const std::string& path) {
     return token;
 }
 
-std::string socket_directory(const std::string& state_dir) {
-    if (const char* runtime = std::getenv("RUNTIME_DIRECTORY"); runtime && *runtime) {
-        std::string dir(runtime);
-        dir = dir.substr(0, dir.find(':'));
-        if (dir.size() <= kMaxSocketDirLength) return dir;
-    }
-    const std::string dir = state_dir + "/run";
-    if (dir.size() <= kMaxSocketDirLength) return dir;
-    return "/tmp/tunerd-" + std::to_string(::getuid()) + "-" + std::to_string(::getpid());
-}
-
 // Decisions for the bounds a reload changed, so the log says why the pool moves next.
 std::vector<Decision> bound_changes(const Config& before, const Config& after) {
     std::vector<Decision> out;
@@ -164,6 +151,9 @@ private:
     void begin_shutdown(bool immediate);
     void finish_shutdown_when_idle(Clock::time_point deadline);
     void reload();
+    // Rereads admin.token_file (on every SIGHUP, so a leaked token can be replaced without a
+    // restart); an unreadable or empty file keeps the token in use.
+    void reload_admin_token(const std::string& token_file);
     void watch_startup();
     void check_startup();
     void start_watchdog();
@@ -172,7 +162,7 @@ private:
     Config config_;
     DaemonOptions options_;
     std::string state_dir_;
-    std::string socket_dir_;
+    SocketDirectory socket_dir_;
     std::string listen_file_;
     asio::io_context ioc_{1};
     std::unique_ptr<DecisionLog> log_;
@@ -189,6 +179,7 @@ private:
         watchdog_timer_;
     bool stopping_ = false;
     bool immediate_ = false;
+    bool admin_token_set_ = false;
     int exit_code_ = kExitOk;
     Clock::time_point started_at_ = Clock::now();
     Clock::time_point startup_deadline_{};
@@ -229,14 +220,13 @@ std::optional<int> Daemon::prepare_directories() {
         return kExitCantCreate;
     }
     config_.state.dir = state_dir_;
-    socket_dir_ = socket_directory(state_dir_);
-    std::filesystem::create_directories(socket_dir_, fs_ec);
-    ::chmod(socket_dir_.c_str(), 0700);
-    if (fs_ec) {
-        spdlog::critical("event=socket_dir_failed dir={} error={}", log_quote(socket_dir_),
-                         log_quote(fs_ec.message()));
+    auto socket_dir = prepare_socket_directory(state_dir_);
+    if (!socket_dir) {
+        spdlog::critical("event=socket_dir_failed dir={} error={}",
+                         log_quote(socket_dir.error().where), log_quote(socket_dir.error().what));
         return kExitCantCreate;
     }
+    socket_dir_ = *socket_dir;
     listen_file_ = state_dir_ + "/listen.json";
     std::filesystem::remove(listen_file_, fs_ec);
     return std::nullopt;
@@ -292,7 +282,7 @@ void Daemon::build_parts() {
         std::make_unique<server::Dispatcher>(config_.server.max_queue, config_.policy.window);
     pool_ = std::make_unique<server::WorkerPool>(
         ioc_, *dispatcher_,
-        server::PoolOptions{config_.workers, config_.demo, options_.self_exe, socket_dir_});
+        server::PoolOptions{config_.workers, config_.demo, options_.self_exe, socket_dir_.path});
     metrics_ = std::make_unique<Metrics>();
     applier_ = std::make_unique<Applier>(
         *log_, config_.policy.dry_run, [this](const Decision& d) { metrics_->count_decision(d); });
@@ -327,6 +317,7 @@ std::optional<int> Daemon::open_listeners() {
             return kExitConfig;
         }
         admin_->set_token(*token);
+        admin_token_set_ = true;
     }
     auto bound_public = front_->listen(*public_ep);
     if (!bound_public) {
@@ -381,7 +372,7 @@ int Daemon::finish() {
     notify_systemd("STOPPING=1");
     std::error_code fs_ec;
     std::filesystem::remove(listen_file_, fs_ec);
-    if (socket_dir_.rfind("/tmp/tunerd-", 0) == 0) std::filesystem::remove_all(socket_dir_, fs_ec);
+    if (socket_dir_.temporary) std::filesystem::remove_all(socket_dir_.path, fs_ec);
     log_->flush(std::chrono::seconds(2));
     const auto stats = log_->stats();
     spdlog::info("event=stopped exit_code={} decisions_written={} decision_log_errors={}",
@@ -470,6 +461,9 @@ void Daemon::reload() {
         spdlog::error(
             "event=reload_rejected file={} errors={} action=\"keeping the running config\"",
             log_quote(options_.config_path), loaded.errors.size());
+        // The running config's token file is still reread: replacing a leaked token must not
+        // wait for an unrelated mistake in the file to be fixed.
+        reload_admin_token(control_->config().admin.token_file);
         return;
     }
     Config next = loaded.config;
@@ -492,6 +486,7 @@ void Daemon::reload() {
             keys);
     }
     set_log_level(next.log.level);
+    reload_admin_token(next.admin.token_file);
     front_->update_config(next.server);
     dispatcher_->set_window(next.policy.window);
     pool_->update_options(next.workers, next.demo);
@@ -515,6 +510,28 @@ void Daemon::reload() {
     control_->reload(next);
     spdlog::info("event=config_reloaded file={} hash={}", log_quote(options_.config_path),
                  config::config_hash(next));
+}
+
+void Daemon::reload_admin_token(const std::string& token_file) {
+    if (token_file.empty()) {
+        if (admin_token_set_) {
+            admin_->set_token(std::nullopt);
+            admin_token_set_ = false;
+            spdlog::warn("event=admin_token_removed reason=\"admin.token_file is no longer set\"");
+        }
+        return;
+    }
+    auto token = read_token(token_file);
+    if (!token) {
+        spdlog::error("event=admin_token_reload_failed file={} error={} action={}",
+                      log_quote(token_file), log_quote(token.error().to_string()),
+                      log_quote(admin_token_set_ ? "keeping the previous token"
+                                                 : "still no token: admin.token_file unreadable"));
+        return;
+    }
+    admin_->set_token(*token);
+    admin_token_set_ = true;
+    spdlog::info("event=admin_token_reloaded file={}", log_quote(token_file));
 }
 
 void Daemon::watch_startup() {

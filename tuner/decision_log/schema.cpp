@@ -2,6 +2,7 @@
 #include "tuner/decision_log/schema.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -110,11 +111,40 @@ std::string directory_problem(const std::string& path) {
     if (!dir.empty() && !std::filesystem::is_directory(dir, ec)) {
         return "; the directory " + shown + " does not exist";
     }
-    // Effective IDs and capabilities: what the writes will run with (access() checks the real ones).
+    // Effective IDs and capabilities: what the writes will run with (access() checks the real
+    // ones).
     if (::faccessat(AT_FDCWD, dir.empty() ? "." : dir.c_str(), W_OK, AT_EACCESS) != 0) {
         return "; the directory " + shown + " is not writable (" + std::strerror(errno) + ")";
     }
     return "";
+}
+
+// The log holds the config text, workers.env and all: it is for its owner only. SQLite creates
+// the -wal, -shm and -journal files with the main file's permissions (findCreateFileMode in
+// os_unix.c), so the main file is created 0600 before SQLite opens it. A log or side file left
+// open to others (by an older tunerd) is narrowed to its owner. When the file cannot be opened
+// here, SQLite's own open fails and says why.
+void make_owner_only(const std::string& path) {
+    const auto narrow = [](int fd) {
+        struct stat st {};
+        if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 077) != 0 &&
+            st.st_uid == ::geteuid()) {
+            // Failing here (a file system without modes) leaves the file as it was; it is
+            // still the log.
+            (void)::fchmod(fd, st.st_mode & 0700);
+        }
+    };
+    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) return;
+    narrow(fd);
+    ::close(fd);
+    for (const char* suffix : {"-wal", "-shm", "-journal"}) {
+        const int side =
+            ::open((path + suffix).c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        if (side < 0) continue;  // absent: SQLite creates it with the main file's mode
+        narrow(side);
+        ::close(side);
+    }
 }
 
 }  // namespace
@@ -167,6 +197,7 @@ Status migrate(sqlite3* db, const std::vector<Migration>& steps) {
 
 Result<sqlite::Connection> open_for_writing(const std::string& path,
                                             std::chrono::milliseconds busy_timeout) {
+    make_owner_only(path);
     auto db = sqlite::open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX);
     if (!db.ok()) {
         Error e = db.error();

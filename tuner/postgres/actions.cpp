@@ -1,10 +1,13 @@
 // recommend, apply and rollback of PostgreSQL settings (see actions.hpp).
 #include "tuner/postgres/actions.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 #include <ctime>
 #include <map>
 #include <thread>
+
+#include <nlohmann/json.hpp>
 
 #include "model/knobs.hpp"
 #include "tuner/postgres/state.hpp"
@@ -48,6 +51,29 @@ Decision failed_decision(const std::string& action, const policies::PostgresSett
                                    Outcome::failed);
     d.error = error.to_string();
     return d;
+}
+
+// The one place a setting name enters SQL. ALTER SYSTEM takes no parameters: the name is
+// checked (is_setting_name), never trusted, and the value goes in as a literal libpq quoted.
+// No value: RESET.
+Result<std::string> alter_system_sql(Session& session, const std::string& name,
+                                     const std::optional<std::string>& value) {
+    if (!is_setting_name(name)) {
+        return make_error("ALTER SYSTEM",
+                          "refused: " +
+                              nlohmann::json(name).dump(-1, ' ', false,
+                                                        nlohmann::json::error_handler_t::replace) +
+                              " is not a PostgreSQL setting name");
+    }
+    if (!value) return "ALTER SYSTEM RESET " + name;
+    auto literal = session.quote_literal(*value);
+    if (!literal) return literal.error();
+    return "ALTER SYSTEM SET " + name + " = " + *literal;
+}
+
+bool managed_by_tunerd(const std::string& name) {
+    const auto& names = policies::postgres_setting_names();
+    return std::find(names.begin(), names.end(), name) != names.end();
 }
 
 std::vector<std::string> names_of(const policies::PostgresSettingsResult& settings) {
@@ -294,9 +320,8 @@ PostgresReport apply_settings(Session& session, const policies::PostgresSettings
                             ? Status{}
                             : Status{make_error(session.where(), "connection to PostgreSQL lost")};
         if (status) {
-            auto literal = session.quote_literal(s.value);
-            status = literal ? session.exec("ALTER SYSTEM SET " + s.name + " = " + *literal)
-                             : Status{literal.error()};
+            auto sql = alter_system_sql(session, s.name, s.value);
+            status = sql ? session.exec(*sql) : Status{sql.error()};
         }
         if (!status) {
             report.decisions.push_back(
@@ -379,6 +404,20 @@ PostgresReport rollback_settings(Session& session, const ActionOptions& options)
         const std::string unit = ls ? ls->unit : "";
         const std::string configured = live->configured(name).value_or("");
         const std::string inputs = "{}";
+        if (!managed_by_tunerd(name)) {
+            // Only what tunerd itself changes is restored: a state file that names another
+            // setting (archive_command, say) was not written by tunerd; it is left untouched.
+            Decision d = postgres_decision(
+                name, Text{configured}, record.original, "rollback",
+                "refused: " + name +
+                    " is not a setting tunerd manages; left as is (compare postgresql.auto.conf "
+                    "by hand)",
+                inputs, Outcome::failed);
+            d.error = "not a setting tunerd manages";
+            report.decisions.push_back(std::move(d));
+            ++it;
+            continue;
+        }
         if (changed_by_administrator(record, configured, unit)) {
             report.decisions.push_back(postgres_decision(
                 name, Text{configured}, record.original, "rollback",
@@ -388,21 +427,18 @@ PostgresReport rollback_settings(Session& session, const ActionOptions& options)
             it = state.settings.erase(it);
             continue;
         }
-        std::string statement;
-        if (record.original_in_auto_conf) {
-            auto literal = session.quote_literal(record.original);
-            if (!literal) {
-                report.decisions.push_back(postgres_decision(
-                    name, Text{configured}, record.original, "rollback",
-                    "failed: " + literal.error().to_string(), inputs, Outcome::failed));
-                report.decisions.back().error = literal.error().to_string();
-                ++it;
-                continue;
-            }
-            statement = "ALTER SYSTEM SET " + name + " = " + *literal;
-        } else {
-            statement = "ALTER SYSTEM RESET " + name;
+        auto sql = alter_system_sql(
+            session, name,
+            record.original_in_auto_conf ? std::optional(record.original) : std::nullopt);
+        if (!sql) {
+            report.decisions.push_back(
+                postgres_decision(name, Text{configured}, record.original, "rollback",
+                                  "failed: " + sql.error().to_string(), inputs, Outcome::failed));
+            report.decisions.back().error = sql.error().to_string();
+            ++it;
+            continue;
         }
+        const std::string statement = *sql;
         if (auto status = session.exec(statement); !status) {
             Decision d = postgres_decision(name, Text{configured}, record.original, "rollback",
                                            statement + " failed: " + status.error().to_string(),

@@ -12,6 +12,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tuner/postgres/values.hpp"
+
 namespace tuner::postgres {
 namespace {
 
@@ -60,6 +62,16 @@ Result<PostgresState> load_postgres_state(const std::string& path) {
                 std::chrono::milliseconds(json["rolled_back_at_ms"].get<std::int64_t>()));
         }
         for (const auto& [name, entry] : json.at("settings").items()) {
+            // A name goes into ALTER SYSTEM unquoted (it takes no parameters): a file that holds
+            // anything but a setting name was not written by tunerd, and nothing in it is used.
+            if (!is_setting_name(name)) {
+                return make_error(
+                    path, "setting name " +
+                              nlohmann::json(name).dump(-1, ' ', false,
+                                                        nlohmann::json::error_handler_t::replace) +
+                              " is not a PostgreSQL setting name (letters, digits, '_' and '.'); "
+                              "refusing the whole file: it was not written by tunerd");
+            }
             SettingRecord record;
             record.original = entry.at("original").get<std::string>();
             record.original_in_auto_conf = entry.at("original_in_auto_conf").get<bool>();

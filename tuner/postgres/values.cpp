@@ -116,6 +116,26 @@ bool same_pg_value(std::string_view a, std::string_view b, std::string_view guc_
     return iequals(trim(a), trim(b));
 }
 
+bool is_setting_name(std::string_view name) {
+    constexpr std::size_t kMaxPartBytes = 63;  // NAMEDATALEN - 1
+    const auto is_ascii_letter = [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+    };
+    const auto is_ascii_digit = [](char c) { return c >= '0' && c <= '9'; };
+    if (name.empty()) return false;
+    for (;;) {
+        const auto dot = name.find('.');
+        const std::string_view part = name.substr(0, dot);
+        if (part.empty() || part.size() > kMaxPartBytes) return false;
+        if (!is_ascii_letter(part.front()) && part.front() != '_') return false;
+        for (const char c : part) {
+            if (!is_ascii_letter(c) && !is_ascii_digit(c) && c != '_') return false;
+        }
+        if (dot == std::string_view::npos) return true;
+        name.remove_prefix(dot + 1);
+    }
+}
+
 std::string redact_secrets(std::string_view text) {
     std::string s(text);
     // key=value connection strings: password = value, password='va lue'.

@@ -22,6 +22,13 @@ bool differs_enough_to_change(std::string_view configured, std::string_view want
 // The same setting value (within 1 %: PostgreSQL rounds to its unit, "7864kB" is 983 pages).
 bool same_pg_value(std::string_view a, std::string_view b, std::string_view guc_unit);
 
+// A PostgreSQL setting (GUC) name that may go into ALTER SYSTEM as it is: one or more
+// '.'-separated parts (a custom setting is "extension.name"), each a letter or '_' followed by
+// letters, digits and '_', at most 63 bytes (NAMEDATALEN - 1). ALTER SYSTEM takes no parameters,
+// so a name is checked, never quoted: anything else ("work_mem; DROP ...", a quote, a space) is
+// refused.
+bool is_setting_name(std::string_view name);
+
 // Removes what could be a credential from a message: `password=...` (quoted or not) and the
 // userinfo of postgres:// and postgresql:// URIs. libpq's messages name hosts, never passwords;
 // this is a second line of defence.

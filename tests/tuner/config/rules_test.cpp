@@ -44,7 +44,7 @@ TEST(ConfigRanges, MemoryShareIsStrictlyBetweenZeroAndOne) {
 TEST(ConfigRanges, IntervalIsAtLeastOneHundredMilliseconds) {
     const auto issue = single_issue("[policy]\ninterval = \"50ms\"\nwindow = \"10s\"\n");
     EXPECT_EQ(issue.key, "policy.interval");
-    EXPECT_THAT(issue.message, HasSubstr("must be at least \"100ms\", got \"50ms\""));
+    EXPECT_THAT(issue.message, HasSubstr("must be between \"100ms\" and \"10m\", got \"50ms\""));
     EXPECT_EQ(valid_config("[policy]\ninterval = \"100ms\"\n").policy.interval, 100ms);
 }
 
@@ -61,6 +61,49 @@ TEST(ConfigRanges, EveryTimeoutMustBeAboveZero) {
         EXPECT_EQ(issue.key, std::string(section) + "." + key);
         EXPECT_THAT(issue.message, HasSubstr("must be greater than 0")) << key;
     }
+}
+
+TEST(ConfigRanges, EveryDurationHasAnUpperBoundNamedWithKeyAndLine) {
+    // A window of "1d" made every control cycle scan a day of latency histograms under the
+    // dispatcher's lock; no duration had an upper bound.
+    struct Bound {
+        const char* section;
+        const char* key;
+        const char* largest;   // accepted
+        const char* too_long;  // refused
+        const char* message;
+    };
+    const Bound bounds[] = {
+        {"server", "queue_timeout", "1h", "61m", "must be greater than 0 and at most \"1h\""},
+        {"server", "request_timeout", "1h", "1d", "must be greater than 0 and at most \"1h\""},
+        {"server", "header_timeout", "1h", "2h", "must be greater than 0 and at most \"1h\""},
+        {"server", "keepalive_timeout", "1h", "2h", "must be greater than 0 and at most \"1h\""},
+        {"server", "shutdown_timeout", "1h", "2h", "must be greater than 0 and at most \"1h\""},
+        {"workers", "startup_timeout", "1h", "2h", "must be greater than 0 and at most \"1h\""},
+        {"workers", "drain_timeout", "1h", "2h", "must be greater than 0 and at most \"1h\""},
+        {"workers", "kill_timeout", "1h", "2h", "must be greater than 0 and at most \"1h\""},
+        {"database", "connect_timeout", "1h", "2h", "must be greater than 0 and at most \"1h\""},
+        {"policy", "window", "10m", "1d", "must be greater than 0 and at most \"10m\""},
+        {"policy", "scale_down_cooldown", "1h", "1d", "must be between \"0\" and \"1h\""},
+        {"state", "retention", "3650d", "3651d", "must be greater than 0 and at most \"3650d\""},
+    };
+    for (const auto& b : bounds) {
+        const std::string head = "[" + std::string(b.section) + "]\n# line 2\n" + b.key + " = ";
+        const auto issue = single_issue(head + "\"" + b.too_long + "\"\n");
+        EXPECT_EQ(issue.key, std::string(b.section) + "." + b.key);
+        EXPECT_EQ(issue.line, 3u) << b.key;
+        EXPECT_THAT(issue.message,
+                    HasSubstr(std::string(b.message) + ", got \"" + b.too_long + "\""))
+            << b.key;
+        EXPECT_THAT(issue.to_string(), HasSubstr("test.toml:3:")) << issue.to_string();
+        valid_config(head + "\"" + b.largest + "\"\n");
+    }
+    // The interval may be as long as the longest window, which it must not exceed (rules).
+    const auto interval = single_issue("[policy]\ninterval = \"11m\"\nwindow = \"10m\"\n");
+    EXPECT_EQ(interval.key, "policy.interval");
+    EXPECT_EQ(interval.line, 2u);
+    EXPECT_THAT(interval.message, HasSubstr("must be between \"100ms\" and \"10m\", got \"11m\""));
+    valid_config("[policy]\ninterval = \"10m\"\nwindow = \"10m\"\n");
 }
 
 TEST(ConfigRanges, IoThreadsFromOneToSixtyFourOrAuto) {

@@ -2,6 +2,8 @@
 // refusal of newer files, reader errors, row upserts, and the RFC 3339 timestamps stored.
 #include "tuner/decision_log/schema.hpp"
 
+#include <sys/stat.h>
+
 #include <fstream>
 #include <sstream>
 
@@ -67,6 +69,55 @@ TEST(DecisionLogSchema, MigratesTheEmptyFileTouchLeaves) {
     log.flush(20s);
     EXPECT_TRUE(log.stats().healthy) << log.stats().last_error;
     EXPECT_EQ(stored_oldest_first(path).size(), 1u);
+}
+
+// The permission bits of a file (0 when it does not exist).
+mode_t mode_of(const std::string& path) {
+    struct stat st {};
+    return ::stat(path.c_str(), &st) == 0 ? (st.st_mode & 07777) : 0;
+}
+
+// Sets the process umask for a scope: tunerd runs under whatever umask it was started with.
+class ScopedUmask {
+public:
+    explicit ScopedUmask(mode_t mask) : previous_(::umask(mask)) {}
+    ~ScopedUmask() { ::umask(previous_); }
+
+private:
+    mode_t previous_;
+};
+
+TEST(DecisionLogSchema, CreatesTheLogAndItsWalAndShmForTheOwnerOnly) {
+    // The log holds the config text (workers.env included): under the usual umask 022 it was
+    // created 0644, readable by every local user.
+    const ScopedUmask umask(022);
+    ScratchDir dir;
+    const std::string path = dir.file("tunerd.db");
+    auto db = decision_log::schema::open_for_writing(path, 100ms);
+    ASSERT_TRUE(db.ok()) << db.error().to_string();
+    ASSERT_TRUE(decision_log::schema::schema_version(db->get()).ok());  // WAL files exist now
+    EXPECT_EQ(mode_of(path), 0600u);
+    ASSERT_TRUE(fs::exists(path + "-wal"));
+    EXPECT_EQ(mode_of(path + "-wal"), 0600u);
+    ASSERT_TRUE(fs::exists(path + "-shm"));
+    EXPECT_EQ(mode_of(path + "-shm"), 0600u);
+}
+
+TEST(DecisionLogSchema, NarrowsAnOlderLogOpenToOthersToItsOwner) {
+    const ScopedUmask umask(022);
+    ScratchDir dir;
+    const std::string path = dir.file("tunerd.db");
+    std::ofstream(path).close();
+    std::ofstream(path + "-journal").close();  // a side file a crash left behind
+    ASSERT_EQ(::chmod(path.c_str(), 0644), 0);
+    ASSERT_EQ(::chmod((path + "-journal").c_str(), 0664), 0);
+    auto db = decision_log::schema::open_for_writing(path, 100ms);
+    ASSERT_TRUE(db.ok()) << db.error().to_string();
+    EXPECT_EQ(mode_of(path), 0600u);
+    EXPECT_EQ(mode_of(path + "-wal"), 0600u);
+    if (fs::exists(path + "-journal")) {
+        EXPECT_EQ(mode_of(path + "-journal"), 0600u);
+    }
 }
 
 TEST(DecisionLogSchema, RunsOnlyTheStepsAboveTheStoredVersion) {

@@ -151,6 +151,33 @@ TEST_F(PostgresApply, RollbackRestoresOriginalsAndResetsWhatWasNotInAutoConf) {
     EXPECT_TRUE(state->rolled_back_at.has_value());
 }
 
+TEST_F(PostgresApply, RollbackRefusesASettingTunerdDoesNotManage) {
+    // A state file that names a setting tunerd never changes (here with a command as its
+    // "original") is not acted on for that setting; what tunerd applied is still restored.
+    ASSERT_TRUE(apply().ok());
+    const std::string archive_command = show("archive_command");
+    const auto path = postgres_state_path(state_dir_);
+    auto state = load_postgres_state(path);
+    ASSERT_TRUE(state.ok()) << state.error().to_string();
+    state->settings["archive_command"] = {"touch /tmp/tunerd-pwned", true, std::nullopt};
+    ASSERT_TRUE(save_postgres_state(path, *state).ok());
+
+    const auto report = rollback();
+    ASSERT_TRUE(report.ok()) << report.error->to_string();
+    const auto* refused = decision_for(report, "archive_command");
+    ASSERT_NE(refused, nullptr);
+    EXPECT_EQ(refused->outcome, Outcome::failed);
+    EXPECT_NE(refused->reason.find("not a setting tunerd manages"), std::string::npos)
+        << refused->reason;
+    EXPECT_FALSE(auto_conf("archive_command").has_value());
+    EXPECT_EQ(show("archive_command"), archive_command);
+    EXPECT_EQ(decision_for(report, "work_mem")->outcome, Outcome::applied);
+    EXPECT_EQ(show("work_mem"), "4MB");
+    const auto after = load_postgres_state(path);
+    ASSERT_TRUE(after.ok());
+    EXPECT_EQ(after->settings.count("archive_command"), 1u) << "kept for an administrator";
+}
+
 TEST_F(PostgresApply, AfterARestartTheNewValuesRunAndRollbackFlagsTheOriginalsPending) {
     ASSERT_TRUE(apply().ok());
     pause_server();  // an administrator's restart, which tunerd never does itself

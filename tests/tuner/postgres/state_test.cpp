@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "test_settings.hpp"
 #include "tuner/postgres/actions.hpp"
@@ -68,6 +69,28 @@ TEST_F(StateDir, DamagedStateFileIsAnErrorNamingIt) {
     loaded = load_postgres_state(path);
     ASSERT_FALSE(loaded.ok());
     EXPECT_NE(loaded.error().what.find("not a JSON object"), std::string::npos);
+}
+
+TEST_F(StateDir, SettingNameThatIsNotAPostgresNameRefusesTheWholeFile) {
+    // The names go into ALTER SYSTEM unquoted: a state file with anything else in a name is
+    // refused before a statement is built, and rollback and apply stop with this error.
+    const auto path = postgres_state_path(dir_.string());
+    for (const std::string name : {"work_mem = '64MB'; CREATE ROLE x SUPERUSER; --",
+                                   "work_mem; DROP TABLE users", "work mem", "\"work_mem\"", ""}) {
+        nlohmann::json state = {
+            {"format", 1},
+            {"settings",
+             {{"shared_buffers", {{"original", "128MB"}, {"original_in_auto_conf", false}}},
+              {name, {{"original", "4MB"}, {"original_in_auto_conf", true}}}}}};
+        std::ofstream(path) << state.dump();
+        const auto loaded = load_postgres_state(path);
+        ASSERT_FALSE(loaded.ok()) << "accepted " << name;
+        EXPECT_EQ(loaded.error().where, path);
+        EXPECT_NE(loaded.error().what.find("is not a PostgreSQL setting name"), std::string::npos)
+            << loaded.error().to_string();
+        EXPECT_NE(loaded.error().what.find(nlohmann::json(name).dump()), std::string::npos)
+            << loaded.error().to_string();
+    }
 }
 
 TEST_F(StateDir, AtomicWriteIntoMissingDirectoryFailsWithThePath) {

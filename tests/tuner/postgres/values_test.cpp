@@ -78,5 +78,19 @@ TEST(Redaction, LeavesLibpqMessagesThatHoldNoSecret) {
     EXPECT_EQ(redact_secrets(m), m);
 }
 
+TEST(SettingName, AcceptsPostgresSettingNamesOnly) {
+    for (const char* name :
+         {"work_mem", "shared_buffers", "_x1", "auto_explain.log_min_duration", "MaxConnections"}) {
+        EXPECT_TRUE(is_setting_name(name)) << name;
+    }
+    for (const char* name :
+         {"", "work mem", "work_mem;", "work_mem = '1MB'; DROP TABLE t", "\"work_mem\"", "work'mem",
+          "1work_mem", "a..b", ".a", "a.", "a-b", "work_mem--", "w\xc3\xa9rk_mem", "a\nb"}) {
+        EXPECT_FALSE(is_setting_name(name)) << name;
+    }
+    EXPECT_TRUE(is_setting_name(std::string(63, 'a')));
+    EXPECT_FALSE(is_setting_name(std::string(64, 'a')));
+}
+
 }  // namespace
 }  // namespace tuner::postgres

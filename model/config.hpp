@@ -67,6 +67,7 @@ struct ServerConfig {
 struct AdminConfig {
     std::string listen = "127.0.0.1:9464";
     std::string token_file;  // required when listen is not loopback
+    std::string socket;      // a Unix socket (mode 0600, no token) for tunerctl; "" = none
 
     friend bool operator==(const AdminConfig&, const AdminConfig&) = default;
 };

@@ -1,6 +1,9 @@
 // The admin listener (see admin.hpp).
 #include "server/admin.hpp"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cctype>
 #include <mutex>
 #include <set>
@@ -147,7 +150,7 @@ std::map<std::string, std::string> parse_query(std::string_view query) {
     return out;
 }
 
-AdminServer::AdminServer(asio::io_context& ioc) : ioc_(ioc), acceptor_(ioc) {}
+AdminServer::AdminServer(asio::io_context& ioc) : ioc_(ioc), acceptor_(ioc), unix_acceptor_(ioc) {}
 
 AdminServer::~AdminServer() {
     stop();
@@ -166,27 +169,56 @@ Result<tcp::endpoint> AdminServer::listen(const tcp::endpoint& endpoint) {
     return open_listener(acceptor_, endpoint);
 }
 
+Status AdminServer::listen_unix(const std::string& path) {
+    namespace local = asio::local;
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) == 0) {
+        if (!S_ISSOCK(st.st_mode))
+            return make_error(path, "admin.socket: a file that is not a socket is in the way");
+        ::unlink(path.c_str());  // left by an earlier run
+    }
+    beast::error_code ec;
+    unix_acceptor_.open(local::stream_protocol(), ec);
+    if (!ec) unix_acceptor_.bind(local::stream_protocol::endpoint(path), ec);
+    // Owner only before anyone is told it exists (its directory is tunerd's own, 0700).
+    if (!ec && ::chmod(path.c_str(), 0600) != 0)
+        ec = beast::error_code(errno, boost::system::system_category());
+    if (!ec) unix_acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+        unix_acceptor_.close(ec);
+        return Error{"admin.socket: cannot listen: " + ec.message(), path, ec.value()};
+    }
+    unix_path_ = path;
+    return {};
+}
+
 void AdminServer::start() {
-    spawn_guarded(ioc_, accept_loop(), "admin_accept");
+    spawn_guarded(ioc_, accept_loop(acceptor_, false), "admin_accept");
+    if (unix_acceptor_.is_open())
+        spawn_guarded(ioc_, accept_loop(unix_acceptor_, true), "admin_accept_unix");
 }
 
 void AdminServer::stop() {
     beast::error_code ec;
     acceptor_.close(ec);
+    if (unix_acceptor_.is_open()) {
+        unix_acceptor_.close(ec);
+        ::unlink(unix_path_.c_str());
+    }
 }
 
-asio::awaitable<void> AdminServer::accept_loop() {
+template <class Acceptor>
+asio::awaitable<void> AdminServer::accept_loop(Acceptor& acceptor, bool local) {
     for (;;) {
         beast::error_code ec;
-        tcp::socket socket =
-            co_await acceptor_.async_accept(asio::redirect_error(use_awaitable, ec));
+        auto socket = co_await acceptor.async_accept(asio::redirect_error(use_awaitable, ec));
         if (ec) {
-            if (!acceptor_.is_open()) co_return;
+            if (!acceptor.is_open()) co_return;
             asio::steady_timer t(ioc_, std::chrono::milliseconds(100));
             co_await t.async_wait(asio::redirect_error(use_awaitable, ec));
             continue;
         }
-        spawn_guarded(ioc_, session(std::move(socket)), "admin_session");
+        spawn_guarded(ioc_, session(std::move(socket), local), "admin_session");
     }
 }
 
@@ -212,8 +244,10 @@ void AdminServer::dispatch(const AdminRequest& request, AdminRespond respond) co
     respond(std::move(r));
 }
 
-asio::awaitable<void> AdminServer::session(tcp::socket socket) {
-    beast::tcp_stream stream(std::move(socket));
+template <class Socket>
+asio::awaitable<void> AdminServer::session(Socket socket, bool local) {
+    using Protocol = typename Socket::protocol_type;
+    beast::basic_stream<Protocol> stream(std::move(socket));
     beast::flat_buffer buffer;
     for (;;) {
         beast::error_code ec;
@@ -250,7 +284,7 @@ asio::awaitable<void> AdminServer::session(tcp::socket socket) {
                                  std::string(req[http::field::origin]),
                                  std::string(req["Sec-Fetch-Site"]), request.content_type};
             std::optional<std::string> token;
-            {
+            if (!local) {
                 std::lock_guard lock(token_mutex_);
                 token = token_;
             }
@@ -308,7 +342,7 @@ asio::awaitable<void> AdminServer::session(tcp::socket socket) {
         if (ec || !keep_alive) break;
     }
     beast::error_code ignored;
-    stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream.socket().shutdown(Socket::shutdown_send, ignored);
 }
 
 }  // namespace tuner::server

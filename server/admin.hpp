@@ -16,6 +16,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
 
 #include "model/result.hpp"
 
@@ -51,16 +52,25 @@ public:
     void set_token(std::optional<std::string> token);
 
     Result<boost::asio::ip::tcp::endpoint> listen(const boost::asio::ip::tcp::endpoint& endpoint);
+    // A second listener on a Unix socket at `path` (admin.socket), mode 0600: whoever can open
+    // it is tunerd's user or root, so it needs no bearer token (tunerctl on this host). A stale
+    // socket file is replaced; any other file at `path` is an error.
+    Status listen_unix(const std::string& path);
     void start();
     void stop();
 
 private:
-    boost::asio::awaitable<void> accept_loop();
-    boost::asio::awaitable<void> session(boost::asio::ip::tcp::socket socket);
+    template <class Acceptor>
+    boost::asio::awaitable<void> accept_loop(Acceptor& acceptor, bool local);
+    // `local`: over the Unix socket (no token asked).
+    template <class Socket>
+    boost::asio::awaitable<void> session(Socket socket, bool local);
     void dispatch(const AdminRequest& request, AdminRespond respond) const;
 
     boost::asio::io_context& ioc_;
     boost::asio::ip::tcp::acceptor acceptor_;
+    boost::asio::local::stream_protocol::acceptor unix_acceptor_;
+    std::string unix_path_;  // removed on stop
     std::map<std::pair<std::string, std::string>, AdminHandler> routes_;
     mutable std::mutex token_mutex_;
     std::optional<std::string> token_;  // guarded by token_mutex_

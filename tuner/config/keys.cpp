@@ -373,6 +373,9 @@ std::vector<ConfigKey> build_keys() {
     add(string_key(
         "admin", "token_file", "file holding the bearer token (\"\" = none)",
         [](auto& c) -> auto& { return c.admin.token_file; }));
+    add(restart_only(string_key(
+        "admin", "socket", "Unix socket for tunerctl, mode 0600, no token (\"\" = none)",
+        [](auto& c) -> auto& { return c.admin.socket; }, empty_or_absolute_path())));
 
     // [workers]
     add(command_key());

@@ -1,6 +1,8 @@
 // tunerctl's admin API client (see client.hpp).
 #include "tuner/ctl/client.hpp"
 
+#include <sys/stat.h>
+
 #include <cctype>
 #include <cerrno>
 #include <cstring>
@@ -10,6 +12,7 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
@@ -58,6 +61,7 @@ Result<AdminEndpoint> endpoint_from_listen(const std::string& host_port, std::st
 }  // namespace
 
 std::string AdminEndpoint::url() const {
+    if (!unix_path.empty()) return "unix:" + unix_path + base_path;
     return "http://" + host_for_url(host) + ":" + std::to_string(port) + base_path;
 }
 
@@ -67,6 +71,14 @@ Result<AdminEndpoint> parse_admin_url(std::string_view url) {
     if (rest.starts_with("https://")) {
         return make_error("--admin",
                           "tunerctl speaks plain HTTP (TLS ends in front of tunerd): " + quoted);
+    }
+    if (rest.starts_with("unix:")) {
+        AdminEndpoint e;
+        e.unix_path = std::string(rest.substr(5));
+        e.origin = "--admin";
+        if (e.unix_path.empty() || e.unix_path.front() != '/')
+            return make_error("--admin", "expected unix:/path/to/admin.sock, not " + quoted);
+        return e;
     }
     if (rest.starts_with("http://")) rest.remove_prefix(7);
     const auto slash = rest.find('/');
@@ -85,6 +97,14 @@ Result<AdminEndpoint> parse_admin_url(std::string_view url) {
 
 Result<AdminEndpoint> admin_endpoint_from_config(const Config& config,
                                                  const std::string& state_dir) {
+    struct stat st {};
+    if (!config.admin.socket.empty() && ::stat(config.admin.socket.c_str(), &st) == 0 &&
+        S_ISSOCK(st.st_mode)) {
+        AdminEndpoint e;
+        e.unix_path = config.admin.socket;
+        e.origin = "admin.socket in " + config.source;
+        return e;
+    }
     auto endpoint = endpoint_from_listen(config.admin.listen, "admin.listen in " + config.source);
     if (!endpoint) return endpoint.error().at("admin.listen");
     if (endpoint->port != 0) return endpoint;
@@ -137,14 +157,19 @@ std::variant<AdminAnswer, AdminFailure> AdminClient::call(std::string_view metho
     };
     asio::io_context ioc;
     beast::error_code ec;
-    tcp::resolver resolver(ioc);
-    const auto addresses = resolver.resolve(endpoint_.host, std::to_string(endpoint_.port), ec);
-    if (ec) return unreachable("resolve \"" + endpoint_.host + "\": " + ec.message());
+    const bool over_unix = !endpoint_.unix_path.empty();
+    tcp::resolver::results_type addresses;
+    if (!over_unix) {
+        tcp::resolver resolver(ioc);
+        addresses = resolver.resolve(endpoint_.host, std::to_string(endpoint_.port), ec);
+        if (ec) return unreachable("resolve \"" + endpoint_.host + "\": " + ec.message());
+    }
 
     http::request<http::string_body> request{http::string_to_verb(method),
                                              endpoint_.base_path + std::string(target), 11};
     request.set(http::field::host,
-                host_for_url(endpoint_.host) + ":" + std::to_string(endpoint_.port));
+                over_unix ? std::string("localhost")
+                          : host_for_url(endpoint_.host) + ":" + std::to_string(endpoint_.port));
     request.set(http::field::user_agent, "tunerctl");
     request.set(http::field::accept, "application/json");
     if (token_) request.set(http::field::authorization, "Bearer " + *token_);
@@ -159,7 +184,6 @@ std::variant<AdminAnswer, AdminFailure> AdminClient::call(std::string_view metho
 
     // Beast's stream timeouts apply to asynchronous operations only: connect, write and read
     // run as one asynchronous chain under a single deadline, and run() returns when it ends.
-    beast::tcp_stream stream(ioc);
     beast::flat_buffer buffer;
     http::response_parser<http::string_body> parser;
     parser.body_limit(kBodyLimitBytes);
@@ -168,8 +192,7 @@ std::variant<AdminAnswer, AdminFailure> AdminClient::call(std::string_view metho
         ec = step_ec;
         failed_step = step;
     };
-    stream.expires_after(timeout_);
-    stream.async_connect(addresses, [&](const beast::error_code& connect_ec, const tcp::endpoint&) {
+    const auto exchange = [&](auto& stream, const beast::error_code& connect_ec) {
         if (connect_ec) return step_failed(connect_ec, "connect");
         http::async_write(stream, request, [&](const beast::error_code& write_ec, std::size_t) {
             if (write_ec) return step_failed(write_ec, "send");
@@ -178,11 +201,21 @@ std::variant<AdminAnswer, AdminFailure> AdminClient::call(std::string_view metho
                                  if (read_ec) step_failed(read_ec, "read the answer");
                              });
         });
-    });
+    };
+    beast::tcp_stream tcp_stream(ioc);
+    beast::basic_stream<asio::local::stream_protocol> unix_stream(ioc);
+    if (over_unix) {
+        unix_stream.expires_after(timeout_);
+        unix_stream.async_connect(asio::local::stream_protocol::endpoint(endpoint_.unix_path),
+                                  [&](const beast::error_code& e) { exchange(unix_stream, e); });
+    } else {
+        tcp_stream.expires_after(timeout_);
+        tcp_stream.async_connect(addresses, [&](const beast::error_code& e, const tcp::endpoint&) {
+            exchange(tcp_stream, e);
+        });
+    }
     ioc.run();
     if (ec) return unreachable(timed_out(ec, failed_step));
-    beast::error_code ignored;
-    stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
 
     AdminAnswer answer;
     answer.status = static_cast<int>(parser.get().result_int());

@@ -22,16 +22,19 @@ struct AdminEndpoint {
     std::uint16_t port = 0;
     std::string base_path;  // "" or "/tunerd" when a proxy serves the API under a prefix
     std::string origin;     // where the address came from: "--admin", "admin.listen in FILE"
+    std::string unix_path;  // set: the admin socket (admin.socket); host and port unused
 
     // "http://127.0.0.1:9464", "http://[::1]:9464/tunerd"
     [[nodiscard]] std::string url() const;
 };
 
-// "http://127.0.0.1:9464", "127.0.0.1:9464", "http://[::1]:9464/prefix", "localhost:9464".
+// "http://127.0.0.1:9464", "127.0.0.1:9464", "http://[::1]:9464/prefix", "localhost:9464",
+// "unix:/run/tunerd/admin.sock".
 // Only plain HTTP: TLS ends in front of tunerd (DESIGN "Interfaces").
 Result<AdminEndpoint> parse_admin_url(std::string_view url);
 
-// The address of `config`'s admin listener as a client reaches it: a wildcard host becomes
+// The address of `config`'s admin listener as a client reaches it: admin.socket when it is set
+// and exists (no token needed), else admin.listen, where a wildcard host becomes
 // loopback, and port 0 (any free port) is looked up in `state_dir`/listen.json, which the
 // daemon writes once it is bound.
 Result<AdminEndpoint> admin_endpoint_from_config(const Config& config,

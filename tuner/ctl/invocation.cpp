@@ -53,6 +53,9 @@ std::variant<AdminClient, int> admin_client(const Invocation& inv) {
         return inv.fail(kExitUnavailable,
                         "cannot find tunerd's admin API: " + endpoint.error().to_string());
     }
+    // Over the admin socket the file's mode is the credential: no token is read or sent.
+    if (!endpoint->unix_path.empty())
+        return AdminClient(std::move(*endpoint), std::nullopt, inv.options.timeout);
     auto token = read_admin_token(inv.config.admin);
     if (!token) return inv.fail(kExitConfig, token.error().to_string());
     return AdminClient(std::move(*endpoint), std::move(*token), inv.options.timeout);

@@ -331,6 +331,13 @@ std::optional<int> Daemon::open_listeners() {
                          config_.admin.listen, log_quote(bound_admin.error().what));
         return kExitOsErr;
     }
+    if (!config_.admin.socket.empty()) {
+        if (auto st = admin_->listen_unix(config_.admin.socket); !st) {
+            spdlog::critical("event=listen_failed listener=admin_socket error={}",
+                             log_quote(st.error().to_string()));
+            return kExitOsErr;
+        }
+    }
     const nlohmann::json listen = {{"public", endpoint_text(*bound_public)},
                                    {"admin", endpoint_text(*bound_admin)},
                                    {"pid", ::getpid()},
@@ -347,8 +354,7 @@ std::optional<int> Daemon::open_listeners() {
 void Daemon::start_serving() {
     admin_context_ = std::make_unique<AdminContext>(
         AdminContext{*pool_, *dispatcher_, *control_, *applier_, *log_, *metrics_, started_at_,
-                     [this] { return stopping_; },
-                     [this] { return front_->connection_stats(); }});
+                     [this] { return stopping_; }, [this] { return front_->connection_stats(); }});
     register_admin_routes(*admin_, *admin_context_);
     // The pool's starting shape, decided and recorded like every later change.
     const auto [workers, threads] =

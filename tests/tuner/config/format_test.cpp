@@ -199,7 +199,7 @@ TEST(KnownKeys, ListsTheSketchAndTheModelExtras) {
           "demo.rss_mb", "state.retention", "server.trusted_proxies", "server.request_buffering"}) {
         EXPECT_NE(std::find(keys.begin(), keys.end(), key), keys.end()) << key;
     }
-    EXPECT_EQ(keys.size(), 61u);
+    EXPECT_EQ(keys.size(), 62u);
 }
 
 // ---- hash -----------------------------------------------------------------------------------

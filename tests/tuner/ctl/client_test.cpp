@@ -102,6 +102,24 @@ TEST(CtlAdminUrl, RejectsHttpsPortZeroAndMalformedWithTheText) {
     }
 }
 
+TEST(CtlAdminUrl, TakesTheAdminSocketAsUnixPath) {
+    const auto e = parse_admin_url("unix:/run/tunerd/admin.sock");
+    ASSERT_TRUE(e.ok());
+    EXPECT_EQ(e->unix_path, "/run/tunerd/admin.sock");
+    EXPECT_EQ(e->url(), "unix:/run/tunerd/admin.sock");
+    EXPECT_FALSE(parse_admin_url("unix:admin.sock").ok());
+    EXPECT_FALSE(parse_admin_url("unix:").ok());
+}
+
+TEST(CtlAdminEndpoint, PrefersAnExistingAdminSocketAndFallsBackToListen) {
+    Config c;
+    c.admin.socket = "/nonexistent/admin.sock";
+    auto e = admin_endpoint_from_config(c, "/nonexistent");
+    ASSERT_TRUE(e.ok());
+    EXPECT_TRUE(e->unix_path.empty()) << "a socket that is not there: admin.listen";
+    EXPECT_EQ(e->port, 9464);
+}
+
 TEST(CtlAdminEndpoint, FromAdminListenWithTheConfigNamedAsOrigin) {
     Config config;
     config.source = "/etc/tunerd/tunerd.toml";

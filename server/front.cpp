@@ -97,8 +97,13 @@ std::size_t Front::open_connections() const {
     return core_->open_connections.load();
 }
 ConnectionStats Front::connection_stats() const {
-    return {core_->open_connections.load(), core_->refused_max_connections.load(),
-            core_->refused_per_address.load(), core_->evicted.load()};
+    const auto limiter = core_->rate_limiter.stats();
+    return {core_->open_connections.load(),
+            core_->refused_max_connections.load(),
+            core_->refused_per_address.load(),
+            core_->evicted.load(),
+            limiter.limited,
+            limiter.tracked};
 }
 
 void Front::update_config(const ServerConfig& config) {

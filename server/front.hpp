@@ -37,6 +37,8 @@ struct ConnectionStats {
     std::uint64_t refused_max_connections = 0;  // turned away with 503 (none idle to evict)
     std::uint64_t refused_per_address = 0;      // turned away with 429 at accept
     std::uint64_t evicted = 0;                  // idle connections closed for a newcomer
+    std::uint64_t rate_limited = 0;             // requests answered 429 by [rate_limit]
+    std::size_t rate_limit_clients = 0;         // client addresses the rate limit remembers
 };
 
 class Front {

@@ -258,5 +258,36 @@ TEST(FrontLimits, ATrustedProxyOnThisHostKeepsItsForwardingHeaders) {
     EXPECT_EQ(seen.value("X-Forwarded-Proto", ""), "https") << seen.dump();
 }
 
+TEST(FrontLimits, RateLimitServesTheBurstFromOneAddressAndLeavesAnotherAlone) {
+    // One token a second, bursts of 21 (burst = 20, nginx's nodelay): 100 requests at once from
+    // 127.0.0.1 get 21 answers and 79 refusals; 127.0.0.2 has its own bucket.
+    TunerdProcess tunerd({.config = "[server]\ntrusted_proxies = []\n"
+                                    "[rate_limit]\nrate = 1\nburst = 20\n"
+                                    "[workers]\nmode = \"fixed\"\ncount = 1\nthreads = 4\n"});
+    ASSERT_TRUE(tunerd.start().ok()) << tunerd.log();
+    // The harness's own readiness checks went to the admin port, never the public one.
+    int ok = 0, limited = 0, other = 0;
+    const auto started = Clock::now();
+    for (int i = 0; i < 100; ++i) {
+        const int status = get_from("127.0.0.1", tunerd.public_address(), 5s);
+        (status == 200 ? ok : status == 429 ? limited : other)++;
+    }
+    const double took = std::chrono::duration<double>(Clock::now() - started).count();
+    std::printf("[ measured ] 100 requests in %.2f s: %d served, %d refused (429)\n", took, ok,
+                limited);
+    EXPECT_EQ(other, 0);
+    // 21 at once, plus one more per second the loop took.
+    EXPECT_GE(ok, 21);
+    EXPECT_LE(ok, 21 + static_cast<int>(took) + 1);
+    EXPECT_EQ(ok + limited, 100);
+    EXPECT_EQ(get_from("127.0.0.2", tunerd.public_address(), 5s), 200);
+    const auto perf = tunerd.admin_json("/performance");
+    ASSERT_TRUE(perf.ok());
+    EXPECT_EQ((*perf)["front"]["rate_limit"]["limited"].get<int>(), limited) << perf->dump();
+    EXPECT_EQ((*perf)["front"]["rate_limit"]["clients"].get<int>(), 2);
+    // The 429s are counted apart from the requests the pool serves.
+    EXPECT_EQ(tunerd.metric("tunerd_requests_rate_limited_total").value_or(-1), limited);
+}
+
 }  // namespace
 }  // namespace tuner::test

@@ -145,6 +145,12 @@ std::string Metrics::render(const MetricsInputs& in) const {
         add_value(refused, static_cast<double>(c.refused_per_address),
                   {{"reason", "max_connections_per_address"}});
         out.push_back(std::move(refused));
+        out.push_back(single("tunerd_requests_rate_limited_total",
+                             "Requests answered 429 by the rate limit ([rate_limit])",
+                             MetricType::Counter, static_cast<double>(c.rate_limited)));
+        out.push_back(single("tunerd_rate_limit_clients",
+                             "Client addresses the rate limit remembers", MetricType::Gauge,
+                             static_cast<double>(c.rate_limit_clients)));
         out.push_back(single("tunerd_connections_evicted_total",
                              "Idle client connections closed to make room (max_connections)",
                              MetricType::Counter, static_cast<double>(c.evicted)));

@@ -280,11 +280,28 @@ nlohmann::json performance_json(AdminContext& ctx) {
     workers["max"] = cfg.workers.max;
     workers["threads_max"] = cfg.workers.effective_threads_max();
     workers["dry_run"] = ctx.applier.dry_run();
+    nlohmann::json front = nlohmann::json::object();
+    if (ctx.connections) {
+        const auto c = ctx.connections();
+        front = {{"open_connections", c.open},
+                 {"max_connections", cfg.server.max_connections},
+                 {"connections_evicted", c.evicted},
+                 {"connections_refused",
+                  {{"max_connections", c.refused_max_connections},
+                   {"max_connections_per_address", c.refused_per_address}}},
+                 {"request_buffering", cfg.server.request_buffering},
+                 {"rate_limit",
+                  {{"rate", cfg.server.rate_limit.rate},
+                   {"burst", cfg.server.rate_limit.burst},
+                   {"limited", c.rate_limited},
+                   {"clients", c.rate_limit_clients}}}};
+    }
     return {
         {"limits", limits},
         {"budget", seed_formula_json(view.seed_inputs, view.seed)},
         {"workers", workers},
         {"latency", latency},
+        {"front", front},
         {"decisions", decisions_json(ctx.log.recent(kRecentDecisions))},
         {"recommendations",
          {{"workers", view.controller},

@@ -187,6 +187,27 @@ std::string format_status(const json& health, const json& performance, std::size
     out += labelled_line("", "service    " + percentiles_text(field(latency, "service")));
     out += labelled_line("", "total      " + percentiles_text(field(latency, "total")));
 
+    const auto& front = field(performance, "front");
+    if (front.is_object() && !front.empty()) {
+        const auto& refused = field(front, "connections_refused");
+        const auto& limit = field(front, "rate_limit");
+        const double rate = number(field(limit, "rate"));
+        out += labelled_line(
+            "front", text(field(front, "open_connections")) + " of " +
+                         text(field(front, "max_connections")) + " connections open; " +
+                         text(field(front, "connections_evicted")) + " idle evicted, refused " +
+                         text(field(refused, "max_connections")) + " (full) and " +
+                         text(field(refused, "max_connections_per_address")) +
+                         " (per address); request buffering " +
+                         (field(front, "request_buffering") == true ? "on" : "off"));
+        out +=
+            labelled_line("", rate > 0 ? "rate limit " + fixed(rate, 1) + "/s per client, burst " +
+                                             text(field(limit, "burst")) + ": " +
+                                             text(field(limit, "limited")) + " refused (429), " +
+                                             text(field(limit, "clients")) + " clients tracked"
+                                       : std::string("rate limit off"));
+    }
+
     const auto& decisions = field(performance, "decisions");
     if (!decisions.is_array() || decisions.empty()) {
         out += labelled_line("decisions", "none yet");

@@ -331,6 +331,14 @@ std::optional<int> Daemon::open_listeners() {
                          config_.admin.listen, log_quote(bound_admin.error().what));
         return kExitOsErr;
     }
+    // The name in admin.listen passed as loopback ("localhost"); what was bound decides.
+    if (config_.admin.token_file.empty() && !bound_admin->address().is_loopback()) {
+        spdlog::critical("event=bad_config error={}",
+                         log_quote("admin.listen: \"" + config_.admin.listen + "\" was bound to " +
+                                   endpoint_text(*bound_admin) +
+                                   ", which is not a loopback address: set admin.token_file"));
+        return kExitConfig;
+    }
     if (!config_.admin.socket.empty()) {
         if (auto st = admin_->listen_unix(config_.admin.socket); !st) {
             spdlog::critical("event=listen_failed listener=admin_socket error={}",

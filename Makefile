@@ -64,7 +64,7 @@ fuzz:
 	    TMPDIR=$(abspath $(FUZZ_DIR))/tmp \
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	    $(FUZZ_DIR)/tests/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
-	        -rss_limit_mb=2048 -print_final_stats=1 $$dict \
+	        -max_len=8192 -rss_limit_mb=2048 -print_final_stats=1 $$dict \
 	        -artifact_prefix=$(FUZZ_DIR)/crashes/$$t/ \
 	        $(FUZZ_DIR)/corpus/$$t tests/fuzz/corpus/$$t || exit 1; \
 	done

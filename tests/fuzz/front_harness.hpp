@@ -183,12 +183,13 @@ inline std::vector<RequestLine> client_requests(std::string_view bytes,
     return out;
 }
 
-// `received` is a sequence of whole responses to `requests`, in order; interim 1xx responses
+// `all` (what a client received) is whole responses to `requests`, in order; interim 1xx responses
 // may come between them. `may_end_cut`: the last response may stop early (the worker failed
 // after it began).
-inline void check_responses(std::string_view received, const std::vector<RequestLine>& requests,
+inline void check_responses(std::string_view all, const std::vector<RequestLine>& requests,
                             bool may_end_cut) {
     std::size_t finals = 0;
+    std::string_view received = all;
     while (!received.empty()) {
         http::response_parser<http::string_body> p;
         p.header_limit(std::numeric_limits<std::uint32_t>::max());
@@ -198,8 +199,10 @@ inline void check_responses(std::string_view received, const std::vector<Request
         const std::size_t used = parse_one(p, received, ec);
         if (used == std::string_view::npos) {
             FUZZ_CHECK(may_end_cut && !ec && p.is_header_done(),
-                       "the client received bytes that are not a whole HTTP response: " +
-                           ec.message() + "\n" + std::string(received.substr(0, 400)));
+                       "the client received bytes that are not a whole HTTP response (" +
+                           ec.message() + ") after " + std::to_string(finals) +
+                           " responses, at:\n" + std::string(received.substr(0, 400)) +
+                           "\n---- all it received:\n" + std::string(all.substr(0, 2000)));
             return;
         }
         received.remove_prefix(used);
@@ -238,7 +241,8 @@ inline FrontResult run_front(const FrontRun& run, const std::vector<Client>& cli
     (void)quiet;
     FrontResult result;
     asio::io_context ioc;  // first: destroyed last, after everything that holds a stream
-    server::Dispatcher dispatcher{16};
+    // A short statistics window: its ring of per-second buckets is allocated per run.
+    server::Dispatcher dispatcher{16, std::chrono::seconds(1)};
     auto backend = std::make_shared<server::Backend>();
     backend->id = 1;
     backend->capacity = run.capacity;

@@ -992,6 +992,10 @@ boost::asio::awaitable<bool> Session<Client, Connector>::Exchange::refuse(Fault 
     // A body still in the socket cannot be skipped safely: close after answering.
     const bool keep = keep_alive_ && !body_unread && !core_.shutting_down;
     auto res = front_error(refusal.status, version_, refusal.message, keep);
+    // A response to HEAD has no content (RFC 9110 §9.3.2): the client reads none, so a body sent
+    // on a kept-alive connection would be read as the start of the next response. The
+    // Content-Length stays, as for a GET.
+    if (method_ == http::verb::head) res.body().clear();
     boost::system::error_code ec;
     s_.client_deadline_.arm(cfg_.request_timeout);
     co_await http::async_write(s_.client_, res, asio::redirect_error(asio::use_awaitable, ec));

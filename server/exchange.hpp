@@ -381,7 +381,11 @@ asio::awaitable<void> relay_body(InStream& in, Deadline& in_deadline, beast::fla
             if (in_ec == http::error::need_buffer) in_ec = {};
             if (in_ec) co_return;
             p.get().body().size = buf.size() - p.get().body().size;
-            p.get().body().data = buf.data();
+            // A read that only ended the body (its last chunk, or the end of a close-delimited
+            // body) passes no buffer: given an empty one, Beast's chunked serializer writes an
+            // empty chunk, itself a last chunk, then the last chunk, which the peer reads as the
+            // start of its next message.
+            p.get().body().data = p.get().body().size == 0 ? nullptr : buf.data();
             p.get().body().more = !p.is_done();
         } else {
             p.get().body().data = nullptr;

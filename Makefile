@@ -3,10 +3,13 @@
 JOBS      ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD_DIR ?= build
 ASAN_DIR  ?= build-asan
+FUZZ_DIR  ?= build-fuzz
+FUZZ_SECONDS ?= 120
+FUZZ_TARGETS ?= $(patsubst tests/fuzz/%_fuzz.cpp,%,$(wildcard tests/fuzz/*_fuzz.cpp))
 CONFIG    ?= etc/tunerd.toml
 CMAKE_ARGS ?=
 
-.PHONY: all deps test-deps configure build run test test-asan bench bench-front bench-peers format clean
+.PHONY: all deps test-deps configure build run test test-asan fuzz bench bench-front bench-peers format clean
 
 all: build
 
@@ -44,6 +47,28 @@ test-asan: test-deps
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	    ctest --output-on-failure --timeout 1800 -j $(JOBS)
 
+# The fuzz targets of tests/fuzz under libFuzzer, ASan and UBSan (clang), FUZZ_SECONDS each, one
+# after the other (FUZZ_TARGETS="config probe_cpu" picks some). The checked-in corpus is only
+# read: new inputs go to $(FUZZ_DIR)/corpus/<target>, a crash's input to
+# $(FUZZ_DIR)/crashes/<target>/, and a crash stops here with an error (docs/security.md).
+fuzz:
+	@scripts/install-deps --fuzz
+	cmake -S . -B $(FUZZ_DIR) -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	      -DTUNER_FUZZ=ON -DTUNER_BUILD_TESTS=OFF -DTUNER_BUILD_BENCH=OFF $(CMAKE_ARGS)
+	cmake --build $(FUZZ_DIR) -j $(JOBS) --target $(addprefix fuzz_,$(FUZZ_TARGETS))
+	@mkdir -p $(FUZZ_DIR)/tmp
+	@for t in $(FUZZ_TARGETS); do \
+	    mkdir -p $(FUZZ_DIR)/corpus/$$t $(FUZZ_DIR)/crashes/$$t; \
+	    dict=; [ -f tests/fuzz/dict/$$t.dict ] && dict=-dict=tests/fuzz/dict/$$t.dict; \
+	    echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
+	    TMPDIR=$(abspath $(FUZZ_DIR))/tmp \
+	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    $(FUZZ_DIR)/tests/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
+	        -max_len=8192 -rss_limit_mb=2048 -print_final_stats=1 $$dict \
+	        -artifact_prefix=$(FUZZ_DIR)/crashes/$$t/ \
+	        $(FUZZ_DIR)/corpus/$$t tests/fuzz/corpus/$$t || exit 1; \
+	done
+
 # The Google Benchmark programs, then the front against nginx (bench-front).
 bench: build bench-front
 	scripts/run-benchmarks
@@ -65,4 +90,4 @@ format:
 	git ls-files '*.cpp' '*.hpp' | xargs clang-format -i
 
 clean:
-	rm -rf $(BUILD_DIR) $(ASAN_DIR)
+	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(FUZZ_DIR)

@@ -507,7 +507,11 @@ asio::awaitable<void> relay_body(InStream& in, Deadline& in_deadline, beast::fla
             if (in_ec == http::error::need_buffer) in_ec = {};
             if (in_ec) co_return;
             p.get().body().size = buf.size() - p.get().body().size;
-            p.get().body().data = buf.data();
+            // A read that only ended the body (its last chunk, or the end of a close-delimited
+            // body) passes no buffer: given an empty one, Beast's chunked serializer writes an
+            // empty chunk, itself a last chunk, then the last chunk, which the peer reads as the
+            // start of its next message.
+            p.get().body().data = p.get().body().size == 0 ? nullptr : buf.data();
             p.get().body().more = !p.is_done();
         } else {
             p.get().body().data = nullptr;
@@ -1266,6 +1270,10 @@ boost::asio::awaitable<bool> Session<Client, Connector>::Exchange::refuse(Fault 
     const bool keep = keep_alive_ && !body_unread && !core_.shutting_down;
     auto res = front_error(refusal.status, version_, refusal.message, keep);
     if (retry_after_s_ != 0) res.set(http::field::retry_after, std::to_string(retry_after_s_));
+    // A response to HEAD has no content (RFC 9110 §9.3.2): the client reads none, so a body sent
+    // on a kept-alive connection would be read as the start of the next response. The
+    // Content-Length stays, as for a GET.
+    if (method_ == http::verb::head) res.body().clear();
     boost::system::error_code ec;
     s_.client_deadline_.arm(cfg_.request_timeout);
     co_await http::async_write(s_.client_, res, asio::redirect_error(asio::use_awaitable, ec));

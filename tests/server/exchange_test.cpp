@@ -50,6 +50,7 @@ enum class Worker {
     answer_late,         // reads the request, answers 200 after late_after
     never_answers,       // reads the request and keeps the connection open, silent
     refuse_connect,      // the connect fails (ECONNREFUSED)
+    empty_chunked,       // reads the request, answers 200 with an empty chunked body (keep-alive)
 };
 
 struct Script {
@@ -59,6 +60,7 @@ struct Script {
     int requests_seen = 0;
     std::vector<std::string> bodies_seen;
     std::vector<std::string> headers_seen;
+    std::vector<std::string> read_errors;  // requests that did not parse (not a closed connection)
 };
 
 asio::awaitable<void> play_worker(std::shared_ptr<TestStream> end, Worker what,
@@ -72,7 +74,13 @@ asio::awaitable<void> play_worker(std::shared_ptr<TestStream> end, Worker what,
     for (;;) {
         http::request<http::string_body> req;
         co_await http::async_read(*end, buffer, req, asio::redirect_error(asio::use_awaitable, ec));
-        if (ec) co_return;
+        if (ec == http::error::end_of_stream || ec == http::error::partial_message ||
+            ec == asio::error::eof || ec == asio::error::operation_aborted)
+            co_return;
+        if (ec) {
+            script->read_errors.push_back(ec.message());
+            co_return;
+        }
         ++script->requests_seen;
         script->bodies_seen.push_back(req.body());
         std::ostringstream header;
@@ -90,6 +98,8 @@ asio::awaitable<void> play_worker(std::shared_ptr<TestStream> end, Worker what,
         std::string raw;
         if (what == Worker::close_after_header) {
             raw = "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc";
+        } else if (what == Worker::empty_chunked) {
+            raw = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
         } else if (what == Worker::big_then_close) {
             raw = "HTTP/1.1 200 OK\r\nContent-Length: 204800\r\n\r\n" + std::string(1024, 'x');
         } else {
@@ -219,6 +229,19 @@ protected:
         run_until([&] { return finished; });
         return a;
     }
+    // Reads one response into `parser` through `buffer`, which keeps what arrived beyond it for
+    // the next read (read_answer drops it): a stray byte after a response fails the next read.
+    template <class Parser>
+    beast::error_code read_into(Client& c, beast::flat_buffer& buffer, Parser& parser) {
+        bool done = false;
+        beast::error_code result;
+        http::async_read(*c.end, buffer, parser, [&](beast::error_code ec, std::size_t) {
+            result = ec;
+            done = true;
+        });
+        run_until([&] { return done; });
+        return result;
+    }
     unsigned inflight() const { return dispatcher.counts().inflight; }
 
     asio::io_context ioc;
@@ -284,6 +307,56 @@ TEST_F(ExchangeTest, PostNotRetriedAfterAResetGets502) {
     EXPECT_NE(a.body.find("worker failed before answering"), std::string::npos) << a.body;
     EXPECT_EQ(script->connects, 1);
     EXPECT_EQ(inflight(), 0u);
+}
+
+TEST_F(ExchangeTest, RefusalOfAHeadRequestHasNoBodySoTheNextResponseStaysInStep) {
+    // Found by the front_response fuzz target: the 502's body went out after the header, and the
+    // client, which reads no body after HEAD, took it for the next response.
+    script->workers = {Worker::close_at_once, Worker::close_at_once};
+    auto c = connect();
+    send(c, "HEAD /x HTTP/1.1\r\nHost: t\r\n\r\n" + kGet);
+    beast::flat_buffer buffer;
+    http::response_parser<http::empty_body> head;
+    head.skip(true);
+    ASSERT_FALSE(read_into(c, buffer, head));
+    EXPECT_EQ(head.get().result_int(), 502);
+    http::response_parser<http::string_body> next;
+    const auto ec = read_into(c, buffer, next);
+    ASSERT_FALSE(ec) << ec.message();
+    EXPECT_EQ(next.get().result_int(), 200);
+    EXPECT_EQ(next.get().body(), "hello");
+    EXPECT_EQ(inflight(), 0u);
+}
+
+// Found by the front_response fuzz target: a read that only ended a relayed body (its last
+// chunk, or the end of a close-delimited one) gave Beast's chunked serializer an empty buffer,
+// and it wrote an empty chunk, itself a last chunk, before the last chunk.
+TEST_F(ExchangeTest, EmptyChunkedResponseReachesTheClientWithOneLastChunk) {
+    script->workers = {Worker::empty_chunked};
+    auto c = connect();
+    send(c, kGet + kGet);
+    beast::flat_buffer buffer;
+    http::response_parser<http::string_body> first;
+    ASSERT_FALSE(read_into(c, buffer, first));
+    EXPECT_EQ(first.get().result_int(), 200);
+    EXPECT_EQ(first.get().body(), "");
+    http::response_parser<http::string_body> second;
+    const auto ec = read_into(c, buffer, second);
+    ASSERT_FALSE(ec) << ec.message() << " (a stray last chunk before the second response)";
+    EXPECT_EQ(second.get().result_int(), 200);
+    EXPECT_EQ(inflight(), 0u);
+}
+
+TEST_F(ExchangeTest, EmptyChunkedRequestBodyReachesTheWorkerWithOneLastChunk) {
+    auto c = connect();
+    const auto a = exchange(c,
+                            "POST /x HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                            "0\r\n\r\n");
+    EXPECT_EQ(a.status, 200);
+    EXPECT_EQ(exchange(c, kGet).status, 200);
+    EXPECT_EQ(script->requests_seen, 2);
+    EXPECT_TRUE(script->read_errors.empty()) << script->read_errors.front();
+    EXPECT_EQ(script->connects, 1) << "the worker's connection stayed in step and was reused";
 }
 
 TEST_F(ExchangeTest, SmallResponseCutMidBodyIsRetriedBeforeTheClientSeesAByte) {

@@ -35,20 +35,7 @@
 
 #include "server/exchange.hpp"
 #include "tests/fuzz/fuzz_support.hpp"
-
-namespace tuner::server {
-
-// As in tests/server/exchange_test.cpp: the test streams have no cancel; ending our input ends a
-// pending read and leaves the stream writable.
-template <>
-struct StreamOps<boost::beast::test::stream> {
-    static void cancel(boost::beast::test::stream& s) { s.close_remote(); }
-    static void shutdown_send(boost::beast::test::stream& s) { s.close(); }
-    static void close(boost::beast::test::stream& s) { s.close(); }
-    static bool peer_done(boost::beast::test::stream&) { return false; }
-};
-
-}  // namespace tuner::server
+#include "tests/server/test_stream_ops.hpp"
 
 namespace tuner::fuzz {
 

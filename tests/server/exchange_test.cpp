@@ -19,18 +19,9 @@
 #include <boost/beast/http.hpp>
 #include <gtest/gtest.h>
 
-namespace tuner::server {
+#include "tests/server/test_stream_ops.hpp"
 
-// The test streams have no cancel: ending our input (close_remote) ends a pending read, which is
-// what a deadline needs, and leaves the stream writable (a 408 can still go out); a parked test
-// connection is never found closed by a look.
-template <>
-struct StreamOps<boost::beast::test::stream> {
-    static void cancel(boost::beast::test::stream& s) { s.close_remote(); }
-    static void shutdown_send(boost::beast::test::stream& s) { s.close(); }
-    static void close(boost::beast::test::stream& s) { s.close(); }
-    static bool peer_done(boost::beast::test::stream&) { return false; }
-};
+namespace tuner::server {
 
 namespace {
 

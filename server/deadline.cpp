@@ -62,15 +62,19 @@ void Watchdog::tick() {
 }
 
 Deadline::Deadline(std::shared_ptr<Watchdog> watchdog, std::function<void()> on_expiry)
-    : watchdog_(std::move(watchdog)), on_expiry_(std::move(on_expiry)) {
-    watchdog_->add(this);
-}
+    : watchdog_(std::move(watchdog)), on_expiry_(std::move(on_expiry)) {}
 
 Deadline::~Deadline() {
-    watchdog_->remove(this);
+    if (watched_) watchdog_->remove(this);
 }
 
 void Deadline::arm(Duration timeout) {
+    // Joins the watchdog here, on its thread: the constructor may run on another (the accept
+    // loop), and the watchdog's entries belong to its thread alone.
+    if (!watched_) {
+        watchdog_->add(this);
+        watched_ = true;
+    }
     at_ = Clock::now() + timeout;
     expired_ = false;
     watchdog_->armed(at_);

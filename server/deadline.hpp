@@ -25,8 +25,9 @@ namespace tuner::server {
 
 class Deadline;
 
-// One per I/O thread: every Deadline it watches lives, and is armed, on that thread. Held by
-// shared_ptr: the connections' Deadlines keep it alive (a coroutine frame may outlive the Front).
+// One per I/O thread: every Deadline it watches is armed, and dies, on that thread (a Deadline
+// may be made on another: it joins its watchdog at its first arm). Held by shared_ptr: the
+// connections' Deadlines keep it alive (a coroutine frame may outlive the Front).
 class Watchdog : public std::enable_shared_from_this<Watchdog> {
 public:
     static constexpr auto kTick = std::chrono::milliseconds(100);
@@ -53,6 +54,8 @@ private:
 class Deadline {
 public:
     // on_expiry runs on the watchdog's thread when an armed deadline passes: cancel the I/O.
+    // Making one touches no state of the watchdog, so any thread may (the accept loop makes
+    // each session's Deadlines for the I/O thread that will run it).
     Deadline(std::shared_ptr<Watchdog> watchdog, std::function<void()> on_expiry);
     ~Deadline();
     Deadline(const Deadline&) = delete;
@@ -73,6 +76,7 @@ private:
     std::function<void()> on_expiry_;
     Clock::time_point at_ = Clock::time_point::max();
     bool expired_ = false;
+    bool watched_ = false;   // in the watchdog's entries (from the first arm on)
     std::size_t index_ = 0;  // in the watchdog's entries
 };
 

@@ -164,11 +164,17 @@ WorkerPool::~WorkerPool() {
 }
 
 void WorkerPool::start(unsigned target, unsigned threads) {
-    asio::post(ioc_, [this, target, threads] {
+    // The shape holds at once, as resize() does, not once the I/O thread runs: the control
+    // thread's first cycle may come before, and took a target of 0 for an empty pool to raise
+    // to workers.min, a resize that could then land after this start and override it.
+    {
+        std::lock_guard lock(mutex_);
+        target_ = target;
+        threads_ = std::max(1u, threads);
+    }
+    asio::post(ioc_, [this] {
         {
             std::lock_guard lock(mutex_);
-            target_ = target;
-            threads_ = std::max(1u, threads);
             started_ = true;
         }
         watch_children();

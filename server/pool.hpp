@@ -61,7 +61,8 @@ public:
     WorkerPool(const WorkerPool&) = delete;
     WorkerPool& operator=(const WorkerPool&) = delete;
 
-    // Starts supervising with this many workers of this many threads.
+    // Starts supervising with this many workers of this many threads: status() reports the
+    // shape at once, the workers start once the I/O thread runs.
     void start(unsigned target, unsigned threads);
     // Live resize; concurrent calls coalesce to the latest target.
     void resize(unsigned target);

@@ -321,6 +321,24 @@ TEST(Foundation, HarnessFailsTheTestOnASanitizerReportInTheLog) {
         "sanitizer report in tunerd's log");
 }
 
+// The same for ThreadSanitizer (make test-tsan): with halt_on_error the process that raced is
+// gone after its report, which a test of behaviour alone might not notice.
+TEST(Foundation, HarnessFailsTheTestOnAThreadSanitizerReportInTheLog) {
+    EXPECT_NONFATAL_FAILURE(
+        {
+            const std::string config =
+                "[workers]\nmode = \"fixed\"\ncount = 1\nstartup_timeout = \"30s\"\n"
+                "command = [\"/bin/sh\", \"-c\", "
+                "\"echo 'WARNING: ThreadSanitizer: data race (made up for the test)' >&2; "
+                "exec sleep 30\"]\n";
+            TunerdProcess tunerd({.config = config, .wait_ready = false});
+            ASSERT_TRUE(tunerd.start().ok()) << tunerd.log();
+            for (int i = 0; i < 200 && tunerd.log().find("made up") == std::string::npos; ++i)
+                std::this_thread::sleep_for(50ms);
+        },
+        "sanitizer report in tunerd's log");
+}
+
 TEST(Foundation, ListenFileNamesBoundAddressesAndHealthReportsLimits) {
     TunerdProcess tunerd({.config = fixed_pool(1)});
     ASSERT_TRUE(tunerd.start().ok()) << tunerd.log();

@@ -21,15 +21,16 @@
 
 namespace tuner::test {
 
-// Built with -DTUNER_SANITIZE (make test-asan): under ASan every process of this binary, tunerd
-// and the demo workers it execs, holds several times its memory (shadow memory, the quarantine of
-// freed blocks: a demo worker of 60 MB measures ~280 MB). Tests of behaviour at a memory limit
-// measure the release build (make test) and skip here with this reason.
+// Built with -DTUNER_SANITIZE (make test-asan, make test-tsan): every process of this binary,
+// tunerd and the demo workers it execs, holds several times its memory (shadow memory, ASan's
+// quarantine of freed blocks: a demo worker of 60 MB measures ~280 MB under ASan, ~140 MB under
+// TSan). Tests of behaviour at a memory limit measure the release build (make test) and skip
+// here with this reason.
 inline constexpr bool kSanitizedBuild = TUNER_SANITIZED;
 inline constexpr const char* kSanitizedMemoryReason =
     "a sanitizer build holds several times the memory per process (a 60 MB demo worker measures "
-    "~280 MB under ASan), so behaviour at a memory limit is tested in the release build (make "
-    "test)";
+    "~280 MB under ASan, ~140 MB under TSan), so behaviour at a memory limit is tested in the "
+    "release build (make test)";
 
 // A file's whole text ("" when it cannot be read).
 inline std::string read_text(const std::string& path) {

@@ -1,10 +1,17 @@
 // The front's coarse deadlines (server/deadline.hpp): an armed deadline fires its action about
 // when due (never more than a tick late, in a generous bound), a disarmed or re-armed one does
-// not fire early, and settle() turns the cancellation it caused into timed_out.
+// not fire early, and settle() turns the cancellation it caused into timed_out; a deadline made
+// on another thread (a session made by the accept loop) joins its watchdog only when armed.
 #include "server/deadline.hpp"
 
+#include <atomic>
+#include <future>
+#include <thread>
+
 #include <boost/asio/error.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <gtest/gtest.h>
 
 namespace tuner::server {
@@ -68,6 +75,37 @@ TEST(Deadline, ManyDeadlinesComeAndGo) {
         EXPECT_EQ(fired, 45);
     }
     EXPECT_EQ(watchdog->watched(), 0u);
+}
+
+// The front's accept loop makes each session, with its Deadlines, on the main thread for an I/O
+// thread that arms and destroys them. Joining the watchdog at construction changed its entries
+// from the accepting thread while its own thread changed them too (a data race under make
+// test-tsan); a deadline now joins at its first arm, on the watchdog's thread.
+TEST(Deadline, MadeOnAnotherThreadJoinsItsWatchdogWhenArmedOnItsThread) {
+    boost::asio::io_context ioc(1);
+    auto watchdog = std::make_shared<Watchdog>(ioc.get_executor());
+    {
+        Deadline never_armed(watchdog, [] {});
+        EXPECT_EQ(watchdog->watched(), 0u);
+    }
+    auto work = boost::asio::make_work_guard(ioc);
+    std::thread io([&] { ioc.run(); });
+    std::atomic<int> armed{0};
+    for (int i = 0; i < 500; ++i) {
+        auto d = std::make_shared<Deadline>(watchdog, [] {});
+        boost::asio::post(ioc, [d = std::move(d), &armed]() mutable {
+            d->arm(1h);
+            ++armed;
+            d.reset();  // destroyed on the watchdog's thread, as a session's frame is
+        });
+    }
+    std::promise<std::size_t> watched;
+    boost::asio::post(ioc, [&] { watched.set_value(watchdog->watched()); });
+    EXPECT_EQ(watched.get_future().get(), 0u);
+    EXPECT_EQ(armed.load(), 500);
+    work.reset();
+    ioc.stop();
+    io.join();
 }
 
 }  // namespace

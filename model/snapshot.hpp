@@ -186,7 +186,8 @@ struct WorkerInfo {
     std::uint64_t served = 0;
     std::uint64_t rss_bytes = 0;  // process tree, from the probes (0 until measured)
     double age_s = 0;
-    unsigned restarts = 0;  // how many times this slot was restarted after a crash
+    unsigned restarts = 0;    // how many times this slot was restarted after a crash
+    unsigned generation = 1;  // the rolling restart it was started in (1: before any)
 };
 
 struct PoolState {

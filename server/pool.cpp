@@ -52,6 +52,7 @@ struct WorkerPool::Worker {
     // it never became ready (start_failed); "" otherwise.
     std::string reason;
     unsigned threads = 1;
+    unsigned generation = 1;  // the restart generation it was started in
     UpstreamAddress address;
     Clock::time_point spawned_at{};
     Clock::time_point ready_at{};
@@ -86,6 +87,20 @@ struct WorkerPool::Impl {
     std::map<std::uint16_t, unsigned> ports_in_use;  // port -> worker id
     std::uint16_t next_port = 0;
 };
+
+const char* to_string(RestartStatus::State state) {
+    switch (state) {
+        case RestartStatus::State::none:
+            return "none";
+        case RestartStatus::State::rolling:
+            return "rolling";
+        case RestartStatus::State::done:
+            return "done";
+        case RestartStatus::State::halted:
+            return "halted";
+    }
+    return "?";
+}
 
 std::vector<std::string> substitute_command(const std::vector<std::string>& command,
                                             const std::map<std::string, std::string>& values) {
@@ -216,6 +231,75 @@ void WorkerPool::update_options(const PoolConfig& workers, const DemoConfig& dem
     });
 }
 
+unsigned WorkerPool::restart(std::string trigger) {
+    unsigned generation = 0;
+    {
+        std::lock_guard lock(mutex_);
+        generation = next_generation_++;
+    }
+    asio::post(ioc_, [this, generation, trigger = std::move(trigger)] {
+        {
+            std::lock_guard lock(mutex_);
+            if (stopping_) return;
+            generation_ = generation;
+            restart_ = RestartStatus{};
+            restart_.state = RestartStatus::State::rolling;
+            restart_.generation = generation;
+            restart_.trigger = trigger;
+            restart_began_ = Clock::now();
+            unsigned old = 0;
+            for (const auto& [id, w] : workers_) {
+                old += counts_towards_target(w->phase) || w->phase == Lifecycle::retiring ? 1 : 0;
+            }
+            spdlog::info(
+                "event=restart_begin generation={} trigger=\"{}\" workers={} (each replaced "
+                "by a new one, ready before the old one drains)",
+                generation, trigger, old);
+        }
+        reconcile();
+    });
+    return generation;
+}
+
+void WorkerPool::check_restart_failure_locked(const Worker& w, bool was_ready,
+                                              const std::string& what) {
+    if (restart_.state != RestartStatus::State::rolling || w.generation != generation_ || was_ready)
+        return;
+    restart_.state = RestartStatus::State::halted;
+    restart_.halted_reason = what;
+    restart_.elapsed_s = seconds_since(restart_began_, Clock::now());
+    // The workers waiting for their replacement go back to plain service.
+    for (auto& [id, other] : workers_) {
+        if (other->phase == Lifecycle::retiring && other->generation < generation_ &&
+            other->reason.starts_with("restart:")) {
+            other->phase = Lifecycle::ready;
+            other->reason.clear();
+        }
+    }
+    spdlog::error(
+        "event=restart_halted generation={} replaced={} error=\"{}\" action=\"the workers of "
+        "the older generation keep serving; fix the app or the config, then restart again\"",
+        generation_, restart_.replaced, what);
+}
+
+void WorkerPool::check_restart_done_locked() {
+    if (restart_.state != RestartStatus::State::rolling) return;
+    unsigned old = 0;
+    bool starting = false;
+    for (const auto& [id, w] : workers_) {
+        if (w->phase == Lifecycle::starting) starting = true;
+        if ((takes_requests(w->phase) || w->phase == Lifecycle::starting) &&
+            w->generation < generation_)
+            ++old;
+    }
+    restart_.remaining = old;
+    if (old > 0 || starting) return;
+    restart_.state = RestartStatus::State::done;
+    restart_.elapsed_s = seconds_since(restart_began_, Clock::now());
+    spdlog::info("event=restart_done generation={} replaced={} seconds={:.1f}", generation_,
+                 restart_.replaced, *restart_.elapsed_s);
+}
+
 void WorkerPool::set_worker_rss(const std::map<unsigned, std::uint64_t>& rss_bytes) {
     bool recycle = false;
     {
@@ -316,9 +400,10 @@ ReconcileInput WorkerPool::reconcile_input_locked() {
     const auto load = dispatcher_.backend_load();
     for (const auto& [id, w] : workers_) {
         auto it = load.find(id);
-        in.workers.push_back(
-            {id, w->phase, w->threads, w->spawned_at, it == load.end() ? 0u : it->second.first});
+        in.workers.push_back({id, w->phase, w->threads, w->spawned_at,
+                              it == load.end() ? 0u : it->second.first, w->generation});
     }
+    if (restart_.state == RestartStatus::State::rolling) in.restart_generation = generation_;
     in.target = target_;
     in.threads = threads_;
     in.max_processes = max_processes_;
@@ -342,6 +427,7 @@ void WorkerPool::reconcile() {
         plan = plan_reconcile(reconcile_input_locked());
         if (plan.retry_after) schedule_reconcile(*plan.retry_after);
         for (const auto& replace : plan.replace) begin_replacement_locked(replace);
+        check_restart_done_locked();
         for (unsigned id : plan.kill) {
             auto& w = workers_.at(id);
             w->phase = Lifecycle::stopping;
@@ -355,8 +441,10 @@ void WorkerPool::reconcile() {
 
 void WorkerPool::begin_replacement_locked(const ReconcilePlan::Replace& replace) {
     auto& w = *workers_.at(replace.id);
-    if (!replace.threads_reason.empty()) w.reason = replace.threads_reason;
+    if (!replace.reason.empty()) w.reason = replace.reason;
     ++health_.recycled_total;
+    if (restart_.state == RestartStatus::State::rolling && w.generation < generation_)
+        ++restart_.replaced;
     if (replace.replacement_first) {
         spdlog::info("event=worker_recycle worker={} reason=\"{}\" order=replacement_first", w.id,
                      w.reason);
@@ -465,6 +553,7 @@ void WorkerPool::spawn_one() {
         if (stopping_) return;
         w->id = next_id_++;
         w->threads = threads_;
+        w->generation = generation_;
         take_slot_locked(*w);
         const auto& command = options_.workers.command;
         const bool wants_port =
@@ -504,6 +593,7 @@ void WorkerPool::spawn_one() {
         if (w->address.tcp_port) impl_->ports_in_use.erase(*w->address.tcp_port);
         spdlog::error("event=spawn_failed worker={} error=\"{}\" retry_in_s={}", w->id,
                       e.to_string(), to_seconds(backoff));
+        check_restart_failure_locked(*w, false, health_.last_exit);
         return;
     }
     w->pid = spawned->pid;
@@ -669,6 +759,10 @@ void WorkerPool::on_exit(pid_t pid, int status) {
                 "served={} restart_in_s={}",
                 w->id, w->pid, w->slot, how, seconds_since(w->spawned_at, now), served_count,
                 to_seconds(backoff));
+            // Died before it was ready: a new generation that cannot serve halts the restart.
+            check_restart_failure_locked(
+                *w, phase != Lifecycle::starting && phase != Lifecycle::start_failed,
+                health_.last_exit);
         }
         if (!w->address.unix_path.empty()) ::unlink(w->address.unix_path.c_str());
         if (w->address.tcp_port) impl_->ports_in_use.erase(*w->address.tcp_port);
@@ -800,6 +894,7 @@ PoolStatus WorkerPool::status() const {
         }
         info.age_s = seconds_since(w->spawned_at, now);
         info.restarts = w->slot_history.restarts;
+        info.generation = w->generation;
         if (auto it = rss_.find(id); it != rss_.end()) info.rss_bytes = it->second;
         switch (info.state) {
             case WorkerState::ready:
@@ -817,6 +912,15 @@ PoolStatus WorkerPool::status() const {
     }
     s.health = health_;
     s.ever_ready = ever_ready_;
+    s.restart = restart_;
+    s.restart.generation = generation_;
+    if (restart_.state == RestartStatus::State::rolling)
+        s.restart.elapsed_s = seconds_since(restart_began_, now);
+    if (restart_.state == RestartStatus::State::halted) {
+        s.health.problems.push_back("restart to generation " + std::to_string(generation_) +
+                                    " halted: " + restart_.halted_reason +
+                                    "; the older workers keep serving");
+    }
     if (s.state.ready < target_ && !stopping_) {
         if (!below_target_since_) below_target_since_ = now;
         s.below_target_for_s = seconds_since(*below_target_since_, now);

@@ -47,9 +47,24 @@ struct PoolHealth {
     std::optional<double> next_restart_in_s;  // while a crash backoff holds a restart back
 };
 
+// A rolling restart (a code deploy): every worker replaced one at a time by one of the new
+// generation, each ready before the old one drains.
+struct RestartStatus {
+    enum class State { none, rolling, done, halted };
+    State state = State::none;
+    unsigned generation = 1;          // the generation new workers start in
+    std::string trigger;              // "admin API", "SIGUSR2"
+    unsigned replaced = 0;            // workers of an older generation replaced so far
+    unsigned remaining = 0;           // workers of an older generation still serving
+    std::optional<double> elapsed_s;  // since it began (rolling), or how long it took (done)
+    std::string halted_reason;        // a new worker failed before it was ready: the old ones stay
+};
+const char* to_string(RestartStatus::State state);
+
 struct PoolStatus {
     PoolState state;  // target, ready, starting, draining, threads, workers
     PoolHealth health;
+    RestartStatus restart;
     bool ever_ready = false;
     std::optional<double> below_target_for_s;  // how long fewer than target workers were ready
 };
@@ -79,6 +94,13 @@ public:
     void set_worker_rss(const std::map<unsigned, std::uint64_t>& rss_bytes);
     // Config reload: recycling limits, timeouts, command (new workers use it).
     void update_options(const PoolConfig& workers, const DemoConfig& demo);
+    // Rolling restart for a code deploy: every worker is replaced, one at a time, by one
+    // started now (with the options update_options gave last), each new one ready before the old
+    // one drains; at the memory ceiling the old one drains first. A new worker that dies or fails
+    // its readiness check before it is ready halts the restart, and the old workers keep serving.
+    // Returns the generation the new workers get; the restart begins on the I/O thread, after
+    // anything posted before it (an update_options).
+    unsigned restart(std::string trigger);
     // The front could not reach a worker or lost it mid-request. Acts before it returns (a dead
     // worker leaves dispatch at once), so the front calls it before releasing the slot and
     // retrying.
@@ -125,6 +147,10 @@ private:
                                std::vector<std::string> stderr_tail);
     // A new worker takes a vacant slot whose backoff ended (with its crash history), else a new.
     void take_slot_locked(Worker& w);
+    // The rolling restart: halted when a worker of its generation died before it was ready;
+    // done when every worker in service is of the new generation.
+    void check_restart_failure_locked(const Worker& w, bool was_ready, const std::string& what);
+    void check_restart_done_locked();
     std::uint64_t recycle_limit();
 
     boost::asio::io_context& ioc_;
@@ -154,6 +180,10 @@ private:
     };
     std::vector<VacantSlot> vacant_slots_;  // left by crashes, until a replacement takes them
     unsigned next_slot_ = 1;
+    unsigned generation_ = 1;       // new workers start in it
+    unsigned next_generation_ = 2;  // the next restart's
+    RestartStatus restart_;
+    Clock::time_point restart_began_{};
     std::mt19937_64 rng_{std::random_device{}()};
     std::function<void()> stop_done_;
 };

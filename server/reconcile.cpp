@@ -115,7 +115,8 @@ bool plan_parallel_thread_change(const ReconcileInput& in, ReconcilePlan& plan) 
 }
 
 // The next worker to replace when memory has no room for more at once: one marked for
-// recycling, else one with the wrong thread count. Nothing while a replacement is under way.
+// recycling, else one with the wrong thread count, else one of an older generation during a
+// rolling restart. Nothing while a replacement is under way.
 void plan_replacement(const ReconcileInput& in, unsigned counted, ReconcilePlan& plan) {
     const bool replacing = std::any_of(in.workers.begin(), in.workers.end(), [](const Worker& w) {
         return w.phase == Lifecycle::starting || w.phase == Lifecycle::retiring;
@@ -131,6 +132,16 @@ void plan_replacement(const ReconcileInput& in, unsigned counted, ReconcilePlan&
             reason = threads_reason(w, in.threads);
         }
         if (chosen) break;
+    }
+    if (!chosen && in.restart_generation) {
+        for (const auto& w : in.workers) {
+            if (w.phase == Lifecycle::ready && w.generation < *in.restart_generation) {
+                chosen = &w;
+                reason = "restart: generation " + std::to_string(w.generation) + " → " +
+                         std::to_string(*in.restart_generation);
+                break;
+            }
+        }
     }
     if (!chosen) return;
     const bool at_ceiling = room_for_more(in, plan) == 0;

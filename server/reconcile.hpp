@@ -73,6 +73,7 @@ struct ReconcileInput {
         unsigned threads = 1;
         Clock::time_point spawned_at{};
         unsigned inflight = 0;
+        unsigned generation = 0;  // the restart generation it was started in
     };
     std::vector<Worker> workers;
     unsigned target = 0;
@@ -86,6 +87,10 @@ struct ReconcileInput {
     // Vacant slots left by crashes, each with the time its replacement may start; at most as many
     // as the pool is short of its target (the pool drops the others).
     std::vector<Clock::time_point> vacant_slots;
+    // A rolling restart is under way: ready workers of an older generation are replaced, one at
+    // a time, each replacement ready before the old worker drains (at the memory ceiling the old
+    // one drains first, as recycling does).
+    std::optional<unsigned> restart_generation;
 };
 
 struct ReconcilePlan {
@@ -97,7 +102,7 @@ struct ReconcilePlan {
     struct Replace {
         unsigned id = 0;
         bool replacement_first = true;
-        std::string threads_reason;  // set when the replacement is for a new thread count
+        std::string reason;  // set when the replacement is for a new thread count or a restart
     };
     std::vector<Replace> replace;
     // A slot's crash backoff holds its replacement back: reconcile again after this long.
@@ -112,8 +117,8 @@ struct ReconcilePlan {
 // (starting workers first, then idle ready ones, then the youngest busy ones), let retiring
 // workers go once nothing is starting, and replace workers so capacity never dips: a new thread
 // count for as many at once as memory has room for (a shape change takes one start-up, not one
-// per process), a recycle one at a time; at the memory ceiling one at a time, the old one
-// draining first.
+// per process), a recycle or a restart one at a time; at the memory ceiling one at a time, the
+// old one draining first.
 ReconcilePlan plan_reconcile(const ReconcileInput& input);
 
 }  // namespace tuner::server

@@ -12,6 +12,7 @@
 #include <charconv>
 #include <climits>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <mutex>
@@ -116,6 +117,7 @@ Response handle(const Request& req, const DemoOptions& opt) {
     res.set(http::field::server, "tunerd-demo");
     res.set("X-Worker-Id", std::to_string(opt.worker_id));
     res.set("X-Worker-Pid", std::to_string(::getpid()));
+    if (!opt.app_version.empty()) res.set("X-App-Version", opt.app_version);
     res.keep_alive(req.keep_alive());
     res.set(http::field::content_type, "application/json");
     if (path == "/health") {
@@ -263,6 +265,12 @@ Result<DemoOptions> parse_demo_args(int argc, char** argv) {
     }
     if (opt.socket_path.empty() == !opt.port.has_value()) {
         return make_error("demo-worker", "give exactly one of --socket PATH or --port N");
+    }
+    // A header value: at most 100 visible ASCII characters, anything else left out.
+    if (const char* version = std::getenv("APP_VERSION")) {
+        for (const char* c = version; *c && opt.app_version.size() < 100; ++c) {
+            if (*c >= 0x21 && *c <= 0x7e) opt.app_version += *c;
+        }
     }
     return opt;
 }

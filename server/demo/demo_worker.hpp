@@ -20,6 +20,9 @@ struct DemoOptions {
     unsigned io_ms = 50;
     unsigned rss_mb = 20;
     unsigned worker_id = 0;
+    // The APP_VERSION environment variable (workers.env), sent back as X-App-Version on every
+    // response: what a deploy changes, so a rolling restart can be seen to take effect.
+    std::string app_version;
 };
 
 // What one request may ask of the demo app, whoever sends it (it serves the public port):

@@ -7,6 +7,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <fstream>
 #include <regex>
 #include <set>
 #include <thread>
@@ -314,6 +315,125 @@ TEST(Pool, RecyclesWorkerAboveMaxWorkerRss) {
     EXPECT_GE(tunerd.metric("tunerd_worker_recycles_total").value_or(0), 1);
     EXPECT_NE(tunerd.log().find("max_worker_rss"), std::string::npos) << tunerd.log();
     EXPECT_EQ(tunerd.metric("tunerd_worker_crashes_total").value_or(-1), 0);
+}
+
+// ---- rolling restart (a code deploy) ----------------------------------------------------------
+
+std::string read_file(const std::string& path) {
+    std::ifstream in(path);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+void replace_in_file(const std::string& path, const std::string& from, const std::string& to) {
+    std::string text = read_file(path);
+    const auto at = text.find(from);
+    ASSERT_NE(at, std::string::npos) << from << " not in\n" << text;
+    text.replace(at, from.size(), to);
+    std::ofstream(path) << text;
+}
+
+std::string restart_state(const TunerdProcess& tunerd) {
+    auto j = tunerd.admin_json("/workers");
+    if (!j) return "";
+    return (*j)["restart"]["state"].get<std::string>();
+}
+
+TEST(Pool, RollingRestartUnderLoadRunsTheNewAppVersionEverywhereAndFailsNoRequest) {
+    constexpr unsigned kWorkers = 3;
+    TunerdProcess tunerd(
+        {.config = demo_pool({.workers = kWorkers,
+                              .threads = 2,
+                              .io_ms = 10,
+                              .workers_extra = "env = { APP_VERSION = \"1\" }\n"})});
+    ASSERT_TRUE(tunerd.start().ok()) << tunerd.log();
+    ASSERT_TRUE(tunerd.wait_ready_at_target(kWorkers, 30s)) << tunerd.log();
+    auto before = tunerd.get("/");
+    ASSERT_TRUE(before.ok());
+    EXPECT_EQ(before->header("x-app-version"), "1");
+    const auto old_pids = worker_pids(tunerd);
+
+    LoadGenerator load(scenario_load(tunerd, "/"));
+    load.start();
+    std::this_thread::sleep_for(300ms);
+    // The deploy: the config changes, then `tunerctl restart --wait` (it rereads the file).
+    replace_in_file(tunerd.config_path(), "APP_VERSION = \"1\"", "APP_VERSION = \"2\"");
+    const auto restarted =
+        run_command({TUNERCTL_BINARY, "restart", "--wait", "--config", tunerd.config_path(),
+                     "--admin", "http://" + tunerd.admin_address()},
+                    {}, 60s);
+    std::this_thread::sleep_for(300ms);
+    const auto result = load.stop();
+    EXPECT_EQ(restarted.exit_status, 0) << restarted.output << tunerd.log();
+    EXPECT_NE(restarted.output.find("done"), std::string::npos) << restarted.output;
+    EXPECT_EQ(result.client_errors, 0u) << result.summary();
+    EXPECT_EQ(result.non_2xx(), 0u) << result.summary();
+    EXPECT_GT(result.ok_2xx, 100u) << result.summary();
+
+    // Every worker is new, of generation 2, and every later response carries the new value.
+    auto workers = tunerd.admin_json("/workers");
+    ASSERT_TRUE(workers.ok());
+    EXPECT_EQ((*workers)["restart"]["state"], "done") << workers->dump(2);
+    EXPECT_EQ((*workers)["restart"]["replaced"], kWorkers) << workers->dump(2);
+    unsigned ready = 0;
+    for (const auto& w : (*workers)["workers"]) {
+        if (w["state"] != "ready") continue;
+        ++ready;
+        EXPECT_EQ(w["generation"], 2) << workers->dump(2);
+        EXPECT_EQ(old_pids.count(w["pid"].get<pid_t>()), 0u) << workers->dump(2);
+    }
+    EXPECT_EQ(ready, kWorkers) << workers->dump(2);
+    for (int i = 0; i < 30; ++i) {
+        auto r = tunerd.get("/");
+        ASSERT_TRUE(r.ok());
+        EXPECT_EQ(r->header("x-app-version"), "2") << "response " << i;
+    }
+}
+
+TEST(Pool, RestartIsRefusedOnABadConfigAndHaltsWhenTheNewWorkerFailsItsHealthCheck) {
+    TunerdProcess tunerd(
+        {.config = demo_pool(
+             {.workers = 2, .io_ms = 5, .workers_extra = "startup_timeout = \"1500ms\"\n"})});
+    ASSERT_TRUE(tunerd.start().ok()) << tunerd.log();
+    ASSERT_TRUE(tunerd.wait_ready_at_target(2, 30s)) << tunerd.log();
+    const auto old_pids = worker_pids(tunerd);
+    const std::string good = read_file(tunerd.config_path());
+
+    // A config file with an error: 409 naming the key and its line, nothing replaced.
+    replace_in_file(tunerd.config_path(), "startup_timeout = \"1500ms\"",
+                    "startup_timeout = \"soon\"");
+    auto refused = tunerd.admin_request(
+        {"POST", "/workers/restart", "{}", {{"Content-Type", "application/json"}}});
+    ASSERT_TRUE(refused.ok());
+    EXPECT_EQ(refused->status, 409) << refused->body;
+    EXPECT_NE(refused->body.find("startup_timeout"), std::string::npos) << refused->body;
+    EXPECT_TRUE(std::regex_search(refused->body, std::regex(R"(tunerd\.toml:[0-9]+:[0-9]+: )")))
+        << "no line number: " << refused->body;
+    EXPECT_EQ(restart_state(tunerd), "none");
+
+    // A deploy whose workers never pass the health check: the restart halts at the first new
+    // worker, the old ones keep serving, /health says so. SIGUSR2 starts this one.
+    std::ofstream(tunerd.config_path()) << good;
+    replace_in_file(tunerd.config_path(), "[workers]\n", "[workers]\nhealth_path = \"/nowhere\"\n");
+    tunerd.signal(SIGUSR2);
+    const auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (restart_state(tunerd) != "halted" && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(100ms);
+    ASSERT_EQ(restart_state(tunerd), "halted") << tunerd.admin_dump("/workers") << tunerd.log();
+    auto health = tunerd.admin_json("/health");
+    ASSERT_TRUE(health.ok());
+    EXPECT_EQ((*health)["status"], "ok") << health->dump(2);
+    EXPECT_NE((*health)["problems"].dump().find("halted"), std::string::npos) << health->dump(2);
+    EXPECT_NE((*health)["workers"]["restart"]["halted_reason"].dump().find("/nowhere"),
+              std::string::npos)
+        << health->dump(2);
+    // The two old workers, still the ones serving, and no replacement keeps being tried.
+    std::this_thread::sleep_for(2s);
+    EXPECT_EQ(worker_pids(tunerd), old_pids) << tunerd.admin_dump("/workers");
+    for (int i = 0; i < 20; ++i) {
+        auto r = tunerd.get("/");
+        ASSERT_TRUE(r.ok());
+        EXPECT_EQ(r->status, 200);
+    }
 }
 
 }  // namespace

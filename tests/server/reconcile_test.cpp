@@ -184,7 +184,7 @@ TEST(PlanReconcile, NewThreadCountReplacesAsManyAtOnceAsMemoryHasRoomFor) {
     ASSERT_EQ(plan.replace.size(), 2u);
     EXPECT_EQ(plan.replace[0].id, 1u);
     EXPECT_EQ(plan.replace[1].id, 2u);
-    EXPECT_EQ(plan.replace[0].threads_reason, "threads 1 → 4");
+    EXPECT_EQ(plan.replace[0].reason, "threads 1 → 4");
     EXPECT_TRUE(plan.replace[0].replacement_first);
     EXPECT_EQ(plan.spawn, 2u);
     // Without a memory limit, every one at once: a shape change costs one start-up.
@@ -199,10 +199,72 @@ TEST(PlanReconcile, NewThreadCountAtTheMemoryCeilingRollsThroughTheOldestFirstDr
     const auto plan = plan_reconcile(in);
     ASSERT_EQ(plan.replace.size(), 1u);
     EXPECT_EQ(plan.replace[0].id, 1u);
-    EXPECT_EQ(plan.replace[0].threads_reason, "threads 1 → 4");
+    EXPECT_EQ(plan.replace[0].reason, "threads 1 → 4");
     EXPECT_FALSE(plan.replace[0].replacement_first);
     EXPECT_THAT(plan.drain, ElementsAre(1u));
     EXPECT_EQ(plan.spawn, 0u);
+}
+
+ReconcileInput::Worker of_generation(ReconcileInput::Worker w, unsigned generation) {
+    w.generation = generation;
+    return w;
+}
+
+TEST(PlanReconcile, RestartReplacesOlderGenerationsOneAtATimeOldestFirstReplacementFirst) {
+    auto in = pool({of_generation(worker(1, Lifecycle::ready), 1),
+                    of_generation(worker(2, Lifecycle::ready), 1),
+                    of_generation(worker(3, Lifecycle::ready), 2)},
+                   3);
+    EXPECT_TRUE(plan_reconcile(in).empty());  // no restart under way: generations may differ
+    in.restart_generation = 2;
+    const auto plan = plan_reconcile(in);
+    ASSERT_EQ(plan.replace.size(), 1u);
+    EXPECT_EQ(plan.replace[0].id, 1u);
+    EXPECT_TRUE(plan.replace[0].replacement_first);
+    EXPECT_EQ(plan.replace[0].reason, "restart: generation 1 → 2");
+    EXPECT_EQ(plan.spawn, 1u);
+    EXPECT_THAT(plan.drain, IsEmpty());
+}
+
+TEST(PlanReconcile, RestartWaitsWhileAReplacementStartsAndDrainsTheOldOneOnceItIsReady) {
+    auto in = pool({of_generation(worker(1, Lifecycle::retiring), 1),
+                    of_generation(worker(2, Lifecycle::ready), 1),
+                    of_generation(worker(3, Lifecycle::starting), 2)},
+                   2);
+    in.restart_generation = 2;
+    EXPECT_TRUE(plan_reconcile(in).empty());  // worker 2 waits its turn
+    in.workers[2].phase = Lifecycle::ready;
+    const auto plan = plan_reconcile(in);
+    EXPECT_THAT(plan.drain, ElementsAre(1u));
+    EXPECT_TRUE(plan.replace.empty());  // the drain first, then worker 2
+}
+
+TEST(PlanReconcile, RestartAtTheMemoryCeilingDrainsTheOldWorkerFirst) {
+    auto in = pool({of_generation(worker(1, Lifecycle::ready), 1),
+                    of_generation(worker(2, Lifecycle::ready), 1)},
+                   2);
+    in.restart_generation = 2;
+    in.max_processes = 2;
+    const auto plan = plan_reconcile(in);
+    ASSERT_EQ(plan.replace.size(), 1u);
+    EXPECT_FALSE(plan.replace[0].replacement_first);
+    EXPECT_THAT(plan.drain, ElementsAre(1u));
+    EXPECT_EQ(plan.spawn, 0u);
+}
+
+TEST(PlanReconcile, RestartLeavesRecyclingFirstAndIsDoneWhenEveryWorkerIsNew) {
+    auto in = pool({of_generation(worker(1, Lifecycle::ready), 1),
+                    of_generation(worker(2, Lifecycle::recycle_due), 1)},
+                   2);
+    in.restart_generation = 2;
+    auto plan = plan_reconcile(in);
+    ASSERT_EQ(plan.replace.size(), 1u);
+    EXPECT_EQ(plan.replace[0].id, 2u);  // the recycle due anyway goes first
+    in = pool({of_generation(worker(3, Lifecycle::ready), 2),
+               of_generation(worker(4, Lifecycle::ready), 2)},
+              2);
+    in.restart_generation = 2;
+    EXPECT_TRUE(plan_reconcile(in).empty());
 }
 
 TEST(PlanReconcile, GrowthAndANewThreadCountTogetherShareTheRoom) {

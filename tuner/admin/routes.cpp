@@ -89,7 +89,20 @@ nlohmann::json worker_info_json(const WorkerInfo& w) {
             {"served", w.served},
             {"rss_bytes", w.rss_bytes},
             {"age_s", std::round(w.age_s * 10) / 10},
-            {"restarts", w.restarts}};
+            {"restarts", w.restarts},
+            {"generation", w.generation}};
+}
+
+nlohmann::json restart_json(const server::RestartStatus& r) {
+    return {{"state", server::to_string(r.state)},
+            {"generation", r.generation},
+            {"trigger", r.trigger.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.trigger)},
+            {"replaced", r.replaced},
+            {"remaining", r.remaining},
+            {"elapsed_s", r.elapsed_s ? nlohmann::json(std::round(*r.elapsed_s * 10) / 10)
+                                      : nlohmann::json(nullptr)},
+            {"halted_reason",
+             r.halted_reason.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.halted_reason)}};
 }
 
 nlohmann::json decisions_json(const std::vector<Decision>& decisions) {
@@ -237,7 +250,8 @@ nlohmann::json health_json(AdminContext& ctx, bool& healthy) {
               {"threads", pool.state.threads},
               {"crashes_total", pool.health.crashes_total},
               {"crash_streak", pool.health.crash_streak},
-              {"last_crash", last_crash}}},
+              {"last_crash", last_crash},
+              {"restart", restart_json(pool.restart)}}},
             {"uptime_s", std::round(seconds_since(ctx.started_at))},
             {"limits", limits},
             {"decision_log",
@@ -259,6 +273,7 @@ nlohmann::json workers_json(AdminContext& ctx) {
             {"threads", pool.state.threads},
             {"manual_target", manual ? nlohmann::json(*manual) : nlohmann::json(nullptr)},
             {"mode", to_string(ctx.control.config().workers.mode)},
+            {"restart", restart_json(pool.restart)},
             {"workers", workers}};
 }
 
@@ -331,6 +346,14 @@ void register_admin_routes(server::AdminServer& admin, AdminContext& context) {
     });
     admin.route("DELETE", "/workers/target", [ctx](const AdminRequest&, AdminRespond respond) {
         handle_release_target(*ctx, respond);
+    });
+    admin.route("POST", "/workers/restart", [ctx](const AdminRequest&, AdminRespond respond) {
+        if (!ctx->restart_workers) {
+            respond(error_response(503, "rolling restart not available"));
+            return;
+        }
+        auto [status, body] = ctx->restart_workers("admin API");
+        respond(json_response(status, body));
     });
     admin.route("GET", "/performance", [ctx](const AdminRequest&, AdminRespond respond) {
         respond(json_response(200, performance_json(*ctx)));

@@ -30,6 +30,8 @@ struct AdminContext {
     Clock::time_point started_at;
     std::function<bool()> shutting_down;
     std::function<server::ConnectionStats()> connections;  // the public front's clients
+    // A rolling restart of the workers (the config file reread first): HTTP status and body.
+    std::function<std::pair<int, nlohmann::json>(const std::string& trigger)> restart_workers;
 };
 
 void register_admin_routes(server::AdminServer& admin, AdminContext& context);

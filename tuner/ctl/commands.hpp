@@ -52,6 +52,9 @@ int run_decisions(const Invocation& inv);  // or, with --db FILE, the SQLite fil
 int run_workers(const Invocation& inv);
 int run_target(const Invocation& inv);
 int run_optimize(const Invocation& inv);
+// A rolling restart of the workers (the daemon rereads its config file first); --wait follows
+// it to the end: 0 when every worker is new, 1 when it halted.
+int run_restart(const Invocation& inv);
 
 // On this machine, no daemon needed.
 int run_probe(const Invocation& inv);

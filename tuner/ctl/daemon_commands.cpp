@@ -1,5 +1,8 @@
 // tunerctl's commands that ask the running daemon through its admin API (docs/api.md):
-// status, decisions, workers, target and optimize (see commands.hpp).
+// status, decisions, workers, target, optimize and restart (see commands.hpp).
+#include <chrono>
+#include <thread>
+
 #include "tuner/ctl/commands.hpp"
 #include "tuner/ctl/format.hpp"
 #include "tuner/decision_log/json.hpp"
@@ -100,6 +103,61 @@ int run_target(const Invocation& inv) {
 
 int run_optimize(const Invocation& inv) {
     return call_and_print(inv, "POST", "/performance/optimize", {}, format_plan);
+}
+
+}  // namespace tuner::ctl
+
+namespace tuner::ctl {
+
+int run_restart(const Invocation& inv) {
+    auto client_or = admin_client(inv);
+    if (const int* code = std::get_if<int>(&client_or)) return *code;
+    const auto& client = std::get<AdminClient>(client_or);
+    auto answer =
+        admin_call(inv, client, "POST", "/workers/restart", json::object().dump(), {202, 409});
+    if (const int* code = std::get_if<int>(&answer)) return *code;
+    const AdminAnswer& begun = std::get<AdminAnswer>(answer);
+    if (begun.status == 409) {
+        // The config file was rejected: nothing was restarted (the daemon names each error).
+        std::string why = "the config file has errors; no worker was replaced";
+        const json errors =
+            begun.body.is_object() ? begun.body.value("config_errors", json()) : json();
+        if (errors.is_array()) {
+            for (const auto& e : errors)
+                why += "\n  " + (e.is_string() ? e.get<std::string>() : e.dump());
+        }
+        if (inv.options.json) inv.out << begun.body.dump(2) << "\n";
+        return inv.fail(kExitConfig, why);
+    }
+    if (!inv.options.has("--wait")) return inv.print(begun.body, format_restart_begun(begun.body));
+    if (!inv.options.json) inv.out << format_restart_begun(begun.body) << std::flush;
+    // --wait: until every worker is of the new generation, or the restart halted.
+    const json generation =
+        begun.body.is_object() ? begun.body.value("generation", json()) : json();
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::hours(1);
+    while (std::chrono::steady_clock::now() < give_up) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(250));
+        auto workers = admin_call(inv, client, "GET", "/workers");
+        if (const int* code = std::get_if<int>(&workers)) return *code;
+        const json& body = std::get<AdminAnswer>(workers).body;
+        const json restart =
+            body.is_object() ? body.value("restart", json::object()) : json::object();
+        const json now_generation =
+            restart.is_object() ? restart.value("generation", json()) : json();
+        if (now_generation != generation) {
+            return inv.fail(1,
+                            "another restart (generation " + now_generation.dump() + ") took over");
+        }
+        const std::string state = restart.is_object() ? restart.value("state", std::string()) : "";
+        if (state == "rolling") continue;
+        if (inv.options.json) {
+            inv.out << body.dump(2) << "\n";
+        } else {
+            inv.out << format_restart_state(restart);
+        }
+        return state == "done" ? kExitOk : 1;
+    }
+    return inv.fail(1, "still rolling after an hour");
 }
 
 }  // namespace tuner::ctl

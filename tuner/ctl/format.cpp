@@ -264,6 +264,25 @@ std::string format_plan(const json& plan) {
     return out;
 }
 
+std::string format_restart_begun(const json& answer) {
+    return "restart begun: generation " + text(field(answer, "generation")) + ", " +
+           text(field(answer, "workers")) + " workers to replace one at a time (" +
+           text(field(answer, "config")) + ")\n";
+}
+
+std::string format_restart_state(const json& restart) {
+    const std::string state = text(field(restart, "state"));
+    std::string out = "restart to generation " + text(field(restart, "generation")) + ": " + state;
+    out += " (" + text(field(restart, "replaced")) + " replaced";
+    if (const auto& remaining = field(restart, "remaining");
+        remaining.is_number() && remaining != 0)
+        out += ", " + text(remaining) + " to go";
+    if (const auto& s = field(restart, "elapsed_s"); s.is_number()) out += ", " + text(s) + "s";
+    out += ")";
+    if (state == "halted") out += ": " + text(field(restart, "halted_reason"));
+    return out + "\n";
+}
+
 std::string format_target(const json& answer) {
     std::string out;
     if (field(answer, "pinned") == true) {

@@ -31,6 +31,9 @@ std::string format_plan(const nlohmann::json& plan);
 
 // `tunerctl target N|--release`: the answer of POST or DELETE /workers/target.
 std::string format_target(const nlohmann::json& answer);
+// POST /workers/restart's answer, and the restart object of /workers.
+std::string format_restart_begun(const nlohmann::json& answer);
+std::string format_restart_state(const nlohmann::json& restart);
 
 // The CPU and memory sections of the probe JSON (tuner/report/probe_report.hpp cpu_json,
 // memory_json) on one line each, with why: "2 effective cores, bound by quota (quota 2.00 cores at

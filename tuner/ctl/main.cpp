@@ -52,6 +52,12 @@ const std::vector<Command>& commands() {
          "run a control cycle now and print its plan",
          {.admin = true},
          run_optimize},
+        {"restart",
+         "[--wait] [--json] [--admin URL]",
+         "replace every worker, one at a time, with one running the current config and code "
+         "(the config file is reread first); --wait follows it to the end",
+         {.flag_options = {"--wait"}, .admin = true},
+         run_restart},
         {"probe",
          "[--json] [--pid N]",
          "the CPU, memory and pressure this machine really offers (cgroup-aware) and the seed "

@@ -150,7 +150,17 @@ private:
     void stop_then_exit(bool immediate);
     void begin_shutdown(bool immediate);
     void finish_shutdown_when_idle(Clock::time_point deadline);
-    void reload();
+    // Rereads the config file (SIGHUP, and before a rolling restart). `errors` set: the file was
+    // rejected and the running config stays.
+    struct ReloadOutcome {
+        bool skipped = false;  // started without a config file: nothing to re-read
+        std::vector<std::string> errors;
+    };
+    ReloadOutcome reload();
+    // A rolling restart of the workers (tunerctl restart, POST /workers/restart, SIGUSR2): the
+    // config file is reread first, so a deploy's new command, env or dir is what the new workers
+    // run. An HTTP status and the answer's body.
+    std::pair<int, nlohmann::json> restart_workers(const std::string& trigger);
     // Rereads admin.token_file (on every SIGHUP, so a leaked token can be replaced without a
     // restart); an unreadable or empty file keeps the token in use.
     void reload_admin_token(const std::string& token_file);
@@ -194,7 +204,7 @@ int Daemon::run() {
     ::signal(SIGPIPE, SIG_IGN);
     sigset_t blocked, previous;
     sigemptyset(&blocked);
-    for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGCHLD}) sigaddset(&blocked, sig);
+    for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR2, SIGCHLD}) sigaddset(&blocked, sig);
     ::pthread_sigmask(SIG_BLOCK, &blocked, &previous);
     raise_open_file_limit(config_.server.max_connections);
     build_parts();
@@ -203,6 +213,7 @@ int Daemon::run() {
     ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
 
     signals_ = std::make_unique<asio::signal_set>(ioc_, SIGTERM, SIGINT, SIGHUP);
+    signals_->add(SIGUSR2);
     handle_signals();
     watch_startup();
     start_watchdog();
@@ -362,7 +373,8 @@ std::optional<int> Daemon::open_listeners() {
 void Daemon::start_serving() {
     admin_context_ = std::make_unique<AdminContext>(
         AdminContext{*pool_, *dispatcher_, *control_, *applier_, *log_, *metrics_, started_at_,
-                     [this] { return stopping_; }, [this] { return front_->connection_stats(); }});
+                     [this] { return stopping_; }, [this] { return front_->connection_stats(); },
+                     [this](const std::string& trigger) { return restart_workers(trigger); }});
     register_admin_routes(*admin_, *admin_context_);
     // The pool's starting shape, decided and recorded like every later change.
     const auto [workers, threads] =
@@ -406,6 +418,8 @@ void Daemon::handle_signals() {
         if (ec) return;
         if (sig == SIGHUP) {
             reload();
+        } else if (sig == SIGUSR2) {
+            if (!stopping_) restart_workers("SIGUSR2");
         } else {
             spdlog::info("event=signal signal={} action={}", sig == SIGTERM ? "SIGTERM" : "SIGINT",
                          stopping_ ? "stop now" : "drain and stop");
@@ -462,11 +476,13 @@ void Daemon::finish_shutdown_when_idle(Clock::time_point deadline) {
     });
 }
 
-void Daemon::reload() {
+Daemon::ReloadOutcome Daemon::reload() {
+    ReloadOutcome outcome;
     if (options_.config_path.empty()) {
         spdlog::info(
             "event=reload_skipped reason=\"started without a config file: nothing to re-read\"");
-        return;
+        outcome.skipped = true;
+        return outcome;
     }
     auto loaded = config::load_config_file(options_.config_path);
     if (!loaded.ok()) {
@@ -478,7 +494,8 @@ void Daemon::reload() {
         // The running config's token file is still reread: replacing a leaked token must not
         // wait for an unrelated mistake in the file to be fixed.
         reload_admin_token(control_->config().admin.token_file);
-        return;
+        for (const auto& issue : loaded.errors) outcome.errors.push_back(issue.to_string());
+        return outcome;
     }
     Config next = loaded.config;
     const Config before = control_->config();
@@ -524,6 +541,30 @@ void Daemon::reload() {
     control_->reload(next);
     spdlog::info("event=config_reloaded file={} hash={}", log_quote(options_.config_path),
                  config::config_hash(next));
+    return outcome;
+}
+
+std::pair<int, nlohmann::json> Daemon::restart_workers(const std::string& trigger) {
+    if (stopping_) return {503, {{"error", "tunerd is stopping"}}};
+    const ReloadOutcome reloaded = reload();
+    if (!reloaded.errors.empty()) {
+        spdlog::error(
+            "event=restart_refused trigger=\"{}\" reason=\"the config file has errors; "
+            "no worker was replaced\"",
+            trigger);
+        return {409,
+                {{"error", "the config file has errors: nothing was restarted"},
+                 {"config", options_.config_path},
+                 {"config_errors", reloaded.errors}}};
+    }
+    const unsigned generation = pool_->restart(trigger);
+    const auto status = pool_->status();
+    return {202,
+            {{"generation", generation},
+             {"workers", status.state.ready + status.state.starting},
+             {"config", reloaded.skipped ? "no config file: the running config"
+                                         : "reloaded from " + options_.config_path},
+             {"status", "/workers"}}};
 }
 
 void Daemon::reload_admin_token(const std::string& token_file) {

@@ -5,6 +5,7 @@
 #              maintainer scripts; binaries stripped; the unit made for /usr
 #   lintian    no error or warning but the overridden ones (packaging/debian/lintian-overrides)
 #   unit       systemd-analyze security --offline on the build tree's unit: exposure <= 1.8
+#   prefix     cmake --install --prefix P: the unit made for P, the config kept when it exists
 #   install    dpkg -i (root only; the fixture whose cleanup is purge)
 #   installed  the tunerd user, tunerd --check-config on the installed config (as root and as
 #              tunerd), systemd-analyze verify and security on the installed unit(s)
@@ -186,6 +187,23 @@ unit)
   for u in $UNITS; do
     case "$u" in *.service) check_exposure "$BUILD_DIR/etc/$u" ;; esac
   done
+  finish
+  ;;
+
+prefix)
+  prefix=$OUT_DIR/prefix
+  rm -rf "$prefix"
+  cmake --install "$BUILD_DIR" --prefix "$prefix" >/dev/null || { echo "FAIL: cmake --install --prefix"; exit 1; }
+  unit=$prefix/lib/systemd/system/tunerd.service
+  grep -qx "ExecStart=$prefix/bin/tunerd --config $prefix/etc/tunerd/tunerd.toml" "$unit" ||
+    fail "ExecStart not made for $prefix: $(grep ExecStart "$unit" 2>&1)"
+  [ -x "$prefix/bin/tunerd" ] && [ -x "$prefix/bin/tunerctl" ] || fail "binaries not in $prefix/bin"
+  for u in $UNITS; do [ -f "$prefix/lib/systemd/system/$u" ] || fail "$u not installed"; done
+  echo "# edited" >>"$prefix/etc/tunerd/tunerd.toml"
+  cmake --install "$BUILD_DIR" --prefix "$prefix" >/dev/null || fail "second cmake --install"
+  tail -n 1 "$prefix/etc/tunerd/tunerd.toml" | grep -qx "# edited" ||
+    fail "a second install overwrote the edited config"
+  rm -rf "$prefix"
   finish
   ;;
 

@@ -8,7 +8,8 @@
 #   prefix     cmake --install --prefix P: the unit made for P, the config kept when it exists
 #   install    dpkg -i (root only; the fixture whose cleanup is purge)
 #   installed  the tunerd user, tunerd --check-config on the installed config (as root and as
-#              tunerd), systemd-analyze verify and security on the installed unit(s)
+#              tunerd), a start of the installed tunerd as tunerd with that config (the demo app
+#              answers), systemd-analyze verify and security on the installed unit(s)
 #   purge      dpkg --purge; files, state, user and group are gone; restores what install set aside
 # Exit 77 = skipped (printed why). Needs: BUILD_DIR SOURCE_DIR OUT_DIR VERSION UNITS (space-separated
 # unit names) in the environment.
@@ -63,6 +64,42 @@ check_exposure() {
   if ! awk -v s="$score" -v m="$MAX_EXPOSURE" 'BEGIN { exit !(s <= m) }'; then
     echo "$out" | grep -v '^✓' | tail -n 40
     fail "exposure $score > $MAX_EXPOSURE"
+  fi
+}
+
+# The installed tunerd started as the unit starts it: as tunerd, with the installed config, with
+# $STATE_DIRECTORY and $RUNTIME_DIRECTORY set (a fresh runtime directory), in a network namespace
+# of its own, so that the config's 127.0.0.1:8080 and :9464 clash with nothing on the machine.
+# Passes when the demo app answers GET / with 200 and tunerd stops cleanly on SIGTERM.
+start_installed() {
+  local run log
+  run=$(mktemp -d /run/tunerd-test.XXXXXX) && chown tunerd:tunerd "$run" && chmod 0700 "$run"
+  log=$OUT_DIR/installed-tunerd.log
+  unshare --net bash -c '
+    ip link set lo up || exit 1
+    setpriv --reuid=tunerd --regid=tunerd --init-groups \
+      env STATE_DIRECTORY=/var/lib/tunerd RUNTIME_DIRECTORY="$1" \
+      /usr/bin/tunerd --config /etc/tunerd/tunerd.toml >"$2" 2>&1 &
+    pid=$!
+    code=000
+    for _ in $(seq 150); do
+      code=$(curl -s -o /dev/null -w "%{http_code}" --max-time 2 http://127.0.0.1:8080/)
+      [ "$code" = 200 ] && break
+      kill -0 $pid 2>/dev/null || break
+      sleep 0.1
+    done
+    echo "started: GET http://127.0.0.1:8080/ -> $code; /health: $(curl -s --max-time 2 http://127.0.0.1:9464/health | head -c 200)"
+    kill -TERM $pid 2>/dev/null
+    wait $pid
+    status=$?
+    echo "tunerd exited $status"
+    [ "$code" = 200 ] && [ $status -eq 0 ]
+  ' _ "$run" "$log"
+  local rc=$?
+  rm -rf "$run"
+  if [ $rc -ne 0 ]; then
+    tail -n 30 "$log"
+    fail "the installed tunerd did not start and serve as the tunerd user with the installed config"
   fi
 }
 
@@ -254,6 +291,7 @@ installed)
   out=$(runuser -u tunerd -- /usr/bin/tunerd --check-config --config /etc/tunerd/tunerd.toml 2>&1) ||
     { echo "$out"; fail "tunerd --check-config as the tunerd user"; }
   /usr/bin/tunerd --version || fail "tunerd --version"
+  start_installed
   /usr/bin/tunerctl --help >/dev/null || fail "tunerctl --help"
   for u in $UNITS; do
     unit=/lib/systemd/system/$u

@@ -38,13 +38,24 @@ the_deb() {
   if [ -z "$deb" ]; then echo "FAIL: no tunerd_${VERSION}_*.deb in $DEB_DIR (Package.Build)"; exit 1; fi
   echo "$deb"
 }
+# What install set aside (/var/lib/tunerd, /etc/tunerd made by hand) goes back where it was.
+put_back() {
+  local saved orig
+  for saved in "$SAVED_DIR"/*; do
+    [ -e "$saved" ] || continue
+    orig=$(basename "$saved" | tr _ /)
+    if [ -e "$orig" ]; then fail "cannot put back $orig: it exists (kept in $saved)"; continue; fi
+    mv "$saved" "$orig" && echo "put back $orig"
+  done
+}
 installed() { [ "$(dpkg-query -W -f='${db:Status-Status}' tunerd 2>/dev/null)" = installed ]; }
 # dpkg takes its lock or fails at once; another apt or dpkg on the machine waits it out.
 dpkg_locked() {
   local tries=0 out
   while :; do
     out=$(dpkg "$@" 2>&1) && { echo "$out"; return 0; }
-    if echo "$out" | grep -q "lock" && [ $tries -lt 60 ]; then
+    if echo "$out" | grep -Eq "is locked by another process|lock-frontend|database is locked" &&
+      [ $tries -lt 60 ]; then
       tries=$((tries + 1)); sleep 1; continue
     fi
     echo "$out"; return 1
@@ -247,8 +258,11 @@ prefix)
 install)
   need_root
   deb=$(the_deb) || { echo "$deb"; exit 1; }
-  rm -rf "$SAVED_DIR" && mkdir -p "$SAVED_DIR"
+  mkdir -p "$SAVED_DIR"
   if ! installed; then
+    # A run killed before its purge left what it set aside: back with it first.
+    put_back
+    [ "$failures" -eq 0 ] || finish
     # Not ours: a tunerd user or state made by hand (README's steps, tunerd run as root). The
     # purge would delete them, so the user makes the test skip, and the directories are set aside
     # and put back by the purge step.
@@ -324,12 +338,7 @@ purge)
   done
   getent passwd tunerd >/dev/null && fail "the tunerd user is still there"
   getent group tunerd >/dev/null && fail "the tunerd group is still there"
-  for saved in "$SAVED_DIR"/*; do
-    [ -e "$saved" ] || continue
-    orig=$(basename "$saved" | tr _ /)
-    if [ -e "$orig" ]; then fail "cannot put back $orig: it exists (kept in $saved)"; continue; fi
-    mv "$saved" "$orig" && echo "put back $orig"
-  done
+  put_back
   finish
   ;;
 

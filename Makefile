@@ -10,7 +10,7 @@ TSAN_DIR  ?= build-tsan
 CONFIG    ?= etc/tunerd.toml
 CMAKE_ARGS ?=
 
-.PHONY: all deps test-deps configure build run test test-asan test-tsan fuzz bench bench-front bench-peers format clean
+.PHONY: all deps test-deps package-deps configure build run package test test-asan test-tsan fuzz bench bench-front bench-peers format clean
 
 all: build
 
@@ -19,6 +19,9 @@ deps:
 
 test-deps:
 	@scripts/install-deps --test
+
+package-deps:
+	@scripts/install-deps --package
 
 $(BUILD_DIR)/CMakeCache.txt:
 	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=Release $(CMAKE_ARGS)
@@ -34,6 +37,13 @@ build: deps configure
 run: deps configure
 	cmake --build $(BUILD_DIR) -j $(JOBS) --target tunerd tunerctl
 	$(BUILD_DIR)/tuner/tunerd --config $(CONFIG)
+
+# The .deb (CPack): $(BUILD_DIR)/tunerd_<version>_<arch>.deb with tunerd, tunerctl, the systemd
+# unit, /etc/tunerd/tunerd.toml (a conffile) and the docs; install it with
+# apt install ./$(BUILD_DIR)/tunerd_*.deb (docs/operations.md, "Installing the package").
+package: package-deps configure
+	cmake --build $(BUILD_DIR) -j $(JOBS) --target tunerd tunerctl
+	cd $(BUILD_DIR) && cpack -G DEB
 
 # Every test: unit suites in parallel, integration suites (RUN_SERIAL) one at a time.
 test: test-deps configure

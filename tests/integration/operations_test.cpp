@@ -6,7 +6,9 @@
 // * $NOTIFY_SOCKET: the test binds the manager's datagram socket (a path, and an abstract
 //   address) and checks READY=1 after the first ready worker, STATUS=, RELOADING=1 with
 //   MONOTONIC_USEC on SIGHUP then READY=1, STOPPING=1 on SIGTERM, and WATCHDOG=1 every
-//   WATCHDOG_USEC/2 that stops while the control thread is stalled (the test hook) and resumes.
+//   WATCHDOG_USEC/2 that stops while the control thread is stalled (the test hook) and resumes;
+// * the status page: GET / without a token, its headers, no external asset, and every endpoint
+//   it reads answering with the token.
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -451,6 +453,79 @@ TEST(Notify, AnAbstractNotifySocket) {
     tunerd.signal(SIGTERM);
     EXPECT_GE(manager.wait_for("STOPPING=1", 0, 5s), 0) << manager.dump();
     EXPECT_EQ(tunerd.wait_exit(10s), 0) << tunerd.log();
+}
+
+// ---- the status page --------------------------------------------------------------------------
+
+TEST(StatusPage, ASelfContainedPageWhoseEndpointsAnswerWithTheToken) {
+    TempDir dir("tunerd-page");
+    const std::string token_file = dir.path() + "/admin.token";
+    std::ofstream(token_file) << "page-token\n";
+    TunerdOptions options;
+    options.config =
+        "[workers]\nmode = \"fixed\"\ncount = 1\n[admin]\ntoken_file = \"" + token_file + "\"\n";
+    options.admin_token = "page-token";
+    TunerdProcess tunerd(options);
+    ASSERT_TRUE(tunerd.start().ok()) << tunerd.log();
+
+    // The page itself holds no data: served without the token.
+    auto page = http_get(tunerd.admin_address(), "/", 5s);
+    ASSERT_TRUE(page) << page.error().to_string();
+    ASSERT_EQ(page->status, 200) << page->body;
+    EXPECT_EQ(page->header("content-type"), "text/html; charset=utf-8");
+    const std::string csp = page->header("content-security-policy");
+    EXPECT_EQ(csp.rfind("default-src 'none'; ", 0), 0u) << csp;
+    EXPECT_NE(csp.find("frame-ancestors 'none'"), std::string::npos) << csp;
+    EXPECT_EQ(csp.find("unsafe"), std::string::npos) << csp;
+    EXPECT_EQ(page->header("x-frame-options"), "DENY");
+    EXPECT_EQ(page->header("x-content-type-options"), "nosniff");
+    EXPECT_EQ(page->header("cache-control"), "no-store");
+    EXPECT_LT(page->body.size(), 16u * 1024);
+    // The script and the style carry the nonce that the policy names (a fresh one each time).
+    std::smatch nonce;
+    ASSERT_TRUE(std::regex_search(csp, nonce, std::regex("script-src 'nonce-([0-9a-f]{32})'")));
+    EXPECT_NE(page->body.find("<script nonce=\"" + nonce[1].str() + "\">"), std::string::npos);
+    EXPECT_NE(page->body.find("<style nonce=\"" + nonce[1].str() + "\">"), std::string::npos);
+    auto again = http_get(tunerd.admin_address(), "/", 5s);
+    ASSERT_TRUE(again);
+    EXPECT_EQ(again->header("content-security-policy").find(nonce[1].str()), std::string::npos);
+    // No external load: the only absolute URL is the SVG namespace name, which is never fetched.
+    const std::regex url("[a-z]+://[^'\" )<>]*");
+    for (auto it = std::sregex_iterator(page->body.begin(), page->body.end(), url);
+         it != std::sregex_iterator(); ++it) {
+        EXPECT_EQ(it->str(), "http://www.w3.org/2000/svg") << "an absolute URL in the page";
+    }
+    EXPECT_EQ(page->body.find("url("), std::string::npos);
+    EXPECT_EQ(page->body.find("@import"), std::string::npos);
+    EXPECT_EQ(page->body.find(" src="), std::string::npos);
+    EXPECT_EQ(page->body.find(" href="), std::string::npos);
+
+    // Every endpoint the page reads: 401 without the token, 200 and JSON with it.
+    std::set<std::string> endpoints;
+    const std::regex path("'(/[a-z_/]+)'");
+    for (auto it = std::sregex_iterator(page->body.begin(), page->body.end(), path);
+         it != std::sregex_iterator(); ++it) {
+        endpoints.insert((*it)[1].str());
+    }
+    EXPECT_TRUE(endpoints.contains("/performance")) << page->body;
+    for (const auto& endpoint : endpoints) {
+        auto without = http_get(tunerd.admin_address(), endpoint, 5s);
+        ASSERT_TRUE(without);
+        EXPECT_EQ(without->status, 401) << endpoint;
+        auto with = tunerd.admin_request({"GET", endpoint, {}, {}});
+        ASSERT_TRUE(with) << endpoint;
+        EXPECT_EQ(with->status, 200) << endpoint << ": " << with->body;
+        EXPECT_FALSE(nlohmann::json::parse(with->body, nullptr, false).is_discarded()) << endpoint;
+    }
+    // The values the page shows are there: workers.ready and target, latency, limits.
+    auto perf = tunerd.admin_json("/performance");
+    ASSERT_TRUE(perf);
+    for (const char* pointer :
+         {"/workers/ready", "/workers/target", "/latency/rate_rps", "/latency/total/p99_ms",
+          "/latency/queue_wait/p95_ms", "/limits/memory/working_set_bytes",
+          "/limits/memory/limit_bytes", "/limits/cpu/effective_cores", "/decisions"}) {
+        EXPECT_TRUE(perf->contains(nlohmann::json::json_pointer(pointer))) << pointer;
+    }
 }
 
 }  // namespace

@@ -116,7 +116,10 @@ Outcome one_request(std::uint16_t port) {
 
 TunerdOptions activated(int fd, const std::string& name) {
     TunerdOptions options;
-    options.config = "[workers]\nmode = \"fixed\"\ncount = 2\n[demo]\ncpu_ms = 1\nio_ms = 5\n";
+    // Two I/O threads: the one acceptor hands adopted connections to both, as bound ones.
+    options.config =
+        "[server]\nio_threads = 2\n[workers]\nmode = \"fixed\"\ncount = 2\n[demo]\ncpu_ms = "
+        "1\nio_ms = 5\n";
     options.env = {{"LISTEN_FDS", "1"}, {"LISTEN_FDNAMES", name}};
     options.passed_fds = {fd};
     options.pid_env = {"LISTEN_PID"};
@@ -240,8 +243,11 @@ struct Message {
 
 class NotifyListener {
 public:
-    // `address`: a path, or "@name" for an abstract address.
-    explicit NotifyListener(const std::string& address) {
+    // `address`: a path, or "@name" for an abstract address. `on_message` is called on the
+    // receiving thread as each message arrives (before it is stored).
+    explicit NotifyListener(const std::string& address,
+                            std::function<void(const Message&)> on_message = {})
+        : on_message_(std::move(on_message)) {
         fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
         sockaddr_un un{};
         un.sun_family = AF_UNIX;
@@ -258,8 +264,6 @@ public:
         ::close(fd_);
     }
     [[nodiscard]] bool bound() const { return bound_; }
-    // Called on the receiving thread as each message arrives (before it is stored).
-    std::function<void(const Message&)> on_message;
 
     // The first message at or after `from` with `field`; its index, or -1 after `timeout`.
     int wait_for(std::string_view field, std::size_t from, std::chrono::milliseconds timeout) {
@@ -295,7 +299,7 @@ private:
             const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
             if (n <= 0) continue;
             Message m{Clock::now(), std::string(buf, static_cast<std::size_t>(n))};
-            if (on_message) on_message(m);
+            if (on_message_) on_message_(m);
             {
                 std::lock_guard lock(mutex_);
                 messages_.push_back(std::move(m));
@@ -304,6 +308,7 @@ private:
         }
     }
 
+    std::function<void(const Message&)> on_message_;
     int fd_ = -1;
     bool bound_ = false;
     std::atomic<bool> stop_{false};
@@ -355,8 +360,6 @@ std::string slow_demo_workers() {
 TEST(Notify, ReadyStatusReloadStopAndAWatchdogFedOnlyWhileTheControlLoopTurns) {
     TempDir dir("tunerd-notify");
     const std::string socket_path = dir.path() + "/notify.sock";
-    NotifyListener manager(socket_path);
-    ASSERT_TRUE(manager.bound()) << std::strerror(errno);
     constexpr auto kWatchdog = 400ms;  // pings every 200 ms
     constexpr auto kStall = 1200ms;
     TunerdOptions options;
@@ -371,13 +374,14 @@ TEST(Notify, ReadyStatusReloadStopAndAWatchdogFedOnlyWhileTheControlLoopTurns) {
     // What the pool looked like at the moment READY=1 arrived.
     std::atomic<int> ready_at_ready{-1};
     const std::string state_dir = tunerd.state_dir();
-    manager.on_message = [&](const Message& m) {
+    NotifyListener manager(socket_path, [&](const Message& m) {
         if (!m.has("READY=1") || ready_at_ready >= 0) return;
         auto workers = http_get(admin_address_from(state_dir), "/workers", 5s);
         const auto j =
             workers ? nlohmann::json::parse(workers->body, nullptr, false) : nlohmann::json();
         ready_at_ready = j.is_object() && j["ready"].is_number() ? j["ready"].get<int>() : -2;
-    };
+    });
+    ASSERT_TRUE(manager.bound()) << std::strerror(errno);
     ASSERT_TRUE(tunerd.start().ok()) << tunerd.log();
 
     const int ready = manager.wait_for("READY=1", 0, 10s);

@@ -13,12 +13,14 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <filesystem>
 #include <fstream>
 #include <future>
 #include <iostream>
@@ -175,6 +177,24 @@ TEST(SocketActivation, RestartOnThePassedSocketRefusesNoConnection) {
     ASSERT_TRUE(started.ok()) << second->log();
     EXPECT_EQ(first_exit, 0) << first->log();
     EXPECT_EQ(second->public_address(), "127.0.0.1:" + std::to_string(port));
+    // The workers got neither the listening socket nor the variables that would claim it.
+    struct stat st {};
+    ASSERT_EQ(::fstat(listener, &st), 0);
+    const std::string socket_link = "socket:[" + std::to_string(st.st_ino) + "]";
+    const auto workers = second->ready_worker_pids();
+    EXPECT_FALSE(workers.empty());
+    for (const pid_t worker : workers) {
+        std::ifstream environ("/proc/" + std::to_string(worker) + "/environ");
+        const std::string env((std::istreambuf_iterator<char>(environ)), {});
+        EXPECT_EQ(env.find("LISTEN_"), std::string::npos) << "worker " << worker;
+        EXPECT_NE(env.find("TUNER_TEST_MARKER"), std::string::npos) << "worker " << worker;
+        for (const auto& fd :
+             std::filesystem::directory_iterator("/proc/" + std::to_string(worker) + "/fd")) {
+            std::error_code ec;
+            EXPECT_NE(std::filesystem::read_symlink(fd.path(), ec).string(), socket_link)
+                << "worker " << worker << " holds the listener as " << fd.path();
+        }
+    }
 
     int refused = 0, failed = 0, ok = 0, after_restart = 0;
     double worst_ms = 0;
@@ -396,7 +416,7 @@ TEST(Notify, ReadyStatusReloadStopAndAWatchdogFedOnlyWhileTheControlLoopTurns) {
     std::this_thread::sleep_for(700ms);
     const auto before = pings(manager, ready_time, Clock::now());
     EXPECT_GE(before.size(), 2u) << manager.dump();
-    EXPECT_LT(longest_gap_ms(before), 350) << manager.dump();
+    EXPECT_LT(longest_gap_ms(before), 450) << manager.dump();  // one late tick at most
 
     // The control thread stalls (the test hook, on an on-demand cycle): the I/O thread still
     // turns, but the pings stop until the control thread is back.

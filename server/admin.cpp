@@ -160,6 +160,11 @@ void AdminServer::route(std::string method, std::string path, AdminHandler handl
     routes_[{std::move(method), std::move(path)}] = std::move(handler);
 }
 
+void AdminServer::route_without_token(std::string method, std::string path, AdminHandler handler) {
+    without_token_.insert({method, path});
+    route(std::move(method), std::move(path), std::move(handler));
+}
+
 void AdminServer::set_token(std::optional<std::string> token) {
     std::lock_guard lock(token_mutex_);
     token_ = std::move(token);
@@ -167,6 +172,10 @@ void AdminServer::set_token(std::optional<std::string> token) {
 
 Result<tcp::endpoint> AdminServer::listen(const tcp::endpoint& endpoint) {
     return open_listener(acceptor_, endpoint);
+}
+
+Result<tcp::endpoint> AdminServer::adopt(const tcp::endpoint& bound, int fd) {
+    return adopt_listener(acceptor_, bound, fd);
 }
 
 Status AdminServer::listen_unix(const std::string& path) {
@@ -293,8 +302,9 @@ asio::awaitable<void> AdminServer::session(Socket socket, bool local) {
                              request.method, log_quote(request.path), refused->status,
                              log_quote(refused->message));
                 response = json_error(refused->status, refused->message);
-            } else if (token && !(auth.rfind("Bearer ", 0) == 0 &&
-                                  constant_time_equal(auth.substr(7), *token))) {
+            } else if (token && !without_token_.contains({request.method, request.path}) &&
+                       !(auth.rfind("Bearer ", 0) == 0 &&
+                         constant_time_equal(auth.substr(7), *token))) {
                 response = json_error(401, "missing or wrong bearer token (admin.token_file)");
                 response.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"tunerd\"");
             } else {

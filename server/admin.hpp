@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -47,11 +48,18 @@ public:
     ~AdminServer();
 
     void route(std::string method, std::string path, AdminHandler handler);
+    // A route that needs no bearer token even when one is set: only for what holds no data and
+    // changes nothing (the status page, which then asks for the token itself). The browser
+    // rules (browser_refusal) still apply.
+    void route_without_token(std::string method, std::string path, AdminHandler handler);
     // When set, every request needs "Authorization: Bearer <token>". May be called while
     // serving (a SIGHUP rereads admin.token_file): the next request checks the new token.
     void set_token(std::optional<std::string> token);
 
     Result<boost::asio::ip::tcp::endpoint> listen(const boost::asio::ip::tcp::endpoint& endpoint);
+    // Or serves on a listening socket systemd passed (socket activation), bound to `bound`.
+    Result<boost::asio::ip::tcp::endpoint> adopt(const boost::asio::ip::tcp::endpoint& bound,
+                                                 int fd);
     // A second listener on a Unix socket at `path` (admin.socket), mode 0600: whoever can open
     // it is tunerd's user or root, so it needs no bearer token (tunerctl on this host). A stale
     // socket file is replaced; any other file at `path` is an error.
@@ -72,6 +80,7 @@ private:
     boost::asio::local::stream_protocol::acceptor unix_acceptor_;
     std::string unix_path_;  // removed on stop
     std::map<std::pair<std::string, std::string>, AdminHandler> routes_;
+    std::set<std::pair<std::string, std::string>> without_token_;
     mutable std::mutex token_mutex_;
     std::optional<std::string> token_;  // guarded by token_mutex_
 };

@@ -132,6 +132,10 @@ Result<tcp::endpoint> Front::listen(const tcp::endpoint& endpoint) {
     return open_listener(acceptor_, endpoint);
 }
 
+Result<tcp::endpoint> Front::adopt(const tcp::endpoint& bound, int fd) {
+    return adopt_listener(acceptor_, bound, fd);
+}
+
 void Front::start(unsigned io_threads) {
     io_threads = std::max(1u, io_threads);
     watchdogs_.push_back(std::make_shared<Watchdog>(ioc_.get_executor()));

@@ -53,6 +53,11 @@ public:
 
     // Binds the listener (port 0 picks a free port); EADDRINUSE and friends come back as errors.
     Result<boost::asio::ip::tcp::endpoint> listen(const boost::asio::ip::tcp::endpoint& endpoint);
+    // Or serves on a listening socket systemd passed (socket activation), bound to `bound`.
+    // One acceptor either way: it hands connections to the I/O threads in turn, so an adopted
+    // socket serves every io_thread as a bound one does.
+    Result<boost::asio::ip::tcp::endpoint> adopt(const boost::asio::ip::tcp::endpoint& bound,
+                                                 int fd);
     // Starts accepting with `io_threads` threads in all (server.io_threads, "auto" resolved by
     // the caller): N − 1 more threads each run an io_context of their own, and connections are
     // handed to the N contexts in turn. (Call it before the process's signals are unblocked:

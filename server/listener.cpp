@@ -22,4 +22,16 @@ Result<asio::ip::tcp::endpoint> open_listener(asio::ip::tcp::acceptor& acceptor,
     return acceptor.local_endpoint();
 }
 
+Result<asio::ip::tcp::endpoint> adopt_listener(asio::ip::tcp::acceptor& acceptor,
+                                               const asio::ip::tcp::endpoint& bound, int fd) {
+    boost::system::error_code ec;
+    acceptor.assign(bound.protocol(), fd, ec);
+    if (ec) {
+        std::ostringstream where;
+        where << bound << " (descriptor " << fd << ")";
+        return Error{ec.message(), where.str()};
+    }
+    return bound;
+}
+
 }  // namespace tuner::server

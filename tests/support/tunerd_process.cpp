@@ -104,6 +104,13 @@ Status TunerdProcess::start() {
     for (char** e = environ; *e; ++e) env_strings.emplace_back(*e);
     env_strings.push_back("TUNER_TEST_MARKER=" + marker_);
     for (const auto& [k, v] : options_.env) env_strings.push_back(k + "=" + v);
+    // Filled in by the child (no allocation after fork): "NAME=" and room for a pid.
+    std::vector<std::pair<std::size_t, std::size_t>> pid_slots;  // string index, digits offset
+    for (const auto& name : options_.pid_env) {
+        pid_slots.emplace_back(env_strings.size(), name.size() + 1);
+        env_strings.push_back(name + "=" + std::string(24, '\0'));
+    }
+    std::vector<int> moved_fds(options_.passed_fds.size(), -1);
 
     int ready_pipe[2];
     if (::pipe2(ready_pipe, O_CLOEXEC) != 0) return make_error("pipe", std::strerror(errno));
@@ -121,6 +128,21 @@ Status TunerdProcess::start() {
         const int fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
         ::dup2(fd, 1);
         ::dup2(fd, 2);
+        if (fd > 2) ::close(fd);
+        // systemd's order: every passed descriptor out of the way first, then to 3, 4, ...
+        // (dup2 leaves them open across exec).
+        for (std::size_t i = 0; i < moved_fds.size(); ++i)
+            moved_fds[i] = ::fcntl(options_.passed_fds[i], F_DUPFD_CLOEXEC, 100);
+        for (std::size_t i = 0; i < moved_fds.size(); ++i)
+            ::dup2(moved_fds[i], 3 + static_cast<int>(i));
+        for (const auto& [index, offset] : pid_slots) {
+            char digits[24];
+            int n = 0;
+            for (long p = static_cast<long>(::getpid()); p > 0; p /= 10) digits[n++] = '0' + p % 10;
+            char* out = env_strings[index].data() + offset;
+            while (n > 0) *out++ = digits[--n];
+            *out = '\0';
+        }
         std::vector<char*> argv, envp;
         for (auto& a : args) argv.push_back(a.data());
         argv.push_back(nullptr);

@@ -34,6 +34,13 @@ struct TunerdOptions {
     // Sent as "Authorization: Bearer <token>" with every admin request of the harness (readiness
     // included), for a config that sets admin.token_file.
     std::string admin_token;
+    // Descriptors handed to tunerd as fds 3, 4, ... (in this order), as systemd's socket
+    // activation passes them: the test keeps its own copies open. With `env` setting
+    // LISTEN_FDS/LISTEN_FDNAMES and `pid_env` naming LISTEN_PID, tunerd adopts them.
+    std::vector<int> passed_fds;
+    // Variables set to tunerd's own pid, known only after the fork (LISTEN_PID, WATCHDOG_PID):
+    // systemd sets them so in the child between fork and exec, and so does the harness.
+    std::vector<std::string> pid_env;
 };
 
 class TunerdProcess {

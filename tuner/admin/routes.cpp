@@ -6,6 +6,7 @@
 
 #include "model/knobs.hpp"
 #include "policies/registry.hpp"
+#include "tuner/admin/status_page.hpp"
 #include "tuner/build_info.hpp"
 #include "tuner/control/apply.hpp"
 #include "tuner/control/control_loop.hpp"
@@ -333,6 +334,7 @@ nlohmann::json performance_json(AdminContext& ctx) {
 
 void register_admin_routes(server::AdminServer& admin, AdminContext& context) {
     AdminContext* ctx = &context;
+    register_status_page(admin);
     admin.route("GET", "/health", [ctx](const AdminRequest&, AdminRespond respond) {
         bool healthy = false;
         auto body = health_json(*ctx, healthy);

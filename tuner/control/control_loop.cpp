@@ -1,6 +1,9 @@
 // The control thread (see control_loop.hpp).
 #include "tuner/control/control_loop.hpp"
 
+#include <algorithm>
+#include <thread>
+
 #include <spdlog/spdlog.h>
 
 #include "model/log_text.hpp"
@@ -102,10 +105,23 @@ std::pair<unsigned, unsigned> ControlLoop::initial_shape(
     return {workers, threads};
 }
 
+void ControlLoop::set_heartbeat_every(Duration every) {
+    heartbeat_every_ = every;
+}
+
+void ControlLoop::set_test_stall(Duration stall) {
+    test_stall_ = stall;
+}
+
+Clock::time_point ControlLoop::last_heartbeat() const {
+    return Clock::time_point(Clock::duration(heartbeat_.load(std::memory_order_relaxed)));
+}
+
 void ControlLoop::start() {
     std::lock_guard lock(wake_mutex_);
     if (thread_.joinable()) return;
     stopping_ = false;
+    heartbeat_.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
     thread_ = std::thread([this] { run(); });
 }
 
@@ -169,8 +185,15 @@ void ControlLoop::run() {
         bool on_demand = false;
         {
             std::unique_lock lock(wake_mutex_);
-            wake_.wait_until(lock, next,
-                             [&] { return stopping_ || optimize_requested_ || pending_reload_; });
+            const auto woken = [&] { return stopping_ || optimize_requested_ || pending_reload_; };
+            for (;;) {
+                heartbeat_.store(Clock::now().time_since_epoch().count(),
+                                 std::memory_order_relaxed);
+                auto until = next;
+                if (heartbeat_every_.count() > 0)
+                    until = std::min(until, Clock::now() + heartbeat_every_);
+                if (wake_.wait_until(lock, until, woken) || Clock::now() >= next) break;
+            }
             if (stopping_) return;
             requests.swap(optimize_requests_);
             on_demand = optimize_requested_;
@@ -187,6 +210,12 @@ void ControlLoop::run() {
             if (database_) database_->reload(*reload);
         }
         const bool scheduled = !on_demand && !reload;
+        if (on_demand && test_stall_.count() > 0) {
+            spdlog::warn(
+                "event=test_stall_control ms={} (TUNERD_TEST_HOOKS)",
+                std::chrono::duration_cast<std::chrono::milliseconds>(test_stall_).count());
+            std::this_thread::sleep_for(test_stall_);
+        }
         nlohmann::json result;
         try {
             result = cycle();

@@ -4,6 +4,7 @@
 // API and the metrics, and runs a cycle on demand (POST /performance/optimize).
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <functional>
 #include <memory>
@@ -58,6 +59,18 @@ public:
     [[nodiscard]] ControlView view() const;
     [[nodiscard]] Config config() const;
 
+    // Liveness for the systemd watchdog: the thread marks progress at the top of each turn of its
+    // loop and wakes at least every `every` to do so (between cycles too), so a mark older than
+    // a few of `every` means it is stuck (in a probe, a policy, a lock). Call before start().
+    void set_heartbeat_every(Duration every);
+    // When the thread last showed progress (start() counts as one).
+    [[nodiscard]] Clock::time_point last_heartbeat() const;
+    // A test-only hook (docs/operations.md, "Test hooks"): each on-demand cycle (POST
+    // /performance/optimize) first holds the control thread for this long, as a stuck probe
+    // would. Zero (the default) does nothing; the daemon sets it only from
+    // TUNERD_TEST_STALL_CONTROL_MS with TUNERD_TEST_HOOKS=1. Call before start().
+    void set_test_stall(Duration stall);
+
 private:
     void run();
     nlohmann::json cycle();
@@ -86,6 +99,9 @@ private:
     std::optional<Config> pending_reload_;
     std::thread thread_;
     Clock::time_point last_sample_{};
+    Duration heartbeat_every_{0};
+    Duration test_stall_{0};
+    std::atomic<Clock::rep> heartbeat_{0};
 };
 
 }  // namespace tuner

@@ -2,8 +2,10 @@
 // as the built-in demo app's worker (`tunerd demo-worker ...`, started by tunerd itself).
 #include <unistd.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <string>
 #include <string_view>
@@ -35,6 +37,18 @@ std::string self_executable(const char* argv0) {
     const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
     if (n > 0) return std::string(buf, static_cast<std::size_t>(n));
     return std::filesystem::absolute(argv0).string();
+}
+
+// The test-only hook of docs/operations.md ("Test hooks"): read only when TUNERD_TEST_HOOKS=1
+// is also set, so a stray TUNERD_TEST_STALL_CONTROL_MS alone does nothing. At most 60 s.
+tuner::Duration test_stall_control() {
+    const char* hooks = std::getenv("TUNERD_TEST_HOOKS");
+    const char* stall = std::getenv("TUNERD_TEST_STALL_CONTROL_MS");
+    const bool on = hooks && std::string_view(hooks) == "1" && stall;
+    const long ms = on ? std::strtol(stall, nullptr, 10) : 0;
+    ::unsetenv("TUNERD_TEST_HOOKS");  // not for the workers
+    ::unsetenv("TUNERD_TEST_STALL_CONTROL_MS");
+    return tuner::Duration(std::clamp(ms, 0L, 60'000L));
 }
 
 int usage_error(const std::string& message) {
@@ -133,8 +147,11 @@ int main(int argc, char** argv) {
         return tuner::kExitOk;
     }
 
-    tuner::setup_logging(loaded.config.log.level);
     tuner::DaemonOptions options;
+    // Before any thread exists: the variables are removed from the environment here.
+    options.systemd = tuner::systemd::take_environment();
+    options.test_stall_control = test_stall_control();
+    tuner::setup_logging(loaded.config.log.level);
     options.config_path = config_path;
     options.self_exe = self_executable(argv[0]);
     options.log_level_from_command_line = !log_level.empty();

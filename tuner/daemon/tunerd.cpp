@@ -19,10 +19,6 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
-#ifdef TUNER_HAVE_SYSTEMD
-#include <systemd/sd-daemon.h>
-#endif
-
 #include "policies/io_threads.hpp"
 #include "policies/registry.hpp"
 #include "server/admin.hpp"
@@ -51,12 +47,6 @@ namespace {
 
 void raise_open_file_limit(std::uint64_t max_connections);
 
-void notify_systemd([[maybe_unused]] const std::string& state) {
-#ifdef TUNER_HAVE_SYSTEMD
-    sd_notify(0, state.c_str());
-#endif
-}
-
 Result<tcp::endpoint> resolve_listen(asio::io_context& ioc, const std::string& key,
                                      const std::string& listen) {
     auto parsed = config::parse_listen(listen);
@@ -72,12 +62,7 @@ Result<tcp::endpoint> resolve_listen(asio::io_context& ioc, const std::string& k
     return results.begin()->endpoint();
 }
 
-std::string endpoint_text(const tcp::endpoint& ep) {
-    const auto address = ep.address();
-    const std::string host =
-        address.is_v6() ? "[" + address.to_string() + "]" : address.to_string();
-    return host + ":" + std::to_string(ep.port());
-}
+using systemd::endpoint_text;
 
 // Written atomically (temporary file + rename), so a reader never sees half of it.
 Status write_file_atomically(const std::string& path, const std::string& text) {
@@ -150,13 +135,14 @@ private:
     void stop_then_exit(bool immediate);
     void begin_shutdown(bool immediate);
     void finish_shutdown_when_idle(Clock::time_point deadline);
-    // Rereads the config file (SIGHUP, and before a rolling restart). `errors` set: the file was
-    // rejected and the running config stays.
+    // Rereads the config file (SIGHUP, and before a rolling restart), with systemd's reload
+    // notifications around it. `errors` set: the file was rejected and the running config stays.
     struct ReloadOutcome {
         bool skipped = false;  // started without a config file: nothing to re-read
         std::vector<std::string> errors;
     };
     ReloadOutcome reload();
+    ReloadOutcome reload_config();
     // A rolling restart of the workers (tunerctl restart, POST /workers/restart, SIGUSR2): the
     // config file is reread first, so a deploy's new command, env or dir is what the new workers
     // run. An HTTP status and the answer's body.
@@ -168,6 +154,17 @@ private:
     void check_startup();
     void start_watchdog();
     void watchdog_tick();
+    // sd_notify: a no-op without NOTIFY_SOCKET.
+    void notify(const std::string& state);
+    // "STATUS=serving: 3 of 3 workers ready" to the manager every 2 s when it changed.
+    void status_tick();
+    void schedule_status();
+    std::string pool_status_text() const;
+    // The listening sockets systemd passed, checked and matched to the two listeners; the exit
+    // code when they cannot be used.
+    std::optional<int> take_passed_sockets(const tcp::endpoint& public_configured,
+                                           const tcp::endpoint& admin_configured,
+                                           systemd::SocketAssignment& out);
 
     Config config_;
     DaemonOptions options_;
@@ -186,7 +183,11 @@ private:
     std::unique_ptr<AdminContext> admin_context_;
     std::unique_ptr<asio::signal_set> signals_;
     std::unique_ptr<asio::steady_timer> shutdown_timer_, hard_stop_timer_, startup_timer_,
-        watchdog_timer_;
+        watchdog_timer_, status_timer_;
+    systemd::Notifier notifier_;
+    std::string last_status_;
+    bool ready_sent_ = false;
+    bool watchdog_withheld_ = false;
     bool stopping_ = false;
     bool immediate_ = false;
     bool admin_token_set_ = false;
@@ -197,6 +198,14 @@ private:
 };
 
 int Daemon::run() {
+    if (auto st = notifier_.open(options_.systemd.notify_socket); !st) {
+        spdlog::warn("event=notify_socket_unusable error={} (no readiness or watchdog messages)",
+                     log_quote(st.error().to_string()));
+    }
+    if (options_.systemd.watchdog_error) {
+        spdlog::warn("event=watchdog_ignored error={}",
+                     log_quote(options_.systemd.watchdog_error->to_string()));
+    }
     if (auto exit = prepare_directories()) return *exit;
     // Threads other than this one (control, log writer, extra I/O) must not take the process's
     // signals: they start with them blocked and inherit the mask; then this thread unblocks
@@ -299,6 +308,13 @@ void Daemon::build_parts() {
         *log_, config_.policy.dry_run, [this](const Decision& d) { metrics_->count_decision(d); });
     register_pool_actuators(*applier_, *pool_);
     control_ = std::make_unique<ControlLoop>(config_, *pool_, *dispatcher_, *applier_, *log_);
+    if (options_.test_stall_control.count() > 0) {
+        spdlog::warn(
+            "event=test_hooks stall_control_ms={} (TUNERD_TEST_HOOKS=1: a test build "
+            "switch, never set in production)",
+            options_.test_stall_control.count());
+        control_->set_test_stall(options_.test_stall_control);
+    }
     server::FrontHooks hooks;
     hooks.upstream_failed = [this](unsigned id, const std::string& error) {
         pool_->upstream_failed(id, error);
@@ -330,13 +346,19 @@ std::optional<int> Daemon::open_listeners() {
         admin_->set_token(*token);
         admin_token_set_ = true;
     }
-    auto bound_public = front_->listen(*public_ep);
+    systemd::SocketAssignment passed;
+    if (auto exit = take_passed_sockets(*public_ep, *admin_ep, passed)) return *exit;
+    auto bound_public = passed.public_listener ? front_->adopt(passed.public_listener->endpoint,
+                                                               passed.public_listener->fd)
+                                               : front_->listen(*public_ep);
     if (!bound_public) {
         spdlog::critical("event=listen_failed listener=public address={} error={}",
                          config_.server.listen, log_quote(bound_public.error().what));
         return kExitOsErr;
     }
-    auto bound_admin = admin_->listen(*admin_ep);
+    auto bound_admin = passed.admin_listener ? admin_->adopt(passed.admin_listener->endpoint,
+                                                             passed.admin_listener->fd)
+                                             : admin_->listen(*admin_ep);
     if (!bound_admin) {
         spdlog::critical("event=listen_failed listener=admin address={} error={}",
                          config_.admin.listen, log_quote(bound_admin.error().what));
@@ -365,8 +387,43 @@ std::optional<int> Daemon::open_listeners() {
         spdlog::critical("event=state_dir_failed error={}", log_quote(st.error().to_string()));
         return kExitCantCreate;
     }
-    spdlog::info("event=listening public={} admin={} listen_file={}", endpoint_text(*bound_public),
-                 endpoint_text(*bound_admin), log_quote(listen_file_));
+    spdlog::info("event=listening public={} admin={} listen_file={} passed_by_systemd={}",
+                 endpoint_text(*bound_public), endpoint_text(*bound_admin), log_quote(listen_file_),
+                 std::string(passed.public_listener ? "public" : "") +
+                     (passed.public_listener && passed.admin_listener ? "," : "") +
+                     (passed.admin_listener ? "admin" : (passed.public_listener ? "" : "none")));
+    return std::nullopt;
+}
+
+std::optional<int> Daemon::take_passed_sockets(const tcp::endpoint& public_configured,
+                                               const tcp::endpoint& admin_configured,
+                                               systemd::SocketAssignment& out) {
+    if (options_.systemd.listen_error) {
+        spdlog::critical("event=listen_fds_invalid error={}",
+                         log_quote(options_.systemd.listen_error->to_string()));
+        return kExitOsErr;
+    }
+    if (options_.systemd.listen_fds.empty()) return std::nullopt;
+    std::vector<systemd::ListeningSocket> sockets;
+    for (const auto& passed : options_.systemd.listen_fds) {
+        auto socket = systemd::inspect_socket(passed);
+        if (!socket) {
+            spdlog::critical("event=listen_fds_invalid error={}",
+                             log_quote(socket.error().to_string()));
+            return kExitOsErr;
+        }
+        sockets.push_back(*socket);
+    }
+    auto assigned = systemd::assign_sockets(sockets, public_configured, admin_configured);
+    if (!assigned) {
+        spdlog::critical("event=bad_config error={}", log_quote(assigned.error().to_string()));
+        return kExitConfig;
+    }
+    for (const auto& s : sockets) {
+        spdlog::info("event=socket_passed fd={} name={} address={}", s.fd, log_quote(s.name),
+                     endpoint_text(s.endpoint));
+    }
+    out = *assigned;
     return std::nullopt;
 }
 
@@ -381,7 +438,14 @@ void Daemon::start_serving() {
         control_->initial_shape([this](unsigned n, unsigned t) { pool_->start(n, t); });
     spdlog::info("event=pool_starting workers={} threads={} command={}", workers, threads,
                  log_quote(config_.workers.command.empty() ? "" : config_.workers.command.front()));
+    if (options_.systemd.watchdog) {
+        // The control thread shows progress at least four times per ping period (see
+        // watchdog_tick).
+        control_->set_heartbeat_every(std::max(
+            Duration(1), std::chrono::duration_cast<Duration>(*options_.systemd.watchdog / 8)));
+    }
     control_->start();
+    notify("STATUS=starting " + std::to_string(workers) + " workers");
     const unsigned cores = control_->view().snapshot.cpu.effective_cores;
     const unsigned io_threads = policies::io_threads_for(config_.server.io_threads, cores);
     spdlog::info("event=io_threads threads={} configured={} cores={}", io_threads,
@@ -395,7 +459,7 @@ void Daemon::start_serving() {
 int Daemon::finish() {
     front_->stop_threads();
     control_->stop();
-    notify_systemd("STOPPING=1");
+    notify("STOPPING=1\nSTATUS=stopped");
     std::error_code fs_ec;
     std::filesystem::remove(listen_file_, fs_ec);
     if (socket_dir_.temporary) std::filesystem::remove_all(socket_dir_.path, fs_ec);
@@ -439,7 +503,9 @@ void Daemon::begin_shutdown(bool immediate) {
     }
     if (stopping_) return;
     stopping_ = true;
-    notify_systemd("STOPPING=1");
+    notify("STOPPING=1\nSTATUS=stopping: serving " +
+           std::to_string(front_->requests_in_progress()) +
+           " requests in progress, then draining the workers");
     control_->stop();  // no resizes while we drain
     front_->begin_shutdown();
     const auto deadline = Clock::now() + config_.server.shutdown_timeout;
@@ -477,6 +543,20 @@ void Daemon::finish_shutdown_when_idle(Clock::time_point deadline) {
 }
 
 Daemon::ReloadOutcome Daemon::reload() {
+    // systemd's reload protocol (sd_notify(3)): RELOADING=1 with the time, READY=1 when done,
+    // whether the file was taken or rejected (the running config then stays).
+    notify("RELOADING=1\n" + systemd::monotonic_usec_field() + "\nSTATUS=reloading " +
+           (options_.config_path.empty() ? std::string("(no config file)") : options_.config_path));
+    ReloadOutcome outcome = reload_config();
+    // Before the first worker was ready, READY=1 is still to come (check_startup sends it).
+    if (!stopping_ && ready_sent_) {
+        last_status_ = pool_status_text();
+        notify("READY=1\nSTATUS=" + last_status_);
+    }
+    return outcome;
+}
+
+Daemon::ReloadOutcome Daemon::reload_config() {
     ReloadOutcome outcome;
     if (options_.config_path.empty()) {
         spdlog::info(
@@ -599,8 +679,13 @@ void Daemon::watch_startup() {
 void Daemon::check_startup() {
     const auto status = pool_->status();
     if (status.ever_ready) {
-        notify_systemd("READY=1\nSTATUS=serving with " + std::to_string(status.state.ready) +
-                       " workers");
+        last_status_ = pool_status_text();
+        notify("READY=1\nSTATUS=" + last_status_);
+        ready_sent_ = true;
+        if (notifier_.enabled()) {
+            status_timer_ = std::make_unique<asio::steady_timer>(ioc_);
+            schedule_status();
+        }
         spdlog::info("event=ready workers_ready={} startup_ms={:.0f}", status.state.ready,
                      std::chrono::duration<double, std::milli>(Clock::now() - started_at_).count());
         return;
@@ -626,24 +711,66 @@ void Daemon::check_startup() {
 }
 
 void Daemon::start_watchdog() {
-#ifdef TUNER_HAVE_SYSTEMD
-    std::uint64_t usec = 0;
-    if (sd_watchdog_enabled(0, &usec) <= 0 || usec == 0) return;
+    if (!options_.systemd.watchdog || !notifier_.enabled()) return;
     watchdog_timer_ = std::make_unique<asio::steady_timer>(ioc_);
-    watchdog_period_ = std::chrono::duration_cast<Duration>(std::chrono::microseconds(usec / 2));
+    watchdog_period_ =
+        std::max(Duration(1), std::chrono::duration_cast<Duration>(*options_.systemd.watchdog / 2));
+    spdlog::info("event=watchdog_enabled watchdog_usec={} ping_every_ms={}",
+                 options_.systemd.watchdog->count(), watchdog_period_.count());
     watchdog_tick();
-#endif
 }
 
 void Daemon::watchdog_tick() {
-#ifdef TUNER_HAVE_SYSTEMD
-    // Sent from the I/O thread: a stuck event loop stops the pings and systemd restarts us.
-    sd_notify(0, "WATCHDOG=1");
+    // Sent from the I/O thread, and only while the control thread also makes progress: a stuck
+    // event loop or a stuck control loop (a probe that hangs, a deadlock) stops the pings, and
+    // systemd restarts tunerd after WatchdogSec. While stopping, the control loop is stopped on
+    // purpose and the I/O thread alone counts.
+    const auto control_idle = Clock::now() - control_->last_heartbeat();
+    if (stopping_ || systemd::control_alive(control_idle, watchdog_period_)) {
+        notify("WATCHDOG=1");
+        if (watchdog_withheld_) {
+            spdlog::warn("event=watchdog_resumed control_idle_ms={}",
+                         std::chrono::duration_cast<Duration>(control_idle).count());
+            watchdog_withheld_ = false;
+        }
+    } else if (!watchdog_withheld_) {
+        spdlog::error(
+            "event=watchdog_withheld control_idle_ms={} reason=\"the control thread made "
+            "no progress; systemd restarts tunerd if this lasts WatchdogSec\"",
+            std::chrono::duration_cast<Duration>(control_idle).count());
+        watchdog_withheld_ = true;
+    }
     watchdog_timer_->expires_after(watchdog_period_);
     watchdog_timer_->async_wait([this](const boost::system::error_code& ec) {
         if (!ec) watchdog_tick();
     });
-#endif
+}
+
+void Daemon::notify(const std::string& state) {
+    (void)notifier_.send(state);
+}
+
+std::string Daemon::pool_status_text() const {
+    const auto status = pool_->status();
+    return "serving: " + std::to_string(status.state.ready) + " of " +
+           std::to_string(status.state.target) + " workers ready";
+}
+
+void Daemon::status_tick() {
+    if (stopping_) return;
+    std::string text = pool_status_text();
+    if (text != last_status_) {
+        notify("STATUS=" + text);
+        last_status_ = std::move(text);
+    }
+    schedule_status();
+}
+
+void Daemon::schedule_status() {
+    status_timer_->expires_after(std::chrono::seconds(2));
+    status_timer_->async_wait([this](const boost::system::error_code& ec) {
+        if (!ec) status_tick();
+    });
 }
 
 }  // namespace

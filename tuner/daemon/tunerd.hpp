@@ -6,6 +6,7 @@
 #include <string>
 
 #include "model/config.hpp"
+#include "tuner/daemon/systemd.hpp"
 
 namespace tuner {
 
@@ -23,6 +24,11 @@ struct DaemonOptions {
     std::string self_exe;     // this binary, for builtin:demo workers
     bool log_level_from_command_line = false;  // --log-level wins over reloads
     bool dry_run_from_command_line = false;    // --dry-run too
+    // What systemd passed: listening sockets, NOTIFY_SOCKET, WATCHDOG_USEC (taken in main).
+    systemd::Environment systemd;
+    // Test-only (TUNERD_TEST_HOOKS=1 with TUNERD_TEST_STALL_CONTROL_MS): each on-demand control
+    // cycle first holds the control thread this long. Zero in every real run.
+    Duration test_stall_control{0};
 };
 
 // Runs until SIGTERM/SIGINT; returns the process exit status.

@@ -178,7 +178,7 @@ contents)
   [ -n "$(field Description)" ] || fail "no Description"
   depends=$(field Depends)
   # adduser for postinst; the rest from dpkg-shlibdeps (the libraries both binaries link).
-  for dep in adduser libc6 libstdc++6 libsqlite3-0 libsystemd0; do
+  for dep in adduser libc6 libstdc++6 libsqlite3-0; do
     echo ", $depends," | grep -Fq -e ", $dep " -e ", $dep," ||
       fail "Depends lacks $dep: $depends"
   done

@@ -352,7 +352,7 @@ TEST(Pool, RollingRestartUnderLoadRunsTheNewAppVersionEverywhereAndFailsNoReques
     EXPECT_EQ(before->header("x-app-version"), "1");
     const auto old_pids = worker_pids(tunerd);
 
-    LoadGenerator load(scenario_load(tunerd, "/"));
+    LoadGenerator load(scenario_load(tunerd, "/", 32));
     load.start();
     std::this_thread::sleep_for(300ms);
     // The deploy: the config changes, then `tunerctl restart --wait` (it rereads the file).

@@ -30,6 +30,9 @@ struct AdminContext {
     Clock::time_point started_at;
     std::function<bool()> shutting_down;
     std::function<server::ConnectionStats()> connections;  // the public front's clients
+    // The front's micro-cache ([cache]): its counters, and emptying it.
+    std::function<server::CacheStats()> cache_stats = {};
+    std::function<void()> clear_cache = {};
 };
 
 void register_admin_routes(server::AdminServer& admin, AdminContext& context);
@@ -38,5 +41,7 @@ void register_admin_routes(server::AdminServer& admin, AdminContext& context);
 nlohmann::json health_json(AdminContext& context, bool& healthy);
 nlohmann::json workers_json(AdminContext& context);
 nlohmann::json performance_json(AdminContext& context);
+// GET /performance/cache/stats, and "cache" in /performance's "front".
+nlohmann::json cache_json(const server::CacheStats& stats, const CacheConfig& config);
 
 }  // namespace tuner

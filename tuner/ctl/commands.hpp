@@ -52,6 +52,7 @@ int run_decisions(const Invocation& inv);  // or, with --db FILE, the SQLite fil
 int run_workers(const Invocation& inv);
 int run_target(const Invocation& inv);
 int run_optimize(const Invocation& inv);
+int run_cache(const Invocation& inv);  // stats | clear
 
 // On this machine, no daemon needed.
 int run_probe(const Invocation& inv);

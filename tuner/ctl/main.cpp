@@ -52,6 +52,11 @@ const std::vector<Command>& commands() {
          "run a control cycle now and print its plan",
          {.admin = true},
          run_optimize},
+        {"cache",
+         "[stats | clear] [--json] [--admin URL]",
+         "the front's micro-cache: its counters, or empty it",
+         {.max_positional = 1, .admin = true},
+         run_cache},
         {"probe",
          "[--json] [--pid N]",
          "the CPU, memory and pressure this machine really offers (cgroup-aware) and the seed "

@@ -205,7 +205,7 @@ TEST(KnownKeys, ListsTheSketchAndTheModelExtras) {
           "demo.rss_mb", "state.retention", "server.trusted_proxies", "server.request_buffering"}) {
         EXPECT_NE(std::find(keys.begin(), keys.end(), key), keys.end()) << key;
     }
-    EXPECT_EQ(keys.size(), 62u);
+    EXPECT_EQ(keys.size(), 68u);
 }
 
 // ---- hash -----------------------------------------------------------------------------------

@@ -180,6 +180,17 @@ TEST_F(Cache, ClearEmptiesIt) {
     EXPECT_EQ(stats().value("entries", -1), 0);
     EXPECT_EQ(stats().value("bytes", -1), 0);
     EXPECT_EQ(status_of("/cache?max_age=60&id=clear"), "MISS");
+    // tunerctl does the same, and shows the counters.
+    EXPECT_EQ(status_of("/cache?max_age=60&id=clear"), "HIT");
+    const auto ctl_stats =
+        run_command({TUNERCTL_BINARY, "cache", "--config", tunerd_->config_path()});
+    EXPECT_EQ(ctl_stats.exit_status, 0) << ctl_stats.output;
+    EXPECT_NE(ctl_stats.output.find("1 entries; hit ratio"), std::string::npos) << ctl_stats.output;
+    const auto ctl_clear =
+        run_command({TUNERCTL_BINARY, "cache", "clear", "--config", tunerd_->config_path()});
+    EXPECT_EQ(ctl_clear.exit_status, 0) << ctl_clear.output;
+    EXPECT_EQ(ctl_clear.output.rfind("cache cleared: 1 entries, ", 0), 0u) << ctl_clear.output;
+    EXPECT_EQ(status_of("/cache?max_age=60&id=clear"), "MISS");
 }
 
 TEST_F(Cache, AnExpiredEntryAnswersWhileTheAppFails) {

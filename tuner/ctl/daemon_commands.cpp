@@ -99,13 +99,13 @@ int run_target(const Invocation& inv) {
 }
 
 int run_cache(const Invocation& inv) {
-    const std::string_view what =
-        inv.options.positional.empty() ? "stats" : inv.options.positional.front();
+    const std::string what =
+        inv.options.positional.empty() ? std::string("stats") : inv.options.positional.front();
     if (what == "stats")
         return call_and_print(inv, "GET", "/performance/cache/stats", {}, format_cache);
     if (what == "clear")
         return call_and_print(inv, "POST", "/performance/cache/clear", "{}", format_cache);
-    return inv.usage_error("unknown cache command \"" + std::string(what) + "\" (stats or clear)");
+    return inv.usage_error("unknown cache command \"" + what + "\" (stats or clear)");
 }
 
 int run_optimize(const Invocation& inv) {

@@ -1397,7 +1397,9 @@ auto Session<Client, Connector>::Exchange::cache_lookup()
     }
     cache_credentials_ = policy.credentials;
     cache_may_store_ = policy.store;
-    cache_primary_ = cache::primary_key(req[http::field::host], req.target());
+    // The X-Forwarded-Proto the worker gets: a trusted proxy's, else the front's own "http".
+    cache_primary_ =
+        cache::primary_key(req[http::field::host], req.target(), req["X-Forwarded-Proto"]);
     auto found = core_.cache.lookup(cache_primary_, req, policy, Clock::now());
     cache_status_ = found.status;
     if (found.entry)

@@ -231,8 +231,10 @@ bool is_error_status(int status) {
     return status == 500 || status == 502 || status == 503 || status == 504;
 }
 
-std::string primary_key(std::string_view host, std::string_view target) {
-    std::string key = lower(host);
+std::string primary_key(std::string_view host, std::string_view target, std::string_view scheme) {
+    std::string key = lower(trim(scheme.empty() ? "http" : scheme));
+    key += '\n';
+    key += lower(host);
     key += '\n';
     key += target;
     return key;

@@ -13,8 +13,9 @@
 //   * A request with Authorization or Cookie is answered only from an entry stored as `public`,
 //     and its own response is stored only when `public` (RFC 9111 §3.5, applied to Cookie too);
 //     a request with Cache-Control: no-cache (or Pragma: no-cache) is not looked up but may store.
-//   * Key: Host, target (path and query) and the request's values of the headers the stored
-//     response names in Vary; the method is not part of it.
+//   * Key: the scheme (X-Forwarded-Proto as the worker gets it), Host, target (path and
+//     query) and the request's values of the headers the stored response names in Vary; the
+//     method is not part of it.
 //   * Concurrent misses of one key: the first fills, the others wait (up to request_timeout, at
 //     most kMaxFillWaiters) and are answered from the entry, or go to the app themselves if none
 //     lands (nginx's proxy_cache_lock).
@@ -113,8 +114,12 @@ Storability response_storability(int status, const http::fields& response, std::
 // Responses that let an expired entry answer instead (RFC 5861 §4: 500, 502, 503, 504).
 bool is_error_status(int status);
 
-// host and target, the part of every key that does not depend on Vary.
-std::string primary_key(std::string_view host, std::string_view target);
+// Scheme (the X-Forwarded-Proto the worker gets: a proxy's "https", else "http"), host and
+// target: the part of every key that does not depend on Vary (nginx's default proxy_cache_key
+// is $scheme$proxy_host$request_uri). The scheme keeps an app's redirect to https, answered to
+// plain http, from being served to https clients.
+std::string primary_key(std::string_view host, std::string_view target,
+                        std::string_view scheme = "http");
 // The primary key with the request's values of the `vary` headers.
 std::string variant_key(const std::string& primary, const std::vector<std::string>& vary,
                         const http::fields& request);

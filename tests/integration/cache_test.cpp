@@ -152,12 +152,17 @@ TEST_F(Cache, WhatIsNeverStoredAndWhatBypasses) {
     EXPECT_EQ(post.header("X-Cache-Status"), "BYPASS");
 }
 
-TEST_F(Cache, VaryAndTheDefaultTtl) {
+TEST_F(Cache, VarySchemeAndTheDefaultTtl) {
     EXPECT_EQ(status_of("/cache?max_age=60&vary=1", {{"X-Variant", "a"}}), "MISS");
     EXPECT_EQ(status_of("/cache?max_age=60&vary=1", {{"X-Variant", "a"}}), "HIT");
     EXPECT_EQ(status_of("/cache?max_age=60&vary=1", {{"X-Variant", "b"}}), "MISS");
     EXPECT_EQ(status_of("/cache?max_age=60&vary=1", {{"X-Variant", "b"}}), "HIT");
     EXPECT_EQ(status_of("/cache?max_age=60&vary=1", {{"X-Variant", "a"}}), "HIT");
+    // The scheme a trusted proxy (here: 127.0.0.1, trusted by default) forwarded is in the key.
+    EXPECT_EQ(status_of("/cache?max_age=60&id=scheme"), "MISS");
+    EXPECT_EQ(status_of("/cache?max_age=60&id=scheme", {{"X-Forwarded-Proto", "https"}}), "MISS");
+    EXPECT_EQ(status_of("/cache?max_age=60&id=scheme", {{"X-Forwarded-Proto", "https"}}), "HIT");
+    EXPECT_EQ(status_of("/cache?max_age=60&id=scheme"), "HIT");
     // default_ttl only under the configured paths, for answers that say nothing of freshness.
     EXPECT_EQ(status_of("/cache/default/page"), "MISS");
     EXPECT_EQ(status_of("/cache/default/page"), "HIT");

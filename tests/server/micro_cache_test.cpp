@@ -272,6 +272,10 @@ TEST(CacheKey, HostIsCaseInsensitiveTargetIsNot) {
     EXPECT_NE(cache::primary_key("example.com", "/a?b=1"),
               cache::primary_key("example.com", "/a?b=2"));
     EXPECT_NE(cache::primary_key("a.example", "/"), cache::primary_key("b.example", "/"));
+    // The scheme a proxy forwarded: an app's redirect to https is not for https clients.
+    EXPECT_NE(cache::primary_key("h", "/", "https"), cache::primary_key("h", "/", "http"));
+    EXPECT_EQ(cache::primary_key("h", "/", "HTTPS"), cache::primary_key("h", "/", "https"));
+    EXPECT_EQ(cache::primary_key("h", "/", ""), cache::primary_key("h", "/", "http"));
 }
 
 TEST(CacheKey, VaryValuesArePartOfTheKey) {

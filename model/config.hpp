@@ -32,6 +32,19 @@ struct RateLimitConfig {
     friend bool operator==(const RateLimitConfig&, const RateLimitConfig&) = default;
 };
 
+// [cache]: the front's micro-cache of GET/HEAD responses (server/micro_cache.hpp), applied by
+// the front (it travels in ServerConfig). Off at size 0.
+struct CacheConfig {
+    std::uint64_t size_bytes = 0;  // bytes of entries (keys, headers, bodies); 0 = off
+    std::uint64_t max_entry_size_bytes = 1 * MiB;  // larger responses are relayed, not stored
+    std::uint64_t max_entries = 100000;            // entries at most, whatever their size
+    Duration default_ttl = 0s;       // for `paths` when the response has no freshness; 0 = none
+    std::vector<std::string> paths;  // path prefixes that get default_ttl
+    Duration stale_if_error = 60s;   // an expired entry serves this long on upstream errors
+
+    friend bool operator==(const CacheConfig&, const CacheConfig&) = default;
+};
+
 // [server]: the public listener and its front.
 struct ServerConfig {
     std::string listen = "127.0.0.1:8080";
@@ -59,6 +72,7 @@ struct ServerConfig {
     // default a proxy on this host (nginx terminating TLS), as gunicorn's forwarded_allow_ips.
     std::vector<std::string> trusted_proxies = {"127.0.0.1", "::1"};
     RateLimitConfig rate_limit;  // the [rate_limit] section
+    CacheConfig cache;           // the [cache] section
 
     friend bool operator==(const ServerConfig&, const ServerConfig&) = default;
 };

@@ -45,6 +45,7 @@
 #include "server/dispatcher.hpp"
 #include "server/front_hooks.hpp"
 #include "server/http_util.hpp"
+#include "server/micro_cache.hpp"
 #include "server/rate_limit.hpp"
 #include "server/refusal.hpp"
 #include "server/request_body.hpp"
@@ -150,6 +151,7 @@ struct FrontCore {
         : dispatcher(&d),
           hooks(std::move(h)),
           spool_dir(std::move(spool)),
+          cache(config.cache),
           config_(std::make_shared<const FrontSettings>(config)) {}
 
     std::shared_ptr<const FrontSettings> config() const {
@@ -159,6 +161,8 @@ struct FrontCore {
     void set_config(const ServerConfig& config) {
         auto settings = std::make_shared<const FrontSettings>(config);
         std::lock_guard lock(config_mutex_);
+        // A reload that leaves [cache] alone keeps the entries and any capacity set since.
+        if (config_->cache != config.cache) cache.configure(config.cache);
         config_ = std::move(settings);
     }
 
@@ -196,6 +200,7 @@ struct FrontCore {
     FrontHooks hooks;
     const std::string spool_dir;  // request bodies larger than body_buffer_size
     RateLimiter rate_limiter;     // [rate_limit], per client address
+    MicroCache cache;             // [cache]
     std::atomic<bool> shutting_down{false};
     std::atomic<bool> aborting{false};
     std::atomic<std::uint64_t> next_waiter_id{1};
@@ -452,6 +457,28 @@ private:
     // Sends the front's own answer for `fault` (or nothing: a silent close) and records it.
     boost::asio::awaitable<bool> refuse(Fault fault, bool body_unread);
     void record_now(int status);
+    // The request counts as an arrival for the controller (once): not for a cache hit.
+    void note_arrival();
+
+    // ---- [cache] (micro_cache.hpp) ----
+    // Looks the request up: a value when it was answered from the cache (true: the connection
+    // may carry another request), nothing when it goes to a worker.
+    boost::asio::awaitable<std::optional<bool>> cache_lookup();
+    // Waits (up to request_timeout) for another request's fill of this key: its entry or null.
+    boost::asio::awaitable<MicroCache::EntryPtr> wait_for_fill(
+        std::shared_ptr<MicroCache::Waiter> waiter);
+    // Answers from `entry` with `status`; `front_only`: no worker took part.
+    boost::asio::awaitable<bool> serve_cached(MicroCache::EntryPtr entry, cache::Status status,
+                                              bool front_only, bool collapsed = false);
+    // The worker's response header (hop-by-hop fields removed): whether its body is to be
+    // stored, and X-Cache-Status on it.
+    void cache_response_header(exchange_detail::http::fields& res,
+                               std::optional<std::uint64_t> length);
+    // The body to store arrived whole: the entry is stored and the fill's waiters answered.
+    void cache_finish(const exchange_detail::http::fields& res, std::string body);
+    void count_cache(cache::Status status, bool collapsed = false);
+    // An upstream failure an expired entry may answer instead (RFC 5861 stale-if-error).
+    static bool stale_answers(Failure failure);
     Dispatcher* dispatcher() const { return core_.dispatcher; }
 
     Session& s_;
@@ -480,9 +507,35 @@ private:
     bool late_writing_ = false;
     std::shared_ptr<boost::asio::steady_timer> late_written_;  // wakes finish_late
     Clock::time_point service_start_{};
+    bool arrival_noted_ = false;
+    // [cache]: the X-Cache-Status of this request (none while the cache is off).
+    std::optional<cache::Status> cache_status_;
+    bool cache_counted_ = false;
+    bool cache_credentials_ = false;  // Authorization or Cookie
+    bool cache_may_store_ = false;    // its response may be stored
+    std::string cache_primary_;
+    MicroCache::FillGuard cache_fill_;  // this request fills its key
+    MicroCache::EntryPtr cache_stale_;  // an expired entry that may answer an upstream error
+    std::optional<cache::Storability> cache_storing_;  // the response being stored
 };
 
 namespace exchange_detail {
+
+// A copy of a relayed body, up to `limit` bytes (the micro-cache's max_entry_size).
+struct Tee {
+    std::string data;
+    std::size_t limit = 0;
+    bool overflow = false;
+    void append(const char* p, std::size_t n) {
+        if (overflow) return;
+        if (data.size() + n > limit) {
+            overflow = true;
+            std::string().swap(data);
+            return;
+        }
+        data.append(p, n);
+    }
+};
 
 // Streams the body of the message in parser `p` from `in` to `out` through serializer `sr`,
 // whose header is already written (the relay of the Beast documentation, asynchronous).
@@ -494,7 +547,7 @@ asio::awaitable<void> relay_body(InStream& in, Deadline& in_deadline, beast::fla
                                  http::serializer<isRequest, http::buffer_body>& sr,
                                  Duration in_timeout, Duration out_timeout,
                                  boost::system::error_code& in_ec,
-                                 boost::system::error_code& out_ec) {
+                                 boost::system::error_code& out_ec, Tee* tee = nullptr) {
     std::array<char, kRelayBufferSize> buf;
     do {
         if (!p.is_done()) {
@@ -507,6 +560,7 @@ asio::awaitable<void> relay_body(InStream& in, Deadline& in_deadline, beast::fla
             if (in_ec == http::error::need_buffer) in_ec = {};
             if (in_ec) co_return;
             p.get().body().size = buf.size() - p.get().body().size;
+            if (tee) tee->append(buf.data(), p.get().body().size);
             // A read that only ended the body (its last chunk, or the end of a close-delimited
             // body) passes no buffer: given an empty one, Beast's chunked serializer writes an
             // empty chunk, itself a last chunk, then the last chunk, which the peer reads as the
@@ -632,6 +686,7 @@ boost::asio::awaitable<void> Session<Client, Connector>::lingering_close() {
 template <class Client, class Connector>
 boost::asio::awaitable<bool> Session<Client, Connector>::Exchange::run() {
     if (auto fault = co_await read_header()) {
+        if (counted_ && !record_.front_only) note_arrival();
         // Refused by a limit on a request read whole: the connection may carry the next one.
         if (fault->failure == Failure::rate_limited ||
             fault->failure == Failure::too_many_connections)
@@ -644,8 +699,15 @@ boost::asio::awaitable<bool> Session<Client, Connector>::Exchange::run() {
         co_await refuse(*fault, true);
         co_return false;
     }
+    // A request the cache may answer counts as an arrival only once it goes to a worker.
+    const bool cache_on = core_.cache.enabled();
+    if (!cache_on || has_body_) note_arrival();
     if (has_body_ && cfg_.request_buffering) {
         if (auto fault = co_await buffer_body()) co_return co_await refuse(*fault, true);
+    }
+    if (cache_on) {
+        if (auto answered = co_await cache_lookup()) co_return *answered;
+        note_arrival();
     }
     for (;;) {
         if (auto fault = co_await acquire_slot()) co_return co_await refuse(*fault, has_body_);
@@ -716,7 +778,6 @@ auto Session<Client, Connector>::Exchange::read_header() -> boost::asio::awaitab
             co_return Fault{Failure::rate_limited, {}};
         }
     }
-    if (dispatcher()) dispatcher()->note_arrival(record_.arrived);
     if (parser_.content_length() && *parser_.content_length() > cfg_.max_body_size_bytes) {
         // Refused before anything is read of the body: answered, then the connection closes.
         has_body_ = true;
@@ -1028,6 +1089,15 @@ auto Session<Client, Connector>::Exchange::relay_response() -> boost::asio::awai
     namespace http = exchange_detail::http;
     auto& res = res_parser_->get();
     record_.status = res.result_int();
+    if (cache_stale_ && cache::is_error_status(record_.status)) {
+        // The app failed and an expired entry may answer instead (RFC 5861 stale-if-error;
+        // nginx's proxy_cache_use_stale http_500 ...): the worker's answer goes unread, with
+        // its connection.
+        release_worker(false);
+        co_return co_await serve_cached(cache_stale_, cache::Status::stale, false)
+            ? Outcome::keep_alive
+            : Outcome::close;
+    }
     const bool upstream_keep_alive = res_parser_->keep_alive();
     const bool bodyless = method_ == http::verb::head || res.result_int() == 204 ||
                           res.result_int() == 304 || res.result_int() < 200;
@@ -1064,6 +1134,8 @@ auto Session<Client, Connector>::Exchange::relay_response() -> boost::asio::awai
     }
 
     strip_hop_by_hop(res);
+    if (cache_status_)
+        cache_response_header(res, length ? std::optional<std::uint64_t>(*length) : std::nullopt);
     if (!bodyless && !length && !res_parser_->is_done()) {
         // The worker's framing (chunked or close-delimited) is per hop: re-frame.
         if (version_ >= 11) {
@@ -1079,6 +1151,8 @@ auto Session<Client, Connector>::Exchange::relay_response() -> boost::asio::awai
         // The worker is done: its slot goes to the next request before the client is written
         // to (a sync worker gets its next request a client write sooner).
         release_worker(upstream_keep_alive);
+        // Stored before the client is written to: waiters on this fill are answered sooner.
+        if (cache_storing_) cache_finish(res, std::string(body ? body.get() : "", body_size));
         res.body().data = body.get();
         res.body().size = body_size;
         res.body().more = false;
@@ -1098,12 +1172,16 @@ auto Session<Client, Connector>::Exchange::relay_response() -> boost::asio::awai
         co_await http::async_write_header(s_.client_, sr,
                                           asio::redirect_error(asio::use_awaitable, client_ec));
         s_.client_deadline_.settle(client_ec);
+        std::optional<exchange_detail::Tee> tee;
+        if (cache_storing_) tee.emplace(exchange_detail::Tee{{}, cfg_.cache.max_entry_size_bytes});
         if (!client_ec) {
-            co_await exchange_detail::relay_body(conn_->stream, s_.upstream_deadline_,
-                                                 conn_->buffer, *res_parser_, s_.client_,
-                                                 s_.client_deadline_, sr, cfg_.request_timeout,
-                                                 cfg_.request_timeout, upstream_ec, client_ec);
+            co_await exchange_detail::relay_body(
+                conn_->stream, s_.upstream_deadline_, conn_->buffer, *res_parser_, s_.client_,
+                s_.client_deadline_, sr, cfg_.request_timeout, cfg_.request_timeout, upstream_ec,
+                client_ec, tee ? &*tee : nullptr);
         }
+        if (tee && !tee->overflow && !upstream_ec && !client_ec && res_parser_->is_done())
+            cache_finish(res, std::move(tee->data));
     }
     const bool upstream_clean = !upstream_ec && res_parser_->is_done();
     if (upstream_ec) {
@@ -1261,6 +1339,8 @@ boost::asio::awaitable<bool> Session<Client, Connector>::Exchange::refuse(Fault 
                                                                           bool body_unread) {
     namespace asio = exchange_detail::asio;
     namespace http = exchange_detail::http;
+    if (cache_stale_ && stale_answers(fault.failure))
+        co_return co_await serve_cached(cache_stale_, cache::Status::stale, false);
     const Refusal refusal = refusal_for(fault.failure, fault.ec, cfg_);
     if (!refusal.answers()) {
         record_now(0);
@@ -1270,6 +1350,10 @@ boost::asio::awaitable<bool> Session<Client, Connector>::Exchange::refuse(Fault 
     const bool keep = keep_alive_ && !body_unread && !core_.shutting_down;
     auto res = front_error(refusal.status, version_, refusal.message, keep);
     if (retry_after_s_ != 0) res.set(http::field::retry_after, std::to_string(retry_after_s_));
+    if (cache_status_) {
+        res.set(cache::kStatusHeader, cache::to_string(*cache_status_));
+        count_cache(*cache_status_);
+    }
     // A response to HEAD has no content (RFC 9110 §9.3.2): the client reads none, so a body sent
     // on a kept-alive connection would be read as the start of the next response. The
     // Content-Length stays, as for a GET.
@@ -1290,6 +1374,150 @@ void Session<Client, Connector>::Exchange::record_now(int status) {
         service_start_ != Clock::time_point{})
         record_.service_usec = usec_between(service_start_, record_.completed);
     if (dispatcher()) dispatcher()->record(record_);
+}
+
+template <class Client, class Connector>
+void Session<Client, Connector>::Exchange::note_arrival() {
+    if (arrival_noted_) return;
+    arrival_noted_ = true;
+    if (dispatcher()) dispatcher()->note_arrival(record_.arrived);
+}
+
+// ---- [cache] ---------------------------------------------------------------------------------
+
+template <class Client, class Connector>
+auto Session<Client, Connector>::Exchange::cache_lookup()
+    -> boost::asio::awaitable<std::optional<bool>> {
+    namespace http = exchange_detail::http;
+    auto& req = parser_.get();
+    const auto policy = cache::request_policy(req, method_, has_body_);
+    if (!policy.cacheable) {
+        cache_status_ = cache::Status::bypass;
+        co_return std::nullopt;
+    }
+    cache_credentials_ = policy.credentials;
+    cache_may_store_ = policy.store;
+    // The X-Forwarded-Proto the worker gets: a trusted proxy's, else the front's own "http".
+    cache_primary_ =
+        cache::primary_key(req[http::field::host], req.target(), req["X-Forwarded-Proto"]);
+    auto found = core_.cache.lookup(cache_primary_, req, policy, Clock::now());
+    cache_status_ = found.status;
+    if (found.entry)
+        co_return co_await serve_cached(std::move(found.entry), cache::Status::hit, true);
+    cache_stale_ = std::move(found.stale);
+    cache_fill_ = std::move(found.fill);
+    if (found.wait) {
+        // Another request fills this key: its entry answers this one too (nginx's
+        // proxy_cache_lock); without one, this request goes to a worker and stores nothing.
+        cache_may_store_ = false;
+        auto entry = co_await wait_for_fill(std::move(found.wait));
+        if (entry && MicroCache::matches(*entry, req) && (!cache_credentials_ || entry->is_public))
+            co_return co_await serve_cached(std::move(entry), cache::Status::hit, true, true);
+    }
+    co_return std::nullopt;
+}
+
+template <class Client, class Connector>
+boost::asio::awaitable<MicroCache::EntryPtr> Session<Client, Connector>::Exchange::wait_for_fill(
+    std::shared_ptr<MicroCache::Waiter> waiter) {
+    namespace asio = exchange_detail::asio;
+    // Woken on this session's own executor, as a grant of the dispatcher wakes its waiter.
+    auto timer = std::make_shared<asio::steady_timer>(s_.client_.get_executor());
+    timer->expires_after(cfg_.request_timeout);
+    const bool wait = core_.cache.arm(
+        waiter, [timer] { asio::post(timer->get_executor(), [timer] { timer->cancel(); }); });
+    if (wait) {
+        boost::system::error_code ec;
+        co_await timer->async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    }
+    co_return core_.cache.finish_wait(waiter);
+}
+
+template <class Client, class Connector>
+boost::asio::awaitable<bool> Session<Client, Connector>::Exchange::serve_cached(
+    MicroCache::EntryPtr entry, cache::Status status, bool front_only, bool collapsed) {
+    namespace asio = exchange_detail::asio;
+    namespace http = exchange_detail::http;
+    const bool keep = keep_alive_ && !core_.shutting_down;
+    s_.out_ = cache::response_head(*entry, status, version_, keep, Clock::now());
+    // A HEAD gets the GET's header, Content-Length included, and no body.
+    const std::size_t body_size = method_ == http::verb::head ? 0 : entry->body.size();
+    const std::array<asio::const_buffer, 2> message{asio::buffer(s_.out_),
+                                                    asio::buffer(entry->body.data(), body_size)};
+    boost::system::error_code ec;
+    s_.client_deadline_.arm(cfg_.request_timeout);
+    co_await asio::async_write(s_.client_, message, asio::redirect_error(asio::use_awaitable, ec));
+    s_.client_deadline_.settle(ec);
+    s_.release_out();
+    cache_status_ = status;
+    count_cache(status, collapsed);
+    // A hit is the front's own answer: not an arrival, no latency the controller sizes from.
+    if (front_only) record_.front_only = true;
+    record_now(ec ? 0 : entry->status);
+    co_return keep && !ec;
+}
+
+template <class Client, class Connector>
+void Session<Client, Connector>::Exchange::cache_response_header(
+    exchange_detail::http::fields& res, std::optional<std::uint64_t> length) {
+    namespace http = exchange_detail::http;
+    cache_storing_.reset();
+    const int status = static_cast<int>(res_parser_->get().result_int());
+    if (cache_may_store_ && method_ == http::verb::get) {
+        const auto target = parser_.get().target();
+        const auto path = target.substr(0, target.find('?'));
+        const auto now_s = std::chrono::duration_cast<std::chrono::seconds>(
+                               std::chrono::system_clock::now().time_since_epoch())
+                               .count();
+        auto how =
+            cache::response_storability(status, res, path, cache_credentials_, cfg_.cache, now_s);
+        if (how.store && (!length || *length <= cfg_.cache.max_entry_size_bytes)) {
+            cache_storing_ = std::move(how);
+        } else if (!how.store && !cache::is_error_status(status)) {
+            // The app's answer now is not storable: an older entry of the key goes with it.
+            cache_fill_.complete(nullptr, true);
+        }
+    }
+    res.set(cache::kStatusHeader, cache::to_string(*cache_status_));
+    count_cache(*cache_status_);
+}
+
+template <class Client, class Connector>
+void Session<Client, Connector>::Exchange::cache_finish(const exchange_detail::http::fields& res,
+                                                        std::string body) {
+    if (!cache_storing_) return;
+    const cache::Storability how = std::move(*cache_storing_);
+    cache_storing_.reset();
+    auto entry =
+        cache::make_entry(cache::variant_key(cache_primary_, how.vary, parser_.get()),
+                          cache_primary_, record_.status, res, std::move(body), how, Clock::now());
+    if (cache_fill_) {
+        cache_fill_.complete(std::move(entry), false);
+    } else {
+        core_.cache.store(std::move(entry));
+    }
+}
+
+template <class Client, class Connector>
+void Session<Client, Connector>::Exchange::count_cache(cache::Status status, bool collapsed) {
+    if (cache_counted_) return;
+    cache_counted_ = true;
+    core_.cache.count(status, collapsed);
+}
+
+template <class Client, class Connector>
+bool Session<Client, Connector>::Exchange::stale_answers(Failure failure) {
+    switch (failure) {
+        case Failure::worker_unreachable:
+        case Failure::worker_failed:
+        case Failure::worker_bad_response:
+        case Failure::worker_late:
+        case Failure::queue_full:
+        case Failure::queue_timeout:
+            return true;
+        default:
+            return false;
+    }
 }
 
 }  // namespace tuner::server

@@ -106,6 +106,16 @@ ConnectionStats Front::connection_stats() const {
             limiter.tracked};
 }
 
+CacheStats Front::cache_stats() const {
+    return core_->cache.stats();
+}
+void Front::clear_cache() {
+    core_->cache.clear();
+}
+void Front::set_cache_capacity(std::uint64_t bytes) {
+    core_->cache.set_capacity(bytes);
+}
+
 void Front::update_config(const ServerConfig& config) {
     core_->set_config(config);
     dispatcher_.set_max_queue(config.max_queue);

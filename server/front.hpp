@@ -23,6 +23,7 @@
 
 #include "model/config.hpp"
 #include "model/result.hpp"
+#include "server/cache_stats.hpp"
 #include "server/dispatcher.hpp"
 #include "server/front_hooks.hpp"
 
@@ -76,8 +77,13 @@ public:
     [[nodiscard]] std::size_t requests_in_progress() const;
     [[nodiscard]] std::size_t open_connections() const;
     [[nodiscard]] ConnectionStats connection_stats() const;
-    // Settings that a config reload may change (timeouts, limits, max_queue).
+    // Settings that a config reload may change (timeouts, limits, max_queue, [cache]).
     void update_config(const ServerConfig& config);
+    // The micro-cache ([cache], micro_cache.hpp): its counters, emptying it, and its capacity
+    // in bytes (at most cache.size; the knob a memory policy turns under pressure).
+    [[nodiscard]] CacheStats cache_stats() const;
+    void clear_cache();
+    void set_cache_capacity(std::uint64_t bytes);
 
 private:
     boost::asio::awaitable<void> accept_loop();

@@ -8,10 +8,11 @@ connections (throughput) and at 1 connection (latency: the front's added p50 and
 system measured --rounds times, interleaved, the median kept. nginx (Debian nginx-light) runs
 worker_processes = tunerd's io_threads with upstream keepalive 32, over the same Unix socket
 transport tunerd uses; tunerd runs mode = "fixed" at the direct run's shape. Then tunerd's RSS:
-idle with 8 workers and under load with 32.
+idle with 8 workers and under load with 32. Then the micro-cache ([cache]) on and off in front of
+the demo worker on cacheable routes.
 
     bench/front/run.py [--build build] [--duration 8] [--rounds 3] [--io-threads 1]
-                       [--only demo,gunicorn,rss] [--out bench/front/results]
+                       [--only demo,gunicorn,rss,cache] [--out bench/front/results]
 
 Writes <out>/<date>.json and prints the markdown tables docs/benchmarks.md records.
 """
@@ -191,10 +192,10 @@ rss_mb = 0
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
-def wrk(port, connections, seconds, threads=None):
+def wrk(port, connections, seconds, threads=None, path="/"):
     threads = threads or min(2, connections)
     out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency",
-                          f"http://127.0.0.1:{port}/"],
+                          f"http://127.0.0.1:{port}{path}"],
                          capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     lat = {}
@@ -335,6 +336,45 @@ def rss_case(args):
     return out
 
 
+# The micro-cache: a cacheable route of the demo worker (Cache-Control: max-age=60) with no cost
+# per request, and one that takes 5 ms in the app (32 threads: at most 6400 rps uncached).
+CACHE_ROUTES = ("/cache?max_age=60", "/cache?max_age=60&ms=5")
+
+
+def cache_case(args):
+    log("== micro-cache on/off")
+    command = '"builtin:demo"'
+    out = {}
+    for route in CACHE_ROUTES:
+        runs = {"off": [], "on": []}
+        for r in range(args.rounds):
+            for label, extra in (("off", ""), ("on", '[cache]\nsize = "64MB"\n')):
+                t = Tunerd(args.build, command, 1, DEMO_THREADS, args.io_threads, extra)
+                with running([t]):
+                    wrk(t.port, CONNECTIONS, 2, path=route)
+                    with FrontSampler(t.front_pids()) as sampler:
+                        many = wrk(t.port, CONNECTIONS, args.duration, path=route)
+                    one = wrk(t.port, 1, max(3, args.duration // 2), path=route)
+                    stats = http_json(t.admin, "/performance/cache/stats") or {}
+                result = {"rps": many["rps"], "p99_ms_32": many.get("p99_ms"),
+                          "p50_ms_1": one.get("p50_ms"),
+                          "errors": many["non_2xx"] + many["socket_errors"] + one["socket_errors"],
+                          "front_rss_kb": sampler.peak,
+                          "front_cpu_us_per_request":
+                              sampler.cpu_s * 1e6 / max(1.0, many["rps"] * args.duration),
+                          "hit_ratio": stats.get("hit_ratio", 0.0)}
+                runs[label].append(result)
+                log(f"  {route} round {r + 1} cache {label:3s} {result['rps']:9.0f} rps  "
+                    f"p50@1 {result['p50_ms_1'] * 1000:6.0f} us  hit ratio {result['hit_ratio']:.3f}"
+                    f"  front cpu {result['front_cpu_us_per_request']:.1f} us/request")
+        out[route] = {"runs": runs, "median": {
+            label: {k: statistics.median(x[k] for x in results)
+                    for k in ("rps", "p50_ms_1", "front_rss_kb", "front_cpu_us_per_request",
+                              "hit_ratio")} | {"errors": sum(x["errors"] for x in results)}
+            for label, results in runs.items()}}
+    return out
+
+
 def report(results):
     print(f"Front benchmark, {results['started']}, {results['machine']['cores']} cores, "
           f"revision {results['machine']['revision']}, io_threads = {results['io_threads']}, "
@@ -357,6 +397,19 @@ def report(results):
             print(f"| {label} | {r['rps']:.0f} | {r['rps'] / m['direct']['rps']:.2f} | "
                   f"{r['rps'] / m['nginx']['rps']:.2f} | {cpu_text} | {r['p50_ms_1'] * 1000:.0f} µs | "
                   f"{added_text} | {r['p99_ms_1'] * 1000:.0f} µs | {rss_text} | {r['errors']} |")
+        print()
+    if "cache" in results:
+        print("### cache\n")
+        print("| route | cache | rps at 32 conns | × off | front CPU per request | p50 at 1 conn | "
+              "hit ratio | front RSS | errors |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for route, case in results["cache"].items():
+            m = case["median"]
+            for label in ("off", "on"):
+                r = m[label]
+                print(f"| `{route}` | {label} | {r['rps']:.0f} | {r['rps'] / m['off']['rps']:.2f} | "
+                      f"{r['front_cpu_us_per_request']:.1f} µs | {r['p50_ms_1'] * 1000:.0f} µs | "
+                      f"{r['hit_ratio']:.3f} | {r['front_rss_kb'] / 1024:.1f} MB | {r['errors']} |")
         print()
     if "rss" in results:
         r = results["rss"]
@@ -394,6 +447,8 @@ def main():
             results["gunicorn"] = gunicorn_case(args, tmp)
         if want("rss"):
             results["rss"] = rss_case(args)
+        if want("cache"):
+            results["cache"] = cache_case(args)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(args.out, exist_ok=True)

@@ -83,6 +83,9 @@ private:
 MemoryBallast g_ballast;
 // Requests this process has answered, for tests that count what reached the app.
 std::atomic<std::uint64_t> g_requests{0};
+// Requests to /cache routes that reached the app, and whether they fail (/cache/fail?on=1).
+std::atomic<std::uint64_t> g_cache_requests{0};
+std::atomic<bool> g_cache_fail{false};
 
 std::optional<unsigned> query_param(std::string_view target, std::string_view name) {
     const auto q = target.find('?');
@@ -144,6 +147,39 @@ Response handle(const Request& req, const DemoOptions& opt) {
         }
         res.set(http::field::content_type, "application/json");
         res.body() = headers.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+    } else if (path == "/cache/count") {
+        res.body() = "{\"requests\":" + std::to_string(g_cache_requests.load()) + "}\n";
+    } else if (path == "/cache/fail") {
+        g_cache_fail = query_param(target, "on").value_or(1) != 0;
+        res.body() = std::string("{\"fail\":") + (g_cache_fail ? "true" : "false") + "}\n";
+    } else if (path == "/cache" || path.rfind("/cache/", 0) == 0) {
+        // For the front's micro-cache: a response whose caching headers the query sets.
+        ++g_cache_requests;
+        const unsigned ms = std::min(query_param(target, "ms").value_or(0), 10'000u);
+        if (ms) std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+        if (g_cache_fail) {
+            res.result(http::status::internal_server_error);
+            res.body() = "{\"error\":\"failing on purpose (/cache/fail)\"}\n";
+        } else {
+            std::string cc;
+            auto directive = [&cc](const std::string& d) { cc += (cc.empty() ? "" : ", ") + d; };
+            if (auto n = query_param(target, "max_age")) directive("max-age=" + std::to_string(*n));
+            if (auto n = query_param(target, "s_maxage"))
+                directive("s-maxage=" + std::to_string(*n));
+            if (query_param(target, "public")) directive("public");
+            if (query_param(target, "private")) directive("private");
+            if (query_param(target, "no_store")) directive("no-store");
+            if (query_param(target, "no_cache")) directive("no-cache");
+            if (!cc.empty()) res.set(http::field::cache_control, cc);
+            if (query_param(target, "cookie"))
+                res.set(http::field::set_cookie, "session=1; Path=/");
+            if (query_param(target, "vary")) res.set(http::field::vary, "X-Variant");
+            if (auto n = query_param(target, "status"); n && *n >= 200 && *n <= 599)
+                res.result(static_cast<http::status>(*n));
+            const unsigned size = std::min(query_param(target, "size").value_or(0), 16u << 20);
+            res.body() = "{\"served\":" + std::to_string(g_cache_requests.load()) + ",\"pad\":\"" +
+                         std::string(size, 'x') + "\"}\n";
+        }
     } else if (path == "/stats") {
         res.body() = "{\"requests\":" + std::to_string(g_requests.load()) + "}\n";
     } else if (path == "/headers") {
@@ -180,7 +216,7 @@ Response handle(const Request& req, const DemoOptions& opt) {
             "{\"error\":\"not "
             "found\",\"routes\":[\"/\",\"/work?cpu_ms=&io_ms=\",\"/health\",\"/echo\",\"/"
             "rss?mb=\",\"/status/<code>\",\"/headers?n=&size=\",\"/request-headers\",\"/"
-            "stats\"]}\n";
+            "stats\",\"/cache?max_age=&public=&no_store=&cookie=&vary=&ms=&size=\"]}\n";
     }
     if (req.method() == http::verb::head) res.body().clear();
     res.prepare_payload();

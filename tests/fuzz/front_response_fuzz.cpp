@@ -3,7 +3,8 @@
 // per request they receive, separated by NUL bytes (requests beyond them get a plain 200):
 //   bits 0-2  what the client sends: two pipelined GETs; HEAD then GET; a POST with
 //             Content-Length then GET; an HTTP/1.0 GET; a chunked POST then GET; a POST with
-//             Expect: 100-continue; OPTIONS then DELETE; three GETs
+//             Expect: 100-continue; OPTIONS then DELETE; three GETs, the first two of one
+//             target (the micro-cache is on: a storable first answer answers the second)
 //   bit 3     the worker closes each connection after its answer
 //   bit 4     the first connect to the worker is refused
 //   bits 5-6  how much the front gets per read from the worker: any, 1, 7 or 64 bytes
@@ -31,7 +32,7 @@ constexpr const char* kScenarios[] = {
     "GET /b HTTP/1.1\r\nHost: t\r\n\r\n",
     "POST /a HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\nbody",
     "OPTIONS * HTTP/1.1\r\nHost: t\r\n\r\nDELETE /b HTTP/1.1\r\nHost: t\r\n\r\n",
-    "GET /a HTTP/1.1\r\nHost: t\r\n\r\nGET /b HTTP/1.1\r\nHost: t\r\n\r\n"
+    "GET /a HTTP/1.1\r\nHost: t\r\n\r\nGET /a HTTP/1.1\r\nHost: t\r\n\r\n"
     "GET /c HTTP/1.1\r\nHost: t\r\n\r\n",
 };
 
@@ -47,6 +48,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     FrontRun run;
     run.config = untimed_config();
     run.config.max_body_size_bytes = 4096;
+    // The micro-cache reads the workers' Cache-Control, Expires, Date, Age and Vary.
+    run.config.cache.size_bytes = 1 << 20;
+    run.config.cache.max_entry_size_bytes = 8192;
     run.upstream_read_size = kReadSizes[(flags >> 5) & 3];
     run.workers->close_after_answer = flags & 0x08;
     run.workers->refuse_connects = (flags & 0x10) ? 1 : 0;

@@ -42,6 +42,9 @@ enum class Worker {
     never_answers,       // reads the request and keeps the connection open, silent
     refuse_connect,      // the connect fails (ECONNREFUSED)
     empty_chunked,       // reads the request, answers 200 with an empty chunked body (keep-alive)
+    cacheable,           // answers 200 "hello" with Cache-Control: max-age=60 (keep-alive)
+    cacheable_big,       // answers 200 with 100 KiB, chunked, Cache-Control: max-age=60
+    server_error,        // answers 500 (keep-alive)
 };
 
 struct Script {
@@ -91,6 +94,17 @@ asio::awaitable<void> play_worker(std::shared_ptr<TestStream> end, Worker what,
             raw = "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc";
         } else if (what == Worker::empty_chunked) {
             raw = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+        } else if (what == Worker::cacheable) {
+            raw = "HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: 5\r\n\r\nhello";
+        } else if (what == Worker::cacheable_big) {
+            raw =
+                "HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nTransfer-Encoding: "
+                "chunked\r\n\r\n";
+            for (int i = 0; i < 100; ++i)
+                raw += "400\r\n" + std::string(1024, 'a' + i % 26) + "\r\n";
+            raw += "0\r\n\r\n";
+        } else if (what == Worker::server_error) {
+            raw = "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\n\r\nfail";
         } else if (what == Worker::big_then_close) {
             raw = "HTTP/1.1 200 OK\r\nContent-Length: 204800\r\n\r\n" + std::string(1024, 'x');
         } else {
@@ -695,6 +709,91 @@ TEST_F(ExchangeTest, RateLimitedRequestsGet429WithRetryAfterAndAreNoArrivals) {
     config.rate_limit.allow = {"192.0.2.0/24"};
     core->set_config(config);
     for (int i = 0; i < 5; ++i) EXPECT_EQ(exchange(c, kGet).status, 200) << i;
+}
+
+// ---- [cache] ---------------------------------------------------------------------------------
+
+TEST_F(ExchangeTest, ACacheHitTakesNoWorkerAndIsNoArrival) {
+    config.cache.size_bytes = 1 << 20;
+    script->workers = {Worker::cacheable};
+    auto c = connect();
+    send(c, kGet);
+    http::response_parser<http::string_body> first;
+    beast::flat_buffer buffer;
+    ASSERT_FALSE(read_into(c, buffer, first));
+    EXPECT_EQ(first.get()["X-Cache-Status"], "MISS");
+    EXPECT_EQ(first.get().body(), "hello");
+    const auto before = dispatcher.cumulative();
+    send(c, kGet);
+    http::response_parser<http::string_body> second;
+    ASSERT_FALSE(read_into(c, buffer, second));
+    EXPECT_EQ(second.get().result_int(), 200);
+    EXPECT_EQ(second.get()["X-Cache-Status"], "HIT");
+    EXPECT_EQ(second.get()["Age"], "0");
+    EXPECT_EQ(second.get()[http::field::cache_control], "max-age=60");
+    EXPECT_EQ(second.get().body(), "hello");
+    EXPECT_TRUE(second.get().keep_alive());
+    EXPECT_EQ(script->requests_seen, 1);
+    const auto after = dispatcher.cumulative();
+    EXPECT_EQ(after.accepted, before.accepted) << "a hit is not an arrival the pool is sized for";
+    EXPECT_EQ(after.total.count, before.total.count) << "nor a latency";
+    EXPECT_EQ(after.codes.at(200), 2u);
+    EXPECT_EQ(inflight(), 0u);
+    // A HEAD is answered from the GET's entry, without a body; the connection stays in step.
+    send(c, "HEAD /x HTTP/1.1\r\nHost: t\r\n\r\n");
+    http::response_parser<http::empty_body> head;
+    head.skip(true);
+    ASSERT_FALSE(read_into(c, buffer, head));
+    EXPECT_EQ(head.get()["X-Cache-Status"], "HIT");
+    EXPECT_EQ(head.get()[http::field::content_length], "5");
+    send(c, kGet);
+    http::response_parser<http::string_body> third;
+    ASSERT_FALSE(read_into(c, buffer, third));
+    EXPECT_EQ(third.get().body(), "hello");
+    EXPECT_EQ(core->cache.stats().hits, 3u);
+    EXPECT_EQ(core->cache.stats().misses, 1u);
+}
+
+TEST_F(ExchangeTest, AStreamedResponseIsStoredWhileItIsRelayed) {
+    config.cache.size_bytes = 1 << 20;
+    script->workers = {Worker::cacheable_big};
+    auto c = connect();
+    const auto first = exchange(c, kGet);
+    ASSERT_EQ(first.status, 200);
+    ASSERT_EQ(first.body.size(), 100u * 1024);
+    const auto second = exchange(c, kGet);
+    EXPECT_EQ(second.status, 200);
+    EXPECT_EQ(second.body, first.body);
+    EXPECT_EQ(script->requests_seen, 1);
+    EXPECT_EQ(core->cache.stats().entries, 1u);
+}
+
+TEST_F(ExchangeTest, AResponseOverMaxEntrySizeIsRelayedButNotStored) {
+    config.cache.size_bytes = 1 << 20;
+    config.cache.max_entry_size_bytes = 64 * 1024;
+    script->workers = {Worker::cacheable_big, Worker::cacheable_big};
+    auto c = connect();
+    EXPECT_EQ(exchange(c, kGet).body.size(), 100u * 1024);
+    EXPECT_EQ(exchange(c, kGet).body.size(), 100u * 1024);
+    EXPECT_EQ(script->requests_seen, 2);
+    EXPECT_EQ(core->cache.stats().entries, 0u);
+}
+
+TEST_F(ExchangeTest, WithTheCacheOnEveryResponseSaysItsCacheStatus) {
+    config.cache.size_bytes = 1 << 20;
+    script->workers = {Worker::server_error, Worker::answer_200};
+    auto c = connect();
+    beast::flat_buffer buffer;
+    send(c, kGet);
+    http::response_parser<http::string_body> error;
+    ASSERT_FALSE(read_into(c, buffer, error));
+    EXPECT_EQ(error.get().result_int(), 500);
+    EXPECT_EQ(error.get()["X-Cache-Status"], "MISS");
+    send(c, kPost);
+    http::response_parser<http::string_body> post;
+    ASSERT_FALSE(read_into(c, buffer, post));
+    EXPECT_EQ(post.get()["X-Cache-Status"], "BYPASS");
+    EXPECT_EQ(core->cache.stats().entries, 0u);
 }
 
 // ---- max_connections -------------------------------------------------------------------------

@@ -156,6 +156,35 @@ std::string Metrics::render(const MetricsInputs& in) const {
                              MetricType::Counter, static_cast<double>(c.evicted)));
     }
 
+    if (in.cache && in.cache->enabled) {
+        const auto& c = *in.cache;
+        auto requests =
+            family("tunerd_cache_requests_total",
+                   "Responses of the micro-cache by X-Cache-Status ([cache])", MetricType::Counter);
+        for (const auto& [status, n] :
+             {std::pair{"HIT", c.hits}, std::pair{"MISS", c.misses},
+              std::pair{"EXPIRED", c.expired}, std::pair{"STALE", c.stale},
+              std::pair{"BYPASS", c.bypasses}})
+            add_value(requests, static_cast<double>(n), {{"status", status}});
+        out.push_back(std::move(requests));
+        out.push_back(single("tunerd_cache_bytes",
+                             "Bytes the micro-cache holds (keys, headers, bodies; tunerd's own "
+                             "memory)",
+                             MetricType::Gauge, static_cast<double>(c.bytes)));
+        out.push_back(single("tunerd_cache_capacity_bytes", "Bytes the micro-cache may hold",
+                             MetricType::Gauge, static_cast<double>(c.capacity)));
+        out.push_back(single("tunerd_cache_entries", "Responses the micro-cache holds",
+                             MetricType::Gauge, static_cast<double>(c.entries)));
+        out.push_back(single("tunerd_cache_evictions_total",
+                             "Micro-cache entries dropped for room (least recently used)",
+                             MetricType::Counter, static_cast<double>(c.evictions)));
+        out.push_back(single("tunerd_cache_collapsed_total",
+                             "Cache hits that waited for a concurrent miss of the same key",
+                             MetricType::Counter, static_cast<double>(c.collapsed)));
+        out.push_back(single("tunerd_cache_stores_total", "Responses stored in the micro-cache",
+                             MetricType::Counter, static_cast<double>(c.stores)));
+    }
+
     if (in.requests) {
         const auto& r = *in.requests;
         auto codes = family("tunerd_requests_total", "Responses sent by the front, by status code",

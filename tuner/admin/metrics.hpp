@@ -33,6 +33,7 @@ struct MetricsInputs {
     DecisionLogStats decision_log;
     std::optional<unsigned> manual_target;
     std::optional<server::ConnectionStats> connections;
+    std::optional<server::CacheStats> cache;  // the front's micro-cache, when it is on
 };
 
 class Metrics {

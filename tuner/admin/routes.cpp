@@ -264,6 +264,26 @@ nlohmann::json health_json(AdminContext& ctx, bool& healthy) {
             {"problems", problems}};
 }
 
+nlohmann::json cache_json(const server::CacheStats& c, const CacheConfig& cfg) {
+    return {{"enabled", c.enabled},
+            {"entries", c.entries},
+            {"bytes", c.bytes},
+            {"capacity", c.capacity},
+            {"size", cfg.size_bytes},
+            {"max_entries", c.max_entries},
+            {"max_entry_size", cfg.max_entry_size_bytes},
+            {"hits", c.hits},
+            {"misses", c.misses},
+            {"expired", c.expired},
+            {"stale", c.stale},
+            {"bypasses", c.bypasses},
+            {"hit_ratio", c.hit_ratio()},
+            {"collapsed", c.collapsed},
+            {"stores", c.stores},
+            {"evictions", c.evictions},
+            {"fills_in_flight", c.fills_in_flight}};
+}
+
 nlohmann::json workers_json(AdminContext& ctx) {
     const auto pool = ctx.pool.status();
     nlohmann::json workers = nlohmann::json::array();
@@ -311,6 +331,12 @@ nlohmann::json performance_json(AdminContext& ctx) {
                    {"burst", cfg.server.rate_limit.burst},
                    {"limited", c.rate_limited},
                    {"clients", c.rate_limit_clients}}}};
+    }
+    if (ctx.cache_stats) {
+        const auto cache = ctx.cache_stats();
+        front["cache"] = cache_json(cache, cfg.server.cache);
+        // The cache's entries are tunerd's own memory (in its RSS): said beside it.
+        limits["self"]["cache_bytes"] = cache.bytes;
     }
     return {
         {"limits", limits},
@@ -390,6 +416,26 @@ void register_admin_routes(server::AdminServer& admin, AdminContext& context) {
             respond(json_response(plan.contains("error") ? 503 : 200, plan));
         });
     });
+    admin.route("GET", "/performance/cache/stats",
+                [ctx](const AdminRequest&, AdminRespond respond) {
+                    if (!ctx->cache_stats) {
+                        respond(error_response(404, "no micro-cache in this daemon"));
+                        return;
+                    }
+                    respond(json_response(
+                        200, cache_json(ctx->cache_stats(), ctx->control.config().server.cache)));
+                });
+    admin.route(
+        "POST", "/performance/cache/clear", [ctx](const AdminRequest&, AdminRespond respond) {
+            if (!ctx->clear_cache || !ctx->cache_stats) {
+                respond(error_response(404, "no micro-cache in this daemon"));
+                return;
+            }
+            const auto before = ctx->cache_stats();
+            ctx->clear_cache();
+            respond(
+                json_response(200, {{"cleared", before.entries}, {"bytes_freed", before.bytes}}));
+        });
     admin.route("POST", "/postgres/rollback", [ctx](const AdminRequest&, AdminRespond respond) {
         // Restores PostgreSQL's original settings; tunerd holds off re-applying them until a
         // config reload or a restart (docs/policies.md, "Database policies").
@@ -410,6 +456,7 @@ void register_admin_routes(server::AdminServer& admin, AdminContext& context) {
         in.decision_log = ctx->log.stats();
         in.manual_target = ctx->applier.manual_target();
         if (ctx->connections) in.connections = ctx->connections();
+        if (ctx->cache_stats) in.cache = ctx->cache_stats();
         AdminResponse r;
         r.content_type = "text/plain; version=0.0.4; charset=utf-8";
         r.body = ctx->metrics.render(in);

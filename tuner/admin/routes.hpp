@@ -31,7 +31,10 @@ struct AdminContext {
     std::function<bool()> shutting_down;
     std::function<server::ConnectionStats()> connections;  // the public front's clients
     // A rolling restart of the workers (the config file reread first): HTTP status and body.
-    std::function<std::pair<int, nlohmann::json>(const std::string& trigger)> restart_workers;
+    std::function<std::pair<int, nlohmann::json>(const std::string& trigger)> restart_workers = {};
+    // The front's micro-cache ([cache]): its counters, and emptying it.
+    std::function<server::CacheStats()> cache_stats = {};
+    std::function<void()> clear_cache = {};
 };
 
 void register_admin_routes(server::AdminServer& admin, AdminContext& context);
@@ -40,5 +43,7 @@ void register_admin_routes(server::AdminServer& admin, AdminContext& context);
 nlohmann::json health_json(AdminContext& context, bool& healthy);
 nlohmann::json workers_json(AdminContext& context);
 nlohmann::json performance_json(AdminContext& context);
+// GET /performance/cache/stats, and "cache" in /performance's "front".
+nlohmann::json cache_json(const server::CacheStats& stats, const CacheConfig& config);
 
 }  // namespace tuner

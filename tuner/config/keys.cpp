@@ -229,6 +229,50 @@ ConfigKey networks_key(std::string_view section, std::string_view name, std::str
                                               std::move(write));
 }
 
+// cache.paths: an array of URL path prefixes, each starting with "/".
+ConfigKey cache_paths_key() {
+    Reader<std::vector<std::string>> read =
+        [](const toml::node& node, const std::string& key,
+           IssueSink& sink) -> std::optional<std::vector<std::string>> {
+        const auto* array = node.as_array();
+        if (!array) {
+            sink.add(key, node.source(),
+                     "expected an array of path prefixes, e.g. [\"/api/\", \"/news\"], got " +
+                         describe(node));
+            return std::nullopt;
+        }
+        std::vector<std::string> entries;
+        bool ok = true;
+        for (std::size_t i = 0; i < array->size(); ++i) {
+            const auto& element = *array->get(i);
+            const auto text = element.value_exact<std::string>();
+            if (!text || text->empty() || text->front() != '/') {
+                sink.add(key, element.source(),
+                         "element " + std::to_string(i + 1) +
+                             ": expected a path prefix starting with \"/\", got " +
+                             describe(element));
+                ok = false;
+                continue;
+            }
+            entries.push_back(*text);
+        }
+        if (array->size() > 1000) {
+            sink.add(key, node.source(), "at most 1000 prefixes");
+            ok = false;
+        }
+        if (!ok) return std::nullopt;
+        return entries;
+    };
+    Writer<std::vector<std::string>> write = [](const std::vector<std::string>& entries) {
+        toml::array array;
+        for (const auto& entry : entries) array.push_back(entry);
+        return toml_text(array);
+    };
+    return make_key<std::vector<std::string>>(
+        "cache", "paths", "path prefixes that get default_ttl when the app sets no freshness",
+        [](auto& c) -> auto& { return c.server.cache.paths; }, std::move(read), std::move(write));
+}
+
 // threads_max is optional: unset means "same as threads", written commented out with that value.
 ConfigKey threads_max_key() {
     ConfigKey key{"workers",
@@ -365,6 +409,33 @@ std::vector<ConfigKey> build_keys() {
         "rate_limit", "max_clients", "client addresses remembered (least recent forgotten)",
         [](auto& c) -> auto& { return c.server.rate_limit.max_clients; },
         between<std::uint64_t>(1, 10000000)));
+
+    // [cache]
+    add(size_key(
+        "cache", "size", "bytes of cached responses (0 = off), e.g. \"64MB\"",
+        [](auto& c) -> auto& { return c.server.cache.size_bytes; },
+        [](const std::uint64_t& bytes) -> std::optional<std::string> {
+            if (bytes == 0 || (bytes >= 64 * KiB && bytes <= 64 * GiB)) return std::nullopt;
+            return "must be 0 (off) or between \"64KB\" and \"64GB\", got " +
+                   quoted(format_size(bytes));
+        }));
+    add(size_key(
+        "cache", "max_entry_size", "larger responses are relayed, never stored",
+        [](auto& c) -> auto& { return c.server.cache.max_entry_size_bytes; },
+        size_between(KiB, 1 * GiB)));
+    add(whole_key<std::uint64_t>(
+        "cache", "max_entries", "entries at most (least recently used evicted)",
+        [](auto& c) -> auto& { return c.server.cache.max_entries; },
+        between<std::uint64_t>(1, 10000000)));
+    add(duration_key(
+        "cache", "default_ttl", "freshness for `paths` when the app sets none (0 = none)",
+        [](auto& c) -> auto& { return c.server.cache.default_ttl; },
+        duration_between(Duration{0}, std::chrono::hours(24 * 365))));
+    add(cache_paths_key());
+    add(duration_key(
+        "cache", "stale_if_error", "an expired entry answers this long when the app fails",
+        [](auto& c) -> auto& { return c.server.cache.stale_if_error; },
+        duration_between(Duration{0}, std::chrono::hours(24 * 365))));
 
     // [admin]
     add(restart_only(string_key(
@@ -518,6 +589,7 @@ const std::vector<ConfigSection>& config_sections() {
     static const std::vector<ConfigSection> sections = {
         {"server", "The public listener: clients connect here; requests queue for a worker."},
         {"rate_limit", "Requests per client address (nginx's limit_req, nodelay); off at rate 0."},
+        {"cache", "The front's micro-cache of GET/HEAD responses; off at size 0."},
         {"admin", "The admin listener: /health, /metrics, /performance, /workers."},
         {"workers", "The app's worker processes, started, supervised and resized by tunerd."},
         {"demo", "The built-in demo app (command = \"builtin:demo\"): per-request defaults."},

@@ -55,6 +55,7 @@ int run_optimize(const Invocation& inv);
 // A rolling restart of the workers (the daemon rereads its config file first); --wait follows
 // it to the end: 0 when every worker is new, 1 when it halted.
 int run_restart(const Invocation& inv);
+int run_cache(const Invocation& inv);  // stats | clear
 
 // On this machine, no daemon needed.
 int run_probe(const Invocation& inv);

@@ -101,6 +101,16 @@ int run_target(const Invocation& inv) {
                           format_target);
 }
 
+int run_cache(const Invocation& inv) {
+    const std::string what =
+        inv.options.positional.empty() ? std::string("stats") : inv.options.positional.front();
+    if (what == "stats")
+        return call_and_print(inv, "GET", "/performance/cache/stats", {}, format_cache);
+    if (what == "clear")
+        return call_and_print(inv, "POST", "/performance/cache/clear", "{}", format_cache);
+    return inv.usage_error("unknown cache command \"" + what + "\" (stats or clear)");
+}
+
 int run_optimize(const Invocation& inv) {
     return call_and_print(inv, "POST", "/performance/optimize", {}, format_plan);
 }

@@ -47,6 +47,18 @@ std::string size_text(const json& bytes) {
     return bytes.is_number() ? format_size_approx(bytes.get<std::uint64_t>()) : "?";
 }
 
+// "cache 12MB of 64MB, 340 entries; hit ratio 0.91 (…)" or "cache off".
+std::string cache_line(const json& cache) {
+    if (!cache.is_object() || field(cache, "enabled") != true) return "cache off";
+    return "cache " + size_text(field(cache, "bytes")) + " of " +
+           size_text(field(cache, "capacity")) + ", " + text(field(cache, "entries")) +
+           " entries; hit ratio " + fixed(number(field(cache, "hit_ratio")), 2) + " (" +
+           text(field(cache, "hits")) + " hits, " + text(field(cache, "misses")) + " misses, " +
+           text(field(cache, "expired")) + " expired, " + text(field(cache, "stale")) + " stale, " +
+           text(field(cache, "bypasses")) + " bypassed), " + text(field(cache, "collapsed")) +
+           " collapsed, " + text(field(cache, "evictions")) + " evicted";
+}
+
 // A knob value from the API's JSON back into its typed form, so it prints as the daemon's own
 // logs print it (model/decision.hpp to_string: "100MB", "3600s", "128MB").
 KnobValue knob_value(const json& value, const std::string& type) {
@@ -206,6 +218,7 @@ std::string format_status(const json& health, const json& performance, std::size
                                              text(field(limit, "limited")) + " refused (429), " +
                                              text(field(limit, "clients")) + " clients tracked"
                                        : std::string("rate limit off"));
+        out += labelled_line("", cache_line(field(front, "cache")));
     }
 
     const auto& decisions = field(performance, "decisions");
@@ -246,6 +259,14 @@ std::string format_workers(const json& workers) {
         out += row;
     }
     return out;
+}
+
+std::string format_cache(const json& answer) {
+    if (answer.is_object() && answer.contains("cleared")) {
+        return "cache cleared: " + text(field(answer, "cleared")) + " entries, " +
+               size_text(field(answer, "bytes_freed")) + "\n";
+    }
+    return cache_line(answer) + "\n";
 }
 
 std::string format_plan(const json& plan) {

@@ -28,6 +28,8 @@ std::string format_workers(const nlohmann::json& workers);
 
 // `tunerctl optimize`: the plan POST /performance/optimize returns.
 std::string format_plan(const nlohmann::json& plan);
+// `tunerctl cache stats` (GET /performance/cache/stats) and `cache clear`'s answer.
+std::string format_cache(const nlohmann::json& answer);
 
 // `tunerctl target N|--release`: the answer of POST or DELETE /workers/target.
 std::string format_target(const nlohmann::json& answer);

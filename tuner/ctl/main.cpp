@@ -58,6 +58,11 @@ const std::vector<Command>& commands() {
          "(the config file is reread first); --wait follows it to the end",
          {.flag_options = {"--wait"}, .admin = true},
          run_restart},
+        {"cache",
+         "[stats | clear] [--json] [--admin URL]",
+         "the front's micro-cache: its counters, or empty it",
+         {.max_positional = 1, .admin = true},
+         run_cache},
         {"probe",
          "[--json] [--pid N]",
          "the CPU, memory and pressure this machine really offers (cgroup-aware) and the seed "

@@ -431,7 +431,8 @@ void Daemon::start_serving() {
     admin_context_ = std::make_unique<AdminContext>(
         AdminContext{*pool_, *dispatcher_, *control_, *applier_, *log_, *metrics_, started_at_,
                      [this] { return stopping_; }, [this] { return front_->connection_stats(); },
-                     [this](const std::string& trigger) { return restart_workers(trigger); }});
+                     [this](const std::string& trigger) { return restart_workers(trigger); },
+                     [this] { return front_->cache_stats(); }, [this] { front_->clear_cache(); }});
     register_admin_routes(*admin_, *admin_context_);
     // The pool's starting shape, decided and recorded like every later change.
     const auto [workers, threads] =

@@ -255,6 +255,38 @@ TEST(ConfigServer, ConnectionAndBufferLimitsHaveRanges) {
     EXPECT_EQ(c.server.max_connections_per_address, 20u);
 }
 
+TEST(ConfigCache, OffByDefaultAndEveryKeyReads) {
+    EXPECT_EQ(Config{}.server.cache.size_bytes, 0u);
+    const auto c = valid_config(
+        "[cache]\nsize = \"64MB\"\nmax_entry_size = \"256KB\"\nmax_entries = 500\n"
+        "default_ttl = \"5s\"\npaths = [\"/news/\", \"/api\"]\nstale_if_error = \"0\"\n");
+    EXPECT_EQ(c.server.cache.size_bytes, 64u << 20);
+    EXPECT_EQ(c.server.cache.max_entry_size_bytes, 256u << 10);
+    EXPECT_EQ(c.server.cache.max_entries, 500u);
+    EXPECT_EQ(c.server.cache.default_ttl, 5s);
+    EXPECT_THAT(c.server.cache.paths, ElementsAre("/news/", "/api"));
+    EXPECT_EQ(c.server.cache.stale_if_error, Duration{0});
+}
+
+TEST(ConfigCache, BadValuesNameTheKeyAndTheLine) {
+    auto issue = single_issue("[cache]\nsize = \"1KB\"\n");
+    EXPECT_EQ(issue.key, "cache.size");
+    EXPECT_EQ(issue.line, 2u);
+    EXPECT_THAT(issue.message, HasSubstr("must be 0 (off) or between"));
+    EXPECT_EQ(single_issue("[cache]\nsize = \"lots\"\n").key, "cache.size");
+    EXPECT_EQ(single_issue("[cache]\nmax_entry_size = \"10B\"\n").key, "cache.max_entry_size");
+    EXPECT_EQ(single_issue("[cache]\nmax_entries = 0\n").key, "cache.max_entries");
+    EXPECT_EQ(single_issue("[cache]\ndefault_ttl = 5\n").key, "cache.default_ttl");
+    issue = single_issue("[cache]\npaths = [\n  \"/ok\",\n  \"news\",\n]\n");
+    EXPECT_EQ(issue.key, "cache.paths");
+    EXPECT_EQ(issue.line, 4u);
+    EXPECT_THAT(issue.message, HasSubstr("element 2: expected a path prefix starting with \"/\""));
+    EXPECT_THAT(single_issue("[cache]\npaths = \"/news\"\n").message,
+                HasSubstr("expected an array"));
+    EXPECT_EQ(single_issue("[cache]\nstale_if_error = \"-1s\"\n").key, "cache.stale_if_error");
+    EXPECT_EQ(single_issue("[cache]\nttl = \"1s\"\n").key, "cache.ttl");
+}
+
 TEST(ConfigTypes, FractionAcceptsAnInteger) {
     EXPECT_DOUBLE_EQ(valid_config("[policy]\ntarget_utilisation = 1\n").policy.target_utilisation,
                      1.0);

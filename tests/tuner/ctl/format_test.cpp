@@ -268,5 +268,19 @@ TEST(CtlFormat, UptimeAndMilliseconds) {
     EXPECT_EQ(format_ms(120.4), "120 ms");
 }
 
+TEST(CtlFormat, CacheStatsOnOneLineAndClearSaysWhatWent) {
+    const json stats = {{"enabled", true}, {"bytes", 2048},    {"capacity", 64 << 20},
+                        {"entries", 3},    {"hit_ratio", 0.9}, {"hits", 54},
+                        {"misses", 4},     {"expired", 1},     {"stale", 0},
+                        {"bypasses", 2},   {"collapsed", 49},  {"evictions", 0}};
+    EXPECT_EQ(format_cache(stats),
+              "cache 2KB of 64MB, 3 entries; hit ratio 0.90 (54 hits, 4 misses, 1 expired, 0 "
+              "stale, 2 bypassed), 49 collapsed, 0 evicted\n");
+    EXPECT_EQ(format_cache({{"enabled", false}}), "cache off\n");
+    EXPECT_EQ(format_cache(json::array()), "cache off\n");
+    EXPECT_EQ(format_cache({{"cleared", 3}, {"bytes_freed", 2048}}),
+              "cache cleared: 3 entries, 2KB\n");
+}
+
 }  // namespace
 }  // namespace tuner::ctl

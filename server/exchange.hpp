@@ -40,6 +40,7 @@
 #include <spdlog/spdlog.h>
 
 #include "model/config.hpp"
+#include "server/access_log.hpp"
 #include "server/client_address.hpp"
 #include "server/deadline.hpp"
 #include "server/dispatcher.hpp"
@@ -48,6 +49,7 @@
 #include "server/rate_limit.hpp"
 #include "server/refusal.hpp"
 #include "server/request_body.hpp"
+#include "server/static_files.hpp"
 
 namespace tuner::server {
 
@@ -127,9 +129,11 @@ struct FrontSettings : ServerConfig {
     explicit FrontSettings(const ServerConfig& config)
         : ServerConfig(config),
           proxies(config.trusted_proxies),
-          rate_limit_allow(config.rate_limit.allow) {}
+          rate_limit_allow(config.rate_limit.allow),
+          statics(config.static_mounts) {}
     NetworkSet proxies;
     NetworkSet rate_limit_allow;
+    StaticMounts statics;  // [[static]], their roots open
 };
 
 // What every session of one Front shares. Held by shared_ptr: a coroutine frame the io_context
@@ -150,6 +154,7 @@ struct FrontCore {
         : dispatcher(&d),
           hooks(std::move(h)),
           spool_dir(std::move(spool)),
+          access_log(config.access_log),
           config_(std::make_shared<const FrontSettings>(config)) {}
 
     std::shared_ptr<const FrontSettings> config() const {
@@ -158,6 +163,7 @@ struct FrontCore {
     }
     void set_config(const ServerConfig& config) {
         auto settings = std::make_shared<const FrontSettings>(config);
+        access_log.configure(config.access_log);
         std::lock_guard lock(config_mutex_);
         config_ = std::move(settings);
     }
@@ -194,8 +200,10 @@ struct FrontCore {
 
     Dispatcher* dispatcher;  // null once the Front is destroyed
     FrontHooks hooks;
-    const std::string spool_dir;  // request bodies larger than body_buffer_size
-    RateLimiter rate_limiter;     // [rate_limit], per client address
+    const std::string spool_dir;     // request bodies larger than body_buffer_size
+    RateLimiter rate_limiter;        // [rate_limit], per client address
+    StaticCounters static_counters;  // [[static]] answers
+    AccessLog access_log;            // [access_log]
     std::atomic<bool> shutting_down{false};
     std::atomic<bool> aborting{false};
     std::atomic<std::uint64_t> next_waiter_id{1};
@@ -412,6 +420,8 @@ private:
     enum class Outcome { keep_alive, close, retry };
 
     boost::asio::awaitable<Step> read_header();
+    // A request for a [[static]] mount: answered from its directory, no worker involved.
+    boost::asio::awaitable<bool> serve_static();
     // Request buffering: the whole body is read (to memory, or past body_buffer_size to a spool
     // file) before a worker slot is asked for.
     boost::asio::awaitable<Step> buffer_body();
@@ -452,6 +462,8 @@ private:
     // Sends the front's own answer for `fault` (or nothing: a silent close) and records it.
     boost::asio::awaitable<bool> refuse(Fault fault, bool body_unread);
     void record_now(int status);
+    // The access log's line for this exchange (record_now, when the log is on).
+    void log_access();
     Dispatcher* dispatcher() const { return core_.dispatcher; }
 
     Session& s_;
@@ -480,6 +492,11 @@ private:
     bool late_writing_ = false;
     std::shared_ptr<boost::asio::steady_timer> late_written_;  // wakes finish_late
     Clock::time_point service_start_{};
+    const StaticMounts::Mount* static_ = nullptr;     // the [[static]] mount the path is under
+    std::optional<boost::asio::ip::address> client_;  // the client, once the header is read
+    std::optional<unsigned> worker_id_;               // the worker that took the request
+    std::uint64_t bytes_sent_ = 0;                    // to the client, headers included
+    std::string cache_status_ = "-";                  // the access log's cache field
 };
 
 namespace exchange_detail {
@@ -494,7 +511,8 @@ asio::awaitable<void> relay_body(InStream& in, Deadline& in_deadline, beast::fla
                                  http::serializer<isRequest, http::buffer_body>& sr,
                                  Duration in_timeout, Duration out_timeout,
                                  boost::system::error_code& in_ec,
-                                 boost::system::error_code& out_ec) {
+                                 boost::system::error_code& out_ec,
+                                 std::uint64_t* written = nullptr) {
     std::array<char, kRelayBufferSize> buf;
     do {
         if (!p.is_done()) {
@@ -519,7 +537,9 @@ asio::awaitable<void> relay_body(InStream& in, Deadline& in_deadline, beast::fla
             p.get().body().more = false;
         }
         out_deadline.arm(out_timeout);
-        co_await http::async_write(out, sr, asio::redirect_error(asio::use_awaitable, out_ec));
+        const std::size_t n =
+            co_await http::async_write(out, sr, asio::redirect_error(asio::use_awaitable, out_ec));
+        if (written) *written += n;
         out_deadline.settle(out_ec);
         if (out_ec == http::error::need_buffer) out_ec = {};
         if (out_ec) co_return;
@@ -644,6 +664,7 @@ boost::asio::awaitable<bool> Session<Client, Connector>::Exchange::run() {
         co_await refuse(*fault, true);
         co_return false;
     }
+    if (static_) co_return co_await serve_static();
     if (has_body_ && cfg_.request_buffering) {
         if (auto fault = co_await buffer_body()) co_return co_await refuse(*fault, true);
     }
@@ -705,6 +726,7 @@ auto Session<Client, Connector>::Exchange::read_header() -> boost::asio::awaitab
     const bool peer_trusted = cfg_.proxies.contains(s_.peer_);
     const auto client = peer_trusted ? client_address(cfg_.proxies, s_.peer_, forwarded_for(req))
                                      : normalized(s_.peer_);
+    client_ = client;
     if (cfg_.rate_limit.rate > 0 && !cfg_.rate_limit_allow.contains(client)) {
         const auto verdict =
             core_.rate_limiter.admit(client.to_string(), cfg_.rate_limit, record_.arrived);
@@ -714,6 +736,15 @@ auto Session<Client, Connector>::Exchange::read_header() -> boost::asio::awaitab
             retry_after_s_ = verdict.retry_after_s;
             has_body_ = has_body_ || !parser_.is_done();
             co_return Fault{Failure::rate_limited, {}};
+        }
+    }
+    if (!cfg_.statics.empty()) {
+        const std::string_view target = req.target();
+        if ((static_ = cfg_.statics.match(target.substr(0, target.find('?'))))) {
+            // The front answers it: not an arrival the pool is sized for.
+            record_.front_only = true;
+            has_body_ = has_body_ || !parser_.is_done();
+            co_return std::nullopt;
         }
     }
     if (dispatcher()) dispatcher()->note_arrival(record_.arrived);
@@ -871,6 +902,7 @@ auto Session<Client, Connector>::Exchange::acquire_slot() -> boost::asio::awaita
         }
     }
     slot_ = SlotGuard(s_.core_, std::move(backend));
+    worker_id_ = slot_.backend()->id;
     record_.dispatched = Clock::now();
     record_.reached_worker = true;
     co_return std::nullopt;
@@ -1087,22 +1119,23 @@ auto Session<Client, Connector>::Exchange::relay_response() -> boost::asio::awai
         body.reset();
         s_.client_deadline_.arm(cfg_.request_timeout);
         if (!client_ec) {
-            co_await asio::async_write(s_.client_, asio::buffer(s_.out_),
-                                       asio::redirect_error(asio::use_awaitable, client_ec));
+            bytes_sent_ +=
+                co_await asio::async_write(s_.client_, asio::buffer(s_.out_),
+                                           asio::redirect_error(asio::use_awaitable, client_ec));
         }
         s_.client_deadline_.settle(client_ec);
         s_.release_out();
     } else {
         http::response_serializer<http::buffer_body> sr{res};
         s_.client_deadline_.arm(cfg_.request_timeout);
-        co_await http::async_write_header(s_.client_, sr,
-                                          asio::redirect_error(asio::use_awaitable, client_ec));
+        bytes_sent_ += co_await http::async_write_header(
+            s_.client_, sr, asio::redirect_error(asio::use_awaitable, client_ec));
         s_.client_deadline_.settle(client_ec);
         if (!client_ec) {
-            co_await exchange_detail::relay_body(conn_->stream, s_.upstream_deadline_,
-                                                 conn_->buffer, *res_parser_, s_.client_,
-                                                 s_.client_deadline_, sr, cfg_.request_timeout,
-                                                 cfg_.request_timeout, upstream_ec, client_ec);
+            co_await exchange_detail::relay_body(
+                conn_->stream, s_.upstream_deadline_, conn_->buffer, *res_parser_, s_.client_,
+                s_.client_deadline_, sr, cfg_.request_timeout, cfg_.request_timeout, upstream_ec,
+                client_ec, &bytes_sent_);
         }
     }
     const bool upstream_clean = !upstream_ec && res_parser_->is_done();
@@ -1276,9 +1309,25 @@ boost::asio::awaitable<bool> Session<Client, Connector>::Exchange::refuse(Fault 
     if (method_ == http::verb::head) res.body().clear();
     boost::system::error_code ec;
     s_.client_deadline_.arm(cfg_.request_timeout);
-    co_await http::async_write(s_.client_, res, asio::redirect_error(asio::use_awaitable, ec));
+    bytes_sent_ +=
+        co_await http::async_write(s_.client_, res, asio::redirect_error(asio::use_awaitable, ec));
     s_.client_deadline_.settle(ec);
     record_now(ec ? 0 : static_cast<int>(res.result_int()));
+    co_return keep && !ec;
+}
+
+template <class Client, class Connector>
+boost::asio::awaitable<bool> Session<Client, Connector>::Exchange::serve_static() {
+    boost::system::error_code ec;
+    auto reply =
+        answer_static(*static_, parser_.get().base(), has_body_, keep_alive_ && !has_body_);
+    const bool keep = reply.head.keep_alive();
+    const int status = reply.status();
+    std::uint64_t sent = 0;
+    co_await send_static(s_.client_, s_.client_deadline_, cfg_.request_timeout, reply, sent, ec);
+    bytes_sent_ += sent;
+    core_.static_counters.count(status, sent);
+    record_now(ec ? 0 : status);
     co_return keep && !ec;
 }
 
@@ -1290,6 +1339,30 @@ void Session<Client, Connector>::Exchange::record_now(int status) {
         service_start_ != Clock::time_point{})
         record_.service_usec = usec_between(service_start_, record_.completed);
     if (dispatcher()) dispatcher()->record(record_);
+    if (core_.access_log.enabled()) log_access();
+}
+
+template <class Client, class Connector>
+void Session<Client, Connector>::Exchange::log_access() {
+    namespace http = exchange_detail::http;
+    const auto& req = parser_.get();
+    AccessEntry e;
+    e.time = WallClock::now();
+    e.client = clip(client_ ? client_->to_string() : s_.client_address_, kMaxLoggedShort);
+    e.method = method_ == http::verb::unknown ? std::string("-")
+                                              : clip(req.method_string(), kMaxLoggedShort);
+    e.target = clip(req.target(), kMaxLoggedTarget);
+    e.version = version_;
+    e.status = record_.status;
+    e.bytes = bytes_sent_;
+    e.referer = clip(req[http::field::referer], kMaxLoggedHeader);
+    e.user_agent = clip(req[http::field::user_agent], kMaxLoggedHeader);
+    e.worker = worker_id_;
+    e.queue_usec = record_.reached_worker ? usec_between(record_.arrived, record_.dispatched) : 0;
+    e.service_usec = record_.service_usec;
+    e.total_usec = usec_between(record_.arrived, record_.completed);
+    e.cache = clip(cache_status_, kMaxLoggedShort);
+    core_.access_log.submit(std::move(e));
 }
 
 }  // namespace tuner::server

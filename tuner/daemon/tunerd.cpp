@@ -194,7 +194,7 @@ int Daemon::run() {
     ::signal(SIGPIPE, SIG_IGN);
     sigset_t blocked, previous;
     sigemptyset(&blocked);
-    for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGCHLD}) sigaddset(&blocked, sig);
+    for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGCHLD}) sigaddset(&blocked, sig);
     ::pthread_sigmask(SIG_BLOCK, &blocked, &previous);
     raise_open_file_limit(config_.server.max_connections);
     build_parts();
@@ -203,6 +203,7 @@ int Daemon::run() {
     ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
 
     signals_ = std::make_unique<asio::signal_set>(ioc_, SIGTERM, SIGINT, SIGHUP);
+    signals_->add(SIGUSR1);
     handle_signals();
     watch_startup();
     start_watchdog();
@@ -382,6 +383,7 @@ void Daemon::start_serving() {
 
 int Daemon::finish() {
     front_->stop_threads();
+    front_->flush_access_log(std::chrono::seconds(2));
     control_->stop();
     notify_systemd("STOPPING=1");
     std::error_code fs_ec;
@@ -406,6 +408,10 @@ void Daemon::handle_signals() {
         if (ec) return;
         if (sig == SIGHUP) {
             reload();
+        } else if (sig == SIGUSR1) {
+            // logrotate's postrotate: the access log opens its path again.
+            spdlog::info("event=signal signal=SIGUSR1 action=\"reopen the access log\"");
+            front_->reopen_access_log();
         } else {
             spdlog::info("event=signal signal={} action={}", sig == SIGTERM ? "SIGTERM" : "SIGINT",
                          stopping_ ? "stop now" : "drain and stop");

@@ -2,6 +2,8 @@
 #include "server/access_log.hpp"
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -184,6 +186,11 @@ void AccessLog::configure(const AccessLogConfig& config) {
 
 void AccessLog::start_writer() {
     if (writer_.joinable()) return;
+    // The process's signals are for the main thread's signal_set: a writer started by a reload
+    // (on the main thread, signals unblocked) must not take them.
+    sigset_t all, previous;
+    sigfillset(&all);
+    ::pthread_sigmask(SIG_BLOCK, &all, &previous);
     writer_ = std::thread([this] {
         try {
             run();
@@ -193,6 +200,7 @@ void AccessLog::start_writer() {
             spdlog::critical("event=access_log_thread_failed");
         }
     });
+    ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
 }
 
 void AccessLog::submit(AccessEntry entry) {

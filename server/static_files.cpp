@@ -229,6 +229,67 @@ bool not_modified(std::optional<std::string_view> if_none_match,
     return false;
 }
 
+ByteRange parse_range(std::string_view range, std::uint64_t size) {
+    ByteRange out;
+    range = trim(range);
+    constexpr std::string_view kUnit = "bytes=";
+    if (range.size() <= kUnit.size() || !iequals_ascii(range.substr(0, kUnit.size()), kUnit))
+        return out;
+    range = trim(range.substr(kUnit.size()));
+    if (range.find(',') != std::string_view::npos) return out;  // several: the whole file
+    const auto dash = range.find('-');
+    if (dash == std::string_view::npos) return out;
+    auto number = [](std::string_view digits) -> std::optional<std::uint64_t> {
+        digits = trim(digits);
+        if (digits.empty() || digits.size() > 19) return std::nullopt;
+        std::uint64_t n = 0;
+        for (const char c : digits) {
+            if (c < '0' || c > '9') return std::nullopt;
+            n = n * 10 + static_cast<std::uint64_t>(c - '0');
+        }
+        return n;
+    };
+    const auto first_text = trim(range.substr(0, dash));
+    const auto last_text = trim(range.substr(dash + 1));
+    if (first_text.empty()) {
+        // A suffix: the last N bytes.
+        const auto n = number(last_text);
+        if (!n) return out;
+        if (*n == 0 || size == 0) {
+            out.kind = ByteRange::unsatisfiable;
+            return out;
+        }
+        out.kind = ByteRange::satisfiable;
+        out.first = size - std::min(*n, size);
+        out.last = size - 1;
+        return out;
+    }
+    const auto first = number(first_text);
+    if (!first) return out;
+    std::uint64_t last = size == 0 ? 0 : size - 1;
+    if (!last_text.empty()) {
+        const auto l = number(last_text);
+        if (!l || *l < *first) return out;  // invalid: ignored
+        last = std::min(*l, last);
+    }
+    if (*first >= size) {
+        out.kind = ByteRange::unsatisfiable;
+        return out;
+    }
+    out.kind = ByteRange::satisfiable;
+    out.first = *first;
+    out.last = last;
+    return out;
+}
+
+bool if_range_holds(std::string_view if_range, std::string_view etag, std::time_t mtime) {
+    if_range = trim(if_range);
+    if (!if_range.empty() && if_range.front() == '"') return if_range == etag;  // strong
+    if (if_range.size() >= 2 && if_range[0] == 'W' && if_range[1] == '/') return false;
+    const auto date = parse_http_date(if_range);
+    return date && *date == mtime;
+}
+
 // ---- opening below the root ------------------------------------------------------------------
 
 namespace {
@@ -438,10 +499,29 @@ StaticReply answer_static(const StaticMounts::Mount& mount, const http::request_
     if (auto it = req.find(http::field::if_modified_since); it != req.end()) ims = it->value();
     const bool unchanged = not_modified(inm, ims, etag, mtime);
 
+    // A single byte range of a GET (RFC 9110 §14), while If-Range (if any) still holds.
+    ByteRange range;
+    if (!unchanged && !head) {
+        if (auto it = req.find(http::field::range); it != req.end()) {
+            auto if_range = req.find(http::field::if_range);
+            if (if_range == req.end() || if_range_holds(if_range->value(), etag, mtime))
+                range = parse_range(it->value(), size);
+        }
+    }
+    if (range.kind == ByteRange::unsatisfiable) {
+        auto reply = error_reply(http::status::range_not_satisfiable, version,
+                                 "range not satisfiable", keep_alive, false);
+        reply.head.set(http::field::content_range, "bytes */" + std::to_string(size));
+        return reply;
+    }
+    const bool partial = range.kind == ByteRange::satisfiable;
+
     StaticReply reply;
     auto& res = reply.head;
     res.version(version);
-    res.result(unchanged ? http::status::not_modified : http::status::ok);
+    res.result(unchanged ? http::status::not_modified
+               : partial ? http::status::partial_content
+                         : http::status::ok);
     res.set(http::field::server, "tunerd");
     res.set(http::field::date, http_date(std::time(nullptr)));
     if (!unchanged) res.set(http::field::content_type, content_type_for(file_name));
@@ -453,11 +533,19 @@ StaticReply answer_static(const StaticMounts::Mount& mount, const http::request_
         "max-age=" +
             std::to_string(
                 std::chrono::duration_cast<std::chrono::seconds>(mount.config.max_age).count()));
-    if (!unchanged) res.content_length(size);
+    if (!unchanged) res.set(http::field::accept_ranges, "bytes");
+    const std::uint64_t length = partial ? range.last - range.first + 1 : size;
+    if (partial) {
+        res.set(http::field::content_range, "bytes " + std::to_string(range.first) + "-" +
+                                                std::to_string(range.last) + "/" +
+                                                std::to_string(size));
+    }
+    if (!unchanged) res.content_length(length);
     res.keep_alive(keep_alive);
-    if (!unchanged && !head && size > 0) {
+    if (!unchanged && !head && length > 0) {
         reply.file = std::move(opened.fd);
-        reply.length = size;
+        reply.offset = partial ? range.first : 0;
+        reply.length = length;
     }
     return reply;
 }

@@ -9,7 +9,8 @@
 //                         prefix check where the kernel has no openat2)
 //   answer_static         the response: Content-Type by extension, Content-Length,
 //                         Last-Modified, ETag (nginx's form), Cache-Control, conditional
-//                         requests (RFC 9110 §13), 301/403/404/405
+//                         requests (RFC 9110 §13), one byte range (206/416, §14),
+//                         301/403/404/405
 //   send_static           the header, then the file by sendfile(2) on a TCP socket (bounded
 //                         steps, yielding between them) or by pread into a bounded buffer on
 //                         any other stream; a file is never read whole into memory
@@ -91,6 +92,21 @@ bool if_none_match_matches(std::string_view if_none_match, std::string_view etag
 bool not_modified(std::optional<std::string_view> if_none_match,
                   std::optional<std::string_view> if_modified_since, std::string_view etag,
                   std::time_t mtime);
+
+// A Range header (RFC 9110 §14.2) for a representation of `size` bytes: one byte range
+// ("bytes=0-99", "bytes=100-", "bytes=-500"). Several ranges, another unit or a malformed header
+// are ignored (the whole file is sent: §14.2 allows it); a range that starts past the end is
+// unsatisfiable (416).
+struct ByteRange {
+    enum Kind { none, satisfiable, unsatisfiable } kind = none;
+    std::uint64_t first = 0;
+    std::uint64_t last = 0;  // inclusive
+};
+ByteRange parse_range(std::string_view range, std::uint64_t size);
+
+// If-Range (RFC 9110 §13.1.5): the range applies only while the representation is the one the
+// client has: a strong match of the entity tag, or exactly the Last-Modified date.
+bool if_range_holds(std::string_view if_range, std::string_view etag, std::time_t mtime);
 
 // ---- the mounts --------------------------------------------------------------------------------
 
@@ -176,10 +192,11 @@ private:
 // ---- the answer --------------------------------------------------------------------------------
 
 // What the front sends for one static request: a complete header (and a short text body for the
-// errors), then `length` bytes of `file` from offset 0 when there is a body.
+// errors), then `length` bytes of `file` from `offset` when there is a body.
 struct StaticReply {
     boost::beast::http::response<boost::beast::http::string_body> head;
     FileDescriptor file;
+    std::uint64_t offset = 0;
     std::uint64_t length = 0;
     [[nodiscard]] int status() const { return static_cast<int>(head.result_int()); }
 };
@@ -222,7 +239,7 @@ boost::asio::awaitable<void> send_static(Stream& out, Deadline& deadline, Durati
     namespace asio = boost::asio;
     const std::string head = serialize_head(reply.head);
     std::uint64_t remaining = reply.length;
-    off_t offset = 0;
+    auto offset = static_cast<off_t>(reply.offset);
     if constexpr (static_detail::NativeSocket<Stream>) {
         const int sock = out.native_handle();
         out.native_non_blocking(true, ec);

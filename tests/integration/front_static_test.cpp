@@ -116,6 +116,13 @@ TEST_F(FrontStatic, ServesFilesWithTypeLengthValidatorsAndNoWorker) {
     EXPECT_EQ(js->header("content-type"), "text/javascript; charset=utf-8");
     EXPECT_EQ(js->body.size(), big_.size());
     EXPECT_TRUE(js->body == big_) << "the body differs";
+    // One byte range of it, sendfile from its offset.
+    auto part = get("/static/big.js", {{"Range", "bytes=1000000-"}});
+    ASSERT_TRUE(part.ok()) << part.error().what;
+    EXPECT_EQ(part->status, 206);
+    EXPECT_EQ(part->header("content-range"), "bytes 1000000-" + std::to_string(big_.size() - 1) +
+                                                 "/" + std::to_string(big_.size()));
+    EXPECT_TRUE(part->body == big_.substr(1000000)) << "the range differs";
     auto index = get("/static/docs/");
     ASSERT_TRUE(index.ok());
     EXPECT_EQ(index->status, 200);

@@ -192,6 +192,56 @@ TEST(StaticConditionals, IfNoneMatchTakesPriorityOverIfModifiedSince) {
     EXPECT_FALSE(not_modified(std::nullopt, std::nullopt, etag, mtime));
 }
 
+TEST(StaticRanges, OneByteRangeOrNone) {
+    using K = ByteRange::Kind;
+    struct Case {
+        std::string header;
+        std::uint64_t size;
+        K kind;
+        std::uint64_t first, last;
+    };
+    const std::vector<Case> cases = {
+        {"bytes=0-99", 1000, K::satisfiable, 0, 99},
+        {"bytes=100-", 1000, K::satisfiable, 100, 999},
+        {"bytes=-300", 1000, K::satisfiable, 700, 999},
+        {"bytes=-3000", 1000, K::satisfiable, 0, 999},
+        {"bytes=990-5000", 1000, K::satisfiable, 990, 999},
+        {"BYTES= 5 - 9 ", 1000, K::satisfiable, 5, 9},
+        {"bytes=999-999", 1000, K::satisfiable, 999, 999},
+        {"bytes=1000-", 1000, K::unsatisfiable, 0, 0},
+        {"bytes=5000-6000", 1000, K::unsatisfiable, 0, 0},
+        {"bytes=-0", 1000, K::unsatisfiable, 0, 0},
+        {"bytes=0-", 0, K::unsatisfiable, 0, 0},
+        // ignored: the whole file
+        {"bytes=0-1,5-6", 1000, K::none, 0, 0},
+        {"bytes=9-5", 1000, K::none, 0, 0},
+        {"bytes=a-b", 1000, K::none, 0, 0},
+        {"bytes=", 1000, K::none, 0, 0},
+        {"bytes=5", 1000, K::none, 0, 0},
+        {"items=0-5", 1000, K::none, 0, 0},
+        {"bytes=-", 1000, K::none, 0, 0},
+        {"bytes=99999999999999999999-", 1000, K::none, 0, 0},
+        {"bytes=--5", 1000, K::none, 0, 0},
+    };
+    for (const auto& c : cases) {
+        const auto r = parse_range(c.header, c.size);
+        EXPECT_EQ(r.kind, c.kind) << c.header;
+        if (c.kind == K::satisfiable) {
+            EXPECT_EQ(r.first, c.first) << c.header;
+            EXPECT_EQ(r.last, c.last) << c.header;
+        }
+    }
+}
+
+TEST(StaticRanges, IfRangeNeedsAStrongEtagOrTheExactDate) {
+    EXPECT_TRUE(if_range_holds("\"5f-10\"", "\"5f-10\"", 784111777));
+    EXPECT_FALSE(if_range_holds("\"5f-11\"", "\"5f-10\"", 784111777));
+    EXPECT_FALSE(if_range_holds("W/\"5f-10\"", "\"5f-10\"", 784111777));
+    EXPECT_TRUE(if_range_holds("Sun, 06 Nov 1994 08:49:37 GMT", "\"x\"", 784111777));
+    EXPECT_FALSE(if_range_holds("Sun, 06 Nov 1994 08:49:38 GMT", "\"x\"", 784111777));
+    EXPECT_FALSE(if_range_holds("garbage", "\"x\"", 784111777));
+}
+
 // ---- opening below the root ------------------------------------------------------------------
 
 class StaticRoot : public ::testing::Test {
@@ -256,7 +306,7 @@ TEST_F(StaticRoot, AnswersWithTypeLengthValidatorsAndCacheControl) {
     EXPECT_EQ(reply.head[http::field::content_length], "6");
     EXPECT_EQ(reply.head[http::field::cache_control], "max-age=2592000");
     EXPECT_FALSE(reply.head[http::field::last_modified].empty());
-    EXPECT_EQ(reply.head[http::field::accept_ranges], "") << "no ranges, none advertised";
+    EXPECT_EQ(reply.head[http::field::accept_ranges], "bytes");
     EXPECT_EQ(reply.length, 6u);
     EXPECT_TRUE(reply.file);
     const std::string etag(reply.head[http::field::etag]);
@@ -274,6 +324,28 @@ TEST_F(StaticRoot, AnswersWithTypeLengthValidatorsAndCacheControl) {
     EXPECT_EQ(answer_static(*m, req, false, true).status(), 304);
     req.set(http::field::if_none_match, "\"other\"");
     EXPECT_EQ(answer_static(*m, req, false, true).status(), 200);
+
+    // A single range: 206 with its Content-Range, from its offset; past the end 416; an If-Range
+    // that no longer holds gets the whole file.
+    req = request(http::verb::get, "/static/app.css");
+    req.set(http::field::range, "bytes=2-4");
+    reply = answer_static(*m, req, false, true);
+    EXPECT_EQ(reply.status(), 206);
+    EXPECT_EQ(reply.head[http::field::content_range], "bytes 2-4/6");
+    EXPECT_EQ(reply.head[http::field::content_length], "3");
+    EXPECT_EQ(reply.offset, 2u);
+    EXPECT_EQ(reply.length, 3u);
+    req.set(http::field::if_range, etag);
+    EXPECT_EQ(answer_static(*m, req, false, true).status(), 206);
+    req.set(http::field::if_range, "\"old\"");
+    reply = answer_static(*m, req, false, true);
+    EXPECT_EQ(reply.status(), 200);
+    EXPECT_EQ(reply.length, 6u);
+    req = request(http::verb::get, "/static/app.css");
+    req.set(http::field::range, "bytes=6-");
+    reply = answer_static(*m, req, false, true);
+    EXPECT_EQ(reply.status(), 416);
+    EXPECT_EQ(reply.head[http::field::content_range], "bytes */6");
 
     // HEAD: the same header, no body.
     reply = answer_static(*m, request(http::verb::head, "/static/app.css"), false, true);
@@ -365,6 +437,46 @@ TEST_F(StaticRoot, BodyGoesOutInBoundedPiecesOverAStreamThatIsNoSocket) {
     EXPECT_FALSE(read_ec) << read_ec.message();
     EXPECT_EQ(parser.get().body(), big);
     EXPECT_GT(sent, big.size());
+}
+
+TEST_F(StaticRoot, ARangeIsSentFromItsOffset) {
+    std::string big(2 * kStaticReadBuffer + 7, 'x');
+    for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>('a' + i % 26);
+    dir.write("root/big.bin", big);
+    StaticMounts mounts({{"/static/", root(), {}, ""}});
+    auto req = request(http::verb::get, "/static/big.bin");
+    req.set(http::field::range, "bytes=70000-");
+    auto reply = answer_static(*mounts.match("/static/big.bin"), req, false, true);
+    ASSERT_EQ(reply.status(), 206);
+    boost::asio::io_context ioc;
+    boost::beast::test::stream server(ioc), client(ioc);
+    server.connect(client);
+    auto watchdog = std::make_shared<Watchdog>(ioc.get_executor());
+    Deadline deadline(watchdog, [] {});
+    std::uint64_t sent = 0;
+    boost::system::error_code ec;
+    bool done = false;
+    boost::asio::co_spawn(
+        ioc,
+        [&]() -> boost::asio::awaitable<void> {
+            co_await send_static(server, deadline, std::chrono::seconds(5), reply, sent, ec);
+            server.close();
+            done = true;
+        },
+        boost::asio::detached);
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(big.size() + 1);
+    boost::beast::flat_buffer buffer;
+    bool read = false;
+    http::async_read(client, buffer, parser,
+                     [&](boost::system::error_code, std::size_t) { read = true; });
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (!(done && read) && std::chrono::steady_clock::now() < until) {
+        ioc.run_for(std::chrono::milliseconds(10));
+        if (ioc.stopped()) ioc.restart();
+    }
+    EXPECT_FALSE(ec) << ec.message();
+    EXPECT_EQ(parser.get().body(), big.substr(70000));
 }
 
 TEST_F(StaticRoot, MountWhoseRootVanishedAnswers404) {

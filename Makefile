@@ -10,7 +10,7 @@ TSAN_DIR  ?= build-tsan
 CONFIG    ?= etc/tunerd.toml
 CMAKE_ARGS ?=
 
-.PHONY: all deps test-deps package-deps configure build run package test test-asan test-tsan fuzz bench bench-front bench-peers format clean
+.PHONY: all deps test-deps package-deps configure build run package test test-asan test-tsan fuzz bench bench-front bench-static bench-peers format clean
 
 all: build
 
@@ -133,6 +133,12 @@ bench: build bench-front
 bench-front: build
 	@scripts/install-deps --bench
 	bench/front/run.py --build $(BUILD_DIR)
+
+# tunerd's [[static]] mount against nginx serving the same 4 KB and 1 MB files
+# (docs/benchmarks.md, "Static files"): about 2 minutes. Results in bench/static/results.
+bench-static: build
+	@scripts/install-deps --bench
+	bench/static/run.py --build $(BUILD_DIR)
 
 # tunerd against gunicorn and uWSGI on examples/flask, every scenario of docs/benchmarks.md
 # ("Peers"): about 45 minutes on 2 cores, root for the cgroups. Results in bench/peers/results,

@@ -45,6 +45,39 @@ struct CacheConfig {
     friend bool operator==(const CacheConfig&, const CacheConfig&) = default;
 };
 
+// [[static]]: one URL prefix served from a directory by the front itself (server/static_files).
+struct StaticMount {
+    std::string prefix;     // starts and ends with "/"; the longest matching prefix wins
+    std::string root;       // an existing directory (absolute path)
+    Duration max_age = 0s;  // Cache-Control: max-age
+    std::string index;      // served for a directory ("" = a directory is 404)
+
+    friend bool operator==(const StaticMount&, const StaticMount&) = default;
+};
+
+enum class AccessLogFormat { combined, common, json };
+
+inline const char* to_string(AccessLogFormat f) {
+    switch (f) {
+        case AccessLogFormat::combined:
+            return "combined";
+        case AccessLogFormat::common:
+            return "common";
+        case AccessLogFormat::json:
+            return "json";
+    }
+    return "?";
+}
+
+// [access_log]: one line per request, written by a thread of its own (server/access_log).
+struct AccessLogConfig {
+    bool enabled = false;
+    std::string path = "-";  // "-" = stderr
+    AccessLogFormat format = AccessLogFormat::combined;
+
+    friend bool operator==(const AccessLogConfig&, const AccessLogConfig&) = default;
+};
+
 // [server]: the public listener and its front.
 struct ServerConfig {
     std::string listen = "127.0.0.1:8080";
@@ -71,8 +104,10 @@ struct ServerConfig {
     // Addresses or CIDR networks whose X-Forwarded-* and Forwarded headers are believed: by
     // default a proxy on this host (nginx terminating TLS), as gunicorn's forwarded_allow_ips.
     std::vector<std::string> trusted_proxies = {"127.0.0.1", "::1"};
-    RateLimitConfig rate_limit;  // the [rate_limit] section
-    CacheConfig cache;           // the [cache] section
+    RateLimitConfig rate_limit;              // the [rate_limit] section
+    CacheConfig cache;                       // the [cache] section
+    std::vector<StaticMount> static_mounts;  // the [[static]] tables, in file order
+    AccessLogConfig access_log;              // the [access_log] section
 
     friend bool operator==(const ServerConfig&, const ServerConfig&) = default;
 };

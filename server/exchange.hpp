@@ -40,6 +40,7 @@
 #include <spdlog/spdlog.h>
 
 #include "model/config.hpp"
+#include "server/access_log.hpp"
 #include "server/client_address.hpp"
 #include "server/deadline.hpp"
 #include "server/dispatcher.hpp"
@@ -49,6 +50,7 @@
 #include "server/rate_limit.hpp"
 #include "server/refusal.hpp"
 #include "server/request_body.hpp"
+#include "server/static_files.hpp"
 
 namespace tuner::server {
 
@@ -128,9 +130,11 @@ struct FrontSettings : ServerConfig {
     explicit FrontSettings(const ServerConfig& config)
         : ServerConfig(config),
           proxies(config.trusted_proxies),
-          rate_limit_allow(config.rate_limit.allow) {}
+          rate_limit_allow(config.rate_limit.allow),
+          statics(config.static_mounts) {}
     NetworkSet proxies;
     NetworkSet rate_limit_allow;
+    StaticMounts statics;  // [[static]], their roots open
 };
 
 // What every session of one Front shares. Held by shared_ptr: a coroutine frame the io_context
@@ -152,6 +156,7 @@ struct FrontCore {
           hooks(std::move(h)),
           spool_dir(std::move(spool)),
           cache(config.cache),
+          access_log(config.access_log),
           config_(std::make_shared<const FrontSettings>(config)) {}
 
     std::shared_ptr<const FrontSettings> config() const {
@@ -160,6 +165,7 @@ struct FrontCore {
     }
     void set_config(const ServerConfig& config) {
         auto settings = std::make_shared<const FrontSettings>(config);
+        access_log.configure(config.access_log);
         std::lock_guard lock(config_mutex_);
         // A reload that leaves [cache] alone keeps the entries and any capacity set since.
         if (config_->cache != config.cache) cache.configure(config.cache);
@@ -198,9 +204,11 @@ struct FrontCore {
 
     Dispatcher* dispatcher;  // null once the Front is destroyed
     FrontHooks hooks;
-    const std::string spool_dir;  // request bodies larger than body_buffer_size
-    RateLimiter rate_limiter;     // [rate_limit], per client address
-    MicroCache cache;             // [cache]
+    const std::string spool_dir;     // request bodies larger than body_buffer_size
+    RateLimiter rate_limiter;        // [rate_limit], per client address
+    MicroCache cache;                // [cache]
+    StaticCounters static_counters;  // [[static]] answers
+    AccessLog access_log;            // [access_log]
     std::atomic<bool> shutting_down{false};
     std::atomic<bool> aborting{false};
     std::atomic<std::uint64_t> next_waiter_id{1};
@@ -417,6 +425,8 @@ private:
     enum class Outcome { keep_alive, close, retry };
 
     boost::asio::awaitable<Step> read_header();
+    // A request for a [[static]] mount: answered from its directory, no worker involved.
+    boost::asio::awaitable<bool> serve_static();
     // Request buffering: the whole body is read (to memory, or past body_buffer_size to a spool
     // file) before a worker slot is asked for.
     boost::asio::awaitable<Step> buffer_body();
@@ -479,6 +489,8 @@ private:
     void count_cache(cache::Status status, bool collapsed = false);
     // An upstream failure an expired entry may answer instead (RFC 5861 stale-if-error).
     static bool stale_answers(Failure failure);
+    // The access log's line for this exchange (record_now, when the log is on).
+    void log_access();
     Dispatcher* dispatcher() const { return core_.dispatcher; }
 
     Session& s_;
@@ -517,6 +529,10 @@ private:
     MicroCache::FillGuard cache_fill_;  // this request fills its key
     MicroCache::EntryPtr cache_stale_;  // an expired entry that may answer an upstream error
     std::optional<cache::Storability> cache_storing_;  // the response being stored
+    const StaticMounts::Mount* static_ = nullptr;     // the [[static]] mount the path is under
+    std::optional<boost::asio::ip::address> client_;  // the client, once the header is read
+    std::optional<unsigned> worker_id_;               // the worker that took the request
+    std::uint64_t bytes_sent_ = 0;                    // to the client, headers included
 };
 
 namespace exchange_detail {
@@ -547,7 +563,8 @@ asio::awaitable<void> relay_body(InStream& in, Deadline& in_deadline, beast::fla
                                  http::serializer<isRequest, http::buffer_body>& sr,
                                  Duration in_timeout, Duration out_timeout,
                                  boost::system::error_code& in_ec,
-                                 boost::system::error_code& out_ec, Tee* tee = nullptr) {
+                                 boost::system::error_code& out_ec, Tee* tee = nullptr,
+                                 std::uint64_t* written = nullptr) {
     std::array<char, kRelayBufferSize> buf;
     do {
         if (!p.is_done()) {
@@ -573,7 +590,9 @@ asio::awaitable<void> relay_body(InStream& in, Deadline& in_deadline, beast::fla
             p.get().body().more = false;
         }
         out_deadline.arm(out_timeout);
-        co_await http::async_write(out, sr, asio::redirect_error(asio::use_awaitable, out_ec));
+        const std::size_t n =
+            co_await http::async_write(out, sr, asio::redirect_error(asio::use_awaitable, out_ec));
+        if (written) *written += n;
         out_deadline.settle(out_ec);
         if (out_ec == http::error::need_buffer) out_ec = {};
         if (out_ec) co_return;
@@ -699,6 +718,7 @@ boost::asio::awaitable<bool> Session<Client, Connector>::Exchange::run() {
         co_await refuse(*fault, true);
         co_return false;
     }
+    if (static_) co_return co_await serve_static();
     // A request the cache may answer counts as an arrival only once it goes to a worker.
     const bool cache_on = core_.cache.enabled();
     if (!cache_on || has_body_) note_arrival();
@@ -767,6 +787,7 @@ auto Session<Client, Connector>::Exchange::read_header() -> boost::asio::awaitab
     const bool peer_trusted = cfg_.proxies.contains(s_.peer_);
     const auto client = peer_trusted ? client_address(cfg_.proxies, s_.peer_, forwarded_for(req))
                                      : normalized(s_.peer_);
+    client_ = client;
     if (cfg_.rate_limit.rate > 0 && !cfg_.rate_limit_allow.contains(client)) {
         const auto verdict =
             core_.rate_limiter.admit(client.to_string(), cfg_.rate_limit, record_.arrived);
@@ -776,6 +797,15 @@ auto Session<Client, Connector>::Exchange::read_header() -> boost::asio::awaitab
             retry_after_s_ = verdict.retry_after_s;
             has_body_ = has_body_ || !parser_.is_done();
             co_return Fault{Failure::rate_limited, {}};
+        }
+    }
+    if (!cfg_.statics.empty()) {
+        const std::string_view target = req.target();
+        if ((static_ = cfg_.statics.match(target.substr(0, target.find('?'))))) {
+            // The front answers it: not an arrival the pool is sized for.
+            record_.front_only = true;
+            has_body_ = has_body_ || !parser_.is_done();
+            co_return std::nullopt;
         }
     }
     if (parser_.content_length() && *parser_.content_length() > cfg_.max_body_size_bytes) {
@@ -932,6 +962,7 @@ auto Session<Client, Connector>::Exchange::acquire_slot() -> boost::asio::awaita
         }
     }
     slot_ = SlotGuard(s_.core_, std::move(backend));
+    worker_id_ = slot_.backend()->id;
     record_.dispatched = Clock::now();
     record_.reached_worker = true;
     co_return std::nullopt;
@@ -1161,16 +1192,17 @@ auto Session<Client, Connector>::Exchange::relay_response() -> boost::asio::awai
         body.reset();
         s_.client_deadline_.arm(cfg_.request_timeout);
         if (!client_ec) {
-            co_await asio::async_write(s_.client_, asio::buffer(s_.out_),
-                                       asio::redirect_error(asio::use_awaitable, client_ec));
+            bytes_sent_ +=
+                co_await asio::async_write(s_.client_, asio::buffer(s_.out_),
+                                           asio::redirect_error(asio::use_awaitable, client_ec));
         }
         s_.client_deadline_.settle(client_ec);
         s_.release_out();
     } else {
         http::response_serializer<http::buffer_body> sr{res};
         s_.client_deadline_.arm(cfg_.request_timeout);
-        co_await http::async_write_header(s_.client_, sr,
-                                          asio::redirect_error(asio::use_awaitable, client_ec));
+        bytes_sent_ += co_await http::async_write_header(
+            s_.client_, sr, asio::redirect_error(asio::use_awaitable, client_ec));
         s_.client_deadline_.settle(client_ec);
         std::optional<exchange_detail::Tee> tee;
         if (cache_storing_) tee.emplace(exchange_detail::Tee{{}, cfg_.cache.max_entry_size_bytes});
@@ -1178,7 +1210,7 @@ auto Session<Client, Connector>::Exchange::relay_response() -> boost::asio::awai
             co_await exchange_detail::relay_body(
                 conn_->stream, s_.upstream_deadline_, conn_->buffer, *res_parser_, s_.client_,
                 s_.client_deadline_, sr, cfg_.request_timeout, cfg_.request_timeout, upstream_ec,
-                client_ec, tee ? &*tee : nullptr);
+                client_ec, tee ? &*tee : nullptr, &bytes_sent_);
         }
         if (tee && !tee->overflow && !upstream_ec && !client_ec && res_parser_->is_done())
             cache_finish(res, std::move(tee->data));
@@ -1360,9 +1392,25 @@ boost::asio::awaitable<bool> Session<Client, Connector>::Exchange::refuse(Fault 
     if (method_ == http::verb::head) res.body().clear();
     boost::system::error_code ec;
     s_.client_deadline_.arm(cfg_.request_timeout);
-    co_await http::async_write(s_.client_, res, asio::redirect_error(asio::use_awaitable, ec));
+    bytes_sent_ +=
+        co_await http::async_write(s_.client_, res, asio::redirect_error(asio::use_awaitable, ec));
     s_.client_deadline_.settle(ec);
     record_now(ec ? 0 : static_cast<int>(res.result_int()));
+    co_return keep && !ec;
+}
+
+template <class Client, class Connector>
+boost::asio::awaitable<bool> Session<Client, Connector>::Exchange::serve_static() {
+    boost::system::error_code ec;
+    auto reply =
+        answer_static(*static_, parser_.get().base(), has_body_, keep_alive_ && !has_body_);
+    const bool keep = reply.head.keep_alive();
+    const int status = reply.status();
+    std::uint64_t sent = 0;
+    co_await send_static(s_.client_, s_.client_deadline_, cfg_.request_timeout, reply, sent, ec);
+    bytes_sent_ += sent;
+    core_.static_counters.count(status, sent);
+    record_now(ec ? 0 : status);
     co_return keep && !ec;
 }
 
@@ -1374,6 +1422,30 @@ void Session<Client, Connector>::Exchange::record_now(int status) {
         service_start_ != Clock::time_point{})
         record_.service_usec = usec_between(service_start_, record_.completed);
     if (dispatcher()) dispatcher()->record(record_);
+    if (core_.access_log.enabled()) log_access();
+}
+
+template <class Client, class Connector>
+void Session<Client, Connector>::Exchange::log_access() {
+    namespace http = exchange_detail::http;
+    const auto& req = parser_.get();
+    AccessEntry e;
+    e.time = WallClock::now();
+    e.client = clip(client_ ? client_->to_string() : s_.client_address_, kMaxLoggedShort);
+    e.method = method_ == http::verb::unknown ? std::string("-")
+                                              : clip(req.method_string(), kMaxLoggedShort);
+    e.target = clip(req.target(), kMaxLoggedTarget);
+    e.version = version_;
+    e.status = record_.status;
+    e.bytes = bytes_sent_;
+    e.referer = clip(req[http::field::referer], kMaxLoggedHeader);
+    e.user_agent = clip(req[http::field::user_agent], kMaxLoggedHeader);
+    e.worker = worker_id_;
+    e.queue_usec = record_.reached_worker ? usec_between(record_.arrived, record_.dispatched) : 0;
+    e.service_usec = record_.service_usec;
+    e.total_usec = usec_between(record_.arrived, record_.completed);
+    e.cache = cache_status_ ? std::string(cache::to_string(*cache_status_)) : std::string("-");
+    core_.access_log.submit(std::move(e));
 }
 
 template <class Client, class Connector>
@@ -1446,7 +1518,8 @@ boost::asio::awaitable<bool> Session<Client, Connector>::Exchange::serve_cached(
                                                     asio::buffer(entry->body.data(), body_size)};
     boost::system::error_code ec;
     s_.client_deadline_.arm(cfg_.request_timeout);
-    co_await asio::async_write(s_.client_, message, asio::redirect_error(asio::use_awaitable, ec));
+    bytes_sent_ += co_await asio::async_write(s_.client_, message,
+                                              asio::redirect_error(asio::use_awaitable, ec));
     s_.client_deadline_.settle(ec);
     s_.release_out();
     cache_status_ = status;

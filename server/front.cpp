@@ -98,12 +98,29 @@ std::size_t Front::open_connections() const {
 }
 ConnectionStats Front::connection_stats() const {
     const auto limiter = core_->rate_limiter.stats();
-    return {core_->open_connections.load(),
-            core_->refused_max_connections.load(),
-            core_->refused_per_address.load(),
-            core_->evicted.load(),
-            limiter.limited,
-            limiter.tracked};
+    ConnectionStats stats{core_->open_connections.load(),
+                          core_->refused_max_connections.load(),
+                          core_->refused_per_address.load(),
+                          core_->evicted.load(),
+                          limiter.limited,
+                          limiter.tracked};
+    auto statics = core_->static_counters.snapshot();
+    stats.static_responses = std::move(statics.responses);
+    stats.static_bytes = statics.bytes;
+    const auto log = core_->access_log.stats();
+    stats.access_log_enabled = core_->access_log.enabled();
+    stats.access_log_written = log.written;
+    stats.access_log_dropped = log.dropped;
+    stats.access_log_errors = log.errors;
+    return stats;
+}
+
+void Front::reopen_access_log() {
+    core_->access_log.reopen();
+}
+
+bool Front::flush_access_log(std::chrono::milliseconds timeout) {
+    return core_->access_log.flush(timeout);
 }
 
 CacheStats Front::cache_stats() const {

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -35,11 +36,17 @@ class Watchdog;
 // Client connections as the admin API reports them.
 struct ConnectionStats {
     std::size_t open = 0;
-    std::uint64_t refused_max_connections = 0;  // turned away with 503 (none idle to evict)
-    std::uint64_t refused_per_address = 0;      // turned away with 429 at accept
-    std::uint64_t evicted = 0;                  // idle connections closed for a newcomer
-    std::uint64_t rate_limited = 0;             // requests answered 429 by [rate_limit]
-    std::size_t rate_limit_clients = 0;         // client addresses the rate limit remembers
+    std::uint64_t refused_max_connections = 0;      // turned away with 503 (none idle to evict)
+    std::uint64_t refused_per_address = 0;          // turned away with 429 at accept
+    std::uint64_t evicted = 0;                      // idle connections closed for a newcomer
+    std::uint64_t rate_limited = 0;                 // requests answered 429 by [rate_limit]
+    std::size_t rate_limit_clients = 0;             // client addresses the rate limit remembers
+    std::map<int, std::uint64_t> static_responses;  // [[static]] answers by status
+    std::uint64_t static_bytes = 0;                 // [[static]] bytes sent, headers included
+    bool access_log_enabled = false;
+    std::uint64_t access_log_written = 0;  // [access_log] lines written
+    std::uint64_t access_log_dropped = 0;  // lines dropped: the queue was full
+    std::uint64_t access_log_errors = 0;   // failed opens and writes
 };
 
 class Front {
@@ -84,6 +91,10 @@ public:
     [[nodiscard]] CacheStats cache_stats() const;
     void clear_cache();
     void set_cache_capacity(std::uint64_t bytes);
+    // SIGUSR1: the access log opens its file again (after logrotate moved it).
+    void reopen_access_log();
+    // Waits until the access log wrote what it has queued (at exit); false on timeout.
+    bool flush_access_log(std::chrono::milliseconds timeout);
 
 private:
     boost::asio::awaitable<void> accept_loop();

@@ -4,6 +4,8 @@
 #include "server/exchange.hpp"
 
 #include <deque>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -18,6 +20,7 @@
 #include <boost/beast/_experimental/test/stream.hpp>
 #include <boost/beast/http.hpp>
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "tests/server/test_stream_ops.hpp"
 
@@ -794,6 +797,60 @@ TEST_F(ExchangeTest, WithTheCacheOnEveryResponseSaysItsCacheStatus) {
     ASSERT_FALSE(read_into(c, buffer, post));
     EXPECT_EQ(post.get()["X-Cache-Status"], "BYPASS");
     EXPECT_EQ(core->cache.stats().entries, 0u);
+
+// ---- [[static]] ------------------------------------------------------------------------------
+
+TEST_F(ExchangeTest, StaticRequestsAreAnsweredByTheFrontWithoutASlotOrAnArrival) {
+    const std::string root = ::testing::TempDir() + "/exchange-static";
+    std::filesystem::create_directories(root);
+    std::ofstream(root + "/app.css") << "body{}";
+    config.static_mounts = {{"/static/", root, std::chrono::hours(1), ""}};
+    auto c = connect();
+    const auto before = dispatcher.cumulative();
+    auto a = exchange(c, "GET /static/app.css HTTP/1.1\r\nHost: t\r\n\r\n");
+    EXPECT_EQ(a.status, 200);
+    EXPECT_EQ(a.body, "body{}");
+    EXPECT_EQ(exchange(c, "GET /static/nope.css HTTP/1.1\r\nHost: t\r\n\r\n").status, 404);
+    EXPECT_EQ(exchange(c, "GET /static/%2e%2e/x HTTP/1.1\r\nHost: t\r\n\r\n").status, 400);
+    // The connection carried all three; the next request goes to the worker as before.
+    EXPECT_EQ(exchange(c, kGet).status, 200);
+    EXPECT_EQ(script->requests_seen, 1) << "only the last request reached the worker";
+    const auto after = dispatcher.cumulative();
+    EXPECT_EQ(after.accepted, before.accepted + 1) << "static answers are no arrivals";
+    EXPECT_EQ(after.codes.at(404), 1u);
+    const auto counted = core->static_counters.snapshot();
+    EXPECT_EQ(counted.responses.at(200), 1u);
+    EXPECT_EQ(counted.responses.at(400), 1u);
+    EXPECT_GT(counted.bytes, 6u);
+    EXPECT_EQ(inflight(), 0u);
+    // A POST with a body: 405, and the connection closes (its body is never read).
+    a = exchange(c, "POST /static/app.css HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc");
+    EXPECT_EQ(a.status, 405);
+    EXPECT_EQ(script->requests_seen, 1);
+}
+
+TEST_F(ExchangeTest, AccessLogGetsOneLinePerRequestWithTheWorkerAndTheBytesSent) {
+    const std::string path = ::testing::TempDir() + "/exchange-access.log";
+    std::filesystem::remove(path);
+    config.access_log = {true, path, AccessLogFormat::json};
+    auto c = connect();
+    EXPECT_EQ(exchange(c, "GET /x?q=1 HTTP/1.1\r\nHost: t\r\nUser-Agent: \xff\"x\r\n\r\n").status,
+              200);
+    EXPECT_EQ(exchange(c, "GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\n\r\n").status, 413);
+    ASSERT_TRUE(core->access_log.flush(std::chrono::seconds(5)));
+    std::ifstream in(path);
+    std::vector<nlohmann::json> lines;
+    for (std::string line; std::getline(in, line);) lines.push_back(nlohmann::json::parse(line));
+    ASSERT_EQ(lines.size(), 2u);
+    EXPECT_EQ(lines[0]["target"], "/x?q=1");
+    EXPECT_EQ(lines[0]["status"], 200);
+    EXPECT_EQ(lines[0]["worker"], 1);
+    EXPECT_EQ(lines[0]["client"], "192.0.2.7");
+    EXPECT_EQ(lines[0]["user_agent"], "\\xFF\"x");
+    EXPECT_GT(lines[0]["bytes"].get<int>(), 5);
+    EXPECT_EQ(lines[1]["status"], 413);
+    EXPECT_TRUE(lines[1]["worker"].is_null());
+    EXPECT_EQ(core->access_log.stats().written, 2u);
 }
 
 // ---- max_connections -------------------------------------------------------------------------

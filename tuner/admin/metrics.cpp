@@ -154,6 +154,23 @@ std::string Metrics::render(const MetricsInputs& in) const {
         out.push_back(single("tunerd_connections_evicted_total",
                              "Idle client connections closed to make room (max_connections)",
                              MetricType::Counter, static_cast<double>(c.evicted)));
+        auto statics = family("tunerd_static_responses_total",
+                              "Responses the front gave from [[static]] directories, by status",
+                              MetricType::Counter);
+        for (const auto& [status, n] : c.static_responses)
+            add_value(statics, static_cast<double>(n), {{"status", std::to_string(status)}});
+        out.push_back(std::move(statics));
+        out.push_back(single("tunerd_static_bytes_total",
+                             "Bytes sent for [[static]] requests, headers included",
+                             MetricType::Counter, static_cast<double>(c.static_bytes)));
+        out.push_back(single("tunerd_access_log_lines_total", "Access log lines written",
+                             MetricType::Counter, static_cast<double>(c.access_log_written)));
+        out.push_back(single("tunerd_access_log_dropped_total",
+                             "Access log lines dropped because the queue was full",
+                             MetricType::Counter, static_cast<double>(c.access_log_dropped)));
+        out.push_back(single("tunerd_access_log_errors_total",
+                             "Access log files that could not be opened or written",
+                             MetricType::Counter, static_cast<double>(c.access_log_errors)));
     }
 
     if (in.cache && in.cache->enabled) {

@@ -331,6 +331,23 @@ nlohmann::json performance_json(AdminContext& ctx) {
                    {"burst", cfg.server.rate_limit.burst},
                    {"limited", c.rate_limited},
                    {"clients", c.rate_limit_clients}}}};
+        nlohmann::json responses = nlohmann::json::object();
+        for (const auto& [status, n] : c.static_responses) responses[std::to_string(status)] = n;
+        nlohmann::json mounts = nlohmann::json::array();
+        for (const auto& m : cfg.server.static_mounts) {
+            mounts.push_back(
+                {{"prefix", m.prefix},
+                 {"root", m.root},
+                 {"max_age_s", std::chrono::duration_cast<std::chrono::seconds>(m.max_age).count()},
+                 {"index", m.index}});
+        }
+        front["static"] = {{"mounts", mounts}, {"responses", responses}, {"bytes", c.static_bytes}};
+        front["access_log"] = {{"enabled", c.access_log_enabled},
+                               {"path", cfg.server.access_log.path},
+                               {"format", to_string(cfg.server.access_log.format)},
+                               {"written", c.access_log_written},
+                               {"dropped", c.access_log_dropped},
+                               {"errors", c.access_log_errors}};
     }
     if (ctx.cache_stats) {
         const auto cache = ctx.cache_stats();

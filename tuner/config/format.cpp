@@ -30,7 +30,7 @@ std::string format_config(const Config& config) {
             if (key.section == section.name) out += key_line(key, config);
         }
     }
-    return out;
+    return out + detail::format_static_mounts(config);
 }
 
 std::string config_hash(const Config& config) {

@@ -2,7 +2,11 @@
 // of docs/configuration.md; rules that involve two keys live in rules.cpp.
 #include "tuner/config/keys.hpp"
 
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <limits>
 #include <optional>
 #include <utility>
@@ -436,6 +440,21 @@ std::vector<ConfigKey> build_keys() {
         "cache", "stale_if_error", "an expired entry answers this long when the app fails",
         [](auto& c) -> auto& { return c.server.cache.stale_if_error; },
         duration_between(Duration{0}, std::chrono::hours(24 * 365))));
+    // [access_log]
+    add(bool_key(
+        "access_log", "enabled", "one line per request (off by default)",
+        [](auto& c) -> auto& { return c.server.access_log.enabled; }));
+    add(string_key(
+        "access_log", "path", "\"-\" = stderr, else a file (reopened on SIGUSR1)",
+        [](auto& c) -> auto& { return c.server.access_log.path; },
+        [](const std::string& path) -> std::optional<std::string> {
+            if (path == "-" || (!path.empty() && path.front() == '/')) return std::nullopt;
+            return "must be \"-\" (stderr) or an absolute path, got " + quoted(path);
+        }));
+    add(choice_key<AccessLogFormat>(
+        "access_log", "format", "combined | common | json",
+        [](auto& c) -> auto& { return c.server.access_log.format; },
+        {AccessLogFormat::combined, AccessLogFormat::common, AccessLogFormat::json}));
 
     // [admin]
     add(restart_only(string_key(
@@ -590,6 +609,7 @@ const std::vector<ConfigSection>& config_sections() {
         {"server", "The public listener: clients connect here; requests queue for a worker."},
         {"rate_limit", "Requests per client address (nginx's limit_req, nodelay); off at rate 0."},
         {"cache", "The front's micro-cache of GET/HEAD responses; off at size 0."},
+        {"access_log", "One line per request (nginx's combined or common format, or JSON)."},
         {"admin", "The admin listener: /health, /metrics, /performance, /workers."},
         {"workers", "The app's worker processes, started, supervised and resized by tunerd."},
         {"demo", "The built-in demo app (command = \"builtin:demo\"): per-request defaults."},
@@ -599,6 +619,146 @@ const std::vector<ConfigSection>& config_sections() {
         {"log", "Logging to stderr."},
     };
     return sections;
+}
+
+// ---- [[static]] ------------------------------------------------------------------------------
+
+namespace {
+
+constexpr Duration kMaxStaticMaxAge = std::chrono::hours(24 * 3650);
+
+// A prefix the front can compare with a request path as sent: "/" at both ends, no escapes,
+// query, fragment, backslash, dot segment, space or control character.
+std::optional<std::string> prefix_problem(const std::string& prefix) {
+    if (prefix.size() < 1 || prefix.front() != '/' || prefix.back() != '/')
+        return "must start and end with \"/\", got " + quoted(prefix);
+    for (const char c : prefix) {
+        const auto u = static_cast<unsigned char>(c);
+        if (u <= 0x20 || u == 0x7F || c == '%' || c == '?' || c == '#' || c == '\\')
+            return "must be a plain path (no spaces, controls, %, ?, # or \\), got " +
+                   quoted(prefix);
+    }
+    if (prefix.find("/./") != std::string::npos || prefix.find("/../") != std::string::npos ||
+        prefix.find("//") != std::string::npos)
+        return "must not hold \"//\", \".\" or \"..\" segments, got " + quoted(prefix);
+    return std::nullopt;
+}
+
+std::optional<std::string> root_problem(const std::string& root) {
+    if (root.empty() || root.front() != '/') return "must be an absolute path, got " + quoted(root);
+    struct stat info {};
+    if (::stat(root.c_str(), &info) != 0)
+        return "cannot use " + quoted(root) + ": " + std::strerror(errno);
+    if (!S_ISDIR(info.st_mode)) return quoted(root) + " is not a directory";
+    return std::nullopt;
+}
+
+}  // namespace
+
+void read_static_mounts(const toml::node& node, Config& config, IssueSink& sink) {
+    const auto* array = node.as_array();
+    if (array == nullptr || !array->is_array_of_tables()) {
+        sink.add("static", node.source(),
+                 "expected [[static]] tables (an array of tables: [[static]] prefix = "
+                 "\"/static/\" root = \"/srv/app/static\"), got " +
+                     describe(node));
+        return;
+    }
+    std::vector<StaticMount> mounts;
+    bool ok = true;
+    for (std::size_t i = 0; i < array->size(); ++i) {
+        const auto& table = *array->get(i)->as_table();
+        const std::string which = " ([[static]] number " + std::to_string(i + 1) + ")";
+        StaticMount mount;
+        bool have_prefix = false, have_root = false, good = true;
+        for (const auto& entry : table) {
+            const toml::key& name = entry.first;
+            const toml::node& value = entry.second;
+            const std::string_view key_name = name.str();
+            const std::string dotted = "static." + std::string(key_name);
+            auto problem = [&](std::string message) {
+                sink.add(dotted, value.source(), std::move(message) + which);
+                good = false;
+            };
+            if (key_name == "prefix") {
+                auto text = read_string(value, dotted, sink);
+                if (!text) {
+                    good = false;
+                } else if (auto p = prefix_problem(*text)) {
+                    problem(*p);
+                } else {
+                    for (const auto& earlier : mounts) {
+                        if (earlier.prefix == *text) problem("duplicate prefix " + quoted(*text));
+                    }
+                    mount.prefix = *text;
+                    have_prefix = true;
+                }
+            } else if (key_name == "root") {
+                auto text = read_string(value, dotted, sink);
+                if (!text) {
+                    good = false;
+                } else if (auto p = root_problem(*text)) {
+                    problem(*p);
+                } else {
+                    mount.root = *text;
+                    have_root = true;
+                }
+            } else if (key_name == "max_age") {
+                auto d = read_duration(value, dotted, sink);
+                if (!d) {
+                    good = false;
+                } else if (d->count() < 0 || *d > kMaxStaticMaxAge) {
+                    problem("must be between \"0s\" and " +
+                            quoted(format_duration(kMaxStaticMaxAge)) + ", got " +
+                            quoted(format_duration(*d)));
+                } else {
+                    mount.max_age = *d;
+                }
+            } else if (key_name == "index") {
+                auto text = read_string(value, dotted, sink);
+                if (!text) {
+                    good = false;
+                } else if (!text->empty() &&
+                           (text->find('/') != std::string::npos || text->front() == '.')) {
+                    problem("must be a file name (no \"/\", not hidden), got " + quoted(*text));
+                } else {
+                    mount.index = *text;
+                }
+            } else {
+                sink.add(dotted, name.source(),
+                         "unknown key " + quoted(name.str()) +
+                             " in [[static]] (prefix, root, max_age, index)" + which);
+                good = false;
+            }
+        }
+        const auto at = table.source();
+        if (!have_prefix && good) {
+            sink.add("static.prefix", at, "missing: each [[static]] needs a prefix" + which);
+            good = false;
+        }
+        if (!have_root && good) {
+            sink.add("static.root", at, "missing: each [[static]] needs a root" + which);
+            good = false;
+        }
+        if (good) mounts.push_back(std::move(mount));
+        ok = ok && good;
+    }
+    if (ok) config.server.static_mounts = std::move(mounts);
+}
+
+std::string format_static_mounts(const Config& config) {
+    std::string out =
+        "\n# Directories the front serves by itself: [[static]] prefix = \"/static/\", root, "
+        "max_age, index.\n";
+    if (config.server.static_mounts.empty()) return out + "# (no [[static]] mounts)\n";
+    for (const auto& m : config.server.static_mounts) {
+        out += "[[static]]\n";
+        out += "prefix = " + toml_string(m.prefix) + "\n";
+        out += "root = " + toml_string(m.root) + "\n";
+        out += "max_age = " + toml_string(format_duration(m.max_age)) + "\n";
+        out += "index = " + toml_string(m.index) + "\n";
+    }
+    return out;
 }
 
 const std::vector<ConfigKey>& config_keys() {

@@ -98,6 +98,11 @@ const std::vector<ConfigKey>& config_keys();
 const ConfigSection* find_section(std::string_view name);
 const ConfigKey* find_key(std::string_view section, std::string_view name);
 
+// [[static]]: the array of tables read into config.server.static_mounts (each prefix starts and
+// ends with "/", no duplicates; each root an existing directory), and written back.
+void read_static_mounts(const toml::node& node, Config& config, IssueSink& sink);
+std::string format_static_mounts(const Config& config);
+
 // Where each key the document set sits (its line and column), by dotted name.
 struct KeyPosition {
     std::size_t line = 0;

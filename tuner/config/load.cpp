@@ -95,6 +95,10 @@ void report_unknown_top_level(const toml::key& name, const toml::node& node, Iss
 void read_section(const toml::key& section_name, const toml::node& node, Config& config,
                   detail::KeyPositions& positions, IssueSink& sink) {
     const std::string section(section_name.str());
+    if (section == "static") {
+        detail::read_static_mounts(node, config, sink);
+        return;
+    }
     if (detail::find_section(section) == nullptr) {
         report_unknown_top_level(section_name, node, sink);
         return;

@@ -219,6 +219,33 @@ std::string format_status(const json& health, const json& performance, std::size
                                              text(field(limit, "clients")) + " clients tracked"
                                        : std::string("rate limit off"));
         out += labelled_line("", cache_line(field(front, "cache")));
+        const auto& statics = field(front, "static");
+        const auto& mounts = field(statics, "mounts");
+        if (mounts.is_array() && !mounts.empty()) {
+            std::string line = "static " + std::to_string(mounts.size()) + " mount" +
+                               (mounts.size() == 1 ? "" : "s") + ": ";
+            std::string counts;
+            const auto& responses = field(statics, "responses");
+            if (responses.is_object()) {
+                for (const auto& [status, n] : responses.items())
+                    counts += (counts.empty() ? "" : ", ") + text(n) + " × " + status;
+            }
+            line += (counts.empty() ? std::string("no responses yet") : counts) + "; " +
+                    size_text(field(statics, "bytes")) + " sent";
+            out += labelled_line("", line);
+        } else {
+            out += labelled_line("", "static off");
+        }
+        const auto& access = field(front, "access_log");
+        if (access.is_object() && field(access, "enabled") == true) {
+            out += labelled_line("", "access log " + text(field(access, "path")) + " (" +
+                                         text(field(access, "format")) +
+                                         "): " + text(field(access, "written")) + " lines, " +
+                                         text(field(access, "dropped")) + " dropped, " +
+                                         text(field(access, "errors")) + " errors");
+        } else if (access.is_object()) {
+            out += labelled_line("", "access log off");
+        }
     }
 
     const auto& decisions = field(performance, "decisions");

@@ -213,7 +213,7 @@ int Daemon::run() {
     ::signal(SIGPIPE, SIG_IGN);
     sigset_t blocked, previous;
     sigemptyset(&blocked);
-    for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR2, SIGCHLD}) sigaddset(&blocked, sig);
+    for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGCHLD}) sigaddset(&blocked, sig);
     ::pthread_sigmask(SIG_BLOCK, &blocked, &previous);
     raise_open_file_limit(config_.server.max_connections);
     build_parts();
@@ -222,6 +222,7 @@ int Daemon::run() {
     ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
 
     signals_ = std::make_unique<asio::signal_set>(ioc_, SIGTERM, SIGINT, SIGHUP);
+    signals_->add(SIGUSR1);
     signals_->add(SIGUSR2);
     handle_signals();
     watch_startup();
@@ -459,6 +460,7 @@ void Daemon::start_serving() {
 
 int Daemon::finish() {
     front_->stop_threads();
+    front_->flush_access_log(std::chrono::seconds(2));
     control_->stop();
     notify("STOPPING=1\nSTATUS=stopped");
     std::error_code fs_ec;
@@ -485,6 +487,10 @@ void Daemon::handle_signals() {
             reload();
         } else if (sig == SIGUSR2) {
             if (!stopping_) restart_workers("SIGUSR2");
+        } else if (sig == SIGUSR1) {
+            // logrotate's postrotate: the access log opens its path again.
+            spdlog::info("event=signal signal=SIGUSR1 action=\"reopen the access log\"");
+            front_->reopen_access_log();
         } else {
             spdlog::info("event=signal signal={} action={}", sig == SIGTERM ? "SIGTERM" : "SIGINT",
                          stopping_ ? "stop now" : "drain and stop");

@@ -37,6 +37,9 @@ Config every_setting_changed() {
     c.server.cache.default_ttl = 5s;
     c.server.cache.paths = {"/news/", "/a \"quoted\" path"};
     c.server.cache.stale_if_error = Duration{0};
+    c.server.access_log = {true, "/var/log/tunerd/access.log", AccessLogFormat::json};
+    c.server.static_mounts = {{"/static/", "/", std::chrono::hours(24 * 30), "index.html"},
+                              {"/media/", "/", Duration{0}, ""}};
     c.admin.listen = "192.0.2.10:9464";
     c.admin.token_file = "/etc/tunerd/token";
     c.workers.command = {"/usr/bin/python3", "-c", "print(\"hi \\\\ there\")", "{socket}"};
@@ -205,7 +208,7 @@ TEST(KnownKeys, ListsTheSketchAndTheModelExtras) {
           "demo.rss_mb", "state.retention", "server.trusted_proxies", "server.request_buffering"}) {
         EXPECT_NE(std::find(keys.begin(), keys.end(), key), keys.end()) << key;
     }
-    EXPECT_EQ(keys.size(), 68u);
+    EXPECT_EQ(keys.size(), 71u);
 }
 
 // ---- hash -----------------------------------------------------------------------------------

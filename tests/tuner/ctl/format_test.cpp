@@ -146,6 +146,37 @@ TEST(CtlFormat, StatusShowsEverySection) {
     EXPECT_THAT(text, HasSubstr("workers.count 1 → 2"));
 }
 
+TEST(CtlFormat, StatusShowsStaticMountsAndTheAccessLog) {
+    auto p = performance();
+    p["front"] = {
+        {"open_connections", 3},
+        {"max_connections", 1024},
+        {"connections_evicted", 0},
+        {"connections_refused", {{"max_connections", 0}, {"max_connections_per_address", 0}}},
+        {"request_buffering", true},
+        {"rate_limit", {{"rate", 0.0}, {"burst", 20}, {"limited", 0}, {"clients", 0}}},
+        {"static",
+         {{"mounts", json::array({{{"prefix", "/static/"}}})},
+          {"responses", {{"200", 12}, {"304", 3}}},
+          {"bytes", 5 * 1024 * 1024}}},
+        {"access_log",
+         {{"enabled", true},
+          {"path", "/var/log/tunerd/access.log"},
+          {"format", "json"},
+          {"written", 15},
+          {"dropped", 1},
+          {"errors", 0}}}};
+    auto text = format_status(health(), p);
+    EXPECT_THAT(text, HasSubstr("static 1 mount: 12 × 200, 3 × 304; 5MB sent\n"));
+    EXPECT_THAT(text, HasSubstr("access log /var/log/tunerd/access.log (json): 15 lines, 1 "
+                                "dropped, 0 errors\n"));
+    p["front"]["static"]["mounts"] = json::array();
+    p["front"]["access_log"]["enabled"] = false;
+    text = format_status(health(), p);
+    EXPECT_THAT(text, HasSubstr("static off\n"));
+    EXPECT_THAT(text, HasSubstr("access log off\n"));
+}
+
 TEST(CtlFormat, StatusShowsOnlyTheRecentDecisionsAsked) {
     const std::string text = format_status(health(), performance(), 2);
     EXPECT_THAT(text, HasSubstr("the last 2 (newest first"));

@@ -93,6 +93,9 @@ struct ServerConfig {
     // Request buffering (nginx's proxy_request_buffering): a body is read whole before a worker
     // is asked for, up to body_buffer_size in memory, beyond it in a spool file.
     bool request_buffering = true;
+    // A path the front answers itself, for load balancers: 200 while a worker is ready, else 503
+    // ("" = off). Nothing else is revealed; exempt from the rate limit and the cache.
+    std::string health_path;
     std::uint64_t body_buffer_size_bytes = 64 * KiB;
     // A body must arrive at this average rate once header_timeout passed (Apache's
     // mod_reqtimeout MinRate); 0: only header_timeout between reads.

@@ -427,6 +427,9 @@ private:
     boost::asio::awaitable<Step> read_header();
     // A request for a [[static]] mount: answered from its directory, no worker involved.
     boost::asio::awaitable<bool> serve_static();
+    // server.health_path, for load balancers: 200 while a worker is ready (and tunerd is not
+    // stopping), else 503; a short text body and nothing else.
+    boost::asio::awaitable<bool> serve_health();
     // Request buffering: the whole body is read (to memory, or past body_buffer_size to a spool
     // file) before a worker slot is asked for.
     boost::asio::awaitable<Step> buffer_body();
@@ -529,6 +532,7 @@ private:
     MicroCache::FillGuard cache_fill_;  // this request fills its key
     MicroCache::EntryPtr cache_stale_;  // an expired entry that may answer an upstream error
     std::optional<cache::Storability> cache_storing_;  // the response being stored
+    bool health_ = false;                             // a GET or HEAD of server.health_path
     const StaticMounts::Mount* static_ = nullptr;     // the [[static]] mount the path is under
     std::optional<boost::asio::ip::address> client_;  // the client, once the header is read
     std::optional<unsigned> worker_id_;               // the worker that took the request
@@ -718,6 +722,7 @@ boost::asio::awaitable<bool> Session<Client, Connector>::Exchange::run() {
         co_await refuse(*fault, true);
         co_return false;
     }
+    if (health_) co_return co_await serve_health();
     if (static_) co_return co_await serve_static();
     // A request the cache may answer counts as an arrival only once it goes to a worker.
     const bool cache_on = core_.cache.enabled();
@@ -788,6 +793,16 @@ auto Session<Client, Connector>::Exchange::read_header() -> boost::asio::awaitab
     const auto client = peer_trusted ? client_address(cfg_.proxies, s_.peer_, forwarded_for(req))
                                      : normalized(s_.peer_);
     client_ = client;
+    if (!cfg_.health_path.empty() && (method_ == http::verb::get || method_ == http::verb::head)) {
+        const std::string_view target = req.target();
+        if (target.substr(0, target.find('?')) == cfg_.health_path) {
+            // The front answers it, before the rate limit: not an arrival either.
+            health_ = true;
+            record_.front_only = true;
+            has_body_ = has_body_ || !parser_.is_done();
+            co_return std::nullopt;
+        }
+    }
     if (cfg_.rate_limit.rate > 0 && !cfg_.rate_limit_allow.contains(client)) {
         const auto verdict =
             core_.rate_limiter.admit(client.to_string(), cfg_.rate_limit, record_.arrived);
@@ -1411,6 +1426,37 @@ boost::asio::awaitable<bool> Session<Client, Connector>::Exchange::serve_static(
     bytes_sent_ += sent;
     core_.static_counters.count(status, sent);
     record_now(ec ? 0 : status);
+    co_return keep && !ec;
+}
+
+template <class Client, class Connector>
+boost::asio::awaitable<bool> Session<Client, Connector>::Exchange::serve_health() {
+    namespace asio = exchange_detail::asio;
+    namespace http = exchange_detail::http;
+    const bool ready =
+        !core_.shutting_down && dispatcher() && dispatcher()->counts().ready > 0;
+    // A body would have to be read first: the connection closes after the answer instead.
+    const bool keep = keep_alive_ && !has_body_ && ready;
+    http::response<http::string_body> res{ready ? http::status::ok
+                                                : http::status::service_unavailable,
+                                          version_};
+    res.set(http::field::content_type, "text/plain; charset=utf-8");
+    res.set(http::field::cache_control, "no-store");
+    res.body() = ready ? "ok\n" : "unavailable\n";
+    res.prepare_payload();
+    if (method_ == http::verb::head) res.body().clear();
+    res.keep_alive(keep);
+    boost::system::error_code ec;
+    s_.client_deadline_.arm(cfg_.request_timeout);
+    http::response_serializer<http::string_body> sr{res};
+    if (method_ == http::verb::head) sr.split(true);
+    bytes_sent_ += method_ == http::verb::head
+                       ? co_await http::async_write_header(
+                             s_.client_, sr, asio::redirect_error(asio::use_awaitable, ec))
+                       : co_await http::async_write(s_.client_, sr,
+                                                    asio::redirect_error(asio::use_awaitable, ec));
+    s_.client_deadline_.settle(ec);
+    record_now(ec ? 0 : res.result_int());
     co_return keep && !ec;
 }
 

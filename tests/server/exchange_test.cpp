@@ -829,6 +829,42 @@ TEST_F(ExchangeTest, StaticRequestsAreAnsweredByTheFrontWithoutASlotOrAnArrival)
     EXPECT_EQ(script->requests_seen, 1);
 }
 
+// ---- server.health_path --------------------------------------------------------------------
+
+TEST_F(ExchangeTest, TheHealthPathIsAnsweredByTheFrontBeforeTheRateLimitAndTheCache) {
+    config.health_path = "/lb-health";
+    config.rate_limit.rate = 0.001;  // one request, then 429 for a long time
+    config.rate_limit.burst = 0;
+    config.cache.size_bytes = 1 << 20;
+    auto c = connect();
+    const auto before = dispatcher.cumulative();
+    for (int i = 0; i < 5; ++i) {
+        const auto a = exchange(c, "GET /lb-health?probe=1 HTTP/1.1\r\nHost: t\r\n\r\n");
+        EXPECT_EQ(a.status, 200) << "request " << i;
+        EXPECT_EQ(a.body, "ok\n");
+    }
+    send(c, "HEAD /lb-health HTTP/1.1\r\nHost: t\r\n\r\n");
+    http::response_parser<http::empty_body> head;
+    head.skip(true);
+    beast::flat_buffer buffer;
+    ASSERT_FALSE(read_into(c, buffer, head));
+    EXPECT_EQ(head.get().result_int(), 200);
+    EXPECT_EQ(head.get()[http::field::content_length], "3");
+    EXPECT_EQ(script->requests_seen, 0) << "the worker never sees the health path";
+    EXPECT_EQ(dispatcher.cumulative().accepted, before.accepted) << "no arrivals";
+    EXPECT_EQ(core->cache.stats().misses + core->cache.stats().hits, 0u);
+    // Other paths still meet the rate limit: the first passes, the next is refused.
+    EXPECT_EQ(exchange(c, kGet).status, 200);
+    EXPECT_EQ(exchange(c, kGet).status, 429);
+    // No worker ready: 503, and the connection closes.
+    dispatcher.remove(backend->id);
+    auto c2 = connect();
+    const auto down = exchange(c2, "GET /lb-health HTTP/1.1\r\nHost: t\r\n\r\n");
+    EXPECT_EQ(down.status, 503);
+    EXPECT_EQ(down.body, "unavailable\n");
+    EXPECT_EQ(inflight(), 0u);
+}
+
 TEST_F(ExchangeTest, AccessLogGetsOneLinePerRequestWithTheWorkerAndTheBytesSent) {
     const std::string path = ::testing::TempDir() + "/exchange-access.log";
     std::filesystem::remove(path);

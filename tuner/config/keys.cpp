@@ -377,6 +377,10 @@ std::vector<ConfigKey> build_keys() {
     add(bool_key(
         "server", "request_buffering", "read a request body whole before a worker is taken",
         [](auto& c) -> auto& { return c.server.request_buffering; }));
+    add(string_key(
+        "server", "health_path",
+        "\"\" = off; else the front answers it: 200 while a worker is ready, else 503",
+        [](auto& c) -> auto& { return c.server.health_path; }, empty_or_absolute_path()));
     add(size_key(
         "server", "body_buffer_size", "larger buffered bodies go to a file in the state dir",
         [](auto& c) -> auto& { return c.server.body_buffer_size_bytes; },

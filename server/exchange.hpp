@@ -41,6 +41,7 @@
 
 #include "model/config.hpp"
 #include "server/client_address.hpp"
+#include "server/compression_relay.hpp"
 #include "server/deadline.hpp"
 #include "server/dispatcher.hpp"
 #include "server/front_hooks.hpp"
@@ -196,6 +197,10 @@ struct FrontCore {
     FrontHooks hooks;
     const std::string spool_dir;  // request bodies larger than body_buffer_size
     RateLimiter rate_limiter;     // [rate_limit], per client address
+    CompressionCounters compression;  // [compression]: responses, bytes, CPU, encoder memory
+    // The compression level the policy set (policies/compression_level.hpp); 0: none yet, the
+    // configured one applies.
+    std::atomic<unsigned> compression_level{0};
     std::atomic<bool> shutting_down{false};
     std::atomic<bool> aborting{false};
     std::atomic<std::uint64_t> next_waiter_id{1};
@@ -1064,7 +1069,13 @@ auto Session<Client, Connector>::Exchange::relay_response() -> boost::asio::awai
     }
 
     strip_hop_by_hop(res);
-    if (!bodyless && !length && !res_parser_->is_done()) {
+    // [compression] (compression_relay.hpp): the coding of this response, its header set.
+    const unsigned tuned_level = core_.compression_level.load(std::memory_order_relaxed);
+    std::unique_ptr<Encoder> encoder = start_compression(
+        cfg_.compression, tuned_level ? std::optional<unsigned>(tuned_level) : std::nullopt,
+        core_.compression, parser_.get(), res, method_ == http::verb::head,
+        length ? std::optional<std::uint64_t>(*length) : std::nullopt);
+    if (!bodyless && (!length || encoder) && !res_parser_->is_done()) {
         // The worker's framing (chunked or close-delimited) is per hop: re-frame.
         if (version_ >= 11) {
             res.chunked(true);
@@ -1082,6 +1093,15 @@ auto Session<Client, Connector>::Exchange::relay_response() -> boost::asio::awai
         res.body().data = body.get();
         res.body().size = body_size;
         res.body().more = false;
+        std::string compressed;
+        if (encoder) {
+            if (!co_await compress_whole(*encoder, {body.get(), body_size}, compressed,
+                                         s_.client_.get_executor()))
+                client_ec = make_error_code(boost::system::errc::io_error);
+            res.body().data = compressed.data();
+            res.body().size = compressed.size();
+            res.content_length(compressed.size());
+        }
         http::response_serializer<http::buffer_body> sr{res};
         exchange_detail::serialize(sr, s_.out_, client_ec);
         body.reset();
@@ -1098,7 +1118,12 @@ auto Session<Client, Connector>::Exchange::relay_response() -> boost::asio::awai
         co_await http::async_write_header(s_.client_, sr,
                                           asio::redirect_error(asio::use_awaitable, client_ec));
         s_.client_deadline_.settle(client_ec);
-        if (!client_ec) {
+        if (!client_ec && encoder) {
+            co_await relay_compressed(conn_->stream, s_.upstream_deadline_, conn_->buffer,
+                                      *res_parser_, s_.client_, s_.client_deadline_, sr,
+                                      cfg_.request_timeout, cfg_.request_timeout, *encoder,
+                                      upstream_ec, client_ec);
+        } else if (!client_ec) {
             co_await exchange_detail::relay_body(conn_->stream, s_.upstream_deadline_,
                                                  conn_->buffer, *res_parser_, s_.client_,
                                                  s_.client_deadline_, sr, cfg_.request_timeout,

@@ -98,12 +98,25 @@ std::size_t Front::open_connections() const {
 }
 ConnectionStats Front::connection_stats() const {
     const auto limiter = core_->rate_limiter.stats();
-    return {core_->open_connections.load(),
-            core_->refused_max_connections.load(),
-            core_->refused_per_address.load(),
-            core_->evicted.load(),
-            limiter.limited,
-            limiter.tracked};
+    ConnectionStats stats{core_->open_connections.load(),
+                          core_->refused_max_connections.load(),
+                          core_->refused_per_address.load(),
+                          core_->evicted.load(),
+                          limiter.limited,
+                          limiter.tracked};
+    const auto cfg = core_->config();
+    const unsigned tuned = core_->compression_level.load();
+    stats.compression = read_counters(core_->compression);
+    stats.compression.enabled = cfg->compression.enabled;
+    stats.compression.configured_level = cfg->compression.level;
+    stats.compression.min_size_bytes = cfg->compression.min_size_bytes;
+    stats.compression.levels =
+        effective_levels(cfg->compression, tuned ? std::optional<unsigned>(tuned) : std::nullopt);
+    return stats;
+}
+
+void Front::set_compression_level(unsigned level) {
+    core_->compression_level = std::max(1u, level);
 }
 
 void Front::update_config(const ServerConfig& config) {

@@ -23,6 +23,7 @@
 
 #include "model/config.hpp"
 #include "model/result.hpp"
+#include "server/compression.hpp"
 #include "server/dispatcher.hpp"
 #include "server/front_hooks.hpp"
 
@@ -39,6 +40,7 @@ struct ConnectionStats {
     std::uint64_t evicted = 0;                  // idle connections closed for a newcomer
     std::uint64_t rate_limited = 0;             // requests answered 429 by [rate_limit]
     std::size_t rate_limit_clients = 0;         // client addresses the rate limit remembers
+    CompressionStats compression;               // [compression]
 };
 
 class Front {
@@ -73,6 +75,9 @@ public:
     [[nodiscard]] ConnectionStats connection_stats() const;
     // Settings that a config reload may change (timeouts, limits, max_queue).
     void update_config(const ServerConfig& config);
+    // The gzip level the compression policy chose (the knob compression.level), at most the
+    // configured one; brotli follows it (effective_levels). From the next response on.
+    void set_compression_level(unsigned level);
 
 private:
     boost::asio::awaitable<void> accept_loop();

@@ -383,6 +383,7 @@ CompressionStats read_counters(const CompressionCounters& counters) {
     copy(counters.by_coding[1], stats.br);
     stats.memory_bytes = counters.memory_bytes.load(std::memory_order_relaxed);
     stats.encoders = counters.encoders.load(std::memory_order_relaxed);
+    stats.over_memory = counters.over_memory.load(std::memory_order_relaxed);
     return stats;
 }
 

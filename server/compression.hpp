@@ -21,6 +21,11 @@ namespace tuner::server {
 enum class Coding { identity, gzip, br };
 const char* to_string(Coding coding);
 
+// The compressors of all responses in progress hold at most about this much memory: beyond it a
+// response goes uncompressed (a brotli stream at quality 4 holds 2 MB, a gzip one 262 KB, so
+// this is some 16 brotli or 120 gzip responses at once; docs/configuration.md).
+inline constexpr std::int64_t kMaxCompressionMemoryBytes = 32 * 1024 * 1024;
+
 // At most this many list elements of Accept-Encoding are looked at (a browser sends 3 or 4):
 // the work per request is bounded whatever a client sends.
 inline constexpr std::size_t kMaxAcceptEncodingElements = 32;
@@ -85,6 +90,7 @@ struct CompressionCounters {
     std::array<PerCoding, 2> by_coding;         // [0] gzip, [1] br
     std::atomic<std::int64_t> memory_bytes{0};  // held by the encoders alive now
     std::atomic<std::int64_t> encoders{0};      // encoders alive now
+    std::atomic<std::uint64_t> over_memory{0};  // sent plain: kMaxCompressionMemoryBytes held
 
     PerCoding& of(Coding coding) { return by_coding[coding == Coding::br ? 1 : 0]; }
 };
@@ -105,6 +111,7 @@ struct CompressionStats {
     PerCoding br;
     std::int64_t memory_bytes = 0;
     std::int64_t encoders = 0;
+    std::uint64_t over_memory = 0;
 
     [[nodiscard]] double cpu_seconds() const { return gzip.cpu_seconds + br.cpu_seconds; }
 };

@@ -56,6 +56,18 @@ inline bool lists_token(const http::fields& fields, http::field name, std::strin
     return false;
 }
 
+// Nothing more to read from `in` right now (FIONREAD): the worker paused, and what was compressed
+// so far is flushed to the client. A stream that cannot tell (the tests' streams) says yes.
+template <class Stream>
+bool drained(Stream& in) {
+    if constexpr (requires(Stream & s, boost::system::error_code & ec) { s.available(ec); }) {
+        boost::system::error_code ec;
+        return in.available(ec) == 0 || ec;
+    } else {
+        return true;
+    }
+}
+
 }  // namespace compression_detail
 
 // Decides the coding of response `res` to request `req` and sets its header for it: Vary:
@@ -94,6 +106,10 @@ inline std::unique_ptr<Encoder> start_compression(const CompressionConfig& confi
     if (plan.coding == Coding::identity) return nullptr;
     std::unique_ptr<Encoder> encoder;
     if (!head) {
+        if (counters.memory_bytes.load(std::memory_order_relaxed) >= kMaxCompressionMemoryBytes) {
+            counters.over_memory.fetch_add(1, std::memory_order_relaxed);
+            return nullptr;  // the compressors in use hold their bound: this one goes plain
+        }
         const auto levels = effective_levels(config, tuned_level);
         encoder =
             Encoder::make(plan.coding, plan.coding == Coding::gzip ? levels.gzip : levels.brotli,
@@ -130,8 +146,9 @@ boost::asio::awaitable<bool> compress_whole(Encoder& encoder, std::span<const ch
 
 // Streams the body of the response in parser `p` from `in` to `out` through serializer `sr`
 // (its header written, chunked or close-delimited), compressed by `encoder` (relay_body of
-// exchange.hpp with a compress call between read and write). A read that leaves the step
-// short (the worker paused) is flushed, so the client sees what the worker sent so far.
+// exchange.hpp with a compress call between read and write). When a read has taken everything
+// the worker sent so far (the worker paused), the encoder is flushed, so the client sees it;
+// while more is waiting, the encoder keeps its context (a flush per read would cost ratio).
 // in_ec / out_ec tell which side failed; an encoder failure is in_ec (the response is cut).
 template <class InStream, class OutStream>
 boost::asio::awaitable<void> relay_compressed(
@@ -161,9 +178,8 @@ boost::asio::awaitable<void> relay_compressed(
             n = buf.size() - body.size;
             done = p.is_done();
         }
-        const Flush flush = done                      ? Flush::finish
-                            : n > 0 && n < buf.size() ? Flush::sync
-                                                      : Flush::none;
+        const bool paused = n > 0 && in_buffer.size() == 0 && compression_detail::drained(in);
+        const Flush flush = done ? Flush::finish : paused ? Flush::sync : Flush::none;
         compressed.clear();
         if (!encoder.encode({buf.data(), n}, flush, compressed)) {
             in_ec = make_error_code(boost::system::errc::io_error);

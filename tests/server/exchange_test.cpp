@@ -892,6 +892,20 @@ TEST_F(CompressionExchangeTest, EncodedRangedAndSmallResponsesPassThroughUntouch
     EXPECT_EQ(read_counters(core->compression).gzip.responses, 0u);
 }
 
+TEST_F(CompressionExchangeTest, CompressorsAtTheirMemoryBoundSendTheNextResponsePlain) {
+    const std::string body = demo_json(20000);
+    auto c = connect();
+    beast::flat_buffer buffer;
+    core->compression.memory_bytes = kMaxCompressionMemoryBytes;  // as if others held it all
+    const auto plain = fetch(c, buffer, with_length(body), "br");
+    EXPECT_EQ(plain.count(http::field::content_encoding), 0u);
+    EXPECT_EQ(plain[http::field::vary], "Accept-Encoding");
+    EXPECT_TRUE(plain.body() == body);
+    EXPECT_EQ(read_counters(core->compression).over_memory, 1u);
+    core->compression.memory_bytes = 0;
+    EXPECT_EQ(fetch(c, buffer, with_length(body), "br")[http::field::content_encoding], "br");
+}
+
 TEST_F(CompressionExchangeTest, TheTunedLevelAppliesFromTheNextResponse) {
     const std::string body = demo_json(60000);
     auto c = connect();

@@ -190,10 +190,11 @@ TEST_F(Compression, FiftyMegabytesStreamCompressedWithTunerdsMemoryFlat) {
     EXPECT_TRUE(same) << "the decoded body differs from the app's at about byte " << offset;
     EXPECT_EQ(offset, kSize);
     const double growth_mb = static_cast<double>(peak - before) / (1 << 20);
-    std::printf("[ measured ] 50 MB gzip-streamed in %.2f s, tunerd CPU %.2f s, %zu bytes on the "
-                "wire (%.1f:1); tunerd RSS %.1f MB before, peak growth %.1f MB\n",
-                took, cpu, r.body.size(), static_cast<double>(kSize) / r.body.size(),
-                static_cast<double>(before) / (1 << 20), growth_mb);
+    std::printf(
+        "[ measured ] 50 MB gzip-streamed in %.2f s, tunerd CPU %.2f s, %zu bytes on the "
+        "wire (%.1f:1); tunerd RSS %.1f MB before, peak growth %.1f MB\n",
+        took, cpu, r.body.size(), static_cast<double>(kSize) / r.body.size(),
+        static_cast<double>(before) / (1 << 20), growth_mb);
     EXPECT_LT(growth_mb, 10.0) << "the response was held, not streamed";
     // tunerd's own CPU time, not the wall time (the machine is shared: a loaded box stretches
     // the wall time, not the work): relaying and compressing 50 MB at gzip 1 costs about 1 s.

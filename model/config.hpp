@@ -78,6 +78,31 @@ struct AccessLogConfig {
     friend bool operator==(const AccessLogConfig&, const AccessLogConfig&) = default;
 };
 
+// [compression]: gzip and brotli for clients that send Accept-Encoding, applied by the front
+// (it travels in ServerConfig). The level is a tuned knob: `level` is its ceiling, and
+// policies/compression_level.hpp lowers it while the CPU quota is saturated.
+struct CompressionConfig {
+    bool enabled = true;
+    std::uint64_t min_size_bytes = KiB;  // a smaller response (by Content-Length) is sent as is
+    unsigned level = 6;                  // gzip level 1-9 (nginx gzip_comp_level), the ceiling
+    unsigned brotli_level = 4;           // brotli quality 0-11 at `level`; lowered in step
+    // Media types compressed: "type/subtype", "type/*" or "application/*+json" (a suffix).
+    std::vector<std::string> types = {
+        "text/*",          "application/json",   "application/javascript",
+        "application/xml", "application/*+json", "application/*+xml",
+        "image/svg+xml"};
+
+    // Brotli's quality when gzip runs at `gzip_level` (the tuned knob, at most `level`): as many
+    // steps below brotli_level as gzip is below `level`, at least 1 (0 stays 0).
+    [[nodiscard]] unsigned brotli_at(unsigned gzip_level) const {
+        const unsigned steps_down = level > gzip_level ? level - gzip_level : 0;
+        if (brotli_level == 0) return 0;
+        return brotli_level > steps_down ? brotli_level - steps_down : 1;
+    }
+
+    friend bool operator==(const CompressionConfig&, const CompressionConfig&) = default;
+};
+
 // [server]: the public listener and its front.
 struct ServerConfig {
     std::string listen = "127.0.0.1:8080";
@@ -111,6 +136,7 @@ struct ServerConfig {
     CacheConfig cache;                       // the [cache] section
     std::vector<StaticMount> static_mounts;  // the [[static]] tables, in file order
     AccessLogConfig access_log;              // the [access_log] section
+    CompressionConfig compression;           // the [compression] section
 
     friend bool operator==(const ServerConfig&, const ServerConfig&) = default;
 };

@@ -70,6 +70,9 @@ inline constexpr Knob db_pool_recycle{
 inline constexpr Knob db_pool_timeout{
     "db_pool.pool_timeout", "db_pool", KnobType::seconds,
     "how long a request waits for a pooled connection (DB_POOL_TIMEOUT)"};
+// The front's response compression: the gzip level (brotli's quality follows it).
+inline constexpr Knob compression_level{"compression.level", "compression", KnobType::count,
+                                        "gzip level of compressed responses (brotli in step)"};
 // PostgreSQL's own settings: one knob per setting, named by the setting ("shared_buffers").
 inline constexpr Knob postgres_setting{"postgres.", "postgres", KnobType::text,
                                        "a PostgreSQL setting (ALTER SYSTEM)", true};
@@ -78,7 +81,7 @@ inline constexpr std::array all{&workers_count,        &workers_threads, &worker
                                 &workers_min,          &workers_max,     &workers_threads_max,
                                 &workers_fixed_count,  &workers_mode,    &db_pool_size,
                                 &db_pool_max_overflow, &db_pool_recycle, &db_pool_timeout,
-                                &postgres_setting};
+                                &compression_level,    &postgres_setting};
 
 // The row of a knob name, or null (a family member such as "shared_buffers" is found by its
 // subsystem, since its name is the setting's own).

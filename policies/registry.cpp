@@ -19,6 +19,11 @@ constexpr std::string_view kMemory =
     "kernel cgroup-v2 docs (memory.max, memory.high, memory.events oom_kill), "
     "https://docs.kernel.org/admin-guide/cgroup-v2.html";
 
+constexpr std::string_view kCompressionSource =
+    "nginx gzip_comp_level (1-9), https://nginx.org/en/docs/http/ngx_http_gzip_module.html; "
+    "zlib manual, deflateInit2 levels, https://zlib.net/manual.html; brotli qualities 0-11 "
+    "(RFC 7932); speed per level measured in docs/benchmarks.md";
+
 constexpr std::array kTable{
     PolicyInfo{rule::seed_formula, knob::workers_count.name,
                "first cycle (and every cycle in mode = \"formula\"): "
@@ -79,6 +84,15 @@ constexpr std::array kTable{
                "an administrator pinned the pool (POST /workers/target); the controller keeps "
                "deciding and its decisions are overridden",
                "DESIGN \"Admin API sketch\""},
+    PolicyInfo{rule::compression_cpu_saturated, knob::compression_level.name,
+               "CPU quota saturated (mean ≥ 90 % over the last cycles) while compression took "
+               "CPU: gzip level one step down (brotli with it), to a floor of 1, at most once "
+               "per 10 s",
+               kCompressionSource},
+    PolicyInfo{rule::compression_headroom, knob::compression_level.name,
+               "CPU headroom (mean ≤ 60 %): gzip level one step back up towards "
+               "compression.level, at most once per 10 s",
+               kCompressionSource},
     PolicyInfo{rule::config_reload, knob::workers_min.subsystem,
                "SIGHUP reloaded the config and a bound changed (min, max, threads_max, the fixed "
                "count, the mode); the controller clamps the pool "

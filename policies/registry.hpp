@@ -29,6 +29,9 @@ inline constexpr std::string_view bounds = "bounds";
 inline constexpr std::string_view threads_wait_share = "threads_wait_share";
 inline constexpr std::string_view threads_cpu_contention = "threads_cpu_contention";
 inline constexpr std::string_view manual = "manual";
+// The front's compression level (compression_level.hpp).
+inline constexpr std::string_view compression_cpu_saturated = "compression_cpu_saturated";
+inline constexpr std::string_view compression_headroom = "compression_headroom";
 // Rules of the daemon and the database policies (they spell them in their own files).
 inline constexpr std::string_view config_reload = "config_reload";
 inline constexpr std::string_view db_pool = "db_pool";

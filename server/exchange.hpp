@@ -42,6 +42,7 @@
 #include "model/config.hpp"
 #include "server/access_log.hpp"
 #include "server/client_address.hpp"
+#include "server/compression_relay.hpp"
 #include "server/deadline.hpp"
 #include "server/dispatcher.hpp"
 #include "server/front_hooks.hpp"
@@ -209,6 +210,10 @@ struct FrontCore {
     MicroCache cache;                // [cache]
     StaticCounters static_counters;  // [[static]] answers
     AccessLog access_log;            // [access_log]
+    CompressionCounters compression;  // [compression]: responses, bytes, CPU, encoder memory
+    // The compression level the policy set (policies/compression_level.hpp); 0: none yet, the
+    // configured one applies.
+    std::atomic<unsigned> compression_level{0};
     std::atomic<bool> shutting_down{false};
     std::atomic<bool> aborting{false};
     std::atomic<std::uint64_t> next_waiter_id{1};
@@ -1182,7 +1187,18 @@ auto Session<Client, Connector>::Exchange::relay_response() -> boost::asio::awai
     strip_hop_by_hop(res);
     if (cache_status_)
         cache_response_header(res, length ? std::optional<std::uint64_t>(*length) : std::nullopt);
-    if (!bodyless && !length && !res_parser_->is_done()) {
+    // [compression] (compression_relay.hpp): the coding of this response, its header set. Not
+    // for a response the micro-cache stores: its entry keeps the worker's own bytes, sent as
+    // they are to every client.
+    std::unique_ptr<Encoder> encoder;
+    if (!cache_storing_) {
+        const unsigned tuned_level = core_.compression_level.load(std::memory_order_relaxed);
+        encoder = start_compression(
+            cfg_.compression, tuned_level ? std::optional<unsigned>(tuned_level) : std::nullopt,
+            core_.compression, parser_.get(), res, method_ == http::verb::head,
+            length ? std::optional<std::uint64_t>(*length) : std::nullopt);
+    }
+    if (!bodyless && (!length || encoder) && !res_parser_->is_done()) {
         // The worker's framing (chunked or close-delimited) is per hop: re-frame.
         if (version_ >= 11) {
             res.chunked(true);
@@ -1202,6 +1218,15 @@ auto Session<Client, Connector>::Exchange::relay_response() -> boost::asio::awai
         res.body().data = body.get();
         res.body().size = body_size;
         res.body().more = false;
+        std::string compressed;
+        if (encoder) {
+            if (!co_await compress_whole(*encoder, {body.get(), body_size}, compressed,
+                                         s_.client_.get_executor()))
+                client_ec = make_error_code(boost::system::errc::io_error);
+            res.body().data = compressed.data();
+            res.body().size = compressed.size();
+            res.content_length(compressed.size());
+        }
         http::response_serializer<http::buffer_body> sr{res};
         exchange_detail::serialize(sr, s_.out_, client_ec);
         body.reset();
@@ -1221,7 +1246,12 @@ auto Session<Client, Connector>::Exchange::relay_response() -> boost::asio::awai
         s_.client_deadline_.settle(client_ec);
         std::optional<exchange_detail::Tee> tee;
         if (cache_storing_) tee.emplace(exchange_detail::Tee{{}, cfg_.cache.max_entry_size_bytes});
-        if (!client_ec) {
+        if (!client_ec && encoder) {
+            co_await relay_compressed(conn_->stream, s_.upstream_deadline_, conn_->buffer,
+                                      *res_parser_, s_.client_, s_.client_deadline_, sr,
+                                      cfg_.request_timeout, cfg_.request_timeout, *encoder,
+                                      upstream_ec, client_ec, &bytes_sent_);
+        } else if (!client_ec) {
             co_await exchange_detail::relay_body(
                 conn_->stream, s_.upstream_deadline_, conn_->buffer, *res_parser_, s_.client_,
                 s_.client_deadline_, sr, cfg_.request_timeout, cfg_.request_timeout, upstream_ec,

@@ -112,6 +112,14 @@ ConnectionStats Front::connection_stats() const {
     stats.access_log_written = log.written;
     stats.access_log_dropped = log.dropped;
     stats.access_log_errors = log.errors;
+    const auto cfg = core_->config();
+    const unsigned tuned = core_->compression_level.load();
+    stats.compression = read_counters(core_->compression);
+    stats.compression.enabled = cfg->compression.enabled;
+    stats.compression.configured_level = cfg->compression.level;
+    stats.compression.min_size_bytes = cfg->compression.min_size_bytes;
+    stats.compression.levels =
+        effective_levels(cfg->compression, tuned ? std::optional<unsigned>(tuned) : std::nullopt);
     return stats;
 }
 
@@ -131,6 +139,10 @@ void Front::clear_cache() {
 }
 void Front::set_cache_capacity(std::uint64_t bytes) {
     core_->cache.set_capacity(bytes);
+}
+
+void Front::set_compression_level(unsigned level) {
+    core_->compression_level = std::max(1u, level);
 }
 
 void Front::update_config(const ServerConfig& config) {

@@ -25,6 +25,7 @@
 #include "model/config.hpp"
 #include "model/result.hpp"
 #include "server/cache_stats.hpp"
+#include "server/compression.hpp"
 #include "server/dispatcher.hpp"
 #include "server/front_hooks.hpp"
 
@@ -47,6 +48,7 @@ struct ConnectionStats {
     std::uint64_t access_log_written = 0;  // [access_log] lines written
     std::uint64_t access_log_dropped = 0;  // lines dropped: the queue was full
     std::uint64_t access_log_errors = 0;   // failed opens and writes
+    CompressionStats compression;                   // [compression]
 };
 
 class Front {
@@ -95,6 +97,9 @@ public:
     void reopen_access_log();
     // Waits until the access log wrote what it has queued (at exit); false on timeout.
     bool flush_access_log(std::chrono::milliseconds timeout);
+    // The gzip level the compression policy chose (the knob compression.level), at most the
+    // configured one; brotli follows it (effective_levels). From the next response on.
+    void set_compression_level(unsigned level);
 
 private:
     boost::asio::awaitable<void> accept_loop();

@@ -12,7 +12,10 @@ idle with 8 workers and under load with 32. Then the micro-cache ([cache]) on an
 the demo worker on cacheable routes.
 
     bench/front/run.py [--build build] [--duration 8] [--rounds 3] [--io-threads 1]
-                       [--only demo,gunicorn,rss,cache] [--out bench/front/results]
+                       [--only demo,gunicorn,rss,cache,compression] [--out bench/front/results]
+
+compression: tunerd alone with [compression] off, gzip 6, br 4 and gzip 1, on the demo worker's
+10 KB JSON (/payload?size=10240) with Accept-Encoding (no nginx: only tunerd against itself).
 
 Writes <out>/<date>.json and prints the markdown tables docs/benchmarks.md records.
 """
@@ -192,10 +195,11 @@ rss_mb = 0
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
-def wrk(port, connections, seconds, threads=None, path="/"):
+def wrk(port, connections, seconds, threads=None, path="/", headers=()):
     threads = threads or min(2, connections)
+    extra = [arg for h in headers for arg in ("-H", h)]
     out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency",
-                          f"http://127.0.0.1:{port}{path}"],
+                          *extra, f"http://127.0.0.1:{port}{path}"],
                          capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     lat = {}
@@ -317,6 +321,50 @@ def gunicorn_case(args, tmp):
         lambda: [Tunerd(args.build, command, GUNICORN_WORKERS, 1, args.io_threads)])
 
 
+COMPRESSION_PATH = "/payload?size=10240"  # the demo app's 10 KB JSON (demo_worker.hpp)
+
+
+def compression_case(args):
+    """tunerd with [compression] on (gzip at level 6, br at quality 4) and off, the demo worker's
+    10 KB JSON, wrk at 32 connections sending Accept-Encoding; the front's CPU per request and
+    the bytes on the wire per response (from /performance)."""
+    log("== compression")
+    command = '"builtin:demo"'
+    setups = (("off", "gzip", "[compression]\nenabled = false\n"), ("gzip 6", "gzip", ""),
+              ("br 4", "br", ""), ("gzip 1", "gzip", "[compression]\nlevel = 1\n"))
+    runs = {label: [] for label, _, _ in setups}
+    for r in range(args.rounds):
+        for label, coding, extra in setups:
+            t = Tunerd(args.build, command, 1, DEMO_THREADS, args.io_threads, extra)
+            with running([t]):
+                headers = [f"Accept-Encoding: {coding}"]
+                wrk(t.port, CONNECTIONS, 2, path=COMPRESSION_PATH, headers=headers)
+                before = (http_json(t.admin, "/performance") or {}).get("front", {})
+                with FrontSampler(t.front_pids()) as sampler:
+                    result = wrk(t.port, CONNECTIONS, args.duration, path=COMPRESSION_PATH,
+                                 headers=headers)
+                after = (http_json(t.admin, "/performance") or {}).get("front", {})
+            z0, z1 = before.get("compression", {}), after.get("compression", {})
+            n = max(1.0, result["rps"] * args.duration)
+            result["front_cpu_us_per_request"] = sampler.cpu_s * 1e6 / n
+            result["compress_cpu_us_per_request"] = (
+                (z1.get("cpu_seconds", 0) - z0.get("cpu_seconds", 0)) * 1e6 / n)
+            out_bytes = z1.get("bytes_out", 0) - z0.get("bytes_out", 0)
+            responses = z1.get("responses", 0) - z0.get("responses", 0)
+            result["bytes_per_response"] = out_bytes / responses if responses else 10240
+            runs[label].append(result)
+            log(f"  round {r + 1} {label:7s} {result['rps']:9.0f} rps  front cpu "
+                f"{result['front_cpu_us_per_request']:.1f} us/request (compressing "
+                f"{result['compress_cpu_us_per_request']:.1f})  "
+                f"{result['bytes_per_response']:.0f} B/response  errors "
+                f"{result['socket_errors']} non-2xx {result['non_2xx']}")
+    summary = {label: {k: statistics.median(x[k] for x in results)
+                       for k in ("rps", "p99_ms", "front_cpu_us_per_request",
+                                 "compress_cpu_us_per_request", "bytes_per_response")}
+               for label, results in runs.items()}
+    return {"runs": runs, "median": summary}
+
+
 def rss_case(args):
     log("== tunerd RSS")
     out = {}
@@ -410,6 +458,16 @@ def report(results):
                 print(f"| `{route}` | {label} | {r['rps']:.0f} | {r['rps'] / m['off']['rps']:.2f} | "
                       f"{r['front_cpu_us_per_request']:.1f} µs | {r['p50_ms_1'] * 1000:.0f} µs | "
                       f"{r['hit_ratio']:.3f} | {r['front_rss_kb'] / 1024:.1f} MB | {r['errors']} |")
+    if "compression" in results:
+        m = results["compression"]["median"]
+        print(f"### compression: demo worker {COMPRESSION_PATH}, wrk -c{CONNECTIONS}\n")
+        print("| tunerd | rps | × off | p99 | front CPU per request | of it compressing | "
+              "bytes per response |")
+        print("|---|---|---|---|---|---|---|")
+        for label, r in m.items():
+            print(f"| {label} | {r['rps']:.0f} | {r['rps'] / m['off']['rps']:.2f} | "
+                  f"{r['p99_ms']:.2f} ms | {r['front_cpu_us_per_request']:.1f} µs | "
+                  f"{r['compress_cpu_us_per_request']:.1f} µs | {r['bytes_per_response']:.0f} |")
         print()
     if "rss" in results:
         r = results["rss"]
@@ -430,12 +488,12 @@ def main():
     if args.report:
         report(json.load(open(args.report)))
         return 0
-    for tool in ("wrk", "nginx"):
+    only = set(filter(None, args.only.split(",")))
+    want = lambda name: not only or name in only  # noqa: E731
+    for tool in ("wrk", "nginx") if want("demo") or want("gunicorn") else ("wrk",):
         if not shutil.which(tool) and not os.path.exists(f"/usr/sbin/{tool}"):
             print(f"front bench: {tool} missing: scripts/install-deps --bench", file=sys.stderr)
             return 1
-    only = set(filter(None, args.only.split(",")))
-    want = lambda name: not only or name in only  # noqa: E731
     results = {"started": datetime.datetime.utcnow().isoformat(timespec="seconds") + "Z",
                "machine": machine(), "duration_s": args.duration, "rounds": args.rounds,
                "io_threads": args.io_threads}
@@ -449,6 +507,8 @@ def main():
             results["rss"] = rss_case(args)
         if want("cache"):
             results["cache"] = cache_case(args)
+        if want("compression"):
+            results["compression"] = compression_case(args)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(args.out, exist_ok=True)

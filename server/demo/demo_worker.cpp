@@ -29,6 +29,8 @@
 #include <netinet/in.h>
 #include <nlohmann/json.hpp>
 
+#include "server/compression.hpp"
+
 namespace tuner::demo {
 
 namespace asio = boost::asio;
@@ -112,6 +114,115 @@ std::optional<unsigned> query_param(std::string_view target, std::string_view na
 
 using Request = http::request<http::string_body>;
 using Response = http::response<http::string_body>;
+
+// A query parameter's raw text ("" when absent).
+std::string_view query_text(std::string_view target, std::string_view name) {
+    const auto q = target.find('?');
+    if (q == std::string_view::npos) return {};
+    std::string_view rest = target.substr(q + 1);
+    while (!rest.empty()) {
+        const auto amp = rest.find('&');
+        const std::string_view pair = rest.substr(0, amp);
+        const auto eq = pair.find('=');
+        if (eq != std::string_view::npos && pair.substr(0, eq) == name) return pair.substr(eq + 1);
+        if (amp == std::string_view::npos) break;
+        rest.remove_prefix(amp + 1);
+    }
+    return {};
+}
+
+constexpr const char* kRecordFormat =
+    "{\"id\":%08u,\"name\":\"item %08u\",\"tags\":[\"demo\","
+    "\"payload\"],\"score\":%05u,\"ok\":true},\n";
+
+std::size_t record_size() {
+    static const std::size_t size = [] {
+        char buf[128];
+        return static_cast<std::size_t>(std::snprintf(buf, sizeof buf, kRecordFormat, 0u, 0u, 0u));
+    }();
+    return size;
+}
+
+// GET /payload?size=N&type=json|html|svg|binary&chunked=1&encoded=1&no_transform=1&etag=1:
+// N bytes of demo_payload, with that Content-Type (a Range of them: 206); chunked=1 streams them
+// in chunks of 64 KB
+// (no Content-Length, never held whole); encoded=1 sends them gzip-encoded by the app itself
+// (Content-Encoding: gzip); no_transform=1 adds Cache-Control: no-transform; etag=1 a strong
+// ETag. Written here rather than by handle(): a streamed body is not a string.
+template <class Socket>
+bool serve_payload(Socket& sock, const Request& req, const DemoOptions& opt,
+                   beast::error_code& ec) {
+    const std::string_view target(req.target().data(), req.target().size());
+    const unsigned size = query_param(target, "size").value_or(4096);
+    if (size > kMaxPayloadBytes) {
+        Response res{http::status::bad_request, req.version()};
+        res.set(http::field::content_type, "application/json");
+        res.keep_alive(req.keep_alive());
+        res.body() =
+            "{\"error\":\"size must be at most " + std::to_string(kMaxPayloadBytes) + "\"}\n";
+        res.prepare_payload();
+        http::write(sock, res, ec);
+        return res.keep_alive();
+    }
+    const auto type = query_text(target, "type");
+    const char* content_type = type == "html"     ? "text/html; charset=utf-8"
+                               : type == "svg"    ? "image/svg+xml"
+                               : type == "binary" ? "application/octet-stream"
+                                                  : "application/json";
+    const bool head = req.method() == http::verb::head;
+    const bool chunked = query_param(target, "chunked").value_or(0) != 0;
+    const bool encoded = query_param(target, "encoded").value_or(0) != 0;
+    http::response<http::empty_body> res{http::status::ok, req.version()};
+    res.set(http::field::server, "tunerd-demo");
+    res.set("X-Worker-Id", std::to_string(opt.worker_id));
+    res.set(http::field::content_type, content_type);
+    if (query_param(target, "no_transform").value_or(0) != 0)
+        res.set(http::field::cache_control, "no-transform");
+    if (query_param(target, "etag").value_or(0) != 0) res.set(http::field::etag, "\"demo-etag\"");
+    res.set(http::field::accept_ranges, "bytes");
+    res.keep_alive(req.keep_alive());
+    std::string body(chunked ? 0 : size, '\0');
+    if (!chunked) demo_payload(0, body);
+    // Range: bytes=first-last (one range, as a static file server answers it): 206.
+    unsigned first = 0, last = 0;
+    const auto range = req[http::field::range];
+    if (!chunked && range.starts_with("bytes=") &&
+        std::sscanf(std::string(range).c_str(), "bytes=%u-%u", &first, &last) == 2 &&
+        first <= last && last < size) {
+        res.result(http::status::partial_content);
+        res.set(http::field::content_range, "bytes " + std::to_string(first) + "-" +
+                                                std::to_string(last) + "/" + std::to_string(size));
+        body = body.substr(first, last - first + 1);
+    }
+    if (encoded) {
+        server::CompressionCounters counters;
+        auto encoder = server::Encoder::make(server::Coding::gzip, 6, size, counters);
+        std::string plain(size, '\0');
+        demo_payload(0, plain);
+        body.clear();
+        if (encoder) encoder->encode(plain, server::Flush::finish, body);
+        res.set(http::field::content_encoding, "gzip");
+    }
+    if (!chunked || encoded) {
+        res.content_length(body.size());
+        http::response_serializer<http::empty_body> sr{res};
+        http::write_header(sock, sr, ec);
+        if (!ec && !head) asio::write(sock, asio::buffer(body), ec);
+        return res.keep_alive();
+    }
+    res.chunked(true);
+    http::response_serializer<http::empty_body> sr{res};
+    http::write_header(sock, sr, ec);
+    if (head) return res.keep_alive();
+    std::string piece(64 * 1024, '\0');
+    for (std::uint64_t offset = 0; !ec && offset < size; offset += piece.size()) {
+        piece.resize(std::min<std::uint64_t>(64 * 1024, size - offset));
+        demo_payload(offset, piece);
+        asio::write(sock, http::make_chunk(asio::buffer(piece)), ec);
+    }
+    if (!ec) asio::write(sock, http::make_chunk_last(), ec);
+    return res.keep_alive();
+}
 
 Response handle(const Request& req, const DemoOptions& opt) {
     const std::string_view target(req.target().data(), req.target().size());
@@ -216,7 +327,8 @@ Response handle(const Request& req, const DemoOptions& opt) {
             "{\"error\":\"not "
             "found\",\"routes\":[\"/\",\"/work?cpu_ms=&io_ms=\",\"/health\",\"/echo\",\"/"
             "rss?mb=\",\"/status/<code>\",\"/headers?n=&size=\",\"/request-headers\",\"/"
-            "stats\",\"/cache?max_age=&public=&no_store=&cookie=&vary=&ms=&size=\"]}\n";
+            "stats\",\"/cache?max_age=&public=&no_store=&cookie=&vary=&ms=&size=\",\"/"
+            "payload?size=&type=&chunked=&encoded=&no_transform=&etag=\"]}\n";
     }
     if (req.method() == http::verb::head) res.body().clear();
     res.prepare_payload();
@@ -242,6 +354,11 @@ void serve_connection(int fd, int family, const DemoOptions& opt) {
         if (ec) break;
         Request req = parser.release();
         ++g_requests;
+        const std::string_view target(req.target().data(), req.target().size());
+        if (target.substr(0, target.find('?')) == "/payload") {
+            if (!serve_payload(sock, req, opt, ec) || ec) break;
+            continue;
+        }
         Response res = handle(req, opt);
         http::write(sock, res, ec);
         if (ec || !res.keep_alive()) break;
@@ -250,6 +367,21 @@ void serve_connection(int fd, int family, const DemoOptions& opt) {
 }
 
 }  // namespace
+
+void demo_payload(std::uint64_t offset, std::span<char> out) {
+    const std::size_t width = record_size();
+    char record[128];
+    std::size_t done = 0;
+    while (done < out.size()) {
+        const std::uint64_t index = (offset + done) / width;
+        const std::size_t within = static_cast<std::size_t>((offset + done) % width);
+        const auto i = static_cast<unsigned>(index % 100000000);
+        std::snprintf(record, sizeof record, kRecordFormat, i, i, (i * 7919u) % 100000u);
+        const std::size_t n = std::min(width - within, out.size() - done);
+        std::memcpy(out.data() + done, record + within, n);
+        done += n;
+    }
+}
 
 void burn_cpu_ms(unsigned ms) {
     if (ms == 0) return;

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 
 #include "model/result.hpp"
@@ -30,6 +31,14 @@ struct DemoOptions {
 // of the config (demo.cpu_ms, demo.rss_mb) are the operator's and not capped.
 inline constexpr unsigned kMaxRequestCpuMs = 1000;
 inline constexpr unsigned kMaxRequestRssMb = 256;
+// /payload?size= at most 64 MB (a body to compress, or not; see run_demo_worker's routes).
+inline constexpr unsigned kMaxPayloadBytes = 64U << 20;
+
+// The bytes of /payload from `offset` on, `out.size()` of them: JSON records of one fixed
+// length, numbered, as an API would list them (compressible like real JSON, about 8:1 at
+// gzip 6). A function of the offset alone, so a test can check a body of any length piece by
+// piece.
+void demo_payload(std::uint64_t offset, std::span<char> out);
 
 // Parses `demo-worker --socket P | --port N [--threads T] [--cpu-ms C] [--io-ms I]
 // [--rss-mb R] [--worker-id W]` (argv[0] is "demo-worker").

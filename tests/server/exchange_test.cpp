@@ -22,7 +22,9 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "server/demo/demo_worker.hpp"
 #include "tests/server/test_stream_ops.hpp"
+#include "tests/support/decode.hpp"
 
 namespace tuner::server {
 
@@ -48,6 +50,7 @@ enum class Worker {
     cacheable,           // answers 200 "hello" with Cache-Control: max-age=60 (keep-alive)
     cacheable_big,       // answers 200 with 100 KiB, chunked, Cache-Control: max-age=60
     server_error,        // answers 500 (keep-alive)
+    custom,              // reads the request, answers Script::custom_response (keep-alive)
 };
 
 struct Script {
@@ -58,6 +61,7 @@ struct Script {
     std::vector<std::string> bodies_seen;
     std::vector<std::string> headers_seen;
     std::vector<std::string> read_errors;  // requests that did not parse (not a closed connection)
+    std::string custom_response;           // Worker::custom's answer, raw
 };
 
 asio::awaitable<void> play_worker(std::shared_ptr<TestStream> end, Worker what,
@@ -108,6 +112,8 @@ asio::awaitable<void> play_worker(std::shared_ptr<TestStream> end, Worker what,
             raw += "0\r\n\r\n";
         } else if (what == Worker::server_error) {
             raw = "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\n\r\nfail";
+        } else if (what == Worker::custom) {
+            raw = script->custom_response;
         } else if (what == Worker::big_then_close) {
             raw = "HTTP/1.1 200 OK\r\nContent-Length: 204800\r\n\r\n" + std::string(1024, 'x');
         } else {
@@ -907,5 +913,200 @@ TEST_F(ExchangeTest, AnIdleConnectionIsEvictedForANewcomerAndABusyOneIsNot) {
     EXPECT_EQ(inflight(), 1u);
 }
 
+// ---- [compression] (compression_relay.hpp) ---------------------------------------------------
+
+std::string demo_json(std::size_t n) {
+    std::string s(n, '\0');
+    demo::demo_payload(0, s);
+    return s;
+}
+
+// A worker's 200 with a body of known length.
+std::string with_length(const std::string& body, const std::string& extra = {},
+                        const std::string& type = "application/json") {
+    return "HTTP/1.1 200 OK\r\nContent-Type: " + type + "\r\n" + extra +
+           "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+
+// A worker's 200 with a chunked body in pieces of 10000 bytes.
+std::string chunked(const std::string& body) {
+    std::string raw =
+        "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nTransfer-Encoding: chunked\r\n\r\n";
+    for (std::size_t i = 0; i < body.size(); i += 10000) {
+        const auto piece = body.substr(i, 10000);
+        char size[16];
+        std::snprintf(size, sizeof size, "%zx\r\n", piece.size());
+        raw += size + piece + "\r\n";
+    }
+    return raw + "0\r\n\r\n";
+}
+
+class CompressionExchangeTest : public ExchangeTest {
+protected:
+    // One request with this Accept-Encoding (none: nullopt) to a worker answering `raw`.
+    http::response<http::string_body> fetch(Client& c, beast::flat_buffer& buffer,
+                                            const std::string& raw,
+                                            std::optional<std::string> accept_encoding,
+                                            const std::string& method = "GET",
+                                            const std::string& version = "1.1") {
+        script->workers.push_back(Worker::custom);
+        script->custom_response = raw;
+        send(c, method + " /x HTTP/" + version + "\r\nHost: t\r\n" +
+                    (accept_encoding ? "Accept-Encoding: " + *accept_encoding + "\r\n" : "") +
+                    "\r\n");
+        http::response_parser<http::string_body> parser;
+        parser.body_limit(64 << 20);
+        if (method == "HEAD") parser.skip(true);
+        const auto ec = read_into(c, buffer, parser);
+        EXPECT_FALSE(ec) << ec.message();
+        return parser.release();
+    }
+    std::string decoded(const http::response<http::string_body>& res) {
+        const auto coding = std::string(res[http::field::content_encoding]);
+        auto body = test::decode_body(coding, res.body());
+        EXPECT_TRUE(body) << coding << ": " << body.error().to_string();
+        return body.value_or("");
+    }
+};
+
+TEST_F(CompressionExchangeTest, SmallResponseIsCompressedWholeWithItsLength) {
+    const std::string body = demo_json(20000);
+    auto c = connect();
+    beast::flat_buffer buffer;
+    const auto res =
+        fetch(c, buffer, with_length(body, "ETag: \"v1\"\r\nAccept-Ranges: bytes\r\n"), "gzip");
+    EXPECT_EQ(res.result_int(), 200);
+    EXPECT_EQ(res[http::field::content_encoding], "gzip");
+    EXPECT_EQ(res[http::field::vary], "Accept-Encoding");
+    EXPECT_EQ(res[http::field::etag], "W/\"v1\"") << "weakened, as nginx does";
+    EXPECT_EQ(res.count(http::field::accept_ranges), 0u);
+    EXPECT_EQ(res[http::field::content_length], std::to_string(res.body().size()))
+        << "a whole response keeps a length: that of its compressed body";
+    EXPECT_FALSE(res.chunked());
+    EXPECT_LT(res.body().size(), body.size() / 4);
+    EXPECT_TRUE(decoded(res) == body);
+    // The connection stays in step for the next response.
+    const auto next = fetch(c, buffer, with_length(body), "br");
+    EXPECT_EQ(next[http::field::content_encoding], "br");
+    EXPECT_TRUE(decoded(next) == body);
+    EXPECT_EQ(script->connects, 1);
+    EXPECT_EQ(inflight(), 0u);
+    const auto stats = read_counters(core->compression);
+    EXPECT_EQ(stats.gzip.responses, 1u);
+    EXPECT_EQ(stats.br.responses, 1u);
+    EXPECT_EQ(stats.gzip.bytes_in, body.size());
+    EXPECT_EQ(stats.memory_bytes, 0) << "the encoders are gone with their responses";
+}
+
+TEST_F(CompressionExchangeTest, LongResponseIsStreamedChunkedAndDecodesWhole) {
+    const std::string body = demo_json(300000);  // beyond kWholeResponseMax: relayed as it comes
+    auto c = connect();
+    beast::flat_buffer buffer;
+    const auto res = fetch(c, buffer, with_length(body), "br;q=0.5, gzip;q=0.9");
+    EXPECT_EQ(res[http::field::content_encoding], "gzip");
+    EXPECT_TRUE(res.chunked());
+    EXPECT_EQ(res.count(http::field::content_length), 0u);
+    EXPECT_TRUE(decoded(res) == body);
+    const auto streamed = fetch(c, buffer, chunked(body), "br");
+    EXPECT_EQ(streamed[http::field::content_encoding], "br");
+    EXPECT_TRUE(streamed.chunked());
+    EXPECT_TRUE(decoded(streamed) == body);
+    EXPECT_EQ(inflight(), 0u);
+}
+
+TEST_F(CompressionExchangeTest, Http10ClientGetsACloseDelimitedCompressedBody) {
+    const std::string body = demo_json(300000);
+    auto c = connect();
+    beast::flat_buffer buffer;
+    const auto res = fetch(c, buffer, with_length(body), "gzip", "GET", "1.0");
+    EXPECT_EQ(res[http::field::content_encoding], "gzip");
+    EXPECT_FALSE(res.chunked());
+    EXPECT_EQ(res.count(http::field::content_length), 0u);
+    EXPECT_FALSE(res.keep_alive()) << "the end of the body is the end of the connection";
+    EXPECT_TRUE(decoded(res) == body);
+}
+
+TEST_F(CompressionExchangeTest, ClientWithoutGzipOrBrGetsThePlainBodyAndVary) {
+    const std::string body = demo_json(5000);
+    auto c = connect();
+    beast::flat_buffer buffer;
+    for (const std::optional<std::string>& accept :
+         {std::optional<std::string>("gzip;q=0"), std::optional<std::string>("identity"),
+          std::optional<std::string>("deflate")}) {
+        const auto res = fetch(c, buffer, with_length(body), accept);
+        EXPECT_EQ(res.count(http::field::content_encoding), 0u) << *accept;
+        EXPECT_EQ(res[http::field::vary], "Accept-Encoding") << *accept;
+        EXPECT_TRUE(res.body() == body) << *accept;
+    }
+    const auto none = fetch(c, buffer, with_length(body), std::nullopt);
+    EXPECT_EQ(none.count(http::field::content_encoding), 0u);
+    EXPECT_TRUE(none.body() == body);
+}
+
+TEST_F(CompressionExchangeTest, HeadGetsTheHeaderOfTheCompressedGetAndNoBody) {
+    auto c = connect();
+    beast::flat_buffer buffer;
+    const std::string head_answer =
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 20000\r\n\r\n";
+    const auto res = fetch(c, buffer, head_answer, "gzip", "HEAD");
+    EXPECT_EQ(res[http::field::content_encoding], "gzip");
+    EXPECT_EQ(res[http::field::vary], "Accept-Encoding");
+    EXPECT_EQ(res.count(http::field::content_length), 0u)
+        << "the compressed length is not known without compressing";
+    // No body followed: the next response parses.
+    const auto next = fetch(c, buffer, with_length(demo_json(2000)), "gzip");
+    EXPECT_TRUE(decoded(next) == demo_json(2000));
+    EXPECT_EQ(read_counters(core->compression).gzip.responses, 1u) << "HEAD compressed nothing";
+}
+
+TEST_F(CompressionExchangeTest, EncodedRangedAndSmallResponsesPassThroughUntouched) {
+    const std::string body = demo_json(5000);
+    auto c = connect();
+    beast::flat_buffer buffer;
+    auto res = fetch(c, buffer, with_length(body, "Content-Encoding: gzip\r\n"), "gzip, br");
+    EXPECT_EQ(res[http::field::content_encoding], "gzip");
+    EXPECT_TRUE(res.body() == body) << "never compressed twice";
+    EXPECT_EQ(res.count(http::field::vary), 0u);
+    res = fetch(c, buffer,
+                "HTTP/1.1 206 Partial Content\r\nContent-Type: application/json\r\n"
+                "Content-Range: bytes 0-4999/9000\r\nContent-Length: 5000\r\n\r\n" +
+                    body,
+                "gzip");
+    EXPECT_EQ(res.result_int(), 206);
+    EXPECT_EQ(res.count(http::field::content_encoding), 0u);
+    EXPECT_TRUE(res.body() == body);
+    res = fetch(c, buffer, with_length(body.substr(0, 500)), "gzip");
+    EXPECT_EQ(res.count(http::field::content_encoding), 0u) << "below min_size";
+    res = fetch(c, buffer, with_length(body, "", "image/png"), "gzip");
+    EXPECT_EQ(res.count(http::field::content_encoding), 0u) << "not a listed type";
+    res = fetch(c, buffer, with_length(body, "Cache-Control: no-transform\r\n"), "gzip");
+    EXPECT_EQ(res.count(http::field::content_encoding), 0u) << "no-transform";
+    EXPECT_EQ(read_counters(core->compression).gzip.responses, 0u);
+}
+
+TEST_F(CompressionExchangeTest, CompressorsAtTheirMemoryBoundSendTheNextResponsePlain) {
+    const std::string body = demo_json(20000);
+    auto c = connect();
+    beast::flat_buffer buffer;
+    core->compression.memory_bytes = kMaxCompressionMemoryBytes;  // as if others held it all
+    const auto plain = fetch(c, buffer, with_length(body), "br");
+    EXPECT_EQ(plain.count(http::field::content_encoding), 0u);
+    EXPECT_EQ(plain[http::field::vary], "Accept-Encoding");
+    EXPECT_TRUE(plain.body() == body);
+    EXPECT_EQ(read_counters(core->compression).over_memory, 1u);
+    core->compression.memory_bytes = 0;
+    EXPECT_EQ(fetch(c, buffer, with_length(body), "br")[http::field::content_encoding], "br");
+}
+
+TEST_F(CompressionExchangeTest, TheTunedLevelAppliesFromTheNextResponse) {
+    const std::string body = demo_json(60000);
+    auto c = connect();
+    beast::flat_buffer buffer;
+    const auto at6 = fetch(c, buffer, with_length(body), "gzip").body().size();
+    core->compression_level = 1;
+    const auto at1 = fetch(c, buffer, with_length(body), "gzip");
+    EXPECT_TRUE(decoded(at1) == body);
+    EXPECT_GT(at1.body().size(), at6) << "level 1 trades ratio for speed";
+}
 }  // namespace
 }  // namespace tuner::server

@@ -171,6 +171,32 @@ std::string Metrics::render(const MetricsInputs& in) const {
         out.push_back(single("tunerd_access_log_errors_total",
                              "Access log files that could not be opened or written",
                              MetricType::Counter, static_cast<double>(c.access_log_errors)));
+        const auto& z = c.compression;
+        auto compressed = family("tunerd_compressed_responses_total",
+                                 "Responses compressed by the front ([compression]), by coding",
+                                 MetricType::Counter);
+        auto bytes = family("tunerd_compression_bytes_total",
+                            "Bytes through the compressors: in (from the workers) and out (to "
+                            "the clients), by coding",
+                            MetricType::Counter);
+        for (const auto& [name, per] : {std::pair{"gzip", &z.gzip}, std::pair{"br", &z.br}}) {
+            add_value(compressed, static_cast<double>(per->responses), {{"encoding", name}});
+            add_value(bytes, static_cast<double>(per->bytes_in),
+                      {{"direction", "in"}, {"encoding", name}});
+            add_value(bytes, static_cast<double>(per->bytes_out),
+                      {{"direction", "out"}, {"encoding", name}});
+        }
+        out.push_back(std::move(compressed));
+        out.push_back(std::move(bytes));
+        out.push_back(single("tunerd_compression_cpu_seconds_total",
+                             "CPU time the I/O threads spent compressing responses",
+                             MetricType::Counter, z.cpu_seconds()));
+        out.push_back(single("tunerd_compression_level",
+                             "gzip level in use (compression.level, lowered under CPU saturation)",
+                             MetricType::Gauge, z.levels.gzip));
+        out.push_back(single("tunerd_compression_memory_bytes",
+                             "Memory held by the compressors of responses in progress",
+                             MetricType::Gauge, static_cast<double>(z.memory_bytes)));
     }
 
     if (in.cache && in.cache->enabled) {

@@ -298,6 +298,37 @@ nlohmann::json workers_json(AdminContext& ctx) {
             {"workers", workers}};
 }
 
+// front.compression: the level in use, and per coding the responses, bytes and CPU time.
+nlohmann::json compression_json(const server::CompressionStats& z) {
+    auto ratio = [](std::uint64_t in, std::uint64_t out) {
+        return out == 0 ? nlohmann::json(nullptr)
+                        : nlohmann::json(static_cast<double>(in) / static_cast<double>(out));
+    };
+    auto coding = [&](const server::CompressionStats::PerCoding& p) {
+        return nlohmann::json{{"responses", p.responses},
+                              {"bytes_in", p.bytes_in},
+                              {"bytes_out", p.bytes_out},
+                              {"ratio", ratio(p.bytes_in, p.bytes_out)},
+                              {"cpu_seconds", p.cpu_seconds}};
+    };
+    const std::uint64_t in = z.gzip.bytes_in + z.br.bytes_in;
+    const std::uint64_t out = z.gzip.bytes_out + z.br.bytes_out;
+    return {{"enabled", z.enabled},
+            {"level", z.levels.gzip},
+            {"brotli_level", z.levels.brotli},
+            {"configured_level", z.configured_level},
+            {"min_size", z.min_size_bytes},
+            {"responses", z.gzip.responses + z.br.responses},
+            {"bytes_in", in},
+            {"bytes_out", out},
+            {"ratio", ratio(in, out)},
+            {"cpu_seconds", z.cpu_seconds()},
+            {"memory_bytes", z.memory_bytes},
+            {"skipped_for_memory", z.over_memory},
+            {"gzip", coding(z.gzip)},
+            {"br", coding(z.br)}};
+}
+
 nlohmann::json performance_json(AdminContext& ctx) {
     const auto view = ctx.control.view();
     const auto pool = ctx.pool.status();
@@ -330,7 +361,8 @@ nlohmann::json performance_json(AdminContext& ctx) {
                   {{"rate", cfg.server.rate_limit.rate},
                    {"burst", cfg.server.rate_limit.burst},
                    {"limited", c.rate_limited},
-                   {"clients", c.rate_limit_clients}}}};
+                   {"clients", c.rate_limit_clients}}},
+                 {"compression", compression_json(c.compression)}};
         nlohmann::json responses = nlohmann::json::object();
         for (const auto& [status, n] : c.static_responses) responses[std::to_string(status)] = n;
         nlohmann::json mounts = nlohmann::json::array();

@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "server/client_address.hpp"
+#include "server/compression.hpp"
 #include "tuner/config/command.hpp"
 
 namespace tuner::config::detail {
@@ -231,6 +232,55 @@ ConfigKey networks_key(std::string_view section, std::string_view name, std::str
     };
     return make_key<std::vector<std::string>>(section, name, comment, access, std::move(read),
                                               std::move(write));
+}
+
+// compression.types: an array of media type patterns ("text/*", "application/*+json").
+ConfigKey compression_types_key() {
+    Reader<std::vector<std::string>> read =
+        [](const toml::node& node, const std::string& key,
+           IssueSink& sink) -> std::optional<std::vector<std::string>> {
+        const auto* array = node.as_array();
+        if (!array) {
+            sink.add(key, node.source(),
+                     "expected an array of media types, e.g. [\"text/*\", \"application/json\"], "
+                     "got " +
+                         describe(node));
+            return std::nullopt;
+        }
+        std::vector<std::string> types;
+        bool ok = true;
+        for (std::size_t i = 0; i < array->size(); ++i) {
+            const auto& element = *array->get(i);
+            const auto text = element.value_exact<std::string>();
+            const auto problem =
+                text ? server::type_pattern_problem(*text)
+                     : std::optional<std::string>("expected a string, got " + describe(element));
+            if (problem) {
+                sink.add(key, element.source(),
+                         "element " + std::to_string(i + 1) + ": " + *problem);
+                ok = false;
+                continue;
+            }
+            types.push_back(*text);
+        }
+        if (!ok) return std::nullopt;
+        if (types.size() > 256) {
+            sink.add(key, node.source(),
+                     "at most 256 media types, got " + std::to_string(types.size()));
+            return std::nullopt;
+        }
+        return types;
+    };
+    // On one line (toml++ breaks a long array over several, and a key is one line here).
+    Writer<std::vector<std::string>> write = [](const std::vector<std::string>& types) {
+        std::string text = "[";
+        for (const auto& type : types) text += (text.size() > 1 ? ", " : "") + toml_string(type);
+        return text + "]";
+    };
+    return make_key<std::vector<std::string>>(
+        "compression", "types", "media types compressed (\"type/*\", \"type/*+suffix\")",
+        [](auto& c) -> auto& { return c.server.compression.types; }, std::move(read),
+        std::move(write));
 }
 
 // cache.paths: an array of URL path prefixes, each starting with "/".
@@ -459,6 +509,22 @@ std::vector<ConfigKey> build_keys() {
         "access_log", "format", "combined | common | json",
         [](auto& c) -> auto& { return c.server.access_log.format; },
         {AccessLogFormat::combined, AccessLogFormat::common, AccessLogFormat::json}));
+    // [compression]
+    add(bool_key(
+        "compression", "enabled", "gzip/br for clients that send Accept-Encoding",
+        [](auto& c) -> auto& { return c.server.compression.enabled; }));
+    add(size_key(
+        "compression", "min_size", "smaller responses (by Content-Length) go as they are",
+        [](auto& c) -> auto& { return c.server.compression.min_size_bytes; },
+        size_between(0, 1024 * MiB)));
+    add(whole_key<unsigned>(
+        "compression", "level", "gzip level 1-9, the ceiling the CPU policy lowers from",
+        [](auto& c) -> auto& { return c.server.compression.level; }, between<unsigned>(1, 9)));
+    add(whole_key<unsigned>(
+        "compression", "brotli_level", "brotli quality 0-11 at level; lowered in step",
+        [](auto& c) -> auto& { return c.server.compression.brotli_level; },
+        between<unsigned>(0, 11)));
+    add(compression_types_key());
 
     // [admin]
     add(restart_only(string_key(
@@ -614,6 +680,7 @@ const std::vector<ConfigSection>& config_sections() {
         {"rate_limit", "Requests per client address (nginx's limit_req, nodelay); off at rate 0."},
         {"cache", "The front's micro-cache of GET/HEAD responses; off at size 0."},
         {"access_log", "One line per request (nginx's combined or common format, or JSON)."},
+        {"compression", "Response compression (gzip, brotli) for clients that ask for it."},
         {"admin", "The admin listener: /health, /metrics, /performance, /workers."},
         {"workers", "The app's worker processes, started, supervised and resized by tunerd."},
         {"demo", "The built-in demo app (command = \"builtin:demo\"): per-request defaults."},

@@ -54,8 +54,8 @@ std::optional<std::string> suggest_section(std::string_view unknown) {
     return best;
 }
 
-// The closest known dotted key when a typo away; else a key of that very name in another section
-// (`level` written under [server] is log.level).
+// The closest known dotted key when a typo away; else the keys of that very name in other
+// sections (`level` written under [server]: compression.level or log.level).
 std::optional<std::string> suggest_key(std::string_view unknown_dotted, std::string_view name) {
     std::optional<std::string> best;
     std::size_t best_distance = kMaxSuggestionDistance + 1;
@@ -67,10 +67,12 @@ std::optional<std::string> suggest_key(std::string_view unknown_dotted, std::str
         }
     }
     if (best) return best;
+    // A name in several sections (`level`: compression.level, log.level) names them all.
     for (const auto& key : detail::config_keys()) {
-        if (key.name == name) return key.dotted();
+        if (key.name != name) continue;
+        best = best ? *best + " or " + key.dotted() : key.dotted();
     }
-    return std::nullopt;
+    return best;
 }
 
 std::string with_suggestion(std::string message, const std::optional<std::string>& suggestion) {

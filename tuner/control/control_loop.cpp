@@ -172,6 +172,10 @@ void ControlLoop::rollback_postgres(std::function<void(nlohmann::json, int)> don
     database_->rollback(std::move(done));
 }
 
+void ControlLoop::set_compression_source(std::function<policies::CompressionState()> source) {
+    compression_source_ = std::move(source);
+}
+
 ControlView ControlLoop::view() const {
     std::lock_guard lock(view_mutex_);
     return view_;
@@ -256,6 +260,10 @@ nlohmann::json ControlLoop::cycle() {
     }
 
     Plan plan = controller_.decide(s);
+    if (compression_source_) {
+        if (auto d = compression_.decide(s, compression_source_()))
+            plan.decisions.push_back(std::move(*d));
+    }
     nlohmann::json explained = controller_.explain();
     const auto seed_in = controller_.ceiling_inputs(s);  // with this cycle's measurements
     const auto seed = policies::seed_formula(seed_in);

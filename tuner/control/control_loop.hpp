@@ -17,6 +17,7 @@
 #include "model/config.hpp"
 #include "model/decision.hpp"
 #include "model/snapshot.hpp"
+#include "policies/compression_level.hpp"
 #include "policies/seed_formula.hpp"
 #include "policies/worker_controller.hpp"
 #include "probes/prober.hpp"
@@ -56,6 +57,10 @@ public:
     // database configured.
     void rollback_postgres(std::function<void(nlohmann::json report, int http_status)> done);
 
+    // Where the compression level policy reads the front's compression (its level in use and
+    // the CPU it spent). Set before start(); unset, the policy does not run.
+    void set_compression_source(std::function<policies::CompressionState()> source);
+
     [[nodiscard]] ControlView view() const;
     [[nodiscard]] Config config() const;
 
@@ -87,6 +92,8 @@ private:
     probes::Prober prober_;
     policies::WorkerController controller_;
     std::unique_ptr<DatabaseTuner> database_;
+    std::function<policies::CompressionState()> compression_source_;
+    policies::CompressionLevelPolicy compression_;
 
     mutable std::mutex view_mutex_;
     ControlView view_;

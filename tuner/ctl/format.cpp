@@ -155,6 +155,22 @@ std::string format_uptime(double seconds) {
     return buf;
 }
 
+// The front's compression on one line: the level, what went through, the CPU it cost.
+std::string compression_text(const json& z) {
+    if (!z.is_object() || z.empty()) return "";  // a daemon from before [compression]
+    if (field(z, "enabled") != true) return "compression off";
+    const auto& gzip = field(z, "gzip");
+    const auto& br = field(z, "br");
+    const double ratio = number(field(z, "ratio"));
+    return "compression gzip level " + text(field(z, "level")) + " of " +
+           text(field(z, "configured_level")) + ", brotli " + text(field(z, "brotli_level")) +
+           ": " + text(field(z, "responses")) + " responses (gzip " +
+           text(field(gzip, "responses")) + ", br " + text(field(br, "responses")) + "), " +
+           size_text(field(z, "bytes_in")) + " → " + size_text(field(z, "bytes_out")) +
+           (ratio > 0 ? " (" + fixed(ratio, 1) + "×)" : std::string()) + ", CPU " +
+           fixed(number(field(z, "cpu_seconds")), 2) + " s";
+}
+
 std::string format_status(const json& health, const json& performance, std::size_t recent) {
     std::string out;
     std::string head = "tunerd " + text(field(health, "version")) + ": " +
@@ -246,6 +262,8 @@ std::string format_status(const json& health, const json& performance, std::size
         } else if (access.is_object()) {
             out += labelled_line("", "access log off");
         }
+        if (auto line = compression_text(field(front, "compression")); !line.empty())
+            out += labelled_line("", line);
     }
 
     const auto& decisions = field(performance, "decisions");

@@ -325,6 +325,19 @@ void Daemon::build_parts() {
     };
     front_ = std::make_unique<server::Front>(ioc_, config_.server, *dispatcher_, hooks,
                                              spool_directory());
+    // compression.level: the policy reads the front's compression, its actuator sets the level.
+    control_->set_compression_source([this] {
+        const auto c = front_->connection_stats().compression;
+        return policies::CompressionState{control_->config().server.compression, c.levels.gzip,
+                                          c.cpu_seconds()};
+    });
+    applier_->set_actuator(knob::compression_level, [this](const Decision& d) -> Status {
+        const auto level = new_count(d);
+        if (!level || *level < 1 || *level > 9)
+            return make_error(d.knob, "needs a level 1-9, got " + to_string(d.new_value));
+        front_->set_compression_level(*level);
+        return {};
+    });
     admin_ = std::make_unique<server::AdminServer>(ioc_);
 }
 

@@ -205,10 +205,11 @@ TEST(KnownKeys, ListsTheSketchAndTheModelExtras) {
     EXPECT_EQ(keys.back(), "log.level");
     for (const char* key :
          {"policy.window", "policy.pss_every", "database.connect_timeout", "workers.threads_max",
-          "demo.rss_mb", "state.retention", "server.trusted_proxies", "server.request_buffering"}) {
+          "demo.rss_mb", "state.retention", "server.trusted_proxies", "server.request_buffering",
+          "compression.level", "compression.types"}) {
         EXPECT_NE(std::find(keys.begin(), keys.end(), key), keys.end()) << key;
     }
-    EXPECT_EQ(keys.size(), 71u);
+    EXPECT_EQ(keys.size(), 77u);
 }
 
 // ---- hash -----------------------------------------------------------------------------------

@@ -241,6 +241,43 @@ TEST(ConfigServer, BadTrustedProxyNamesTheKeyTheLineAndTheEntry) {
                 HasSubstr("expected an array"));
 }
 
+TEST(ConfigCompression, DefaultsAndValidValues) {
+    const CompressionConfig defaults;
+    EXPECT_TRUE(defaults.enabled);
+    EXPECT_EQ(defaults.min_size_bytes, 1024u);
+    EXPECT_EQ(defaults.level, 6u);
+    EXPECT_EQ(defaults.brotli_level, 4u);
+    const auto c = valid_config(
+        "[compression]\nenabled = false\nmin_size = \"4KB\"\nlevel = 1\nbrotli_level = 0\n"
+        "types = [\"text/*\", \"application/*+json\", \"image/svg+xml\"]\n");
+    EXPECT_FALSE(c.server.compression.enabled);
+    EXPECT_EQ(c.server.compression.min_size_bytes, 4096u);
+    EXPECT_EQ(c.server.compression.level, 1u);
+    EXPECT_EQ(c.server.compression.brotli_level, 0u);
+    EXPECT_THAT(c.server.compression.types,
+                ElementsAre("text/*", "application/*+json", "image/svg+xml"));
+    EXPECT_TRUE(valid_config("[compression]\ntypes = []\n").server.compression.types.empty());
+}
+
+TEST(ConfigCompression, OutOfRangeLevelsAndBadTypesNameTheKeyAndLine) {
+    auto issue = single_issue("[compression]\nlevel = 10\n");
+    EXPECT_EQ(issue.key, "compression.level");
+    EXPECT_EQ(issue.line, 2u);
+    EXPECT_THAT(issue.message, HasSubstr("between 1 and 9"));
+    EXPECT_THAT(single_issue("[compression]\nlevel = 0\n").message, HasSubstr("between 1 and 9"));
+    EXPECT_THAT(single_issue("[compression]\nbrotli_level = 12\n").message,
+                HasSubstr("between 0 and 11"));
+    issue = single_issue("[compression]\ntypes = [\n  \"text/*\",\n  \"json\",\n]\n");
+    EXPECT_EQ(issue.key, "compression.types");
+    EXPECT_EQ(issue.line, 4u);
+    EXPECT_THAT(issue.message, HasSubstr("element 2: expected a media type"));
+    EXPECT_THAT(single_issue("[compression]\ntypes = [\"*/*\"]\n").message,
+                HasSubstr("the type before"));
+    EXPECT_THAT(single_issue("[compression]\ntypes = \"text/*\"\n").message,
+                HasSubstr("expected an array of media types"));
+    EXPECT_THAT(single_issue("[compression]\nenabled = \"yes\"\n").key, "compression.enabled");
+}
+
 TEST(ConfigServer, ConnectionAndBufferLimitsHaveRanges) {
     EXPECT_THAT(single_issue("[server]\nmax_connections = 0\n").message, HasSubstr("between"));
     EXPECT_THAT(single_issue("[server]\nbody_buffer_size = \"64MB\"\n").key,
@@ -328,7 +365,9 @@ TEST(ConfigUnknown, NoSuggestionWhenNothingIsClose) {
 
 TEST(ConfigUnknown, KeyInTheWrongSectionPointsToItsSection) {
     EXPECT_THAT(single_issue("[server]\nlevel = \"info\"\n").message,
-                HasSubstr("did you mean log.level?"));
+                HasSubstr("did you mean compression.level or log.level?"));
+    EXPECT_THAT(single_issue("[server]\nretention = \"30d\"\n").message,
+                HasSubstr("did you mean state.retention?"));
 }
 
 TEST(ConfigUnknown, KeyOutsideAnySectionIsNamed) {

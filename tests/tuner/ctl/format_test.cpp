@@ -146,6 +146,36 @@ TEST(CtlFormat, StatusShowsEverySection) {
     EXPECT_THAT(text, HasSubstr("workers.count 1 → 2"));
 }
 
+TEST(CtlFormat, StatusShowsTheFrontsCompression) {
+    auto p = performance();
+    p["front"] = {
+        {"open_connections", 3},
+        {"max_connections", 1024},
+        {"connections_evicted", 0},
+        {"connections_refused", {{"max_connections", 0}, {"max_connections_per_address", 0}}},
+        {"request_buffering", true},
+        {"rate_limit", {{"rate", 0.0}}},
+        {"compression",
+         {{"enabled", true},
+          {"level", 5},
+          {"configured_level", 6},
+          {"brotli_level", 3},
+          {"responses", 30},
+          {"bytes_in", 10485760},
+          {"bytes_out", 1048576},
+          {"ratio", 10.0},
+          {"cpu_seconds", 0.125},
+          {"gzip", {{"responses", 20}}},
+          {"br", {{"responses", 10}}}}}};
+    EXPECT_THAT(format_status(health(), p),
+                HasSubstr("compression gzip level 5 of 6, brotli 3: 30 responses (gzip 20, br "
+                          "10), 10MB → 1MB (10.0×), CPU 0.12 s"));
+    p["front"]["compression"] = {{"enabled", false}};
+    EXPECT_THAT(format_status(health(), p), HasSubstr("           compression off\n"));
+    p["front"].erase("compression");
+    EXPECT_THAT(format_status(health(), p), Not(HasSubstr("compression")));
+}
+
 TEST(CtlFormat, StatusShowsStaticMountsAndTheAccessLog) {
     auto p = performance();
     p["front"] = {

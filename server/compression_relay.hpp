@@ -192,10 +192,8 @@ boost::asio::awaitable<void> relay_compressed(
             body.size = compressed.size();
             body.more = true;
             out_deadline.arm(out_timeout);
-            const std::size_t n =
-                const std::size_t n =
-        co_await http::async_write(out, sr, asio::redirect_error(asio::use_awaitable, out_ec));
-    if (written) *written += n;
+            const std::size_t n = co_await http::async_write(
+                out, sr, asio::redirect_error(asio::use_awaitable, out_ec));
             if (written) *written += n;
             out_deadline.settle(out_ec);
             if (out_ec == http::error::need_buffer) out_ec = {};
@@ -207,7 +205,9 @@ boost::asio::awaitable<void> relay_compressed(
     body.size = 0;
     body.more = false;
     out_deadline.arm(out_timeout);
-    co_await http::async_write(out, sr, asio::redirect_error(asio::use_awaitable, out_ec));
+    const std::size_t n =
+        co_await http::async_write(out, sr, asio::redirect_error(asio::use_awaitable, out_ec));
+    if (written) *written += n;
     out_deadline.settle(out_ec);
     if (out_ec == http::error::need_buffer) out_ec = {};
 }

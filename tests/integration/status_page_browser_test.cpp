@@ -103,28 +103,38 @@ BrowserRun run_chromium(const std::string& chromium, const std::string& url,
     argv.push_back("--dump-dom");
     argv.push_back(url);
 
+    // Everything the child needs is built before the fork (the test has threads: after fork
+    // the child only makes system calls). No session bus here: say so instead of letting it
+    // try; its config and caches stay in the throwaway directory.
+    const std::map<std::string, std::string> overrides = {{"DBUS_SESSION_BUS_ADDRESS", "disabled:"},
+                                                          {"HOME", home.path()},
+                                                          {"XDG_CONFIG_HOME", home.file("config")},
+                                                          {"XDG_CACHE_HOME", home.file("cache")}};
+    std::vector<std::string> env;
+    for (char** e = environ; *e != nullptr; ++e) {
+        const std::string entry(*e);
+        if (!overrides.contains(entry.substr(0, entry.find('=')))) env.push_back(entry);
+    }
+    for (const auto& [name, value] : overrides) env.push_back(name + "=" + value);
+    std::vector<char*> args, envp;
+    for (auto& a : argv) args.push_back(a.data());
+    args.push_back(nullptr);
+    for (auto& e : env) envp.push_back(e.data());
+    envp.push_back(nullptr);
+
     const auto started = Clock::now();
     const pid_t pid = ::fork();
     if (pid < 0) return run;
     if (pid == 0) {
         ::setpgid(0, 0);
-        const int null = ::open("/dev/null", O_RDONLY);
-        const int out = ::open(dom_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        const int err = ::open(log_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        const int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+        const int out = ::open(dom_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        const int err = ::open(log_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         if (null < 0 || out < 0 || err < 0) ::_exit(126);
         ::dup2(null, 0);
         ::dup2(out, 1);
         ::dup2(err, 2);
-        // No session bus here: say so instead of letting it try; its config and caches stay in
-        // the throwaway directory.
-        ::setenv("DBUS_SESSION_BUS_ADDRESS", "disabled:", 1);
-        ::setenv("HOME", home.path().c_str(), 1);
-        ::setenv("XDG_CONFIG_HOME", home.file("config").c_str(), 1);
-        ::setenv("XDG_CACHE_HOME", home.file("cache").c_str(), 1);
-        std::vector<char*> args;
-        for (auto& a : argv) args.push_back(a.data());
-        args.push_back(nullptr);
-        ::execv(args[0], args.data());
+        ::execve(args[0], args.data(), envp.data());
         ::_exit(127);
     }
     ::setpgid(pid, pid);  // as the child does: whichever runs first

@@ -8,7 +8,8 @@
 //   MONOTONIC_USEC on SIGHUP then READY=1, STOPPING=1 on SIGTERM, and WATCHDOG=1 every
 //   WATCHDOG_USEC/2 that stops while the control thread is stalled (the test hook) and resumes;
 // * the status page: GET / without a token, its headers, no external asset, and every endpoint
-//   it reads answering with the token.
+//   it reads answering with the token. (The page rendered by headless Chromium under load:
+//   status_page_browser_test.cpp.)
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>

@@ -58,6 +58,40 @@ TEST(StatusPage, SmallSelfContainedAndNeverParsesDataAsHtml) {
               1);
 }
 
+// A token in the address's fragment (#token=...) goes to sessionStorage before the first
+// request and leaves the address bar at once; nothing else of the address is read for it.
+TEST(StatusPage, TakesATokenFromTheFragmentAndRemovesItFromTheAddress) {
+    const std::string page(status_page_template());
+    EXPECT_NE(page.find("/^#token=([^&#]+)$/.exec(location.hash)"), std::string::npos);
+    EXPECT_NE(page.find("history.replaceState(null, '', location.pathname + location.search)"),
+              std::string::npos);
+    const auto taken = page.find("\ntokenFromFragment();");
+    ASSERT_NE(taken, std::string::npos);
+    EXPECT_LT(taken, page.find("\nrefresh();"));
+    // No binding of the script hides window.history (replaceState would throw).
+    EXPECT_FALSE(std::regex_search(page, std::regex("(const|let|var) history\\b")));
+    EXPECT_EQ(page.find("URLSearchParams"), std::string::npos);
+}
+
+// What a test reads from the rendered page (tests/integration/status_page_browser_test.cpp):
+// each value shown keeps its number in a data- attribute, each graph its sample count and last
+// point, and the page counts the refreshes it drew.
+TEST(StatusPage, EveryShownValueKeepsItsNumberInADataAttribute) {
+    const std::string page(status_page_template());
+    for (const char* id : {"workers-ready", "workers-target", "rps"}) {
+        EXPECT_NE(page.find("$('" + std::string(id) + "').dataset.value = raw("), std::string::npos)
+            << id;
+    }
+    for (const char* id : {"latency", "queue", "memory", "cpu"}) {
+        EXPECT_NE(page.find("Object.assign($('" + std::string(id) + "').dataset, {"),
+                  std::string::npos)
+            << id;
+    }
+    EXPECT_NE(page.find("svg.dataset.samples = rows.length"), std::string::npos);
+    EXPECT_NE(page.find("svg.dataset.last = "), std::string::npos);
+    EXPECT_NE(page.find("$('updated').dataset.refreshes = ++refreshes"), std::string::npos);
+}
+
 TEST(StatusPage, AFreshNonceEachTime) {
     std::set<std::string> seen;
     for (int i = 0; i < 20; ++i) {

@@ -118,6 +118,9 @@ Plan WorkerController::decide(const Snapshot& snapshot) {
     c.cap = process_cap(snapshot, c.threads);
     c.lo = std::min(std::max(1u, config_.workers.min), c.cap);
     c.hi = std::min(config_.workers.max, c.cap);
+    saturation_ = capacity_saturation(wanted_workers(config_.workers.mode, c.need.workers,
+                                                     c.ceiling.cpu_workers, config_.workers.count),
+                                      c.cap, config_.workers.max);
 
     if (c.knee.released)
         notes.emplace_back("knee_released", "cpu_knee released: " + *c.knee.released);
@@ -349,6 +352,7 @@ nlohmann::json WorkerController::explain() const {
     }
     out["max_processes_by_db"] =
         max_processes_by_db_ ? nlohmann::json(*max_processes_by_db_) : nlohmann::json();
+    out["saturation"] = to_json(saturation_);
     if (last_proposal_) {
         out["target"] = {{"workers", last_proposal_->workers},
                          {"threads", last_proposal_->threads},

@@ -12,6 +12,7 @@
 #include "model/config.hpp"
 #include "model/decision.hpp"
 #include "model/snapshot.hpp"
+#include "policies/capacity_saturation.hpp"
 #include "policies/cpu_knee.hpp"
 #include "policies/littles_law.hpp"
 #include "policies/process_memory.hpp"
@@ -51,6 +52,10 @@ public:
     // What the controller believes now: targets, need, memory ceiling per thread count, memory
     // per thread count, throughput per shape and the knee, cooldown timers. For /performance.
     [[nodiscard]] nlohmann::json explain() const;
+
+    // The last cycle's capacity saturation: the mode's unclamped wish (the need, 2 × cores + 1,
+    // workers.count) over min(memory ceiling, database cap, workers.max) at the pool's threads.
+    [[nodiscard]] const CapacitySaturation& saturation() const { return saturation_; }
 
 private:
     struct Proposal {
@@ -125,6 +130,7 @@ private:
     WorkerSignals last_signals_;
     WorkerNeed last_need_;
     std::optional<Proposal> last_proposal_;
+    CapacitySaturation saturation_;
 };
 
 }  // namespace tuner::policies

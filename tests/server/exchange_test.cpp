@@ -803,6 +803,7 @@ TEST_F(ExchangeTest, WithTheCacheOnEveryResponseSaysItsCacheStatus) {
     ASSERT_FALSE(read_into(c, buffer, post));
     EXPECT_EQ(post.get()["X-Cache-Status"], "BYPASS");
     EXPECT_EQ(core->cache.stats().entries, 0u);
+}
 
 // ---- [[static]] ------------------------------------------------------------------------------
 

@@ -286,6 +286,11 @@ std::string Metrics::render(const MetricsInputs& in) const {
         out.push_back(single("tunerd_workers_memory_ceiling",
                              "Most workers the memory budget allows", MetricType::Gauge,
                              in.view->seed.memory_ceiling));
+        out.push_back(single(
+            "tunerd_capacity_saturation_ratio",
+            "Workers the policy wants, unclamped, over the most this node allows (memory ceiling, "
+            "workers.max); above 1 this node cannot grow enough",
+            MetricType::Gauge, in.view->saturation.ratio));
         out.push_back(single("tunerd_memory_budget_bytes", "Memory the workers may use",
                              MetricType::Gauge, static_cast<double>(in.view->seed.budget_bytes)));
         auto stalled = family("tunerd_pressure_stalled_seconds_total",

@@ -100,6 +100,7 @@ std::pair<unsigned, unsigned> ControlLoop::initial_shape(
         view_.seed_inputs = controller_.ceiling_inputs(s);
         view_.seed = policies::seed_formula(view_.seed_inputs);
         view_.controller = controller_.explain();
+        view_.saturation = controller_.saturation();
         view_.last_plan = plan;
     }
     return {workers, threads};
@@ -293,6 +294,7 @@ nlohmann::json ControlLoop::cycle() {
     view_.seed_inputs = seed_in;
     view_.seed = seed;
     view_.controller = std::move(explained);
+    view_.saturation = controller_.saturation();
     view_.database = std::move(database_json);
     if (!plan.decisions.empty()) view_.last_plan = plan;
     ++view_.cycles;

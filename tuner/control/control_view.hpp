@@ -9,6 +9,7 @@
 
 #include "model/decision.hpp"
 #include "model/snapshot.hpp"
+#include "policies/capacity_saturation.hpp"
 #include "policies/seed_formula.hpp"
 
 namespace tuner {
@@ -18,6 +19,7 @@ struct ControlView {
     Snapshot snapshot;
     policies::SeedInputs seed_inputs;
     policies::SeedResult seed;  // the memory ceiling the controller enforces (its estimate)
+    policies::CapacitySaturation saturation;               // the wish over what this node allows
     nlohmann::json controller = nlohmann::json::object();  // WorkerController::explain()
     nlohmann::json database = nullptr;  // DatabaseTuner::explain(), null when no database
     Plan last_plan;

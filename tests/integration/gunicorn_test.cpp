@@ -105,7 +105,7 @@ TEST(Gunicorn, ResizeCyclesUnderLoadFailNoRequest) {
     // POST, which the front never retries: nothing may depend on the retry path.
     auto load = scenario_load(tunerd, "/io?ms=20");
     load.method = "POST";
-    const auto r = resize_cycles_under_load(tunerd, load, {1, 8, 2, 6, 1}, 3, 20s);
+    const auto r = resize_cycles_under_load(tunerd, load, {1, 8, 2, 6, 1}, 2, 20s);
     EXPECT_TRUE(r.clean()) << r.describe() << "\n" << tunerd.log();
 }
 

@@ -2,7 +2,6 @@
 #include "server/access_log.hpp"
 
 #include <fcntl.h>
-#include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -12,6 +11,7 @@
 #include <ctime>
 
 #include <nlohmann/json.hpp>
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 namespace tuner::server {

@@ -205,11 +205,11 @@ struct FrontCore {
 
     Dispatcher* dispatcher;  // null once the Front is destroyed
     FrontHooks hooks;
-    const std::string spool_dir;     // request bodies larger than body_buffer_size
-    RateLimiter rate_limiter;        // [rate_limit], per client address
-    MicroCache cache;                // [cache]
-    StaticCounters static_counters;  // [[static]] answers
-    AccessLog access_log;            // [access_log]
+    const std::string spool_dir;      // request bodies larger than body_buffer_size
+    RateLimiter rate_limiter;         // [rate_limit], per client address
+    MicroCache cache;                 // [cache]
+    StaticCounters static_counters;   // [[static]] answers
+    AccessLog access_log;             // [access_log]
     CompressionCounters compression;  // [compression]: responses, bytes, CPU, encoder memory
     // The compression level the policy set (policies/compression_level.hpp); 0: none yet, the
     // configured one applies.
@@ -537,11 +537,11 @@ private:
     MicroCache::FillGuard cache_fill_;  // this request fills its key
     MicroCache::EntryPtr cache_stale_;  // an expired entry that may answer an upstream error
     std::optional<cache::Storability> cache_storing_;  // the response being stored
-    bool health_ = false;                             // a GET or HEAD of server.health_path
-    const StaticMounts::Mount* static_ = nullptr;     // the [[static]] mount the path is under
-    std::optional<boost::asio::ip::address> client_;  // the client, once the header is read
-    std::optional<unsigned> worker_id_;               // the worker that took the request
-    std::uint64_t bytes_sent_ = 0;                    // to the client, headers included
+    bool health_ = false;                              // a GET or HEAD of server.health_path
+    const StaticMounts::Mount* static_ = nullptr;      // the [[static]] mount the path is under
+    std::optional<boost::asio::ip::address> client_;   // the client, once the header is read
+    std::optional<unsigned> worker_id_;                // the worker that took the request
+    std::uint64_t bytes_sent_ = 0;                     // to the client, headers included
 };
 
 namespace exchange_detail {
@@ -1463,13 +1463,11 @@ template <class Client, class Connector>
 boost::asio::awaitable<bool> Session<Client, Connector>::Exchange::serve_health() {
     namespace asio = exchange_detail::asio;
     namespace http = exchange_detail::http;
-    const bool ready =
-        !core_.shutting_down && dispatcher() && dispatcher()->counts().ready > 0;
+    const bool ready = !core_.shutting_down && dispatcher() && dispatcher()->counts().ready > 0;
     // A body would have to be read first: the connection closes after the answer instead.
     const bool keep = keep_alive_ && !has_body_ && ready;
-    http::response<http::string_body> res{ready ? http::status::ok
-                                                : http::status::service_unavailable,
-                                          version_};
+    http::response<http::string_body> res{
+        ready ? http::status::ok : http::status::service_unavailable, version_};
     res.set(http::field::content_type, "text/plain; charset=utf-8");
     res.set(http::field::cache_control, "no-store");
     res.body() = ready ? "ok\n" : "unavailable\n";

@@ -48,7 +48,7 @@ struct ConnectionStats {
     std::uint64_t access_log_written = 0;  // [access_log] lines written
     std::uint64_t access_log_dropped = 0;  // lines dropped: the queue was full
     std::uint64_t access_log_errors = 0;   // failed opens and writes
-    CompressionStats compression;                   // [compression]
+    CompressionStats compression;          // [compression]
 };
 
 class Front {

@@ -555,4 +555,3 @@ TEST(StatusPage, ASelfContainedPageWhoseEndpointsAnswerWithTheToken) {
 
 }  // namespace
 }  // namespace tuner::test
-

@@ -23,7 +23,7 @@ constexpr unsigned kClients = 64;
 constexpr auto kPhase1 = 6s;
 constexpr auto kPhase2 = 22s;
 constexpr auto kMeasured = 8s;  // phase 2's last seconds, compared with phase 1
-constexpr auto kCooldown = 5s;   // scale_down_cooldown of these tests
+constexpr auto kCooldown = 5s;  // scale_down_cooldown of these tests
 
 std::string demo_config(bool dry_run) {
     return "[workers]\nthreads = 1\n"

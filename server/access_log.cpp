@@ -14,38 +14,11 @@
 #include <pthread.h>
 #include <spdlog/spdlog.h>
 
+#include "model/log_text.hpp"
+
 namespace tuner::server {
 
 namespace {
-
-// The length of the valid UTF-8 sequence at s[i] (RFC 3629: no overlong forms, no surrogates,
-// nothing above U+10FFFF), or 0.
-std::size_t utf8_sequence(std::string_view s, std::size_t i) {
-    const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
-    const unsigned char c = byte(i);
-    if (c < 0x80) return 1;
-    std::size_t n;
-    unsigned char low = 0x80, high = 0xBF;  // bounds of the second byte
-    if (c >= 0xC2 && c <= 0xDF) {
-        n = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3;
-        if (c == 0xE0) low = 0xA0;
-        if (c == 0xED) high = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4;
-        if (c == 0xF0) low = 0x90;
-        if (c == 0xF4) high = 0x8F;
-    } else {
-        return 0;
-    }
-    if (i + n > s.size()) return 0;
-    if (byte(i + 1) < low || byte(i + 1) > high) return 0;
-    for (std::size_t k = 2; k < n; ++k) {
-        if (byte(i + k) < 0x80 || byte(i + k) > 0xBF) return 0;
-    }
-    return n;
-}
 
 void append_hex(std::string& out, unsigned char c) {
     static constexpr char kHex[] = "0123456789ABCDEF";
@@ -61,7 +34,7 @@ std::string escape(std::string_view bytes, Also also) {
     out.reserve(bytes.size());
     for (std::size_t i = 0; i < bytes.size();) {
         const auto c = static_cast<unsigned char>(bytes[i]);
-        const std::size_t n = utf8_sequence(bytes, i);
+        const std::size_t n = utf8_sequence_length(bytes, i);
         if (n == 0 || (n == 1 && also(c))) {
             append_hex(out, c);
             ++i;

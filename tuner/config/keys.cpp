@@ -187,19 +187,26 @@ ConfigKey choice_key(std::string_view section, std::string_view name, std::strin
 
 // ---- the keys that need their own reader or writer ----------------------------------------
 
-// An array of addresses and CIDR networks (server.trusted_proxies, rate_limit.allow).
-template <typename Access>
-ConfigKey networks_key(std::string_view section, std::string_view name, std::string_view comment,
-                       Access access) {
+// An array of strings, each checked by `problem` (its text, or null when the element is not a
+// string; a sentence when it is wrong), at most `max` of them: trusted proxies, media types, path
+// prefixes. `expected` says what the array holds, with an example; written on one line (toml++
+// breaks a long array over several, and a key is one line here).
+template <typename Access, typename Problem>
+ConfigKey string_array_key(std::string_view section, std::string_view name,
+                           std::string_view comment, Access access, std::string expected,
+                           std::size_t max, std::string noun, Problem problem) {
     Reader<std::vector<std::string>> read =
-        [](const toml::node& node, const std::string& key,
-           IssueSink& sink) -> std::optional<std::vector<std::string>> {
+        [expected, max, noun, problem](const toml::node& node, const std::string& key,
+                                       IssueSink& sink) -> std::optional<std::vector<std::string>> {
         const auto* array = node.as_array();
         if (!array) {
+            sink.add(key, node.source(), "expected " + expected + ", got " + describe(node));
+            return std::nullopt;
+        }
+        if (array->size() > max) {
             sink.add(key, node.source(),
-                     "expected an array of addresses or networks, e.g. [\"127.0.0.1\", "
-                     "\"10.0.0.0/8\"], got " +
-                         describe(node));
+                     "at most " + std::to_string(max) + " " + noun + ", got " +
+                         std::to_string(array->size()));
             return std::nullopt;
         }
         std::vector<std::string> entries;
@@ -207,16 +214,8 @@ ConfigKey networks_key(std::string_view section, std::string_view name, std::str
         for (std::size_t i = 0; i < array->size(); ++i) {
             const auto& element = *array->get(i);
             const auto text = element.value_exact<std::string>();
-            if (!text) {
-                sink.add(key, element.source(),
-                         "element " + std::to_string(i + 1) + ": expected a string, got " +
-                             describe(element));
-                ok = false;
-                continue;
-            }
-            if (auto network = server::parse_network(*text); !network) {
-                sink.add(key, element.source(),
-                         "element " + std::to_string(i + 1) + ": " + network.error().what);
+            if (const std::optional<std::string> wrong = problem(element, text)) {
+                sink.add(key, element.source(), "element " + std::to_string(i + 1) + ": " + *wrong);
                 ok = false;
                 continue;
             }
@@ -226,105 +225,56 @@ ConfigKey networks_key(std::string_view section, std::string_view name, std::str
         return entries;
     };
     Writer<std::vector<std::string>> write = [](const std::vector<std::string>& entries) {
-        toml::array array;
-        for (const auto& entry : entries) array.push_back(entry);
-        return toml_text(array);
+        std::string text = "[";
+        for (const auto& entry : entries)
+            text += (text.size() > 1 ? ", " : "") + toml_string(entry);
+        return text + "]";
     };
     return make_key<std::vector<std::string>>(section, name, comment, access, std::move(read),
                                               std::move(write));
 }
 
+// An array of addresses and CIDR networks (server.trusted_proxies, rate_limit.allow).
+template <typename Access>
+ConfigKey networks_key(std::string_view section, std::string_view name, std::string_view comment,
+                       Access access) {
+    return string_array_key(
+        section, name, comment, access,
+        "an array of addresses or networks, e.g. [\"127.0.0.1\", \"10.0.0.0/8\"]", 10000,
+        "addresses or networks",
+        [](const toml::node& element,
+           const std::optional<std::string>& text) -> std::optional<std::string> {
+            if (!text) return "expected a string, got " + describe(element);
+            if (auto network = server::parse_network(*text); !network) return network.error().what;
+            return std::nullopt;
+        });
+}
+
 // compression.types: an array of media type patterns ("text/*", "application/*+json").
 ConfigKey compression_types_key() {
-    Reader<std::vector<std::string>> read =
-        [](const toml::node& node, const std::string& key,
-           IssueSink& sink) -> std::optional<std::vector<std::string>> {
-        const auto* array = node.as_array();
-        if (!array) {
-            sink.add(key, node.source(),
-                     "expected an array of media types, e.g. [\"text/*\", \"application/json\"], "
-                     "got " +
-                         describe(node));
-            return std::nullopt;
-        }
-        std::vector<std::string> types;
-        bool ok = true;
-        for (std::size_t i = 0; i < array->size(); ++i) {
-            const auto& element = *array->get(i);
-            const auto text = element.value_exact<std::string>();
-            const auto problem =
-                text ? server::type_pattern_problem(*text)
-                     : std::optional<std::string>("expected a string, got " + describe(element));
-            if (problem) {
-                sink.add(key, element.source(),
-                         "element " + std::to_string(i + 1) + ": " + *problem);
-                ok = false;
-                continue;
-            }
-            types.push_back(*text);
-        }
-        if (!ok) return std::nullopt;
-        if (types.size() > 256) {
-            sink.add(key, node.source(),
-                     "at most 256 media types, got " + std::to_string(types.size()));
-            return std::nullopt;
-        }
-        return types;
-    };
-    // On one line (toml++ breaks a long array over several, and a key is one line here).
-    Writer<std::vector<std::string>> write = [](const std::vector<std::string>& types) {
-        std::string text = "[";
-        for (const auto& type : types) text += (text.size() > 1 ? ", " : "") + toml_string(type);
-        return text + "]";
-    };
-    return make_key<std::vector<std::string>>(
+    return string_array_key(
         "compression", "types", "media types compressed (\"type/*\", \"type/*+suffix\")",
-        [](auto& c) -> auto& { return c.server.compression.types; }, std::move(read),
-        std::move(write));
+        [](auto& c) -> auto& { return c.server.compression.types; },
+        "an array of media types, e.g. [\"text/*\", \"application/json\"]", 256, "media types",
+        [](const toml::node& element,
+           const std::optional<std::string>& text) -> std::optional<std::string> {
+            if (!text) return "expected a string, got " + describe(element);
+            return server::type_pattern_problem(*text);
+        });
 }
 
 // cache.paths: an array of URL path prefixes, each starting with "/".
 ConfigKey cache_paths_key() {
-    Reader<std::vector<std::string>> read =
-        [](const toml::node& node, const std::string& key,
-           IssueSink& sink) -> std::optional<std::vector<std::string>> {
-        const auto* array = node.as_array();
-        if (!array) {
-            sink.add(key, node.source(),
-                     "expected an array of path prefixes, e.g. [\"/api/\", \"/news\"], got " +
-                         describe(node));
-            return std::nullopt;
-        }
-        std::vector<std::string> entries;
-        bool ok = true;
-        for (std::size_t i = 0; i < array->size(); ++i) {
-            const auto& element = *array->get(i);
-            const auto text = element.value_exact<std::string>();
-            if (!text || text->empty() || text->front() != '/') {
-                sink.add(key, element.source(),
-                         "element " + std::to_string(i + 1) +
-                             ": expected a path prefix starting with \"/\", got " +
-                             describe(element));
-                ok = false;
-                continue;
-            }
-            entries.push_back(*text);
-        }
-        if (array->size() > 1000) {
-            sink.add(key, node.source(), "at most 1000 prefixes");
-            ok = false;
-        }
-        if (!ok) return std::nullopt;
-        return entries;
-    };
-    Writer<std::vector<std::string>> write = [](const std::vector<std::string>& entries) {
-        toml::array array;
-        for (const auto& entry : entries) array.push_back(entry);
-        return toml_text(array);
-    };
-    return make_key<std::vector<std::string>>(
+    return string_array_key(
         "cache", "paths", "path prefixes that get default_ttl when the app sets no freshness",
-        [](auto& c) -> auto& { return c.server.cache.paths; }, std::move(read), std::move(write));
+        [](auto& c) -> auto& { return c.server.cache.paths; },
+        "an array of path prefixes, e.g. [\"/api/\", \"/news\"]", 1000, "prefixes",
+        [](const toml::node& element,
+           const std::optional<std::string>& text) -> std::optional<std::string> {
+            if (!text || text->empty() || text->front() != '/')
+                return "expected a path prefix starting with \"/\", got " + describe(element);
+            return std::nullopt;
+        });
 }
 
 // threads_max is optional: unset means "same as threads", written commented out with that value.

@@ -261,7 +261,7 @@ TEST(FrontLimits, ATrustedProxyOnThisHostKeepsItsForwardingHeaders) {
 TEST(FrontLimits, RateLimitServesTheBurstFromOneAddressAndLeavesAnotherAlone) {
     // One token a second, bursts of 21 (burst = 20, nginx's nodelay): 100 requests at once from
     // 127.0.0.1 get 21 answers and 79 refusals; 127.0.0.2 has its own bucket.
-    TunerdProcess tunerd({.config = "[server]\ntrusted_proxies = []\n"
+    TunerdProcess tunerd({.config = "[server]\ntrusted_proxies = []\nhealth_path = \"/lb\"\n"
                                     "[rate_limit]\nrate = 1\nburst = 20\n"
                                     "[workers]\nmode = \"fixed\"\ncount = 1\nthreads = 4\n"});
     ASSERT_TRUE(tunerd.start().ok()) << tunerd.log();
@@ -281,6 +281,15 @@ TEST(FrontLimits, RateLimitServesTheBurstFromOneAddressAndLeavesAnotherAlone) {
     EXPECT_LE(ok, 21 + static_cast<int>(took) + 1);
     EXPECT_EQ(ok + limited, 100);
     EXPECT_EQ(get_from("127.0.0.2", tunerd.public_address(), 5s), 200);
+    // A load balancer's health check from the limited address is never refused, and never
+    // reaches the app (server.health_path).
+    for (int i = 0; i < 5; ++i) {
+        auto health = http_get(tunerd.public_address(), "/lb?i=" + std::to_string(i));
+        ASSERT_TRUE(health.ok());
+        EXPECT_EQ(health->status, 200);
+        EXPECT_EQ(health->body, "ok\n");
+        EXPECT_EQ(health->header("x-worker-id"), "") << "answered by a worker";
+    }
     const auto perf = tunerd.admin_json("/performance");
     ASSERT_TRUE(perf.ok());
     EXPECT_EQ((*perf)["front"]["rate_limit"]["limited"].get<int>(), limited) << perf->dump();

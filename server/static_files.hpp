@@ -244,6 +244,13 @@ boost::asio::awaitable<void> send_static(Stream& out, Deadline& deadline, Durati
         const int sock = out.native_handle();
         out.native_non_blocking(true, ec);
         if (ec) co_return;
+        // The socket's buffer is full: wait until it takes more, within `timeout` (ec set if not).
+        auto wait_writable = [&]() -> asio::awaitable<void> {
+            deadline.arm(timeout);
+            co_await out.async_wait(asio::socket_base::wait_write,
+                                    asio::redirect_error(asio::use_awaitable, ec));
+            deadline.settle(ec);
+        };
         // The header with MSG_MORE: it leaves with the file's first bytes, in one segment.
         std::size_t head_done = 0;
         while (head_done < head.size()) {
@@ -256,10 +263,7 @@ boost::asio::awaitable<void> send_static(Stream& out, Deadline& deadline, Durati
             }
             if (n < 0 && errno == EINTR) continue;
             if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-                deadline.arm(timeout);
-                co_await out.async_wait(asio::socket_base::wait_write,
-                                        asio::redirect_error(asio::use_awaitable, ec));
-                deadline.settle(ec);
+                co_await wait_writable();
                 if (ec) co_return;
                 continue;
             }
@@ -283,10 +287,7 @@ boost::asio::awaitable<void> send_static(Stream& out, Deadline& deadline, Durati
             }
             if (errno == EINTR) continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                deadline.arm(timeout);
-                co_await out.async_wait(asio::socket_base::wait_write,
-                                        asio::redirect_error(asio::use_awaitable, ec));
-                deadline.settle(ec);
+                co_await wait_writable();
                 if (ec) co_return;
                 continue;
             }

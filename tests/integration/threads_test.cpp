@@ -46,7 +46,7 @@ constexpr unsigned kClients = 32;
 constexpr unsigned kThreadsMax = 16;
 constexpr auto kSettle = 500ms;  // after a shape is in place or the clients start, before a window
 constexpr auto kShapeTimeout = 90s;  // a rolling change of two gunicorn workers on a busy box
-constexpr auto kQuiet = 10s;         // no pool decision for this long: converged
+constexpr auto kQuiet = 7s;          // no pool decision for this long: converged
 constexpr auto kConvergeTimeout = 90s;
 constexpr double kMinShareOfBest = 0.8;  // the acceptance bar (the benchmark aims for 0.9)
 // Other tenants of a shared machine take the CPU at random (a build on the reference VM halves
@@ -71,12 +71,18 @@ std::chrono::milliseconds window_length() {
 // The static pairs. The benchmark measures the whole grid processes {1, 2} × threads
 // {1, 4, 8, 16}, three times each. The test, which must leave time for the others, measures the
 // pairs that were ever best or close in the benchmark's runs (docs/benchmarks.md, "Threads":
-// 2 × 8 and 2 × 16; 1 × 16 as the best single process), once each; the fewer threads never came
-// within half of them (a 5 ms CPU + 50 ms wait request needs some 20 in flight at once).
+// 2 × 16, and 2 × 8 beside it), once each; the best single process (1 × 16) served at most 0.65 ×
+// of the best pair there, the fewer threads never half (a 5 ms CPU + 50 ms wait request needs
+// some 20 in flight at once).
 std::vector<PoolShape> grid_pairs() {
     if (benchmark_window_s() > 0)
         return {{1, 1}, {1, 4}, {1, 8}, {1, 16}, {2, 1}, {2, 4}, {2, 8}, {2, 16}};
-    return {{1, 16}, {2, 8}, {2, 16}};
+    return {{2, 8}, {2, 16}};
+}
+// The grid daemon starts at this pair; the test's first window then follows a pair change
+// (processes and threads in one plan) under load, 1 × 16 → 2 × 8.
+PoolShape grid_start() {
+    return benchmark_window_s() > 0 ? grid_pairs().front() : PoolShape{1, 16};
 }
 // Best of this many windows, for every static pair and for the adaptive pool alongside: three
 // in the benchmark; one in the test, whose 0.8 bar leaves room for a window's noise.
@@ -359,7 +365,7 @@ struct Measurements {
 // alongside it.
 void measure_alongside(Daemon& grid, Daemon& adaptive, Measurements& out) {
     const auto pairs = grid_pairs();
-    std::string knobs = fixed_knobs(pairs.front());
+    std::string knobs = fixed_knobs(grid_start());
     const bool every_pair = benchmark_window_s() > 0;
     double best_window = 0;
     for (int round = 0; round < tries(); ++round) {
@@ -418,7 +424,7 @@ void prove_threads_knob(const App& app) {
                         std::to_string(kNice) + "; windows of " +
                         std::to_string(window_length().count() / 1000) + " s");
 
-    Daemon grid(config_text(app, fixed_knobs(grid_pairs().front())), grid_cgroup);
+    Daemon grid(config_text(app, fixed_knobs(grid_start())), grid_cgroup);
     Daemon adaptive(adaptive_config(app), adaptive_cgroup);
     ASSERT_TRUE(grid.start(app.target));
     ASSERT_TRUE(adaptive.start(app.target));

@@ -92,7 +92,7 @@ TEST(TunerRoot, WrongMemoryPerWorkerEitherWayStartsSafelyAndReachesTwoProcesses)
             30s, 250ms);
         const double after_s =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-        std::this_thread::sleep_for(5s);  // and it holds there under load
+        std::this_thread::sleep_for(3s);  // and it holds there under load
         const auto w = tunerd.admin_json("/workers");
         const auto result = load.stop();
         const auto kills = cgroup.oom_kills();
@@ -151,7 +151,7 @@ TEST(TunerRoot, HeavyLoadIn512MBCgroupStopsAtTheReportedMemoryCeilingWithoutOomK
         },
         90s, 1s);
     // Stay a while at the ceiling under load: it must hold without the kernel stepping in.
-    std::this_thread::sleep_for(10s);
+    std::this_thread::sleep_for(6s);
     const auto settled = pool_and_ceiling(tunerd);
     const auto result = load.stop();
     const auto kills = cgroup.oom_kills();

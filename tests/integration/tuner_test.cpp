@@ -20,9 +20,9 @@ namespace {
 using namespace std::chrono_literals;
 
 constexpr unsigned kClients = 64;
-constexpr auto kPhase1 = 6s;
-constexpr auto kPhase2 = 22s;
-constexpr auto kMeasured = 8s;  // phase 2's last seconds, compared with phase 1
+constexpr auto kPhase1 = 5s;
+constexpr auto kPhase2 = 20s;
+constexpr auto kMeasured = 6s;  // phase 2's last seconds, compared with phase 1
 constexpr auto kCooldown = 5s;  // scale_down_cooldown of these tests
 
 std::string demo_config(bool dry_run) {
@@ -225,7 +225,7 @@ TEST(Tuner, DryRunLogsEachDecisionOnceAndNeverResizes) {
                         .request_timeout = 60s});
     load.start();
     std::set<unsigned> targets_seen;
-    const auto until = std::chrono::steady_clock::now() + 10s;
+    const auto until = std::chrono::steady_clock::now() + 6s;
     while (std::chrono::steady_clock::now() < until) {
         if (auto w = tunerd.admin_json("/workers"))
             targets_seen.insert((*w)["target"].get<unsigned>());

@@ -108,6 +108,9 @@ struct ServerConfig {
     std::string listen = "127.0.0.1:8080";
     std::uint64_t max_queue = 1024;
     Duration queue_timeout = 10s;
+    // GET/HEAD requests a worker may be given beyond its threads while every worker is busy; they
+    // wait in the worker's own backlog (server/dispatcher.hpp, "Backlog"). 0 = off.
+    unsigned worker_backlog = 1;
     Duration request_timeout = 60s;
     Duration header_timeout = 10s;
     Duration keepalive_timeout = 75s;

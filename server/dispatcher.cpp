@@ -18,6 +18,10 @@ void Dispatcher::set_max_queue(std::size_t max_queue) {
     max_queue_ = max_queue;
 }
 
+void Dispatcher::set_backlog(unsigned backlog) {
+    backlog_.store(backlog, std::memory_order_relaxed);
+}
+
 void Dispatcher::set_window(Duration window) {
     std::lock_guard lock(mutex_);
     stats_.set_window(window, Clock::now());
@@ -26,7 +30,7 @@ void Dispatcher::set_window(Duration window) {
 void Dispatcher::levels_changed_locked(Clock::time_point now) {
     unsigned ready = 0;
     for (const auto& [id, b] : backends_) ready += b->accepting ? 1 : 0;
-    stats_.set_levels(queue_.size(), inflight_, ready, now);
+    stats_.set_levels(queue_.size() + ahead_, inflight_ - ahead_, ready, now);
 }
 
 void Dispatcher::add(BackendPtr backend) {
@@ -64,11 +68,24 @@ void Dispatcher::remove(unsigned id) {
     }
 }
 
-BackendPtr Dispatcher::pick_locked(unsigned avoid) const {
+BackendPtr Dispatcher::pick_locked(unsigned avoid, const std::shared_ptr<AheadTicket>& ahead,
+                                   Clock::time_point now) const {
+    if (BackendPtr b = pick_locked(avoid, 0u, std::nullopt)) return b;
+    // Every worker busy: one that may wait goes into a worker's backlog.
+    if (const unsigned backlog = backlog_.load(std::memory_order_relaxed); ahead && backlog > 0)
+        return pick_locked(avoid, backlog, now);
+    return nullptr;
+}
+
+BackendPtr Dispatcher::pick_locked(unsigned avoid, unsigned beyond,
+                                   std::optional<Clock::time_point> now) const {
     BackendPtr best;
     BackendPtr avoided;
     for (const auto& [id, b] : backends_) {
-        if (!b->accepting || b->inflight >= b->capacity) continue;
+        if (!b->accepting || b->inflight >= b->capacity + beyond) continue;
+        // Beyond its threads only while it turns requests over (see kBacklogFreshness).
+        if (now && b->inflight >= b->capacity && *now - b->last_served > kBacklogFreshness)
+            continue;
         if (id == avoid) {
             avoided = b;
             continue;
@@ -90,33 +107,42 @@ BackendPtr Dispatcher::pick_locked(unsigned avoid) const {
     return avoided;
 }
 
-void Dispatcher::take_slot_locked(const BackendPtr& b, Clock::time_point now) {
+void Dispatcher::take_slot_locked(const BackendPtr& b, const std::shared_ptr<AheadTicket>& ahead,
+                                  Clock::time_point now) {
+    if (ahead) ahead->reset();
+    if (b->inflight >= b->capacity && ahead) {
+        ahead->linked = true;
+        b->ahead.push_back(ahead);
+        ++ahead_;
+    }
     if (b->inflight++ == 0) stats_.worker_busy_changed(b->id, true, now);
     ++inflight_;
 }
 
-BackendPtr Dispatcher::grant_now_locked(unsigned avoid, Clock::time_point now) {
+BackendPtr Dispatcher::grant_now_locked(unsigned avoid, const std::shared_ptr<AheadTicket>& ahead,
+                                        Clock::time_point now) {
     // FIFO: nobody overtakes a queued request, except a retry (it already waited its turn).
     // Retries queue at the front and the others at the back, so a plain request is waiting
     // exactly when the back is one; retries waiting for another worker hold no one back.
     const bool plain_request_waiting = !queue_.empty() && queue_.back().avoid == 0;
     if (plain_request_waiting && avoid == 0) return nullptr;
-    BackendPtr b = pick_locked(avoid);
+    BackendPtr b = pick_locked(avoid, ahead, now);
     if (b) {
-        take_slot_locked(b, now);
+        take_slot_locked(b, ahead, now);
         levels_changed_locked(now);
     }
     return b;
 }
 
-BackendPtr Dispatcher::try_acquire(unsigned avoid, Clock::time_point now) {
+BackendPtr Dispatcher::try_acquire(unsigned avoid, Clock::time_point now,
+                                   const std::shared_ptr<AheadTicket>& ahead) {
     std::lock_guard lock(mutex_);
-    return grant_now_locked(avoid, now);
+    return grant_now_locked(avoid, ahead, now);
 }
 
 AcquireStatus Dispatcher::acquire(Waiter w, BackendPtr& out, Clock::time_point now) {
     std::lock_guard lock(mutex_);
-    if (BackendPtr b = grant_now_locked(w.avoid, now)) {
+    if (BackendPtr b = grant_now_locked(w.avoid, w.ahead, now)) {
         out = std::move(b);
         return AcquireStatus::granted;
     }
@@ -142,13 +168,13 @@ bool Dispatcher::cancel(std::uint64_t waiter_id, Clock::time_point now) {
 
 void Dispatcher::grant_waiters_locked(Clock::time_point now) {
     for (auto it = queue_.begin(); it != queue_.end();) {
-        BackendPtr b = pick_locked(it->avoid);
+        BackendPtr b = pick_locked(it->avoid, it->ahead, now);
         if (!b) {
             if (it->avoid == 0) break;  // no room anywhere: the rest wait too
             ++it;                       // a retry waits for another worker; others may go
             continue;
         }
-        take_slot_locked(b, now);
+        take_slot_locked(b, it->ahead, now);
         Waiter w = std::move(*it);
         it = queue_.erase(it);
         w.grant(std::move(b));
@@ -157,16 +183,35 @@ void Dispatcher::grant_waiters_locked(Clock::time_point now) {
 }
 
 void Dispatcher::release(const BackendPtr& backend, std::unique_ptr<IdleConnection> reusable,
-                         bool served, Clock::time_point now) {
+                         bool served, Clock::time_point now,
+                         const std::shared_ptr<AheadTicket>& ahead) {
     std::vector<std::unique_ptr<IdleConnection>> dropped;  // destroyed (closed) outside the lock
     {
         std::lock_guard lock(mutex_);
         if (backend->inflight > 0) {
             if (--backend->inflight == 0) stats_.worker_busy_changed(backend->id, false, now);
             --inflight_;
+            if (ahead && ahead->linked) {
+                // It ends without having started (the client left, the worker failed): it
+                // frees no thread.
+                auto& list = backend->ahead;
+                list.erase(std::remove(list.begin(), list.end(), ahead), list.end());
+                ahead->linked = false;
+                --ahead_;
+            } else if (!backend->ahead.empty()) {
+                // A thread of this worker is free: the oldest request in its backlog starts.
+                std::shared_ptr<AheadTicket> next = std::move(backend->ahead.front());
+                backend->ahead.pop_front();
+                next->linked = false;
+                next->started.store(now.time_since_epoch().count(), std::memory_order_release);
+                --ahead_;
+                // Its thread must be free to accept the one waiting: no keep-alive on this one.
+                if (reusable) dropped.push_back(std::move(reusable));
+            }
         }
         if (served) {
             ++backend->served;
+            backend->last_served = now;
             stats_.worker_served(backend->id, now);
         }
         if (reusable) {
@@ -247,8 +292,8 @@ CumulativeStats Dispatcher::cumulative() const {
 Dispatcher::Counts Dispatcher::counts() const {
     std::lock_guard lock(mutex_);
     Counts c;
-    c.queued = queue_.size();
-    c.inflight = inflight_;
+    c.queued = queue_.size() + ahead_;
+    c.inflight = inflight_ - ahead_;
     for (const auto& [id, b] : backends_) c.ready += b->accepting ? 1 : 0;
     return c;
 }

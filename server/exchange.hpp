@@ -273,17 +273,20 @@ struct FrontCore::WaitState {
 class SlotGuard {
 public:
     SlotGuard() = default;
-    SlotGuard(std::shared_ptr<FrontCore> core, BackendPtr backend)
-        : core_(std::move(core)), backend_(std::move(backend)) {}
+    // `ahead`: the ticket the slot was acquired with (dispatcher.hpp, "Backlog"), or null.
+    SlotGuard(std::shared_ptr<FrontCore> core, BackendPtr backend,
+              std::shared_ptr<AheadTicket> ahead = nullptr)
+        : core_(std::move(core)), backend_(std::move(backend)), ahead_(std::move(ahead)) {}
     SlotGuard(const SlotGuard&) = delete;
     SlotGuard& operator=(const SlotGuard&) = delete;
     SlotGuard(SlotGuard&& o) noexcept
-        : core_(std::move(o.core_)), backend_(std::move(o.backend_)) {}
+        : core_(std::move(o.core_)), backend_(std::move(o.backend_)), ahead_(std::move(o.ahead_)) {}
     SlotGuard& operator=(SlotGuard&& o) noexcept {
         if (this != &o) {
             release(nullptr, false);
             core_ = std::move(o.core_);
             backend_ = std::move(o.backend_);
+            ahead_ = std::move(o.ahead_);
         }
         return *this;
     }
@@ -297,13 +300,16 @@ public:
         if (!backend_) return;
         BackendPtr backend = std::move(backend_);
         backend_.reset();
+        std::shared_ptr<AheadTicket> ahead = std::move(ahead_);
+        ahead_.reset();
         if (core_ && core_->dispatcher)
-            core_->dispatcher->release(backend, std::move(park), served);
+            core_->dispatcher->release(backend, std::move(park), served, Clock::now(), ahead);
     }
 
 private:
     std::shared_ptr<FrontCore> core_;
     BackendPtr backend_;
+    std::shared_ptr<AheadTicket> ahead_;
 };
 
 template <class Client, class Connector>
@@ -518,7 +524,8 @@ private:
     bool retried_ = false;
     bool reused_ = false;  // conn_ came parked from an earlier request
     unsigned avoid_ = 0;
-    unsigned retry_after_s_ = 0;  // a 429 of the rate limit: when the client may try again
+    unsigned retry_after_s_ = 0;          // a 429 of the rate limit: when the client may try again
+    std::shared_ptr<AheadTicket> ahead_;  // made at the first acquire that may wait ahead
     SlotGuard slot_;
     std::optional<BufferedBody> body_;  // the whole request body, when buffered
     AddressPlace client_place_;         // the forwarded client's place (behind a trusted proxy)
@@ -940,12 +947,22 @@ auto Session<Client, Connector>::Exchange::acquire_slot() -> boost::asio::awaita
     namespace asio = exchange_detail::asio;
     if (core_.aborting || !dispatcher()) co_return Fault{Failure::shutting_down, {}};
     Dispatcher& d = *dispatcher();
-    BackendPtr backend = d.try_acquire(avoid_);
+    // Only a request that can be sent again may wait in a busy worker's backlog: if that worker
+    // dies before taking it, it goes to another (may_retry).
+    std::shared_ptr<AheadTicket> ahead;
+    if (d.backlog() > 0 && !has_body_ && !body_ && !retried_ && is_retryable_method(method_)) {
+        if (!ahead_) ahead_ = std::make_shared<AheadTicket>();
+        ahead = ahead_;
+    } else if (ahead_) {
+        ahead_->reset();  // a retry: what an earlier attempt waited for is not this one's
+    }
+    BackendPtr backend = d.try_acquire(avoid_, Clock::now(), ahead);
     if (!backend) {
         auto wait = std::make_shared<FrontCore::WaitState>(s_.client_.get_executor());
         Waiter waiter;
         waiter.id = core_.next_waiter_id++;
         waiter.avoid = avoid_;
+        waiter.ahead = ahead;
         waiter.grant = [wait](BackendPtr b) {
             wait->backend = std::move(b);
             asio::post(wait->timer.get_executor(), [wait] { wait->timer.cancel(); });
@@ -981,7 +998,7 @@ auto Session<Client, Connector>::Exchange::acquire_slot() -> boost::asio::awaita
             }
         }
     }
-    slot_ = SlotGuard(s_.core_, std::move(backend));
+    slot_ = SlotGuard(s_.core_, std::move(backend), ahead);
     worker_id_ = slot_.backend()->id;
     record_.dispatched = Clock::now();
     record_.reached_worker = true;
@@ -1381,6 +1398,11 @@ void Session<Client, Connector>::Exchange::new_response_parser() {
 template <class Client, class Connector>
 void Session<Client, Connector>::Exchange::release_worker(bool reusable, bool served) {
     if (!slot_) return;
+    if (const auto started = ahead_ ? ahead_->started_at() : std::nullopt) {
+        // It waited in the worker's backlog until a thread freed up: queued until then.
+        service_start_ = std::max(service_start_, *started);
+        record_.dispatched = std::max(record_.dispatched, *started);
+    }
     record_.service_usec = usec_between(service_start_, Clock::now());
     std::unique_ptr<IdleConnection> park;
     if (reusable && conn_) {

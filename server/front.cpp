@@ -80,7 +80,9 @@ Front::Front(asio::io_context& ioc, const ServerConfig& config, Dispatcher& disp
       dispatcher_(dispatcher),
       core_(std::make_shared<FrontCore>(dispatcher, config, std::move(hooks),
                                         spool_directory(std::move(spool_dir)))),
-      acceptor_(ioc) {}
+      acceptor_(ioc) {
+    dispatcher_.set_backlog(config.worker_backlog);
+}
 
 Front::~Front() {
     boost::system::error_code ec;
@@ -148,6 +150,7 @@ void Front::set_compression_level(unsigned level) {
 void Front::update_config(const ServerConfig& config) {
     core_->set_config(config);
     dispatcher_.set_max_queue(config.max_queue);
+    dispatcher_.set_backlog(config.worker_backlog);
 }
 
 std::size_t Front::next_context() {

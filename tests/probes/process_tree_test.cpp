@@ -3,6 +3,8 @@
 
 #include <unistd.h>
 
+#include <string_view>
+
 #include <gtest/gtest.h>
 
 #include "tests/probes/probe_test_support.hpp"
@@ -170,7 +172,7 @@ TEST_P(ProcessTrees, WorkerTreeSumsMasterAndChild) {
     ASSERT_TRUE(worker.pss_bytes);
     EXPECT_EQ(*worker.pss_bytes, (15000u + 60000u) * 1024);
     EXPECT_DOUBLE_EQ(worker.cpu_seconds, (300 + 100 + 1500 + 500) / 100.0);
-    if (GetParam().tree == "proc-tree") {
+    if (std::string_view(GetParam().tree) == "proc-tree") {
         // schedstat's run_delay of master and worker: 0.25 s + 1.75 s waiting for a CPU.
         ASSERT_TRUE(worker.cpu_wait_seconds);
         EXPECT_DOUBLE_EQ(*worker.cpu_wait_seconds, 2.0);

@@ -503,5 +503,208 @@ TEST(Dispatcher, FeedsItsWindowWithLevelsBusyTimeAndCounters) {
     EXPECT_EQ(d.cumulative().rejected_queue_full, 1u);
 }
 
+// ---- backlog (server.worker_backlog) -------------------------------------------------------
+
+// The worker answers one request now: it counts as turning requests over (kBacklogFreshness).
+void serve_one(Dispatcher& d, Clock::time_point now = Clock::now()) {
+    auto b = d.try_acquire(0, now);
+    ASSERT_TRUE(b);
+    d.release(b, nullptr, true, now);
+}
+
+// A waiter that may wait ahead in a busy worker's backlog.
+Waiter ahead_waiter(GrantLog& log, std::uint64_t id, std::shared_ptr<AheadTicket> ticket) {
+    Waiter w = log.waiter(id);
+    w.ahead = std::move(ticket);
+    return w;
+}
+
+TEST(DispatcherBacklog, OffByDefaultARequestThatMayWaitAheadStillQueues) {
+    Dispatcher d(16);
+    auto one = make_backend(1, 1);
+    d.add(one);
+    serve_one(d);
+    auto running = d.try_acquire(0);
+    ASSERT_TRUE(running);
+    auto ticket = std::make_shared<AheadTicket>();
+    EXPECT_FALSE(d.try_acquire(0, Clock::now(), ticket));
+    EXPECT_EQ(one->inflight, 1u);
+    EXPECT_FALSE(ticket->linked);
+}
+
+TEST(DispatcherBacklog, ABusyWorkerTakesOneMoreThatWaitsAheadAndCountsAsQueued) {
+    Dispatcher d(16);
+    d.set_backlog(1);
+    auto one = make_backend(1, 2);
+    d.add(one);
+    serve_one(d);
+    // Free threads first: a request that may wait ahead takes a thread, not the backlog.
+    auto t1 = std::make_shared<AheadTicket>();
+    auto t2 = std::make_shared<AheadTicket>();
+    auto t3 = std::make_shared<AheadTicket>();
+    ASSERT_TRUE(d.try_acquire(0, Clock::now(), t1));
+    ASSERT_TRUE(d.try_acquire(0, Clock::now(), t2));
+    EXPECT_FALSE(t1->linked);
+    EXPECT_FALSE(t2->linked);
+    // Both threads busy: the third goes ahead, and no further one.
+    ASSERT_TRUE(d.try_acquire(0, Clock::now(), t3));
+    EXPECT_TRUE(t3->linked);
+    EXPECT_EQ(one->inflight, 3u);
+    EXPECT_FALSE(d.try_acquire(0, Clock::now(), std::make_shared<AheadTicket>()));
+    // A request that may not wait ahead (a POST) does not get the backlog either.
+    EXPECT_FALSE(d.try_acquire(0));
+    // The one ahead counts as queued, not in flight, for the statistics the controller reads.
+    EXPECT_EQ(d.counts().inflight, 2u);
+    EXPECT_EQ(d.counts().queued, 1u);
+}
+
+TEST(DispatcherBacklog, TheAheadRequestStartsWhenAThreadOfItsWorkerFrees) {
+    Dispatcher d(16);
+    d.set_backlog(1);
+    auto one = make_backend(1, 1);
+    d.add(one);
+    const auto t0 = Clock::now();
+    serve_one(d, t0);
+    auto running_ticket = std::make_shared<AheadTicket>();
+    auto running = d.try_acquire(0, t0, running_ticket);
+    auto ahead = std::make_shared<AheadTicket>();
+    ASSERT_TRUE(d.try_acquire(0, t0, ahead));
+    EXPECT_FALSE(ahead->started_at().has_value());
+    const auto freed = t0 + std::chrono::milliseconds(7);
+    d.release(running, nullptr, true, freed, running_ticket);
+    ASSERT_TRUE(ahead->started_at().has_value());
+    EXPECT_EQ(*ahead->started_at(), freed);
+    EXPECT_FALSE(ahead->linked);
+    EXPECT_FALSE(running_ticket->started_at().has_value()) << "it ran at once: never ahead";
+    EXPECT_EQ(d.counts().inflight, 1u);
+    EXPECT_EQ(d.counts().queued, 0u);
+    d.release(running, nullptr, true, freed, ahead);
+    EXPECT_EQ(one->inflight, 0u);
+    EXPECT_EQ(d.counts().inflight, 0u);
+}
+
+TEST(DispatcherBacklog, AnAheadRequestThatEndsUnstartedFreesNoThreadAndPromotesNoOne) {
+    Dispatcher d(16);
+    d.set_backlog(2);
+    auto one = make_backend(1, 1);
+    d.add(one);
+    serve_one(d);
+    auto running = d.try_acquire(0);
+    auto first = std::make_shared<AheadTicket>();
+    auto second = std::make_shared<AheadTicket>();
+    ASSERT_TRUE(d.try_acquire(0, Clock::now(), first));
+    ASSERT_TRUE(d.try_acquire(0, Clock::now(), second));
+    // The first ahead one's client leaves: the running request still holds the thread.
+    d.release(one, nullptr, false, Clock::now(), first);
+    EXPECT_FALSE(first->linked);
+    EXPECT_FALSE(second->started_at().has_value());
+    EXPECT_EQ(d.counts().queued, 1u);
+    // The running one ends: the second starts.
+    d.release(running, nullptr, true);
+    EXPECT_TRUE(second->started_at().has_value());
+    EXPECT_EQ(d.counts().queued, 0u);
+}
+
+TEST(DispatcherBacklog, QueuedWaitersKeepTheirOrderAndAPostAtTheHeadHoldsTheBacklog) {
+    Dispatcher d(16);
+    d.set_backlog(1);
+    GrantLog log;
+    auto one = make_backend(1, 1);
+    d.add(one);
+    serve_one(d);
+    auto running = d.try_acquire(0);
+    // No backlog room is taken while a plain waiter is ahead of it in tunerd's queue (FIFO).
+    BackendPtr out;
+    EXPECT_EQ(d.acquire(log.waiter(1), out), AcquireStatus::queued);  // a POST
+    auto ticket = std::make_shared<AheadTicket>();
+    EXPECT_EQ(d.acquire(ahead_waiter(log, 2, ticket), out), AcquireStatus::queued);
+    EXPECT_TRUE(log.grants.empty());
+    // The running one ends: the POST takes the thread; the GET then goes ahead behind it.
+    d.release(running, nullptr, true);
+    ASSERT_EQ(log.grants.size(), 2u);
+    EXPECT_EQ(log.grants[0].first, 1u);
+    EXPECT_EQ(log.grants[1].first, 2u);
+    EXPECT_TRUE(ticket->linked);
+}
+
+TEST(DispatcherBacklog, ADrainingWorkerTakesNoneAndDrainsOnlyOnceItsBacklogIsServed) {
+    Dispatcher d(16);
+    d.set_backlog(1);
+    std::vector<unsigned> drained;
+    d.set_callbacks({.drained = [&](unsigned id) { drained.push_back(id); }});
+    auto one = make_backend(1, 1);
+    d.add(one);
+    serve_one(d);
+    auto running = d.try_acquire(0);
+    auto ahead = std::make_shared<AheadTicket>();
+    ASSERT_TRUE(d.try_acquire(0, Clock::now(), ahead));
+    EXPECT_FALSE(d.stop_accepting(1));
+    EXPECT_FALSE(d.try_acquire(0, Clock::now(), std::make_shared<AheadTicket>()));
+    d.release(running, nullptr, true);
+    EXPECT_TRUE(drained.empty());
+    EXPECT_TRUE(ahead->started_at().has_value());
+    d.release(running, nullptr, true, Clock::now(), ahead);
+    EXPECT_EQ(drained, std::vector<unsigned>{1});
+}
+
+TEST(DispatcherBacklog, ARemovedWorkersTicketsAreReleasedWithoutHarm) {
+    Dispatcher d(16);
+    d.set_backlog(1);
+    auto one = make_backend(1, 1);
+    d.add(one);
+    serve_one(d);
+    auto running = d.try_acquire(0);
+    auto ahead = std::make_shared<AheadTicket>();
+    ASSERT_TRUE(d.try_acquire(0, Clock::now(), ahead));
+    d.remove(1);  // the worker died with both
+    d.release(running, nullptr, false);
+    d.release(running, nullptr, false, Clock::now(), ahead);
+    EXPECT_EQ(d.counts().inflight, 0u);
+    EXPECT_EQ(d.counts().queued, 0u);
+    EXPECT_EQ(one->inflight, 0u);
+}
+
+TEST(DispatcherBacklog, AWorkerThatHasNotAnsweredLatelyTakesNoneBeyondItsThreads) {
+    Dispatcher d(16);
+    d.set_backlog(1);
+    auto one = make_backend(1, 1);
+    d.add(one);
+    const auto t0 = Clock::now();
+    // Never answered yet: nothing goes ahead.
+    auto running = d.try_acquire(0, t0);
+    ASSERT_TRUE(running);
+    EXPECT_FALSE(d.try_acquire(0, t0, std::make_shared<AheadTicket>()));
+    d.release(running, nullptr, true, t0);
+    // Answered at t0: within kBacklogFreshness one goes ahead, after it (stuck on a slow
+    // request, say) none does: tunerd's queue gives it to the next free worker instead.
+    running = d.try_acquire(0, t0);
+    EXPECT_TRUE(d.try_acquire(0, t0 + kBacklogFreshness / 2, std::make_shared<AheadTicket>()));
+    auto two = make_backend(2, 1);
+    d.add(two);
+    d.release(d.try_acquire(0, t0), nullptr, true, t0);  // worker 2 answers at t0 too
+    auto busy_two = d.try_acquire(0, t0);
+    ASSERT_TRUE(busy_two);
+    EXPECT_FALSE(d.try_acquire(0, t0 + 2 * kBacklogFreshness, std::make_shared<AheadTicket>()));
+}
+
+TEST(DispatcherBacklog, TheConnectionOfTheRequestThatStartsOneIsClosedNotParked) {
+    Dispatcher d(16);
+    d.set_backlog(1);
+    auto one = make_backend(1, 1);
+    d.add(one);
+    serve_one(d);
+    int closed = 0;
+    auto running = d.try_acquire(0);
+    auto ahead = std::make_shared<AheadTicket>();
+    ASSERT_TRUE(d.try_acquire(0, Clock::now(), ahead));
+    d.release(running, std::make_unique<FakeConnection>(closed), true);
+    EXPECT_EQ(closed, 1) << "a thread-per-connection worker would keep reading it";
+    EXPECT_TRUE(one->idle.empty());
+    // With nobody ahead, a reusable connection is parked as before.
+    d.release(running, std::make_unique<FakeConnection>(closed), true, Clock::now(), ahead);
+    EXPECT_EQ(closed, 1);
+    EXPECT_EQ(one->idle.size(), 1u);
+}
+
 }  // namespace
 }  // namespace tuner::server

@@ -351,6 +351,9 @@ std::vector<ConfigKey> build_keys() {
     add(whole_key<std::uint64_t>(
         "server", "max_queue", "waiting requests; beyond: 503 + Retry-After",
         [](auto& c) -> auto& { return c.server.max_queue; }));
+    add(whole_key<unsigned>(
+        "server", "worker_backlog", "GET/HEAD requests a busy worker may hold beyond its threads",
+        [](auto& c) -> auto& { return c.server.worker_backlog; }, between<unsigned>(0, 8)));
     add(duration_key(
         "server", "queue_timeout", "a request that waited longer gets 503",
         [](auto& c) -> auto& { return c.server.queue_timeout; }, positive_duration()));

@@ -73,6 +73,10 @@ inline constexpr Knob db_pool_timeout{
 // The front's response compression: the gzip level (brotli's quality follows it).
 inline constexpr Knob compression_level{"compression.level", "compression", KnobType::count,
                                         "gzip level of compressed responses (brotli in step)"};
+// The front's micro-cache: the bytes it may hold, at most cache.size (lowered under memory
+// pressure, policies/cache_capacity.hpp).
+inline constexpr Knob cache_capacity{"cache.capacity", "cache", KnobType::bytes,
+                                     "bytes the micro-cache may hold (at most cache.size)"};
 // PostgreSQL's own settings: one knob per setting, named by the setting ("shared_buffers").
 inline constexpr Knob postgres_setting{"postgres.", "postgres", KnobType::text,
                                        "a PostgreSQL setting (ALTER SYSTEM)", true};
@@ -81,7 +85,7 @@ inline constexpr std::array all{&workers_count,        &workers_threads, &worker
                                 &workers_min,          &workers_max,     &workers_threads_max,
                                 &workers_fixed_count,  &workers_mode,    &db_pool_size,
                                 &db_pool_max_overflow, &db_pool_recycle, &db_pool_timeout,
-                                &compression_level,    &postgres_setting};
+                                &compression_level,    &cache_capacity,  &postgres_setting};
 
 // The row of a knob name, or null (a family member such as "shared_buffers" is found by its
 // subsystem, since its name is the setting's own).
@@ -139,6 +143,13 @@ inline Decision make_decision(const Knob& k, WallClock::time_point time, KnobVal
 // Does this decision move that knob? (The daemon's code asks this instead of comparing names.)
 inline bool moves(const Decision& d, const Knob& k) {
     return k.family ? d.subsystem == k.subsystem : d.knob == k.name;
+}
+
+// The new value of a bytes knob, or nullopt when it holds another type.
+inline std::optional<std::uint64_t> new_bytes(const Decision& d) {
+    const auto* b = std::get_if<ByteSize>(&d.new_value);
+    if (!b) return std::nullopt;
+    return b->bytes;
 }
 
 // The new value of a count knob, or nullopt when it holds another type.

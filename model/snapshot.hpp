@@ -200,6 +200,19 @@ struct PoolState {
     std::vector<WorkerInfo> workers;
 };
 
+// The front's micro-cache as memory ([cache], server/micro_cache.hpp): its entries are tunerd's
+// own memory, in tunerd's RSS as far as they are held; the rest of its capacity may still come.
+struct CacheMemory {
+    bool enabled = false;              // cache.size > 0
+    std::uint64_t size_bytes = 0;      // cache.size: the knob's ceiling
+    std::uint64_t capacity_bytes = 0;  // the knob cache.capacity: what it may hold now
+    std::uint64_t bytes = 0;           // what it holds
+    // Capacity not held yet: memory the cache may still take (not in tunerd's RSS yet).
+    [[nodiscard]] std::uint64_t room_bytes() const {
+        return enabled && capacity_bytes > bytes ? capacity_bytes - bytes : 0;
+    }
+};
+
 // ---- the whole picture ----------------------------------------------------------------------
 
 struct Snapshot {
@@ -213,6 +226,7 @@ struct Snapshot {
     std::map<unsigned, ProcessTreeSample> worker_trees;  // by worker id
     PoolState pool;
     WindowStats window;
+    CacheMemory cache;  // the front's micro-cache (all zero when it is off or not reported)
     std::vector<std::string> problems;  // probe errors, as "file: what"
 };
 

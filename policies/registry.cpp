@@ -24,6 +24,13 @@ constexpr std::string_view kCompressionSource =
     "zlib manual, deflateInit2 levels, https://zlib.net/manual.html; brotli qualities 0-11 "
     "(RFC 7932); speed per level measured in docs/benchmarks.md";
 
+constexpr std::string_view kCacheSource =
+    "nginx proxy_cache_path max_size (least recently used data removed), "
+    "https://nginx.org/en/docs/http/ngx_http_proxy_module.html#proxy_cache_path; Varnish LRU "
+    "nuking when storage runs out, "
+    "https://varnish-cache.org/docs/trunk/users-guide/sizing-your-cache.html; memory signals as "
+    "memory_pressure";
+
 constexpr std::array kTable{
     PolicyInfo{rule::seed_formula, knob::workers_count.name,
                "first cycle (and every cycle in mode = \"formula\"): "
@@ -93,6 +100,15 @@ constexpr std::array kTable{
                "CPU headroom (mean ≤ 60 %): gzip level one step back up towards "
                "compression.level, at most once per 10 s",
                kCompressionSource},
+    PolicyInfo{rule::cache_memory_pressure, knob::cache_capacity.name,
+               "memory presses (the memory_pressure signals): the micro-cache's capacity halves, "
+               "to a floor of cache.size / 16 (at least 1 MiB), at most once per 5 s; the least "
+               "recently used entries are evicted at once",
+               kCacheSource},
+    PolicyInfo{rule::cache_headroom, knob::cache_capacity.name,
+               "10 cycles without memory pressure and 30 s since the last change: the capacity "
+               "doubles towards cache.size, as far as the memory held stays ≤ 80 % of the line",
+               kCacheSource},
     PolicyInfo{rule::config_reload, knob::workers_min.subsystem,
                "SIGHUP reloaded the config and a bound changed (min, max, threads_max, the fixed "
                "count, the mode); the controller clamps the pool "

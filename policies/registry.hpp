@@ -32,6 +32,9 @@ inline constexpr std::string_view manual = "manual";
 // The front's compression level (compression_level.hpp).
 inline constexpr std::string_view compression_cpu_saturated = "compression_cpu_saturated";
 inline constexpr std::string_view compression_headroom = "compression_headroom";
+// The front's micro-cache capacity (cache_capacity.hpp).
+inline constexpr std::string_view cache_memory_pressure = "cache_memory_pressure";
+inline constexpr std::string_view cache_headroom = "cache_headroom";
 // Rules of the daemon and the database policies (they spell them in their own files).
 inline constexpr std::string_view config_reload = "config_reload";
 inline constexpr std::string_view db_pool = "db_pool";

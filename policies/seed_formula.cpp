@@ -16,7 +16,8 @@ SeedResult seed_formula(const SeedInputs& in) {
 
     std::uint64_t budget = in.memory_limit_bytes;
     const std::uint64_t reserve = in.memory_limited ? in.headroom_bytes : in.os_reserve_bytes;
-    const std::uint64_t taken = reserve + in.postgres_share_bytes + in.self_rss_bytes;
+    const std::uint64_t taken =
+        reserve + in.postgres_share_bytes + in.self_rss_bytes + in.cache_room_bytes;
     budget = budget > taken ? budget - taken : 0;
     r.budget_bytes = budget;
 
@@ -47,6 +48,9 @@ SeedResult seed_formula(const SeedInputs& in) {
     if (in.postgres_share_bytes)
         r.reason += " − PostgreSQL " + format_size_approx(in.postgres_share_bytes);
     if (in.self_rss_bytes) r.reason += " − tunerd " + format_size_approx(in.self_rss_bytes);
+    if (in.cache_room_bytes)
+        r.reason += " − cache room " + format_size_approx(in.cache_room_bytes) +
+                    " (cache.capacity not yet held; what it holds is in tunerd's)";
     r.reason += fmt::format(
         "; per worker {}{} → memory ceiling {} → {} workers", format_size_approx(per_worker),
         in.per_worker_measured ? " (measured p95)" : " (configured)", r.memory_ceiling, workers);
@@ -110,6 +114,7 @@ SeedInputs seed_inputs(const Snapshot& snapshot, const Config& config) {
     in.os_reserve_bytes = config.policy.os_reserve_bytes;
     in.postgres_share_bytes = postgres_share_bytes(config.database, snapshot.memory.limit_bytes);
     in.self_rss_bytes = snapshot.self.pss_bytes.value_or(snapshot.self.rss_bytes);
+    in.cache_room_bytes = snapshot.cache.room_bytes();
     in.headroom_bytes = memory_headroom_bytes(snapshot.memory.limit_bytes);
     const auto estimate = estimate_per_worker(snapshot, config.workers);
     in.per_worker_bytes = estimate.bytes;

@@ -19,6 +19,9 @@ struct SeedInputs {
     std::uint64_t os_reserve_bytes = 0;      // taken off host memory only when unlimited
     std::uint64_t postgres_share_bytes = 0;  // PostgreSQL's share when it runs on this box
     std::uint64_t self_rss_bytes = 0;        // tunerd's own resident memory
+    // The micro-cache's capacity not held yet (CacheMemory::room_bytes): tunerd's memory to come.
+    // What it holds is in self_rss_bytes already, so it is not counted twice.
+    std::uint64_t cache_room_bytes = 0;
     // Kept free under a cgroup limit (memory_headroom_bytes); host memory has os_reserve.
     std::uint64_t headroom_bytes = 0;
     std::uint64_t per_worker_bytes = 100 * MiB;

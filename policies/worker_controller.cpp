@@ -75,7 +75,9 @@ std::optional<unsigned> WorkerController::max_processes(const Snapshot& snapshot
     std::uint64_t workers_bytes = 0;
     for (const auto& [id, tree] : snapshot.worker_trees) workers_bytes += tree.rss_bytes;
     const std::uint64_t held = m.unreclaimable_bytes();  // as memory_pressure counts it
-    const std::uint64_t others = held > workers_bytes ? held - workers_bytes : 0;
+    // tunerd and the rest, plus the micro-cache's capacity it does not hold yet.
+    const std::uint64_t others =
+        (held > workers_bytes ? held - workers_bytes : 0) + snapshot.cache.room_bytes();
     const auto per = memory_.estimate(threads, config_.workers);
     const auto fit = static_cast<unsigned>((usable - std::min(usable, others)) /
                                            std::max<std::uint64_t>(1, per.bytes));

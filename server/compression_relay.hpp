@@ -10,6 +10,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <type_traits>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/post.hpp>
@@ -150,14 +151,16 @@ boost::asio::awaitable<bool> compress_whole(Encoder& encoder, std::span<const ch
 // the worker sent so far (the worker paused), the encoder is flushed, so the client sees it;
 // while more is waiting, the encoder keeps its context (a flush per read would cost ratio).
 // in_ec / out_ec tell which side failed; an encoder failure is in_ec (the response is cut).
-template <class InStream, class OutStream>
+// `copy` (when given) gets every piece of the body as the worker sent it, before compression
+// (the micro-cache stores the identity body: any append(const char*, std::size_t)).
+template <class InStream, class OutStream, class Copy = std::nullptr_t>
 boost::asio::awaitable<void> relay_compressed(
     InStream& in, Deadline& in_deadline, boost::beast::flat_buffer& in_buffer,
     boost::beast::http::response_parser<boost::beast::http::buffer_body>& p, OutStream& out,
     Deadline& out_deadline,
     boost::beast::http::response_serializer<boost::beast::http::buffer_body>& sr,
     Duration in_timeout, Duration out_timeout, Encoder& encoder, boost::system::error_code& in_ec,
-    boost::system::error_code& out_ec, std::uint64_t* written = nullptr) {
+    boost::system::error_code& out_ec, std::uint64_t* written = nullptr, Copy* copy = nullptr) {
     namespace asio = compression_detail::asio;
     namespace http = compression_detail::http;
     std::array<char, compression_detail::kCompressStep> buf;
@@ -177,6 +180,9 @@ boost::asio::awaitable<void> relay_compressed(
             if (in_ec) co_return;
             n = buf.size() - body.size;
             done = p.is_done();
+            if constexpr (!std::is_same_v<Copy, std::nullptr_t>) {
+                if (copy && n > 0) copy->append(buf.data(), n);
+            }
         }
         const bool paused = n > 0 && in_buffer.size() == 0 && compression_detail::drained(in);
         const Flush flush = done ? Flush::finish : paused ? Flush::sync : Flush::none;

@@ -501,6 +501,9 @@ private:
     // The body to store arrived whole: the entry is stored and the fill's waiters answered.
     void cache_finish(const exchange_detail::http::fields& res, std::string body);
     void count_cache(cache::Status status, bool collapsed = false);
+    // Whether [compression] applies to an answer from `entry` (its type, status, length and
+    // coding): then it is compressed per the request's Accept-Encoding and says Vary.
+    bool cached_compressible(const MicroCache::Entry& entry) const;
     // An upstream failure an expired entry may answer instead (RFC 5861 stale-if-error).
     static bool stale_answers(Failure failure);
     // The access log's line for this exchange (record_now, when the log is on).
@@ -1204,17 +1207,16 @@ auto Session<Client, Connector>::Exchange::relay_response() -> boost::asio::awai
     strip_hop_by_hop(res);
     if (cache_status_)
         cache_response_header(res, length ? std::optional<std::uint64_t>(*length) : std::nullopt);
-    // [compression] (compression_relay.hpp): the coding of this response, its header set. Not
-    // for a response the micro-cache stores: its entry keeps the worker's own bytes, sent as
-    // they are to every client.
-    std::unique_ptr<Encoder> encoder;
-    if (!cache_storing_) {
-        const unsigned tuned_level = core_.compression_level.load(std::memory_order_relaxed);
-        encoder = start_compression(
-            cfg_.compression, tuned_level ? std::optional<unsigned>(tuned_level) : std::nullopt,
-            core_.compression, parser_.get(), res, method_ == http::verb::head,
-            length ? std::optional<std::uint64_t>(*length) : std::nullopt);
-    }
+    // A response the micro-cache stores keeps the worker's own header and body (the identity
+    // representation): each hit is compressed for its own client, as this one is below.
+    std::optional<http::fields> stored_fields;
+    if (cache_storing_) stored_fields.emplace(static_cast<const http::fields&>(res));
+    // [compression] (compression_relay.hpp): the coding of this response, its header set.
+    const unsigned tuned_level = core_.compression_level.load(std::memory_order_relaxed);
+    std::unique_ptr<Encoder> encoder = start_compression(
+        cfg_.compression, tuned_level ? std::optional<unsigned>(tuned_level) : std::nullopt,
+        core_.compression, parser_.get(), res, method_ == http::verb::head,
+        length ? std::optional<std::uint64_t>(*length) : std::nullopt);
     if (!bodyless && (!length || encoder) && !res_parser_->is_done()) {
         // The worker's framing (chunked or close-delimited) is per hop: re-frame.
         if (version_ >= 11) {
@@ -1231,7 +1233,8 @@ auto Session<Client, Connector>::Exchange::relay_response() -> boost::asio::awai
         // to (a sync worker gets its next request a client write sooner).
         release_worker(upstream_keep_alive);
         // Stored before the client is written to: waiters on this fill are answered sooner.
-        if (cache_storing_) cache_finish(res, std::string(body ? body.get() : "", body_size));
+        if (cache_storing_)
+            cache_finish(*stored_fields, std::string(body ? body.get() : "", body_size));
         res.body().data = body.get();
         res.body().size = body_size;
         res.body().more = false;
@@ -1267,7 +1270,7 @@ auto Session<Client, Connector>::Exchange::relay_response() -> boost::asio::awai
             co_await relay_compressed(conn_->stream, s_.upstream_deadline_, conn_->buffer,
                                       *res_parser_, s_.client_, s_.client_deadline_, sr,
                                       cfg_.request_timeout, cfg_.request_timeout, *encoder,
-                                      upstream_ec, client_ec, &bytes_sent_);
+                                      upstream_ec, client_ec, &bytes_sent_, tee ? &*tee : nullptr);
         } else if (!client_ec) {
             co_await exchange_detail::relay_body(
                 conn_->stream, s_.upstream_deadline_, conn_->buffer, *res_parser_, s_.client_,
@@ -1275,7 +1278,7 @@ auto Session<Client, Connector>::Exchange::relay_response() -> boost::asio::awai
                 client_ec, tee ? &*tee : nullptr, &bytes_sent_);
         }
         if (tee && !tee->overflow && !upstream_ec && !client_ec && res_parser_->is_done())
-            cache_finish(res, std::move(tee->data));
+            cache_finish(*stored_fields, std::move(tee->data));
     }
     const bool upstream_clean = !upstream_ec && res_parser_->is_done();
     if (upstream_ec) {
@@ -1607,11 +1610,37 @@ boost::asio::awaitable<bool> Session<Client, Connector>::Exchange::serve_cached(
     namespace asio = exchange_detail::asio;
     namespace http = exchange_detail::http;
     const bool keep = keep_alive_ && !core_.shutting_down;
-    s_.out_ = cache::response_head(*entry, status, version_, keep, Clock::now());
+    const bool head = method_ == http::verb::head;
+    // [compression]: the entry holds the identity representation; the client gets it as a
+    // worker's response would reach it (compression_relay.hpp: the same rules, Vary and
+    // encoders), compressed per its Accept-Encoding.
+    std::optional<std::string> fields;  // the header as compression set it
+    std::string compressed;
+    std::string_view body = entry->body;
+    if (cached_compressible(*entry)) {
+        http::response_header<> res;
+        res.result(static_cast<unsigned>(entry->status));
+        cache::parse_fields(entry->fields, res);
+        const unsigned tuned = core_.compression_level.load(std::memory_order_relaxed);
+        auto encoder = start_compression(cfg_.compression,
+                                         tuned ? std::optional<unsigned>(tuned) : std::nullopt,
+                                         core_.compression, parser_.get(), res, head,
+                                         static_cast<std::uint64_t>(entry->body.size()));
+        if (!encoder) {
+            fields = cache::fields_text(res);
+        } else if (co_await compress_whole(*encoder, {entry->body.data(), entry->body.size()},
+                                           compressed, s_.client_.get_executor())) {
+            res.set(http::field::content_length, std::to_string(compressed.size()));
+            fields = cache::fields_text(res);
+            body = compressed;
+        }
+        // (An encoder that failed: the identity body with the entry's own header.)
+    }
+    s_.out_ = cache::response_head(*entry, status, version_, keep, Clock::now(), fields);
     // A HEAD gets the GET's header, Content-Length included, and no body.
-    const std::size_t body_size = method_ == http::verb::head ? 0 : entry->body.size();
+    const std::size_t body_size = head ? 0 : body.size();
     const std::array<asio::const_buffer, 2> message{asio::buffer(s_.out_),
-                                                    asio::buffer(entry->body.data(), body_size)};
+                                                    asio::buffer(body.data(), body_size)};
     boost::system::error_code ec;
     s_.client_deadline_.arm(cfg_.request_timeout);
     bytes_sent_ += co_await asio::async_write(s_.client_, message,
@@ -1624,6 +1653,25 @@ boost::asio::awaitable<bool> Session<Client, Connector>::Exchange::serve_cached(
     if (front_only) record_.front_only = true;
     record_now(ec ? 0 : entry->status);
     co_return keep && !ec;
+}
+
+template <class Client, class Connector>
+bool Session<Client, Connector>::Exchange::cached_compressible(
+    const MicroCache::Entry& entry) const {
+    // plan_compression's rules over the entry's own fields, without building a header: only a
+    // response they let vary is parsed and handed to start_compression.
+    if (!cfg_.compression.enabled) return false;
+    const auto type = cache::field_value(entry.fields, "Content-Type");
+    const auto coding = cache::field_value(entry.fields, "Content-Encoding");
+    const auto cache_control = cache::field_value(entry.fields, "Cache-Control");
+    ResponseFacts facts;
+    facts.status = entry.status;
+    facts.content_length = entry.body.size();
+    facts.content_type = type ? std::string_view(*type) : std::string_view{};
+    facts.content_encoding = coding ? std::string_view(*coding) : std::string_view{};
+    facts.content_range = cache::field_value(entry.fields, "Content-Range").has_value();
+    facts.cache_control = cache_control ? std::string_view(*cache_control) : std::string_view{};
+    return plan_compression(cfg_.compression, facts, Coding::identity).vary;
 }
 
 template <class Client, class Connector>

@@ -295,16 +295,17 @@ std::shared_ptr<const Entry> make_entry(std::string key, std::string primary, in
 }
 
 std::string response_head(const Entry& entry, Status status, unsigned version, bool keep_alive,
-                          Clock::time_point now) {
+                          Clock::time_point now, std::optional<std::string_view> fields) {
+    const std::string_view lines = fields ? *fields : std::string_view(entry.fields);
     std::string head;
-    head.reserve(entry.fields.size() + 96);
+    head.reserve(lines.size() + 96);
     head += version >= 11 ? "HTTP/1.1 " : "HTTP/1.0 ";
     head += std::to_string(entry.status);
     head += ' ';
     const auto reason = http::obsolete_reason(static_cast<http::status>(entry.status));
     head.append(reason.data(), reason.size());
     head += "\r\n";
-    head += entry.fields;
+    head += lines;
     head += "Age: " + std::to_string(entry.age_at(now)) + "\r\n";
     head += kStatusHeader;
     head += ": ";
@@ -314,6 +315,53 @@ std::string response_head(const Entry& entry, Status status, unsigned version, b
     if (version < 11 && keep_alive) head += "Connection: keep-alive\r\n";
     head += "\r\n";
     return head;
+}
+
+namespace {
+
+// Calls each(name, value) for every "Name: value\r\n" line of an entry's fields.
+template <class Each>
+void for_each_line(std::string_view fields, Each each) {
+    while (!fields.empty()) {
+        const auto end = fields.find("\r\n");
+        const auto line = fields.substr(0, end);
+        fields = end == std::string_view::npos ? std::string_view{} : fields.substr(end + 2);
+        const auto colon = line.find(':');
+        if (colon == std::string_view::npos) continue;
+        each(line.substr(0, colon), trim(line.substr(colon + 1)));
+    }
+}
+
+}  // namespace
+
+std::optional<std::string> field_value(std::string_view fields, std::string_view name) {
+    std::optional<std::string> out;
+    for_each_line(fields, [&](std::string_view n, std::string_view value) {
+        if (!boost::beast::iequals(n, name)) return;
+        if (out) {
+            *out += ',';
+        } else {
+            out.emplace();
+        }
+        out->append(value.data(), value.size());
+    });
+    return out;
+}
+
+void parse_fields(std::string_view fields, http::fields& out) {
+    for_each_line(fields,
+                  [&](std::string_view name, std::string_view value) { out.insert(name, value); });
+}
+
+std::string fields_text(const http::fields& fields) {
+    std::string out;
+    for (const auto& field : fields) {
+        out.append(field.name_string().data(), field.name_string().size());
+        out += ": ";
+        out.append(field.value().data(), field.value().size());
+        out += "\r\n";
+    }
+    return out;
 }
 
 }  // namespace cache

@@ -159,9 +159,17 @@ std::shared_ptr<const Entry> make_entry(std::string key, std::string primary, in
                                         const Storability& how, Clock::time_point now);
 
 // The status line and header of an answer from `entry`, with Age, X-Cache-Status and the
-// client's Connection, up to and including the blank line.
+// client's Connection, up to and including the blank line. `fields`: lines to send instead of
+// the entry's own (its header as compression set it for this client).
 std::string response_head(const Entry& entry, Status status, unsigned version, bool keep_alive,
-                          Clock::time_point now);
+                          Clock::time_point now, std::optional<std::string_view> fields = {});
+
+// An entry's "Name: value\r\n" lines: the values of `name` (case-insensitive), joined with ",";
+// nullopt when there is none.
+std::optional<std::string> field_value(std::string_view fields, std::string_view name);
+// The lines into `out` (each appended as it is), and back.
+void parse_fields(std::string_view fields, http::fields& out);
+std::string fields_text(const http::fields& fields);
 
 }  // namespace cache
 

@@ -1,8 +1,9 @@
 // The front's micro-cache ([cache]) against the real binary and the demo app's /cache routes
 // (their query sets Cache-Control, Set-Cookie, Vary, a delay; /cache/count says how many
 // requests reached the app): HIT after the first MISS, 50 concurrent misses reaching the app
-// once, what is never stored, credentials, Vary, the default TTL, clear, stale-if-error, and
-// the admin counters against the client's own count of X-Cache-Status.
+// once, a hit compressed for a client that accepts gzip, what is never stored, credentials, Vary,
+// the default TTL, clear, stale-if-error, and the admin counters against the client's own count of
+// X-Cache-Status.
 #include <future>
 #include <map>
 #include <mutex>
@@ -13,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/integration/tuner_test_support.hpp"
+#include "tests/support/decode.hpp"
 #include "tests/support/tunerd_process.hpp"
 
 namespace tuner::test {
@@ -97,6 +99,45 @@ TEST_F(Cache, RepeatedGetsHitAfterTheFirstMiss) {
     EXPECT_TRUE(head.body.empty());
     // Another query is another key.
     EXPECT_EQ(status_of("/cache?max_age=60&id=repeat&x=1"), "MISS");
+}
+
+TEST_F(Cache, AHitIsCompressedForAClientThatAcceptsIt) {
+    // Stored from a client without Accept-Encoding: the entry is the identity body; a client
+    // that accepts gzip gets the hit compressed, and it decodes to the same bytes.
+    const std::string target = "/cache?max_age=60&size=4000&id=coded";
+    const auto first = request(target);
+    EXPECT_EQ(first.header("X-Cache-Status"), "MISS");
+    EXPECT_TRUE(first.header("Content-Encoding").empty());
+    const auto hit = request(target, {{"Accept-Encoding", "gzip"}});
+    EXPECT_EQ(hit.header("X-Cache-Status"), "HIT");
+    EXPECT_EQ(hit.header("Content-Encoding"), "gzip");
+    EXPECT_EQ(hit.header("Vary"), "Accept-Encoding");
+    EXPECT_LT(hit.body.size(), first.body.size() / 4);
+    const auto decoded = decode_body("gzip", hit.body);
+    ASSERT_TRUE(decoded.ok()) << decoded.error().to_string();
+    EXPECT_EQ(*decoded, first.body);
+    EXPECT_EQ(request(target).body, first.body) << "and a plain client still gets it plain";
+}
+
+TEST_F(Cache, TheCapacityIsInTheStatsAndWhatIsNotHeldIsInTheBudget) {
+    // No memory pressure here: the capacity is cache.size, and the memory budget keeps room for
+    // what the cache does not hold yet (what it holds is in tunerd's RSS).
+    const auto s = stats();
+    EXPECT_EQ(s.value("capacity", 0ULL), 16ULL << 20);
+    EXPECT_EQ(s.value("size", 0ULL), 16ULL << 20);
+    // (the budget is a control cycle's: the first one may still be ahead, 1 s at most)
+    auto perf = tunerd_->admin_json("/performance");
+    for (int i = 0; i < 30 && perf.ok() && (*perf)["budget"].value("cache_room_bytes", 0ULL) == 0;
+         ++i) {
+        std::this_thread::sleep_for(100ms);
+        perf = tunerd_->admin_json("/performance");
+    }
+    ASSERT_TRUE(perf.ok());
+    const auto room = (*perf)["budget"].value("cache_room_bytes", 0ULL);
+    EXPECT_GT(room, 0ULL);
+    EXPECT_LE(room, 16ULL << 20);
+    EXPECT_NE((*perf)["budget"].value("reason", "").find("cache room"), std::string::npos)
+        << (*perf)["budget"];
 }
 
 TEST_F(Cache, FiftyConcurrentMissesReachTheAppOnce) {

@@ -968,6 +968,20 @@ protected:
         EXPECT_TRUE(body) << coding << ": " << body.error().to_string();
         return body.value_or("");
     }
+    // A request that no new worker connection answers (a cache hit, or a parked connection).
+    http::response<http::string_body> again(Client& c, beast::flat_buffer& buffer,
+                                            std::optional<std::string> accept_encoding,
+                                            const std::string& method = "GET") {
+        send(c, method + " /x HTTP/1.1\r\nHost: t\r\n" +
+                    (accept_encoding ? "Accept-Encoding: " + *accept_encoding + "\r\n" : "") +
+                    "\r\n");
+        http::response_parser<http::string_body> parser;
+        parser.body_limit(64 << 20);
+        if (method == "HEAD") parser.skip(true);
+        const auto ec = read_into(c, buffer, parser);
+        EXPECT_FALSE(ec) << ec.message();
+        return parser.release();
+    }
 };
 
 TEST_F(CompressionExchangeTest, SmallResponseIsCompressedWholeWithItsLength) {
@@ -1109,5 +1123,91 @@ TEST_F(CompressionExchangeTest, TheTunedLevelAppliesFromTheNextResponse) {
     EXPECT_TRUE(decoded(at1) == body);
     EXPECT_GT(at1.body().size(), at6) << "level 1 trades ratio for speed";
 }
+
+// ---- [cache] with [compression]: the entry is the identity body, each client gets its coding --
+
+TEST_F(CompressionExchangeTest, ACacheHitIsCompressedPerTheRequestsAcceptEncoding) {
+    config.cache.size_bytes = 1 << 20;
+    const std::string body = demo_json(20000);
+    auto c = connect();
+    beast::flat_buffer buffer;
+    const auto miss = fetch(
+        c, buffer, with_length(body, "Cache-Control: max-age=60\r\nETag: \"v1\"\r\n"), "gzip");
+    EXPECT_EQ(miss["X-Cache-Status"], "MISS");
+    EXPECT_EQ(miss[http::field::content_encoding], "gzip") << "the filling response too";
+    EXPECT_TRUE(decoded(miss) == body);
+    EXPECT_GE(core->cache.stats().bytes, body.size()) << "the entry holds the identity body";
+
+    const auto gzip = again(c, buffer, "gzip");
+    EXPECT_EQ(gzip["X-Cache-Status"], "HIT");
+    EXPECT_EQ(gzip[http::field::content_encoding], "gzip");
+    EXPECT_EQ(gzip[http::field::vary], "Accept-Encoding");
+    EXPECT_EQ(gzip[http::field::etag], "W/\"v1\"");
+    EXPECT_EQ(gzip[http::field::cache_control], "max-age=60");
+    EXPECT_EQ(gzip[http::field::content_length], std::to_string(gzip.body().size()));
+    EXPECT_LT(gzip.body().size(), body.size() / 4);
+    EXPECT_TRUE(decoded(gzip) == body);
+
+    const auto br = again(c, buffer, "gzip;q=0.5, br");
+    EXPECT_EQ(br["X-Cache-Status"], "HIT");
+    EXPECT_EQ(br[http::field::content_encoding], "br");
+    EXPECT_TRUE(decoded(br) == body);
+
+    const auto plain = again(c, buffer, std::nullopt);
+    EXPECT_EQ(plain["X-Cache-Status"], "HIT");
+    EXPECT_EQ(plain.count(http::field::content_encoding), 0u);
+    EXPECT_EQ(plain[http::field::vary], "Accept-Encoding");
+    EXPECT_EQ(plain[http::field::etag], "\"v1\"") << "the identity keeps its strong ETag";
+    EXPECT_EQ(plain[http::field::content_length], std::to_string(body.size()));
+    EXPECT_TRUE(plain.body() == body);
+
+    const auto head = again(c, buffer, "gzip", "HEAD");
+    EXPECT_EQ(head["X-Cache-Status"], "HIT");
+    EXPECT_EQ(head[http::field::content_encoding], "gzip");
+    EXPECT_EQ(head.count(http::field::content_length), 0u) << "as the worker path answers HEAD";
+    // No body followed the HEAD: the connection is in step.
+    EXPECT_TRUE(decoded(again(c, buffer, "gzip")) == body);
+
+    EXPECT_EQ(script->requests_seen, 1);
+    EXPECT_EQ(core->cache.stats().hits, 5u);
+    const auto stats = read_counters(core->compression);
+    EXPECT_EQ(stats.gzip.responses, 3u) << "the miss and two GET hits";
+    EXPECT_EQ(stats.br.responses, 1u);
+    EXPECT_EQ(stats.memory_bytes, 0);
+}
+
+TEST_F(CompressionExchangeTest, AStreamedResponseIsStoredPlainWhileItGoesOutCompressed) {
+    config.cache.size_bytes = 1 << 20;
+    const std::string body = demo_json(150000);  // beyond kWholeResponseMax: relayed as it comes
+    auto c = connect();
+    beast::flat_buffer buffer;
+    const auto miss = fetch(c, buffer, with_length(body, "Cache-Control: max-age=60\r\n"), "br");
+    EXPECT_EQ(miss["X-Cache-Status"], "MISS");
+    EXPECT_EQ(miss[http::field::content_encoding], "br");
+    EXPECT_TRUE(miss.chunked());
+    EXPECT_TRUE(decoded(miss) == body);
+    ASSERT_EQ(core->cache.stats().entries, 1u);
+    const auto gzip = again(c, buffer, "gzip");
+    EXPECT_EQ(gzip["X-Cache-Status"], "HIT");
+    EXPECT_EQ(gzip[http::field::content_encoding], "gzip");
+    EXPECT_TRUE(decoded(gzip) == body);
+    const auto plain = again(c, buffer, "identity");
+    EXPECT_TRUE(plain.body() == body);
+    EXPECT_EQ(script->requests_seen, 1);
+}
+
+TEST_F(CompressionExchangeTest, AHitTheRulesLeaveAloneGoesAsStored) {
+    config.cache.size_bytes = 1 << 20;
+    auto c = connect();
+    beast::flat_buffer buffer;
+    const std::string small = demo_json(500);  // below min_size
+    fetch(c, buffer, with_length(small, "Cache-Control: max-age=60\r\n"), "gzip");
+    const auto hit = again(c, buffer, "gzip");
+    EXPECT_EQ(hit["X-Cache-Status"], "HIT");
+    EXPECT_EQ(hit.count(http::field::content_encoding), 0u);
+    EXPECT_EQ(hit.count(http::field::vary), 0u);
+    EXPECT_TRUE(hit.body() == small);
+}
+
 }  // namespace
 }  // namespace tuner::server

@@ -25,4 +25,15 @@ void register_pool_actuators(Applier& applier, server::WorkerPool& pool) {
                          count_actuator([&pool](unsigned n) { pool.set_threads(n); }));
 }
 
+void register_cache_actuator(Applier& applier, std::function<void(std::uint64_t)> set_capacity) {
+    applier.set_actuator(
+        knob::cache_capacity, [set = std::move(set_capacity)](const Decision& d) -> Status {
+            const auto bytes = new_bytes(d);
+            if (!bytes)
+                return make_error(d.knob, "needs a byte size, got " + to_string(d.new_value));
+            set(*bytes);
+            return {};
+        });
+}
+
 }  // namespace tuner

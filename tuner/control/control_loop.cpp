@@ -48,6 +48,7 @@ Snapshot ControlLoop::take_snapshot() {
     s.pool = status.state;
     s.pool.manual_target = applier_.manual_target();
     s.window = dispatcher_.window(s.taken_at);
+    if (cache_source_) s.cache = cache_source_();
     return s;
 }
 
@@ -177,6 +178,10 @@ void ControlLoop::set_compression_source(std::function<policies::CompressionStat
     compression_source_ = std::move(source);
 }
 
+void ControlLoop::set_cache_source(std::function<CacheMemory()> source) {
+    cache_source_ = std::move(source);
+}
+
 ControlView ControlLoop::view() const {
     std::lock_guard lock(view_mutex_);
     return view_;
@@ -265,6 +270,7 @@ nlohmann::json ControlLoop::cycle() {
         if (auto d = compression_.decide(s, compression_source_()))
             plan.decisions.push_back(std::move(*d));
     }
+    if (auto d = cache_capacity_.decide(s)) plan.decisions.push_back(std::move(*d));
     nlohmann::json explained = controller_.explain();
     const auto seed_in = controller_.ceiling_inputs(s);  // with this cycle's measurements
     const auto seed = policies::seed_formula(seed_in);

@@ -17,6 +17,7 @@
 #include "model/config.hpp"
 #include "model/decision.hpp"
 #include "model/snapshot.hpp"
+#include "policies/cache_capacity.hpp"
 #include "policies/compression_level.hpp"
 #include "policies/seed_formula.hpp"
 #include "policies/worker_controller.hpp"
@@ -61,6 +62,11 @@ public:
     // the CPU it spent). Set before start(); unset, the policy does not run.
     void set_compression_source(std::function<policies::CompressionState()> source);
 
+    // Where each snapshot reads the front's micro-cache as memory (Snapshot::cache: its size,
+    // capacity and bytes held), for the budget and the cache.capacity policy. Set before
+    // start(); unset, the cache counts as off.
+    void set_cache_source(std::function<CacheMemory()> source);
+
     [[nodiscard]] ControlView view() const;
     [[nodiscard]] Config config() const;
 
@@ -94,6 +100,8 @@ private:
     std::unique_ptr<DatabaseTuner> database_;
     std::function<policies::CompressionState()> compression_source_;
     policies::CompressionLevelPolicy compression_;
+    std::function<CacheMemory()> cache_source_;
+    policies::CacheCapacityPolicy cache_capacity_;
 
     mutable std::mutex view_mutex_;
     ControlView view_;

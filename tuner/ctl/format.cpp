@@ -47,14 +47,21 @@ std::string size_text(const json& bytes) {
     return bytes.is_number() ? format_size_approx(bytes.get<std::uint64_t>()) : "?";
 }
 
-// "cache 12MB of 64MB, 340 entries; hit ratio 0.91 (…)" or "cache off".
+// "cache 12MB of 64MB, 340 entries; hit ratio 0.91 (…)" or "cache off"; a capacity the memory
+// policy lowered says so: "cache 12MB of 16MB (cache.size 64MB, lowered under memory pressure)".
 std::string cache_line(const json& cache) {
     if (!cache.is_object() || field(cache, "enabled") != true) return "cache off";
-    return "cache " + size_text(field(cache, "bytes")) + " of " +
-           size_text(field(cache, "capacity")) + ", " + text(field(cache, "entries")) +
-           " entries; hit ratio " + fixed(number(field(cache, "hit_ratio")), 2) + " (" +
-           text(field(cache, "hits")) + " hits, " + text(field(cache, "misses")) + " misses, " +
-           text(field(cache, "expired")) + " expired, " + text(field(cache, "stale")) + " stale, " +
+    std::string lowered;
+    const json& capacity = field(cache, "capacity");
+    const json& size = field(cache, "size");
+    if (capacity.is_number() && size.is_number() &&
+        capacity.get<std::uint64_t>() < size.get<std::uint64_t>())
+        lowered = " (cache.size " + size_text(size) + ", lowered under memory pressure)";
+    return "cache " + size_text(field(cache, "bytes")) + " of " + size_text(capacity) + lowered +
+           ", " + text(field(cache, "entries")) + " entries; hit ratio " +
+           fixed(number(field(cache, "hit_ratio")), 2) + " (" + text(field(cache, "hits")) +
+           " hits, " + text(field(cache, "misses")) + " misses, " + text(field(cache, "expired")) +
+           " expired, " + text(field(cache, "stale")) + " stale, " +
            text(field(cache, "bypasses")) + " bypassed), " + text(field(cache, "collapsed")) +
            " collapsed, " + text(field(cache, "evictions")) + " evicted";
 }

@@ -338,6 +338,14 @@ void Daemon::build_parts() {
         front_->set_compression_level(*level);
         return {};
     });
+    // cache.capacity: each snapshot reads the cache as memory; the policy's decision sets it.
+    control_->set_cache_source([this] {
+        const auto c = front_->cache_stats();
+        return CacheMemory{c.enabled, control_->config().server.cache.size_bytes, c.capacity,
+                           c.bytes};
+    });
+    register_cache_actuator(*applier_,
+                            [this](std::uint64_t bytes) { front_->set_cache_capacity(bytes); });
     admin_ = std::make_unique<server::AdminServer>(ioc_);
 }
 

@@ -109,6 +109,7 @@ nlohmann::json seed_formula_json(const policies::SeedInputs& in, const policies:
             {"os_reserve_bytes", in.memory_limited ? 0 : in.os_reserve_bytes},
             {"postgres_share_bytes", in.postgres_share_bytes},
             {"self_rss_bytes", in.self_rss_bytes},
+            {"cache_room_bytes", in.cache_room_bytes},
             {"budget_bytes", out.budget_bytes},
             {"per_worker_bytes", in.per_worker_bytes},
             {"per_worker_measured", in.per_worker_measured},

@@ -337,6 +337,14 @@ TEST(CtlFormat, CacheStatsOnOneLineAndClearSaysWhatWent) {
     EXPECT_EQ(format_cache(stats),
               "cache 2KB of 64MB, 3 entries; hit ratio 0.90 (54 hits, 4 misses, 1 expired, 0 "
               "stale, 2 bypassed), 49 collapsed, 0 evicted\n");
+    json lowered = stats;
+    lowered["capacity"] = 16 << 20;
+    lowered["size"] = 64 << 20;
+    EXPECT_THAT(format_cache(lowered),
+                HasSubstr("cache 2KB of 16MB (cache.size 64MB, lowered under memory pressure), "
+                          "3 entries"));
+    lowered["capacity"] = 64 << 20;
+    EXPECT_THAT(format_cache(lowered), HasSubstr("cache 2KB of 64MB, 3 entries"));
     EXPECT_EQ(format_cache({{"enabled", false}}), "cache off\n");
     EXPECT_EQ(format_cache(json::array()), "cache off\n");
     EXPECT_EQ(format_cache({{"cleared", 3}, {"bytes_freed", 2048}}),

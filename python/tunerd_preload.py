@@ -125,6 +125,17 @@ def wait_for_parent(parent, timeout_s=5.0, getppid=os.getppid, sleep=time.sleep)
     return True
 
 
+def preimport_server(server):
+    """Imports the server's modules here, once, so each worker shares them instead of importing
+    them again after the fork (its arbiter and its worker would each hold a private copy)."""
+    if server == "gunicorn":
+        import gunicorn.app.base  # noqa: F401
+        import gunicorn.arbiter  # noqa: F401
+        import gunicorn.glogging  # noqa: F401
+        import gunicorn.workers.gthread  # noqa: F401
+        import gunicorn.workers.sync  # noqa: F401
+
+
 def serve_gunicorn(app, path, threads):
     from gunicorn.app.base import BaseApplication
 
@@ -267,6 +278,16 @@ def main(argv):
         error = "".join(traceback.format_exception_only(type(e), e)).strip()
         try:
             control.send(encode({"ready": False, "error": f"cannot import {args.app}: {error}"}))
+        except OSError:
+            pass
+        return IMPORT_FAILED
+    try:
+        preimport_server(args.server)
+    except ImportError as e:
+        message = f"workers.server = {args.server!r} needs {e.name} for {sys.executable}: {e}"
+        print(message, file=sys.stderr, flush=True)
+        try:
+            control.send(encode({"ready": False, "error": message}))
         except OSError:
             pass
         return IMPORT_FAILED

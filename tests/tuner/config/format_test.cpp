@@ -209,7 +209,7 @@ TEST(KnownKeys, ListsTheSketchAndTheModelExtras) {
           "compression.level", "compression.types"}) {
         EXPECT_NE(std::find(keys.begin(), keys.end(), key), keys.end()) << key;
     }
-    EXPECT_EQ(keys.size(), 77u);
+    EXPECT_EQ(keys.size(), 80u);
 }
 
 // ---- hash -----------------------------------------------------------------------------------

@@ -83,10 +83,10 @@ def write_app(directory, body):
         f.write(textwrap.dedent(body))
 
 
-def start_preloader(directory, app="myapp:app"):
+def start_preloader(directory, app="myapp:app", server="gunicorn"):
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     process = subprocess.Popen(
-        [sys.executable, SCRIPT, "--app", app, "--dir", directory],
+        [sys.executable, SCRIPT, "--app", app, "--dir", directory, "--server", server],
         stdin=theirs,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -121,12 +121,32 @@ class ImportError_(unittest.TestCase):
         self.assertIn("not callable", reply["error"])
 
 
-@unittest.skipUnless(
-    subprocess.run([sys.executable, "-c", "import gunicorn"], capture_output=True).returncode == 0,
-    "gunicorn is not installed (python3-gunicorn)",
-)
-class ForkedWorker(unittest.TestCase):
+def importable(module):
+    return subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True).returncode == 0
+
+
+@unittest.skipUnless(importable("waitress"), "waitress is not installed (python3-waitress)")
+class WaitressOptions(unittest.TestCase):
+    def test_waitress_takes_them(self):
+        from waitress.adjustments import Adjustments
+
+        adj = Adjustments(**tp.waitress_options("/run/tunerd/w1.sock", 4))
+        self.assertEqual(adj.unix_socket, "/run/tunerd/w1.sock")
+        self.assertEqual(adj.unix_socket_perms, 0o600)
+        self.assertEqual(adj.threads, 4)
+        self.assertEqual(adj.connection_limit, 100)
+        self.assertFalse(adj.ident)  # no Server header
+        self.assertFalse(adj.clear_untrusted_proxy_headers)
+
+    def test_connection_limit_grows_with_threads(self):
+        self.assertEqual(tp.waitress_options("/x.sock", 200)["connection_limit"], 400)
+
+
+class ForkedWorkerCase:
     """This test process stands for tunerd: a child subreaper that the worker is reparented to."""
+
+    server = None
+    started_log = b""  # what the server writes to the worker's stderr as it starts
 
     @classmethod
     def setUpClass(cls):
@@ -142,11 +162,12 @@ class ForkedWorker(unittest.TestCase):
                 IMPORTED_IN = os.getpid()
                 def app(environ, start_response):
                     start_response("200 OK", [("Content-Type", "text/plain")])
-                    body = "%d %s %s" % (IMPORTED_IN, os.environ.get("MARK"), os.getpid())
+                    body = "%d %s %s %s" % (IMPORTED_IN, os.environ.get("MARK"), os.getpid(),
+                                            environ["wsgi.url_scheme"])
                     return [body.encode()]
                 """,
             )
-            process, control = start_preloader(d)
+            process, control = start_preloader(d, server=self.server)
             ready = json.loads(control.recv(tp.MAX_MESSAGE))
             self.assertTrue(ready["ready"], ready)
             self.assertEqual(ready["pid"], process.pid)
@@ -184,32 +205,50 @@ class ForkedWorker(unittest.TestCase):
                         with socket.socket(socket.AF_UNIX) as s:
                             s.settimeout(5)
                             s.connect(path)
-                            s.sendall(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
+                            s.sendall(b"GET / HTTP/1.0\r\nHost: x\r\nX-Forwarded-Proto: https\r\n\r\n")
                             while chunk := s.recv(4096):
                                 body += chunk
                         break
                     except (FileNotFoundError, ConnectionRefusedError):
                         time.sleep(0.05)
                 self.assertIn(b"200 OK", body)
-                imported_in, mark, served_by = body.split(b"\r\n\r\n", 1)[1].split()
+                head, payload = body.split(b"\r\n\r\n", 1)
+                imported_in, mark, served_by, scheme = payload.split()
+                self.assertEqual(scheme, b"https")  # tunerd's X-Forwarded-Proto is trusted
                 self.assertEqual(int(imported_in), process.pid)  # not imported again
                 self.assertEqual(mark, b"m1")
                 self.assertNotEqual(int(served_by), process.pid)
+                if self.server == "waitress":  # served by the worker itself: one process a slot
+                    self.assertEqual(int(served_by), worker)
+                    self.assertNotIn(b"\r\nServer:", head)
             finally:
                 os.killpg(worker, signal.SIGTERM)
                 os.waitpid(worker, 0)
                 control.close()  # the preloader exits when tunerd closes its end
                 process.communicate(timeout=10)
                 os.close(out_r)
-                # gunicorn logs to the worker's stderr: the passed pipe, not the preloader's.
+                # The server logs to the worker's stderr: the passed pipe, not the preloader's.
                 os.set_blocking(err_r, False)
                 try:
                     worker_log = os.read(err_r, 65536)
                 except BlockingIOError:
                     worker_log = b""
                 os.close(err_r)
-            self.assertIn(b"Listening at: unix:" + path.encode(), worker_log)
+            self.assertIn(self.started_log.replace(b"PATH", path.encode()), worker_log)
+            self.assertNotIn(b"Traceback", worker_log)
+            self.assertNotIn(b"Warning", worker_log)
             self.assertEqual(process.returncode, 0)
+
+
+@unittest.skipUnless(importable("gunicorn"), "gunicorn is not installed (python3-gunicorn)")
+class ForkedGunicornWorker(ForkedWorkerCase, unittest.TestCase):
+    server = "gunicorn"
+    started_log = b"Listening at: unix:PATH"
+
+
+@unittest.skipUnless(importable("waitress"), "waitress is not installed (python3-waitress)")
+class ForkedWaitressWorker(ForkedWorkerCase, unittest.TestCase):
+    server = "waitress"
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ message is one datagram of JSON (at most ``MAX_MESSAGE`` bytes):
 A worker is forked twice (the middle child exits at once, reaped here), so it is reparented to
 tunerd, a child subreaper (PR_SET_CHILD_SUBREAPER). The worker makes its own process group,
 takes the passed descriptors as its stdout and stderr, waits until its parent is tunerd, sets
-PR_SET_PDEATHSIG(SIGKILL), and serves the already-imported app with gunicorn: an arbiter and one
+PR_SET_PDEATHSIG(SIGKILL), and serves the already-imported app (``--server``): with waitress, in
+this one process (the default: one process per slot); with gunicorn, as an arbiter and one
 gthread worker, ``preload_app`` so the worker is forked from memory shared copy-on-write with
 this process. The app's code is never imported again.
 
@@ -35,7 +36,7 @@ MAX_MESSAGE = 65536
 MAX_ENV = 256  # entries in a spawn request
 IMPORT_FAILED = 3  # exit status when the app cannot be imported
 PR_SET_PDEATHSIG = 1
-SERVERS = ("gunicorn",)
+SERVERS = ("waitress", "gunicorn")
 RESET_SIGNALS = (
     signal.SIGTERM,
     signal.SIGINT,
@@ -134,6 +135,10 @@ def preimport_server(server):
         import gunicorn.glogging  # noqa: F401
         import gunicorn.workers.gthread  # noqa: F401
         import gunicorn.workers.sync  # noqa: F401
+    elif server == "waitress":
+        import waitress  # noqa: F401
+        import waitress.server  # noqa: F401
+        import waitress.task  # noqa: F401
 
 
 def serve_gunicorn(app, path, threads):
@@ -151,6 +156,37 @@ def serve_gunicorn(app, path, threads):
             return app
 
     Preloaded().run()
+
+
+def waitress_options(path, threads):
+    """waitress.serve()'s keywords for a worker on the Unix socket `path` with `threads` threads."""
+    return {
+        "unix_socket": path,
+        "unix_socket_perms": "600",  # tunerd alone connects (it runs as the same user)
+        "threads": threads,
+        # tunerd holds at most `threads` connections to a worker (in flight or parked): the
+        # default 100 bounds that, and a larger pool must not be refused.
+        "connection_limit": max(100, 2 * threads),
+        "backlog": 1024,
+        # tunerd reuses a parked connection for at most 1 s; one idle longer was dropped by it.
+        "channel_timeout": 30,
+        "cleanup_interval": 10,
+        # poll(), not select(): an app may hold descriptors above FD_SETSIZE.
+        "asyncore_use_poll": True,
+        "ident": "",  # no Server header, SERVER_SOFTWARE empty
+        # tunerd's X-Forwarded-Proto sets wsgi.url_scheme, as gunicorn takes it from a Unix
+        # socket peer; the forwarding headers reach the app as they came (no REMOTE_ADDR rewrite,
+        # as gunicorn). Waitress reports a Unix socket peer as "localhost".
+        "trusted_proxy": "localhost",
+        "trusted_proxy_headers": "x-forwarded-proto",
+        "clear_untrusted_proxy_headers": False,
+    }
+
+
+def serve_waitress(app, path, threads):
+    import waitress
+
+    waitress.serve(app, **waitress_options(path, threads))
 
 
 def run_worker(app, server, path, threads, env, out_fd, err_fd, tunerd_pid):
@@ -173,6 +209,8 @@ def run_worker(app, server, path, threads, env, out_fd, err_fd, tunerd_pid):
         os.environ.update(env)
         if server == "gunicorn":
             serve_gunicorn(app, path, threads)
+        elif server == "waitress":
+            serve_waitress(app, path, threads)
         status = 0
     except SystemExit as e:
         status = e.code if isinstance(e.code, int) else 1
@@ -254,7 +292,7 @@ def main(argv):
 
     parser = argparse.ArgumentParser(description="tunerd's WSGI preloader")
     parser.add_argument("--app", required=True, help="module:callable")
-    parser.add_argument("--server", default="gunicorn", choices=SERVERS)
+    parser.add_argument("--server", default="waitress", choices=SERVERS)
     parser.add_argument("--dir", default="", help="the app's directory (workers.dir)")
     parser.add_argument("--control-fd", type=int, default=0)
     args = parser.parse_args(argv)

@@ -2,16 +2,20 @@
 """Per-worker memory (PSS) of examples/flask, side by side in one run (docs/benchmarks.md,
 "Preloading"):
 
-* tunerd preloaded: etc/examples/flask.toml as it is (workers.preload = "app:app"), N slots, each
-  a gunicorn arbiter and its gthread worker forked from tunerd's preloader;
+* tunerd preloaded, waitress: etc/examples/flask.toml with workers.server = "waitress", N slots,
+  each one process forked from tunerd's preloader serving with waitress;
+* tunerd preloaded, gunicorn: the same with workers.server = "gunicorn", N slots, each a gunicorn
+  arbiter and its gthread worker forked from tunerd's preloader;
 * gunicorn --preload -w N --threads T: its master imports the app, its N workers are forked;
 * tunerd -w 1 slots: the same config with workers.command = gunicorn -w 1 per slot (no preload).
 
 Each system runs alone (one after the other, same app, same EXAMPLE_RSS_MB ballast), gets the
 same warm-up requests, then every process is measured from /proc/PID/smaps_rollup (PSS: shared
-pages divided among the processes that map them). Usage:
+pages divided among the processes that map them). The two preloaded tunerd rows are then loaded
+with wrk through tunerd's front on the same routes (--seconds each): requests per second, so
+the servers are compared on throughput as well as memory. Usage:
 
-    bench/preload/run.py --build build [--workers 4] [--threads 4] [--rss-mb 50]
+    bench/preload/run.py --build build [--workers 4] [--threads 4] [--rss-mb 50] [--seconds 5]
 
 Prints a Markdown table; writes JSON to bench/preload/results/.
 """
@@ -20,6 +24,7 @@ import argparse
 import datetime
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -71,10 +76,28 @@ def set_workers_keys(toml_text, keys):
     return "\n".join(out).replace("__ADDED__", added) + "\n"
 
 
+# Routes loaded through the front: the app's cheapest (the server's own cost dominates) and a
+# /mixed-like one (1 ms of CPU, 5 ms of waiting).
+LOAD_ROUTES = ("/", "/work?cpu_ms=1&io_ms=5")
+
+
+def wrk_rps(port, path, seconds, connections):
+    """wrk's requests per second on one route, and its count of errors and non-2xx answers."""
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", f"http://127.0.0.1:{port}{path}"],
+        capture_output=True, text=True, timeout=seconds + 30,
+    ).stdout
+    rps = re.search(r"Requests/sec:\s+([0-9.]+)", out)
+    bad = sum(int(n) for n in re.findall(r"(?:Non-2xx or 3xx responses|Socket errors:.*?timeout)"
+                                         r"\D*(\d+)", out))
+    return {"rps": float(rps.group(1)) if rps else 0.0, "bad": bad}
+
+
 class Tunerd(System):
-    def __init__(self, build, workers, threads, preload, env):
+    def __init__(self, build, workers, threads, preload, env, server="gunicorn"):
         super().__init__(env=env)
-        self.label = "tunerd preloaded" if preload else "tunerd -w 1 slots"
+        self.label = f"tunerd preloaded, {server}" if preload else "tunerd -w 1 slots"
+        self.loaded = preload
         self.build = build
         self.admin = free_port()
         self.state = tempfile.mkdtemp(prefix="bench-preload-")
@@ -82,7 +105,9 @@ class Tunerd(System):
             example = f.read()
         keys = {"dir": f'"{FLASK_DIR}"', "mode": '"fixed"', "count": str(workers),
                 "threads": str(threads)}
-        if not preload:
+        if preload:
+            keys["server"] = f'"{server}"'
+        else:
             keys.update({"preload": '""', "command": W1_COMMAND})
         example = set_workers_keys(example, keys)
         self.config = os.path.join(self.state, "tunerd.toml")
@@ -152,10 +177,12 @@ def main():
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--rss-mb", type=int, default=50, help="EXAMPLE_RSS_MB: import ballast")
     parser.add_argument("--requests", type=int, default=400, help="warm-up requests per system")
+    parser.add_argument("--seconds", type=int, default=5, help="wrk run per route (0 = none)")
     args = parser.parse_args()
     env = {"EXAMPLE_RSS_MB": str(args.rss_mb), "PYTHONDONTWRITEBYTECODE": "1"}
     systems = [
-        Tunerd(args.build, args.workers, args.threads, True, env),
+        Tunerd(args.build, args.workers, args.threads, True, env, "waitress"),
+        Tunerd(args.build, args.workers, args.threads, True, env, "gunicorn"),
         GunicornPreload(args.workers, args.threads, env),
         Tunerd(args.build, args.workers, args.threads, False, env),
     ]
@@ -167,12 +194,16 @@ def main():
             warm(s.port, args.requests)
             time.sleep(1)
             m = s.measure()
+            if getattr(s, "loaded", False) and args.seconds > 0:
+                m["load"] = {path: wrk_rps(s.port, path, args.seconds,
+                                           args.workers * args.threads)
+                             for path in LOAD_ROUTES}
         finally:
             s.stop()
         m["label"] = s.label
         m["mean_worker_kb"] = sum(m["per_worker_kb"]) / max(1, len(m["per_worker_kb"]))
         results.append(m)
-    base = results[1]["mean_worker_kb"]
+    base = next(m for m in results if m["label"] == "gunicorn --preload")["mean_worker_kb"]
     print(f"| system ({args.workers} workers, {args.threads} threads, EXAMPLE_RSS_MB="
           f"{args.rss_mb}) | PSS per worker | × gunicorn --preload's | rest (master, tunerd + "
           f"preloader) | total |")
@@ -181,6 +212,15 @@ def main():
         print(f"| {m['label']} | {m['mean_worker_kb'] / 1024:.1f} MB | "
               f"{m['mean_worker_kb'] / base:.2f} | {m['overhead_kb'] / 1024:.1f} MB | "
               f"{m['total_kb'] / 1024:.1f} MB |")
+    loaded = [m for m in results if "load" in m]
+    if loaded:
+        print(f"\n| through tunerd ({args.workers * args.threads} connections, {args.seconds} s "
+              f"a route) | " + " | ".join(f"`{p}` req/s" for p in LOAD_ROUTES) + " | errors |")
+        print("|---|" + "---|" * (len(LOAD_ROUTES) + 1))
+        for m in loaded:
+            print(f"| {m['label']} | " +
+                  " | ".join(f"{m['load'][p]['rps']:.0f}" for p in LOAD_ROUTES) +
+                  f" | {sum(m['load'][p]['bad'] for p in LOAD_ROUTES)} |")
     out = os.path.join(REPO, "bench", "preload", "results")
     os.makedirs(out, exist_ok=True)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")

@@ -319,5 +319,35 @@ TEST(Preload, FlaskExampleLifeCycleFromOnePreloader) {
     }
 }
 
+// workers.server = "waitress": each slot is one process (no arbiter), forked from the preloader,
+// serving the preloaded app through the front.
+TEST(Preload, WaitressSlotIsOneProcess) {
+    if (run_command({"/usr/bin/python3", "-c", "import flask, waitress"}, {}, 30s).exit_status != 0)
+        FAIL() << "needs python3-flask and python3-waitress (scripts/install-deps --test)";
+    TunerdProcess tunerd({.config = example_config({
+                              {"dir", "\"" TUNER_SOURCE_DIR "/examples/flask\""},
+                              {"server", "\"waitress\""},
+                              {"mode", "\"fixed\""},
+                              {"count", "2"},
+                              {"threads", "2"},
+                              {"env", "{ APP_VERSION = \"w\", PYTHONDONTWRITEBYTECODE = \"1\" }"},
+                          })});
+    ASSERT_TRUE(tunerd.start().ok()) << tunerd.log();
+    ASSERT_TRUE(tunerd.wait_ready_at_target(2, 30s)) << tunerd.log();
+    EXPECT_EQ(app_version(tunerd), "w");
+    const auto workers = workers_json(tunerd);
+    const pid_t preloader_pid = workers["preloader"]["pid"].get<pid_t>();
+    for (pid_t pid : ready_pids(workers)) {
+        EXPECT_NE(pid, preloader_pid);
+        EXPECT_EQ(parent_and_group(pid), std::make_pair(tunerd.pid(), pid)) << pid;
+        EXPECT_TRUE(child_pids(pid).empty()) << "a waitress slot is one process: " << pid;
+        std::cout << "waitress slot " << pid << " PSS " << tree_pss_bytes(pid) / 1024 << " KiB\n";
+    }
+    for (int i = 0; i < 20; ++i) {
+        auto r = tunerd.get("/io?ms=1");
+        ASSERT_TRUE(r.ok() && r->status == 200) << tunerd.log();
+    }
+}
+
 }  // namespace
 }  // namespace tuner::test

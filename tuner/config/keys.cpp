@@ -532,8 +532,8 @@ std::vector<ConfigKey> build_keys() {
         "workers", "preload", "WSGI app \"module:callable\" imported once, workers forked from it",
         [](auto& c) -> auto& { return c.workers.preload; }, wsgi_app_spec()));
     add(string_key(
-        "workers", "server", "WSGI server of preloaded workers: gunicorn",
-        [](auto& c) -> auto& { return c.workers.server; }, one_of({"gunicorn"})));
+        "workers", "server", "WSGI server of preloaded workers: waitress or gunicorn",
+        [](auto& c) -> auto& { return c.workers.server; }, one_of({"waitress", "gunicorn"})));
     add(string_key(
         "workers", "python", "interpreter that runs the preloader (and so the app)",
         [](auto& c) -> auto& { return c.workers.python; }, absolute_path()));

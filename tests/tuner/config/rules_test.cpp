@@ -162,6 +162,9 @@ TEST(ConfigRanges, PreloadServerAndPython) {
     const auto server = single_issue("[workers]\nserver = \"uwsgi\"\n");
     EXPECT_EQ(server.key, "workers.server");
     EXPECT_THAT(server.message, HasSubstr("gunicorn"));
+    EXPECT_THAT(server.message, HasSubstr("waitress"));
+    EXPECT_EQ(valid_config("[workers]\nserver = \"waitress\"\n").workers.server, "waitress");
+    EXPECT_EQ(valid_config("[workers]\nserver = \"gunicorn\"\n").workers.server, "gunicorn");
     const auto python = single_issue("[workers]\n\npython = \"python3\"\n");
     EXPECT_EQ(python.key, "workers.python");
     EXPECT_EQ(python.line, 3u);

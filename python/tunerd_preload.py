@@ -14,7 +14,7 @@ A worker is forked twice (the middle child exits at once, reaped here), so it is
 tunerd, a child subreaper (PR_SET_CHILD_SUBREAPER). The worker makes its own process group,
 takes the passed descriptors as its stdout and stderr, waits until its parent is tunerd, sets
 PR_SET_PDEATHSIG(SIGKILL), and serves the already-imported app (``--server``): with waitress, in
-this one process (the default: one process per slot); with gunicorn, as an arbiter and one
+this one process (one process per slot); with gunicorn (the default), as an arbiter and one
 gthread worker, ``preload_app`` so the worker is forked from memory shared copy-on-write with
 this process. The app's code is never imported again.
 
@@ -292,7 +292,7 @@ def main(argv):
 
     parser = argparse.ArgumentParser(description="tunerd's WSGI preloader")
     parser.add_argument("--app", required=True, help="module:callable")
-    parser.add_argument("--server", default="waitress", choices=SERVERS)
+    parser.add_argument("--server", default="gunicorn", choices=SERVERS)
     parser.add_argument("--dir", default="", help="the app's directory (workers.dir)")
     parser.add_argument("--control-fd", type=int, default=0)
     args = parser.parse_args(argv)

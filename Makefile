@@ -10,7 +10,7 @@ TSAN_DIR  ?= build-tsan
 CONFIG    ?= etc/tunerd.toml
 CMAKE_ARGS ?=
 
-.PHONY: all deps test-deps package-deps configure build run package test test-asan test-tsan fuzz bench bench-front bench-static bench-peers format clean
+.PHONY: all deps test-deps package-deps configure build run package test test-asan test-tsan fuzz bench bench-front bench-static bench-peers bench-preload format clean
 
 all: build
 
@@ -124,9 +124,15 @@ test-tsan: test-deps
 	    ctest --output-on-failure --timeout 1800 -j $(JOBS) \
 	    -R '$(TSAN_REGEX)' -E '$(TSAN_EXCLUDE_REGEX)'
 
-# The Google Benchmark programs, then the front against nginx (bench-front).
-bench: build bench-front
+# The Google Benchmark programs, then the front against nginx (bench-front) and the preload
+# memory comparison (bench-preload).
+bench: build bench-front bench-preload
 	scripts/run-benchmarks
+
+# Per-worker PSS of examples/flask under tunerd's preloader, gunicorn --preload and tunerd's
+# -w 1 slots, side by side (docs/benchmarks.md, "Preloading"): about a minute.
+bench-preload: build
+	bench/preload/run.py --build $(BUILD_DIR)
 
 # tunerd's front against nginx and against no front, in front of the demo worker and gunicorn
 # hello-world (docs/benchmarks.md, "Front"): about 6 minutes. Results in bench/front/results.

@@ -177,9 +177,14 @@ struct PortRange {
 struct PoolConfig {
     // "builtin:demo" is stored as the one-element argv {"builtin:demo"}.
     std::vector<std::string> command = {"builtin:demo"};
-    std::string dir;                         // working directory; "" = tunerd's own
-    std::map<std::string, std::string> env;  // extra environment
-    PortRange ports;                         // only for commands that use {port}
+    // A WSGI app ("module:callable") imported once by tunerd's preloader, which forks every
+    // worker from it (issue 18); "" = off, workers run `command`. With it, command is not used.
+    std::string preload;
+    std::string server = "gunicorn";          // the WSGI server each forked worker runs
+    std::string python = "/usr/bin/python3";  // the interpreter of the preloader
+    std::string dir;                          // working directory; "" = tunerd's own
+    std::map<std::string, std::string> env;   // extra environment
+    PortRange ports;                          // only for commands that use {port}
     PoolMode mode = PoolMode::adaptive;
     unsigned count = 2;  // mode = "fixed"
     unsigned min = 1;
@@ -196,8 +201,9 @@ struct PoolConfig {
     Duration kill_timeout = 10s;
 
     [[nodiscard]] unsigned effective_threads_max() const { return threads_max.value_or(threads); }
+    [[nodiscard]] bool uses_preload() const { return !preload.empty(); }
     [[nodiscard]] bool is_builtin_demo() const {
-        return command.size() == 1 && command.front() == "builtin:demo";
+        return !uses_preload() && command.size() == 1 && command.front() == "builtin:demo";
     }
 
     friend bool operator==(const PoolConfig&, const PoolConfig&) = default;

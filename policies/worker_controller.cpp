@@ -10,6 +10,7 @@
 
 #include "model/knobs.hpp"
 #include "policies/registry.hpp"
+#include "policies/seed_formula.hpp"
 #include "policies/worker_cycle.hpp"
 
 namespace tuner::policies {
@@ -72,8 +73,11 @@ std::optional<unsigned> WorkerController::max_processes(const Snapshot& snapshot
     if (line == 0) return std::nullopt;
     threads = std::max(1u, threads);
     const std::uint64_t usable = line - std::min(line, memory_headroom_bytes(line));
+    // The workers' share of it by PSS where measured: a sum of RSS counts the pages they share
+    // (a preloaded app's copy-on-write heap, the interpreter) once per worker, and so hides as
+    // much of what else the cgroup holds.
     std::uint64_t workers_bytes = 0;
-    for (const auto& [id, tree] : snapshot.worker_trees) workers_bytes += tree.rss_bytes;
+    for (const auto& [id, tree] : snapshot.worker_trees) workers_bytes += tree_memory_bytes(tree);
     const std::uint64_t held = m.unreclaimable_bytes();  // as memory_pressure counts it
     // tunerd and the rest, plus the micro-cache's capacity it does not hold yet.
     const std::uint64_t others =

@@ -45,7 +45,8 @@ public:
 
     // The most worker processes of `threads` threads memory holds at once: the memory ceiling,
     // and no more than fit under the limit minus the headroom beside what else the cgroup holds
-    // now (its unreclaimable memory less the workers' trees); unset when no memory limit applies.
+    // now (its unreclaimable memory less the workers' trees, by PSS where measured, else RSS);
+    // unset when no memory limit applies.
     [[nodiscard]] std::optional<unsigned> max_processes(const Snapshot& snapshot,
                                                         unsigned threads) const;
 

@@ -22,6 +22,7 @@
 #include <spdlog/spdlog.h>
 
 #include "server/guarded.hpp"
+#include "server/preloader.hpp"
 #include "server/process.hpp"
 
 namespace tuner::server {
@@ -66,6 +67,23 @@ struct WorkerPool::Worker {
     double tokens = kLogBurst;
     Clock::time_point tokens_at = Clock::now();
     std::uint64_t suppressed = 0;
+    unsigned preloader_generation = 0;  // > 0: this is a preloader's output, not a worker
+};
+
+struct WorkerPool::Preloader {
+    enum class Phase { starting, ready, stopping, exited };
+    unsigned generation = 1;
+    pid_t pid = -1;
+    Phase phase = Phase::exited;
+    std::unique_ptr<asio::posix::stream_descriptor> control;  // owns tunerd's end
+    std::shared_ptr<Worker> output;  // its stdout and stderr, read and logged as a worker's
+    std::unique_ptr<asio::steady_timer> timer;  // the import deadline
+    Clock::time_point started_at{};
+    std::string last_error;
+    SlotHistory history;  // its crashes: the same backoff as a worker slot's
+    Clock::time_point not_before{};
+    unsigned restarts = 0;
+    std::uint64_t forked = 0;
 };
 
 namespace {
@@ -265,6 +283,11 @@ void WorkerPool::check_restart_failure_locked(const Worker& w, bool was_ready,
                                               const std::string& what) {
     if (restart_.state != RestartStatus::State::rolling || w.generation != generation_ || was_ready)
         return;
+    halt_restart_locked(what);
+}
+
+void WorkerPool::halt_restart_locked(const std::string& what) {
+    if (restart_.state != RestartStatus::State::rolling) return;
     restart_.state = RestartStatus::State::halted;
     restart_.halted_reason = what;
     restart_.elapsed_s = seconds_since(restart_began_, Clock::now());
@@ -419,11 +442,13 @@ ReconcileInput WorkerPool::reconcile_input_locked() {
 }
 
 void WorkerPool::reconcile() {
+    ensure_preloader();
     ReconcilePlan plan;
     std::vector<std::shared_ptr<Worker>> to_drain;
     {
         std::lock_guard lock(mutex_);
         if (!started_ || stopping_) return;
+        retire_idle_preloaders_locked();
         plan = plan_reconcile(reconcile_input_locked());
         if (plan.retry_after) schedule_reconcile(*plan.retry_after);
         for (const auto& replace : plan.replace) begin_replacement_locked(replace);
@@ -548,17 +573,27 @@ void WorkerPool::take_slot_locked(Worker& w) {
 void WorkerPool::spawn_one() {
     auto w = std::make_shared<Worker>();
     SpawnSpec spec;
+    std::shared_ptr<Preloader> preloader;
+    std::string request;
     {
         std::lock_guard lock(mutex_);
         if (stopping_) return;
+        if (options_.workers.uses_preload()) {
+            // Forked from this generation's preloader once it is ready (its readiness calls
+            // reconcile, which spawns what is missing then).
+            auto it = preloaders_.find(generation_);
+            if (it == preloaders_.end() || it->second->phase != Preloader::Phase::ready) return;
+            preloader = it->second;
+        }
         w->id = next_id_++;
         w->threads = threads_;
         w->generation = generation_;
         take_slot_locked(*w);
         const auto& command = options_.workers.command;
         const bool wants_port =
-            std::any_of(command.begin(), command.end(),
-                        [](const std::string& a) { return a.find("{port}") != std::string::npos; });
+            !preloader && std::any_of(command.begin(), command.end(), [](const std::string& a) {
+                return a.find("{port}") != std::string::npos;
+            });
         if (wants_port) {
             w->address.tcp_port = allocate_port();
             if (!w->address.tcp_port) {
@@ -579,11 +614,25 @@ void WorkerPool::spawn_one() {
         spec.argv = build_argv(*w);
         spec.env = build_env(*w);
         spec.dir = options_.workers.dir;
+        if (preloader) request = encode_spawn_request(w->address.unix_path, w->threads, spec.env);
     }
-    auto spawned = spawn_process(spec);
+    // The seam between the two spawners: fork/exec of workers.command, or a fork of the
+    // preloader; either gives a process group leader with its stdout and stderr on pipes.
+    auto spawned = preloader ? spawn_from_preloader(preloader->control->native_handle(), request,
+                                                    kPreloadSpawnTimeout)
+                             : spawn_process(spec);
     const auto now = Clock::now();
     std::lock_guard lock(mutex_);
     ++health_.spawned_total;
+    if (preloader && spawned) ++preloader->forked;
+    if (preloader && !spawned && !spawned.error().what.starts_with("refused") &&
+        preloader->phase == Preloader::Phase::ready) {
+        // It does not answer (or its socket broke): kill it; its exit restarts it.
+        preloader->last_error = spawned.error().to_string();
+        spdlog::error("event=preloader_unresponsive generation={} pid={} error=\"{}\"",
+                      preloader->generation, preloader->pid, preloader->last_error);
+        signal_process_group(preloader->pid, SIGKILL);
+    }
     if (!spawned) {
         // Counted as a crash: the same backoff keeps a broken command from spinning.
         const auto& e = spawned.error();
@@ -729,6 +778,10 @@ void WorkerPool::on_exit(pid_t pid, int status) {
     std::function<void()> done;
     {
         std::lock_guard lock(mutex_);
+        if (on_preloader_exit_locked(pid, status)) {
+            if (!stopping_) asio::post(ioc_, [this] { reconcile(); });
+            return;
+        }
         auto it = std::find_if(workers_.begin(), workers_.end(),
                                [&](const auto& kv) { return kv.second->pid == pid; });
         if (it == workers_.end()) return;
@@ -775,6 +828,192 @@ void WorkerPool::on_exit(pid_t pid, int status) {
         return;
     }
     reconcile();
+}
+
+// ---- the preloader (workers.preload) --------------------------------------------------------
+
+void WorkerPool::ensure_preloader() {
+    std::shared_ptr<Preloader> p;
+    SpawnSpec spec;
+    std::string script_error;
+    {
+        std::lock_guard lock(mutex_);
+        if (!started_ || stopping_ || !options_.workers.uses_preload()) return;
+        auto& slot = preloaders_[generation_];
+        if (!slot) {
+            slot = std::make_shared<Preloader>();
+            slot->generation = generation_;
+            slot->timer = std::make_unique<asio::steady_timer>(ioc_);
+        }
+        p = slot;
+        if (p->phase != Preloader::Phase::exited || Clock::now() < p->not_before) return;
+        const auto script = find_preloader_script(options_.self_exe);
+        if (!script) {
+            script_error = std::string(kPreloaderScript) + " is neither beside " +
+                           options_.self_exe + " nor in ../share/tunerd/ (a broken install)";
+        } else {
+            spec.argv = preloader_argv(options_.workers, *script);
+        }
+        // The environment the app is imported with: each worker gets its own on top.
+        spec.env = worker_env_;
+        for (const auto& [k, v] : options_.workers.env) spec.env[k] = v;
+        spec.env["WEB_CONCURRENCY"] = "1";
+        spec.env["TUNER_PRELOAD_GENERATION"] = std::to_string(p->generation);
+        spec.dir = options_.workers.dir;
+    }
+    auto started = script_error.empty()
+                       ? start_preloader(spec)
+                       : Result<StartedPreloader>(make_error("preloader", script_error));
+    std::lock_guard lock(mutex_);
+    const auto now = Clock::now();
+    if (!started) {
+        p->last_error = "cannot start: " + started.error().to_string();
+        const CrashVerdict verdict = judge_crash(p->history, false, now);
+        p->not_before = now + verdict.backoff;
+        ++p->restarts;
+        health_.last_exit =
+            "preloader of generation " + std::to_string(p->generation) + " " + p->last_error;
+        spdlog::error("event=preloader_start_failed generation={} error=\"{}\" retry_in_s={}",
+                      p->generation, p->last_error, to_seconds(verdict.backoff));
+        halt_restart_locked(health_.last_exit);
+        p->timer->expires_after(verdict.backoff);
+        p->timer->async_wait([this](const beast::error_code& ec) {
+            if (!ec) reconcile();
+        });
+        return;
+    }
+    p->pid = started->process.pid;
+    p->phase = Preloader::Phase::starting;
+    p->started_at = now;
+    p->control = std::make_unique<asio::posix::stream_descriptor>(ioc_, started->control_fd);
+    // The last life's error and stderr stay on show (/health) until this one is ready.
+    auto previous_output = std::move(p->output);
+    p->output = std::make_shared<Worker>();
+    if (previous_output) p->output->stderr_tail = previous_output->stderr_tail;
+    p->output->pid = p->pid;
+    p->output->preloader_generation = p->generation;
+    p->output->out =
+        std::make_unique<asio::posix::stream_descriptor>(ioc_, started->process.stdout_fd);
+    p->output->err =
+        std::make_unique<asio::posix::stream_descriptor>(ioc_, started->process.stderr_fd);
+    spdlog::info("event=preloader_spawned generation={} pid={} app=\"{}\" server={}", p->generation,
+                 p->pid, options_.workers.preload, options_.workers.server);
+    read_output(p->output, false);
+    read_output(p->output, true);
+    // The import must be done within startup_timeout, as a worker's start.
+    p->timer->expires_after(options_.workers.startup_timeout);
+    p->timer->async_wait([this, p](const beast::error_code& ec) {
+        std::lock_guard lock(mutex_);
+        if (ec || p->phase != Preloader::Phase::starting) return;
+        p->last_error = "the app was not imported within " +
+                        format_duration(options_.workers.startup_timeout) +
+                        " (workers.startup_timeout)";
+        spdlog::error("event=preloader_start_timeout generation={} pid={}", p->generation, p->pid);
+        signal_process_group(p->pid, SIGKILL);
+    });
+    watch_preloader_hello(p);
+}
+
+void WorkerPool::watch_preloader_hello(const std::shared_ptr<Preloader>& p) {
+    p->control->async_wait(
+        asio::posix::descriptor_base::wait_read, [this, p](const beast::error_code& ec) {
+            if (ec) return;
+            bool now_ready = false;
+            {
+                std::lock_guard lock(mutex_);
+                if (p->phase != Preloader::Phase::starting || !p->control) return;
+                auto message = receive_control_message(p->control->native_handle());
+                if (message && !*message) {
+                    watch_preloader_hello(p);
+                    return;
+                }
+                // A closed socket or garbage: the preloader is failing; its exit says the rest.
+                if (!message) {
+                    if (p->last_error.empty()) p->last_error = message.error().what;
+                    return;
+                }
+                auto hello = parse_preloader_hello(**message);
+                if (!hello) {
+                    p->last_error = hello.error().what;
+                    signal_process_group(p->pid, SIGKILL);
+                    return;
+                }
+                if (!hello->ready) {
+                    p->last_error = hello->error;  // it exits with the traceback on stderr
+                    spdlog::error("event=preloader_import_failed generation={} pid={} error=\"{}\"",
+                                  p->generation, p->pid, p->last_error);
+                    return;
+                }
+                p->phase = Preloader::Phase::ready;
+                p->last_error.clear();
+                p->timer->cancel();
+                spdlog::info("event=preloader_ready generation={} pid={} import_ms={:.0f}",
+                             p->generation, p->pid,
+                             seconds_since(p->started_at, Clock::now()) * 1000);
+                now_ready = true;
+            }
+            if (now_ready) reconcile();
+        });
+}
+
+void WorkerPool::retire_idle_preloaders_locked() {
+    for (auto& [generation, p] : preloaders_) {
+        if (generation == generation_) continue;
+        if (p->phase != Preloader::Phase::starting && p->phase != Preloader::Phase::ready) continue;
+        const bool serving = std::any_of(workers_.begin(), workers_.end(), [&](const auto& kv) {
+            return kv.second->generation == generation && kv.second->phase != Lifecycle::exited;
+        });
+        if (serving) continue;
+        p->phase = Preloader::Phase::stopping;
+        spdlog::info(
+            "event=preloader_retired generation={} pid={} reason=\"no worker of its "
+            "generation is left\"",
+            generation, p->pid);
+        signal_process_group(p->pid, SIGTERM);
+    }
+}
+
+bool WorkerPool::on_preloader_exit_locked(pid_t pid, int status) {
+    auto it = std::find_if(preloaders_.begin(), preloaders_.end(), [&](const auto& kv) {
+        return kv.second->pid == pid && kv.second->phase != Preloader::Phase::exited;
+    });
+    if (it == preloaders_.end()) return false;
+    auto p = it->second;
+    const auto phase = std::exchange(p->phase, Preloader::Phase::exited);
+    p->timer->cancel();
+    if (p->control) {
+        beast::error_code ignored;
+        p->control->close(ignored);
+        p->control.reset();
+    }
+    const std::string how = describe_wait_status(status);
+    const auto now = Clock::now();
+    if (phase == Preloader::Phase::stopping || stopping_ || p->generation != generation_) {
+        spdlog::info("event=preloader_exited generation={} pid={} status=\"{}\"", p->generation,
+                     pid, how);
+        if (p->generation != generation_) preloaders_.erase(it);
+        return true;
+    }
+    // It crashed, or could not import the app. Its workers are tunerd's children: they serve on.
+    const bool was_ready = phase == Preloader::Phase::ready;
+    p->last_error = p->last_error.empty() ? how : p->last_error + " (" + how + ")";
+    const CrashVerdict verdict = judge_crash(p->history, was_ready, now);
+    p->not_before = now + verdict.backoff;
+    ++p->restarts;
+    health_.last_exit = "preloader of generation " + std::to_string(p->generation) + " (pid " +
+                        std::to_string(pid) + ") " + p->last_error;
+    if (p->output)
+        health_.last_stderr = {p->output->stderr_tail.begin(), p->output->stderr_tail.end()};
+    spdlog::error(
+        "event=preloader_crashed generation={} pid={} status=\"{}\" was_ready={} error=\"{}\" "
+        "restart_in_s={} (its workers keep serving)",
+        p->generation, pid, how, was_ready, p->last_error, to_seconds(verdict.backoff));
+    if (!was_ready) halt_restart_locked(health_.last_exit);
+    p->timer->expires_after(verdict.backoff);
+    p->timer->async_wait([this](const beast::error_code& ec) {
+        if (!ec) reconcile();
+    });
+    return true;
 }
 
 void WorkerPool::read_output(std::shared_ptr<Worker> w, bool is_stderr) {
@@ -830,6 +1069,11 @@ void WorkerPool::log_line(Worker& w, bool is_stderr, std::string_view line) {
         spdlog::warn("event=worker_output_suppressed worker={} lines={}", w.id, w.suppressed);
         w.suppressed = 0;
     }
+    if (w.preloader_generation) {
+        spdlog::info("preloader={} stream={} {}", w.preloader_generation,
+                     is_stderr ? "stderr" : "stdout", line);
+        return;
+    }
     spdlog::info("worker={} stream={} {}", w.id, is_stderr ? "stderr" : "stdout", line);
 }
 
@@ -841,6 +1085,13 @@ void WorkerPool::stop(bool immediate, std::function<void()> done) {
             const bool already = stopping_;
             stopping_ = true;
             impl_->reconcile_timer.cancel();
+            // The workers do not need their preloader to stop (they are tunerd's children).
+            for (auto& [generation, p] : preloaders_) {
+                if (p->phase == Preloader::Phase::exited) continue;
+                p->timer->cancel();
+                p->phase = Preloader::Phase::stopping;
+                signal_process_group(p->pid, SIGTERM);
+            }
             if (workers_.empty()) {
                 if (!already || done) {
                     if (done) asio::post(ioc_, std::move(done));
@@ -911,6 +1162,46 @@ PoolStatus WorkerPool::status() const {
         s.state.workers.push_back(info);
     }
     s.health = health_;
+    if (options_.workers.uses_preload() || !preloaders_.empty()) {
+        PreloaderStatus ps;
+        ps.generation = generation_;
+        if (auto it = preloaders_.find(generation_); it != preloaders_.end()) {
+            const auto& p = *it->second;
+            ps.pid = p.phase == Preloader::Phase::exited ? -1 : p.pid;
+            switch (p.phase) {
+                case Preloader::Phase::starting:
+                    ps.state = "starting";
+                    break;
+                case Preloader::Phase::ready:
+                    ps.state = "ready";
+                    break;
+                case Preloader::Phase::stopping:
+                    ps.state = "stopping";
+                    break;
+                case Preloader::Phase::exited:
+                    ps.state = "failed";
+                    break;
+            }
+            ps.restarts = p.restarts;
+            ps.workers_forked = p.forked;
+            ps.last_error = p.last_error;
+            if (p.output)
+                ps.last_stderr = {p.output->stderr_tail.begin(), p.output->stderr_tail.end()};
+            if (p.phase == Preloader::Phase::exited) {
+                ps.restart_in_s = std::max(0.0, seconds_since(now, p.not_before));
+                s.health.problems.push_back("preloader of generation " +
+                                            std::to_string(p.generation) +
+                                            " is down (no new worker can start): " + p.last_error);
+            }
+        } else {
+            ps.state = "starting";
+        }
+        for (const auto& [generation, p] : preloaders_) {
+            if (generation != generation_ && p->phase != Preloader::Phase::exited)
+                ++ps.older_running;
+        }
+        s.preloader = std::move(ps);
+    }
     s.ever_ready = ever_ready_;
     s.restart = restart_;
     s.restart.generation = generation_;

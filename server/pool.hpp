@@ -61,8 +61,23 @@ struct RestartStatus {
 };
 const char* to_string(RestartStatus::State state);
 
+// The preloader of the current generation (workers.preload), for /workers and /health.
+struct PreloaderStatus {
+    unsigned generation = 0;
+    pid_t pid = -1;
+    std::string state;      // "starting" (importing), "ready", "failed" (restarts after a backoff)
+    unsigned restarts = 0;  // after a crash or a failed import
+    std::uint64_t workers_forked = 0;      // by this generation's preloader, all its lives
+    std::string last_error;                // the import error, or how it died
+    std::vector<std::string> last_stderr;  // its last stderr lines (an import's traceback)
+    std::optional<double> restart_in_s;
+    unsigned older_running = 0;  // preloaders of older generations, kept while their workers live
+};
+
 struct PoolStatus {
-    PoolState state;  // target, ready, starting, draining, threads, workers
+    PoolState state;
+    std::optional<PreloaderStatus>
+        preloader;  // with workers.preload  // target, ready, starting, draining, threads, workers
     PoolHealth health;
     RestartStatus restart;
     bool ever_ready = false;
@@ -117,8 +132,16 @@ public:
     [[nodiscard]] std::vector<std::pair<unsigned, pid_t>> worker_pids() const;
 
     struct Worker;
+    struct Preloader;
 
 private:
+    // workers.preload: start the current generation's preloader when there is none (or its
+    // crash backoff ended); retire older ones whose workers are all gone. On the I/O thread.
+    void ensure_preloader();
+    void watch_preloader_hello(const std::shared_ptr<Preloader>& p);
+    void retire_idle_preloaders_locked();
+    bool on_preloader_exit_locked(pid_t pid, int status);
+    void halt_restart_locked(const std::string& what);
     // Decide (plan_reconcile over the workers' facts), then act: spawn, drain, kill, replace.
     void reconcile();
     ReconcileInput reconcile_input_locked();  // drops the vacant slots no longer needed
@@ -167,6 +190,7 @@ private:
     std::optional<unsigned> max_processes_;
     unsigned next_id_ = 1;
     std::map<unsigned, std::shared_ptr<Worker>> workers_;
+    std::map<unsigned, std::shared_ptr<Preloader>> preloaders_;  // by generation
     std::map<std::string, std::string> worker_env_;
     std::map<unsigned, std::uint64_t> rss_;
     PoolHealth health_;

@@ -102,8 +102,12 @@ void close_descriptors_from(int first, int keep, bool use_close_range, int max_f
         }
     }
 
-    const int devnull = ::open("/dev/null", O_RDONLY);
-    if (devnull < 0 || ::dup2(devnull, 0) < 0) fail(ChildStep::setup, errno);
+    if (spec.stdin_fd >= 0) {
+        if (::dup2(spec.stdin_fd, 0) < 0) fail(ChildStep::setup, errno);
+    } else {
+        const int devnull = ::open("/dev/null", O_RDONLY);
+        if (devnull < 0 || ::dup2(devnull, 0) < 0) fail(ChildStep::setup, errno);
+    }
     if (::dup2(out_w, 1) < 0 || ::dup2(err_w, 2) < 0) fail(ChildStep::setup, errno);
     // Close everything else but the status pipe (close-on-exec), including tunerd's sockets.
     close_descriptors_from(3, status_w, spec.use_close_range, max_fd);

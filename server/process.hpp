@@ -23,6 +23,8 @@ struct SpawnSpec {
     // kernel lacks it (before Linux 5.9: ENOSYS; some seccomp filters: EINVAL or EPERM), from
     // the list in /proc/self/fd. false skips close_range, so tests take that second way.
     bool use_close_range = true;
+    // The child's stdin; -1 = /dev/null. The preloader's control socket (server/preloader.hpp).
+    int stdin_fd = -1;
 };
 
 struct SpawnedProcess {

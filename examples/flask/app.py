@@ -4,8 +4,8 @@ Routes: ``/`` (hello), ``/cpu?ms=`` (burns CPU), ``/io?ms=`` (waits, as for a da
 API; both also take POST, so tests can send requests the front must never retry), ``/work?cpu_ms=
 &io_ms=`` (both in one request: a page that renders and queries), ``/health`` (readiness) and
 ``/db`` (one query through SQLAlchemy, its pool sized from the settings tunerd passes in the
-environment). tunerd runs it once per worker slot under gunicorn: etc/examples/flask.toml has the
-command.
+environment). tunerd imports it once in its preloader and forks each worker slot from it, served
+by gunicorn: etc/examples/flask.toml (``workers.preload = "app:app"``).
 
 ``EXAMPLE_RSS_MB`` (optional) makes the worker hold that much resident memory, like an app with
 large caches or models: issue 8's benchmark runs it at 150 MB in a 512 MB cgroup.
@@ -36,7 +36,8 @@ def _ballast(target_mb):
     return b"\x01" * missing if missing > 0 else b""
 
 
-# Loaded once per worker (gunicorn imports the app in the worker, not in its master). Threads
+# Loaded once: in tunerd's preloader, whose forked workers share it copy-on-write (without a
+# preload, once per worker: gunicorn imports the app in the worker, not its master). Threads
 # share it: a process's memory does not grow with its threads, which is why tunerd raises threads
 # when memory caps the processes (issue 8).
 _BALLAST = _ballast(int(os.environ.get("EXAMPLE_RSS_MB", "0") or 0))
@@ -71,7 +72,10 @@ def _identity():
 
 @app.get("/")
 def index():
-    return jsonify(app="tunerd flask example", **_identity())
+    # APP_VERSION (workers.env): a deploy test sees which configuration served it.
+    return jsonify(
+        app="tunerd flask example", version=os.environ.get("APP_VERSION"), **_identity()
+    )
 
 
 @app.get("/health")

@@ -38,6 +38,12 @@ std::string missing_python_packages() {
 // relative workers.dir made absolute (unless given) so it works from the test's directory.
 std::string example_config(std::map<std::string, std::string> workers) {
     workers.emplace("dir", std::string("\"") + kExampleDir + "\"");
+    // This suite runs the example as slots of `gunicorn -w 1`, each importing the app itself;
+    // preload_test.cpp runs it as the example config does, preloaded.
+    workers.emplace("preload", "\"\"");
+    workers.emplace("command",
+                    "[\"/usr/bin/python3\", \"-m\", \"gunicorn\", \"-w\", \"1\", \"--threads\", "
+                    "\"{threads}\", \"-b\", \"unix:{socket}\", \"--chdir\", \".\", \"app:app\"]");
     // Python would write __pycache__ into the source tree.
     workers.emplace("env", "{ PYTHONDONTWRITEBYTECODE = \"1\" }");
     std::ifstream in(kExampleConfig);
@@ -69,7 +75,7 @@ std::string fixed_flask_pool(unsigned workers) {
 TEST(Gunicorn, ExampleConfigIsValid) {
     auto r = run_command({TUNERD_BINARY, "--check-config", "--config", kExampleConfig});
     EXPECT_EQ(r.exit_status, 0) << r.output;
-    EXPECT_NE(r.output.find("gunicorn"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("app:app"), std::string::npos) << r.output;
 }
 
 TEST(Gunicorn, ServesTheExampleRoutesThroughTheFront) {

@@ -126,6 +126,7 @@ expected_files() {
     for d in "$SOURCE_DIR"/docs/*.md; do echo "./usr/share/doc/tunerd/docs/$(basename "$d")"; done
     echo ./usr/share/man/man1/tunerctl.1.gz
     echo ./usr/share/man/man8/tunerd.8.gz
+    echo ./usr/share/tunerd/tunerd_preload.py
     if [ -f "$SOURCE_DIR/packaging/debian/lintian-overrides" ]; then
       echo ./usr/share/lintian/overrides/tunerd
     fi

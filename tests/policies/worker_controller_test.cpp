@@ -246,6 +246,38 @@ TEST(WorkerController, AnOomKillShrinksAtOnce) {
         << plan.decisions[0].reason;
 }
 
+// Preloaded workers share pages (the app's copy-on-write heap): 4 workers of 60 MB RSS but
+// 20 MB PSS each, beside tunerd (20 MB) and 300 MB of something else in a 1 GiB cgroup. Summing
+// RSS counts the shared pages four times and hides 160 MB of the other memory, so more processes
+// seem to fit than do; PSS sees it.
+TEST(WorkerController, MaxProcessesCountsWorkersByPssWhereMeasured) {
+    constexpr std::uint64_t rss = 60 * MiB;
+    constexpr std::uint64_t pss = 20 * MiB;
+    constexpr std::uint64_t other = 300 * MiB;
+    const auto shared_pool = [&](bool with_pss, int second) {
+        auto s = pool_snapshot(4, rss, 1 * GiB, second);
+        s.memory.working_set_bytes = 20 * MiB + 4 * pss + other;
+        for (auto& [id, tree] : s.worker_trees) {
+            if (with_pss) tree.pss_bytes = pss;
+        }
+        return s;
+    };
+    WorkerController controller{Config{}};
+    (void)controller.decide(shared_pool(true, 0));  // learns 20 MB per worker
+    const auto by_pss = controller.max_processes(shared_pool(true, 1), 1);
+    const auto by_rss = controller.max_processes(shared_pool(false, 1), 1);
+    ASSERT_TRUE(by_pss && by_rss);
+    const std::uint64_t usable = 1 * GiB - memory_headroom_bytes(1 * GiB);
+    const std::uint64_t per =
+        controller.explain()["memory"]["per_process_by_threads"]["1"]["bytes"].get<std::uint64_t>();
+    ASSERT_GT(per, 0u);
+    // By PSS: room for what is left beside tunerd and the other 300 MB.
+    EXPECT_EQ(*by_pss, (usable - 20 * MiB - other) / per);
+    // Without PSS the fallback is RSS, which overcounts the workers by 160 MB.
+    EXPECT_EQ(*by_rss, (usable - (20 * MiB + other - 4 * (rss - pss))) / per);
+    EXPECT_LT(*by_pss, *by_rss);
+}
+
 TEST(WorkerController, FixedModeHonoursCountAboveTheMemoryCeilingWithAWarning) {
     Config config;
     config.workers.mode = PoolMode::fixed;

@@ -192,6 +192,26 @@ void handle_release_target(AdminContext& ctx, const AdminRespond& respond) {
 
 }  // namespace
 
+namespace {
+
+// The preloader of workers.preload (null without one).
+nlohmann::json preloader_json(const std::optional<server::PreloaderStatus>& p) {
+    if (!p) return nullptr;
+    return {{"generation", p->generation},
+            {"pid", p->pid > 0 ? nlohmann::json(p->pid) : nlohmann::json(nullptr)},
+            {"state", p->state},
+            {"restarts", p->restarts},
+            {"workers_forked", p->workers_forked},
+            {"last_error",
+             p->last_error.empty() ? nlohmann::json(nullptr) : nlohmann::json(p->last_error)},
+            {"last_stderr", p->last_stderr},
+            {"restart_in_s",
+             p->restart_in_s ? nlohmann::json(*p->restart_in_s) : nlohmann::json(nullptr)},
+            {"older_running", p->older_running}};
+}
+
+}  // namespace
+
 nlohmann::json health_json(AdminContext& ctx, bool& healthy) {
     const auto pool = ctx.pool.status();
     const auto view = ctx.control.view();
@@ -252,7 +272,8 @@ nlohmann::json health_json(AdminContext& ctx, bool& healthy) {
               {"crashes_total", pool.health.crashes_total},
               {"crash_streak", pool.health.crash_streak},
               {"last_crash", last_crash},
-              {"restart", restart_json(pool.restart)}}},
+              {"restart", restart_json(pool.restart)},
+              {"preloader", preloader_json(pool.preloader)}}},
             {"uptime_s", std::round(seconds_since(ctx.started_at))},
             {"limits", limits},
             {"decision_log",
@@ -295,6 +316,7 @@ nlohmann::json workers_json(AdminContext& ctx) {
             {"manual_target", manual ? nlohmann::json(*manual) : nlohmann::json(nullptr)},
             {"mode", to_string(ctx.control.config().workers.mode)},
             {"restart", restart_json(pool.restart)},
+            {"preloader", preloader_json(pool.preloader)},
             {"workers", workers}};
 }
 

@@ -132,6 +132,45 @@ Check<std::string> empty_or_absolute_path() {
     };
 }
 
+Check<std::string> absolute_path() {
+    return [](const std::string& path) -> std::optional<std::string> {
+        if (!path.empty() && path.front() == '/') return std::nullopt;
+        return "must be an absolute path, got " + quoted(path);
+    };
+}
+
+// "" or "module:callable" as gunicorn takes it: dotted Python identifiers on both sides (ASCII
+// only here; the preloader reports what Python itself refuses).
+Check<std::string> wsgi_app_spec() {
+    const auto dotted_identifier = [](std::string_view text) {
+        if (text.empty()) return false;
+        bool start = true;
+        for (const char c : text) {
+            const bool letter = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+            const bool digit = c >= '0' && c <= '9';
+            if (c == '.') {
+                if (start) return false;
+                start = true;
+            } else if (letter || (digit && !start)) {
+                start = false;
+            } else {
+                return false;
+            }
+        }
+        return !start;
+    };
+    return [dotted_identifier](const std::string& spec) -> std::optional<std::string> {
+        if (spec.empty()) return std::nullopt;
+        const auto colon = spec.find(':');
+        if (colon != std::string::npos && dotted_identifier(spec.substr(0, colon)) &&
+            dotted_identifier(spec.substr(colon + 1)))
+            return std::nullopt;
+        return "must be \"module:callable\" (e.g. \"app:app\", \"mysite.wsgi:application\"), "
+               "got " +
+               quoted(spec);
+    };
+}
+
 // ---- one factory per value type -----------------------------------------------------------
 
 template <typename Access>
@@ -492,6 +531,15 @@ std::vector<ConfigKey> build_keys() {
 
     // [workers]
     add(command_key());
+    add(string_key(
+        "workers", "preload", "WSGI app \"module:callable\" imported once, workers forked from it",
+        [](auto& c) -> auto& { return c.workers.preload; }, wsgi_app_spec()));
+    add(string_key(
+        "workers", "server", "WSGI server of preloaded workers: waitress or gunicorn",
+        [](auto& c) -> auto& { return c.workers.server; }, one_of({"waitress", "gunicorn"})));
+    add(string_key(
+        "workers", "python", "interpreter that runs the preloader (and so the app)",
+        [](auto& c) -> auto& { return c.workers.python; }, absolute_path()));
     add(string_key(
         "workers", "dir", "working directory of workers (\"\" = tunerd's own)",
         [](auto& c) -> auto& { return c.workers.dir; }));

@@ -89,6 +89,13 @@ void check_cross_key_rules(const Config& config, const KeyPositions& positions, 
                   "workers.threads_max " + std::to_string(workers.effective_threads_max()) +
                       " is below workers.threads " + std::to_string(workers.threads));
 
+    // With a preload tunerd forks the workers itself: a command set beside it would be ignored.
+    rules.require({"workers.command", "workers.preload"},
+                  workers.preload.empty() || !rules.file_sets("workers.command"),
+                  "workers.preload " + quoted(workers.preload) +
+                      " starts the workers from tunerd's preloader, so workers.command is not "
+                      "used: remove one of the two");
+
     rules.require({"workers.max_requests", "workers.max_requests_jitter"},
                   workers.max_requests_jitter == 0 || workers.max_requests > 0,
                   "workers.max_requests_jitter " + std::to_string(workers.max_requests_jitter) +

@@ -209,7 +209,7 @@ TEST(KnownKeys, ListsTheSketchAndTheModelExtras) {
           "compression.level", "compression.types"}) {
         EXPECT_NE(std::find(keys.begin(), keys.end(), key), keys.end()) << key;
     }
-    EXPECT_EQ(keys.size(), 78u);
+    EXPECT_EQ(keys.size(), 81u);
 }
 
 // ---- hash -----------------------------------------------------------------------------------

@@ -141,6 +141,38 @@ TEST(ConfigRanges, HealthPathIsAbsolute) {
               "/healthz");
 }
 
+TEST(ConfigRanges, PreloadIsModuleColonCallable) {
+    for (const char* bad : {"app", "app:", ":app", "1app:app", "app:app()", "my-app:app",
+                            "app..x:app", "app:app.", "app:app app"}) {
+        const auto issue = single_issue(std::string("[workers]\npreload = \"") + bad + "\"\n");
+        EXPECT_EQ(issue.key, "workers.preload") << bad;
+        EXPECT_EQ(issue.line, 2u) << bad;
+        EXPECT_THAT(issue.message, HasSubstr("must be \"module:callable\"")) << bad;
+    }
+    const auto c = valid_config("[workers]\npreload = \"mysite.wsgi:application\"\n");
+    EXPECT_EQ(c.workers.preload, "mysite.wsgi:application");
+    EXPECT_TRUE(c.workers.uses_preload());
+    EXPECT_FALSE(c.workers.is_builtin_demo());
+    EXPECT_EQ(c.workers.server, "gunicorn");
+    EXPECT_EQ(c.workers.python, "/usr/bin/python3");
+    EXPECT_FALSE(valid_config("").workers.uses_preload());
+}
+
+TEST(ConfigRanges, PreloadServerAndPython) {
+    const auto server = single_issue("[workers]\nserver = \"uwsgi\"\n");
+    EXPECT_EQ(server.key, "workers.server");
+    EXPECT_THAT(server.message, HasSubstr("gunicorn"));
+    EXPECT_THAT(server.message, HasSubstr("waitress"));
+    EXPECT_EQ(valid_config("[workers]\nserver = \"waitress\"\n").workers.server, "waitress");
+    EXPECT_EQ(valid_config("[workers]\nserver = \"gunicorn\"\n").workers.server, "gunicorn");
+    const auto python = single_issue("[workers]\n\npython = \"python3\"\n");
+    EXPECT_EQ(python.key, "workers.python");
+    EXPECT_EQ(python.line, 3u);
+    EXPECT_THAT(python.message, HasSubstr("must be an absolute path"));
+    EXPECT_EQ(valid_config("[workers]\npython = \"/srv/venv/bin/python\"\n").workers.python,
+              "/srv/venv/bin/python");
+}
+
 TEST(ConfigRanges, ListenAddressesMustParse) {
     const auto issue = single_issue("[admin]\nlisten = \"localhost\"\n");
     EXPECT_EQ(issue.key, "admin.listen");
@@ -219,6 +251,16 @@ TEST(ConfigRules, JitterNeedsMaxRequests) {
     EXPECT_EQ(issue.key, "workers.max_requests_jitter");
     EXPECT_THAT(issue.message, HasSubstr("needs workers.max_requests > 0"));
     valid_config("[workers]\nmax_requests = 1000\nmax_requests_jitter = 50\n");
+}
+
+TEST(ConfigRules, PreloadAndAnExplicitCommandExcludeEachOther) {
+    const auto issue =
+        single_issue("[workers]\ncommand = [\"gunicorn\", \"app:app\"]\npreload = \"app:app\"\n");
+    EXPECT_EQ(issue.key, "workers.preload");
+    EXPECT_EQ(issue.line, 3u);
+    EXPECT_THAT(issue.message, HasSubstr("workers.command is not used"));
+    // The default command (builtin:demo) is not in the way.
+    valid_config("[workers]\npreload = \"app:app\"\n");
 }
 
 TEST(ConfigRules, ApplyModeNeedsAnAdminConnection) {

@@ -83,8 +83,11 @@ BackendPtr Dispatcher::pick_locked(unsigned avoid, unsigned beyond,
     BackendPtr avoided;
     for (const auto& [id, b] : backends_) {
         if (!b->accepting || b->inflight >= b->capacity + beyond) continue;
-        // Beyond its threads only while it turns requests over (see kBacklogFreshness).
-        if (now && b->inflight >= b->capacity && *now - b->last_served > kBacklogFreshness)
+        // Beyond its threads only while it turns requests over (see kBacklogFreshness), and
+        // never while a connection to it is parked: a thread-per-connection worker may be
+        // reading that one and would not accept the new one.
+        if (now && b->inflight >= b->capacity &&
+            (*now - b->last_served > kBacklogFreshness || !b->idle.empty()))
             continue;
         if (id == avoid) {
             avoided = b;
@@ -205,9 +208,15 @@ void Dispatcher::release(const BackendPtr& backend, std::unique_ptr<IdleConnecti
                 next->linked = false;
                 next->started.store(now.time_since_epoch().count(), std::memory_order_release);
                 --ahead_;
-                // Its thread must be free to accept the one waiting: no keep-alive on this one.
-                if (reusable) dropped.push_back(std::move(reusable));
             }
+            // Parked and in-flight connections never outnumber the worker's threads: a
+            // thread-per-connection server keeps a thread reading each parked keep-alive
+            // connection, and one more in flight would wait in its backlog for good. Without a
+            // backlog this always holds; with one, the connection that would break it is closed
+            // (its thread then accepts the one waiting). An ahead request the worker took early
+            // (an event loop, or a thread freed before tunerd saw the answer) is covered too.
+            if (reusable && backend->idle.size() + backend->inflight >= backend->capacity)
+                dropped.push_back(std::move(reusable));
         }
         if (served) {
             ++backend->served;

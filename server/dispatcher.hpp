@@ -10,11 +10,12 @@
 // with no round trip through tunerd in between (nginx leaves every waiting connection there).
 // Its statistics stay those of a queued request: it holds an AheadTicket, and the request that
 // frees a thread of that worker next "starts" it; queue wait runs until then, service after.
-// Two guards: only a worker that answered within the last kBacklogFreshness takes one (a worker
+// Guards: only a worker that answered within the last kBacklogFreshness takes one (a worker
 // stuck on a slow request would hold it for request_timeout, where tunerd's queue gives it to
-// the next free worker or a 503 after queue_timeout), and the connection of the request that
-// starts it is closed, not parked (a thread-per-connection server would otherwise keep that
-// thread reading the idle keep-alive connection and never accept the one in its backlog).
+// the next free worker or a 503 after queue_timeout); and parked plus in-flight connections never
+// outnumber its threads: none may be parked when one goes ahead, and a connection that would
+// break that is closed, not parked (a thread-per-connection server would otherwise keep a thread
+// reading an idle keep-alive connection and never accept the one in its backlog).
 #pragma once
 
 #include <atomic>

@@ -12,7 +12,7 @@ idle with 8 workers and under load with 32. Then the micro-cache ([cache]) on an
 the demo worker on cacheable routes.
 
     bench/front/run.py [--build build] [--duration 8] [--rounds 3] [--io-threads 1]
-                       [--only demo,gunicorn,rss,cache,compression] [--out bench/front/results]
+                       [--only demo,gunicorn,backlog,rss,cache,compression] [--out bench/front/results]
 
 compression: tunerd alone with [compression] off, gzip 6, br 4 and gzip 1, on the demo worker's
 10 KB JSON (/payload?size=10240) with Accept-Encoding (no nginx: only tunerd against itself).
@@ -321,6 +321,39 @@ def gunicorn_case(args, tmp):
         lambda: [Tunerd(args.build, command, GUNICORN_WORKERS, 1, args.io_threads)])
 
 
+def backlog_case(args):
+    """server.worker_backlog 0 against 1, tunerd alone in front of 4 sync gunicorn workers, in
+    alternating order each round (docs/architecture.md, step 3)."""
+    log("== worker backlog: 0 against 1, gunicorn hello-world")
+    command = json.dumps([PYTHON, "-m", "gunicorn", "-w", "1", "-b", "unix:{socket}", "hello:app"])
+
+    def with_backlog(backlog):
+        def make():
+            t = Tunerd(args.build, command, GUNICORN_WORKERS, 1, args.io_threads)
+            with open(t.config) as f:
+                text = f.read()
+            with open(t.config, "w") as f:
+                f.write(text.replace("max_queue = 4096\n",
+                                     f"max_queue = 4096\nworker_backlog = {backlog}\n"))
+            return [t]
+        return make
+
+    runs = {"0": [], "1": []}
+    for r in range(max(2, args.rounds)):
+        for backlog in ("0", "1") if r % 2 == 0 else ("1", "0"):
+            result = measure(with_backlog(backlog), args)
+            runs[backlog].append(result)
+            log(f"  round {r + 1} backlog {backlog} {result['rps']:9.0f} rps  front cpu "
+                f"{result['front_cpu_us_per_request']:.1f} us/request  errors "
+                f"{result['socket_errors'] + result['non_2xx']}")
+    return {"runs": runs,
+            "median": {k: {"rps": statistics.median(x["rps"] for x in v),
+                           "front_cpu_us_per_request":
+                               statistics.median(x["front_cpu_us_per_request"] for x in v),
+                           "errors": sum(x["socket_errors"] + x["non_2xx"] for x in v)}
+                       for k, v in runs.items()}}
+
+
 COMPRESSION_PATH = "/payload?size=10240"  # the demo app's 10 KB JSON (demo_worker.hpp)
 
 
@@ -469,6 +502,17 @@ def report(results):
                   f"{r['p99_ms']:.2f} ms | {r['front_cpu_us_per_request']:.1f} µs | "
                   f"{r['compress_cpu_us_per_request']:.1f} µs | {r['bytes_per_response']:.0f} |")
         print()
+    if "backlog" in results:
+        m = results["backlog"]["median"]
+        print("### worker backlog: tunerd alone, 4 sync gunicorn workers\n")
+        print("| server.worker_backlog | rps at 32 conns | × backlog 0 | front CPU per request | "
+              "errors |")
+        print("|---|---|---|---|---|")
+        for label in ("0", "1"):
+            r = m[label]
+            print(f"| {label} | {r['rps']:.0f} | {r['rps'] / m['0']['rps']:.2f} | "
+                  f"{r['front_cpu_us_per_request']:.1f} µs | {r['errors']} |")
+        print()
     if "rss" in results:
         r = results["rss"]
         print(f"tunerd RSS: idle with 8 workers {r['idle_8_workers_kb'] / 1024:.1f} MB; "
@@ -503,6 +547,8 @@ def main():
             results["demo"] = demo_case(args, tmp)
         if want("gunicorn"):
             results["gunicorn"] = gunicorn_case(args, tmp)
+        if want("backlog"):
+            results["backlog"] = backlog_case(args)
         if want("rss"):
             results["rss"] = rss_case(args)
         if want("cache"):

@@ -706,5 +706,32 @@ TEST(DispatcherBacklog, TheConnectionOfTheRequestThatStartsOneIsClosedNotParked)
     EXPECT_EQ(one->idle.size(), 1u);
 }
 
+TEST(DispatcherBacklog, NoneGoesAheadWhileAConnectionIsParkedAndNoneIsParkedWhileOneWaits) {
+    Dispatcher d(16);
+    d.set_backlog(2);
+    auto one = make_backend(1, 2);
+    d.add(one);
+    serve_one(d);
+    int closed = 0;
+    // A connection parked: a thread of a thread-per-connection worker may be reading it.
+    one->idle.push_back(std::make_unique<FakeConnection>(closed));
+    auto a = d.try_acquire(0);
+    auto b = d.try_acquire(0);
+    ASSERT_TRUE(a && b);
+    EXPECT_FALSE(d.try_acquire(0, Clock::now(), std::make_shared<AheadTicket>()));
+    // Once it was taken, one may go ahead.
+    auto taken = d.take_idle(one);
+    ASSERT_TRUE(taken);
+    auto first = std::make_shared<AheadTicket>();
+    auto second = std::make_shared<AheadTicket>();
+    ASSERT_TRUE(d.try_acquire(0, Clock::now(), first));
+    ASSERT_TRUE(d.try_acquire(0, Clock::now(), second));
+    // The first ahead one got its answer before its start was seen (an event-loop worker took
+    // it early): its reusable connection is closed while the second still waits.
+    d.release(one, std::make_unique<FakeConnection>(closed), true, Clock::now(), first);
+    EXPECT_EQ(closed, 1);
+    EXPECT_TRUE(one->idle.empty());
+}
+
 }  // namespace
 }  // namespace tuner::server

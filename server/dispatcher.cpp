@@ -70,15 +70,15 @@ void Dispatcher::remove(unsigned id) {
 
 BackendPtr Dispatcher::pick_locked(unsigned avoid, const std::shared_ptr<AheadTicket>& ahead,
                                    Clock::time_point now) const {
-    if (BackendPtr b = pick_locked(avoid, 0u, std::nullopt)) return b;
+    if (BackendPtr b = pick_within_locked(avoid, 0u, std::nullopt)) return b;
     // Every worker busy: one that may wait goes into a worker's backlog.
     if (const unsigned backlog = backlog_.load(std::memory_order_relaxed); ahead && backlog > 0)
-        return pick_locked(avoid, backlog, now);
+        return pick_within_locked(avoid, backlog, now);
     return nullptr;
 }
 
-BackendPtr Dispatcher::pick_locked(unsigned avoid, unsigned beyond,
-                                   std::optional<Clock::time_point> now) const {
+BackendPtr Dispatcher::pick_within_locked(unsigned avoid, unsigned beyond,
+                                          std::optional<Clock::time_point> now) const {
     BackendPtr best;
     BackendPtr avoided;
     for (const auto& [id, b] : backends_) {

@@ -161,8 +161,8 @@ public:
 
 private:
     // `now` set: a worker beyond its threads must have answered within kBacklogFreshness.
-    BackendPtr pick_locked(unsigned avoid, unsigned beyond,
-                           std::optional<Clock::time_point> now) const;
+    BackendPtr pick_within_locked(unsigned avoid, unsigned beyond,
+                                  std::optional<Clock::time_point> now) const;
     BackendPtr pick_locked(unsigned avoid, const std::shared_ptr<AheadTicket>& ahead,
                            Clock::time_point now) const;
     BackendPtr grant_now_locked(unsigned avoid, const std::shared_ptr<AheadTicket>& ahead,

@@ -214,6 +214,10 @@ struct FrontCore {
     // The compression level the policy set (policies/compression_level.hpp); 0: none yet, the
     // configured one applies.
     std::atomic<unsigned> compression_level{0};
+    [[nodiscard]] std::optional<unsigned> tuned_compression_level() const {
+        const unsigned level = compression_level.load(std::memory_order_relaxed);
+        return level ? std::optional<unsigned>(level) : std::nullopt;
+    }
     std::atomic<bool> shutting_down{false};
     std::atomic<bool> aborting{false};
     std::atomic<std::uint64_t> next_waiter_id{1};
@@ -294,6 +298,8 @@ public:
 
     explicit operator bool() const { return backend_ != nullptr; }
     [[nodiscard]] const BackendPtr& backend() const { return backend_; }
+    // The ticket it was acquired with, if it may have waited in the worker's backlog.
+    [[nodiscard]] const std::shared_ptr<AheadTicket>& ahead() const { return ahead_; }
     // Gives the slot back; `park` (a connection that can serve the next request) goes to the
     // worker's idle list. `served`: the worker answered.
     void release(std::unique_ptr<IdleConnection> park, bool served) {
@@ -301,7 +307,6 @@ public:
         BackendPtr backend = std::move(backend_);
         backend_.reset();
         std::shared_ptr<AheadTicket> ahead = std::move(ahead_);
-        ahead_.reset();
         if (core_ && core_->dispatcher)
             core_->dispatcher->release(backend, std::move(park), served, Clock::now(), ahead);
     }
@@ -956,8 +961,6 @@ auto Session<Client, Connector>::Exchange::acquire_slot() -> boost::asio::awaita
     if (d.backlog() > 0 && !has_body_ && !body_ && !retried_ && is_retryable_method(method_)) {
         if (!ahead_) ahead_ = std::make_shared<AheadTicket>();
         ahead = ahead_;
-    } else if (ahead_) {
-        ahead_->reset();  // a retry: what an earlier attempt waited for is not this one's
     }
     BackendPtr backend = d.try_acquire(avoid_, Clock::now(), ahead);
     if (!backend) {
@@ -1212,11 +1215,9 @@ auto Session<Client, Connector>::Exchange::relay_response() -> boost::asio::awai
     std::optional<http::fields> stored_fields;
     if (cache_storing_) stored_fields.emplace(static_cast<const http::fields&>(res));
     // [compression] (compression_relay.hpp): the coding of this response, its header set.
-    const unsigned tuned_level = core_.compression_level.load(std::memory_order_relaxed);
     std::unique_ptr<Encoder> encoder = start_compression(
-        cfg_.compression, tuned_level ? std::optional<unsigned>(tuned_level) : std::nullopt,
-        core_.compression, parser_.get(), res, method_ == http::verb::head,
-        length ? std::optional<std::uint64_t>(*length) : std::nullopt);
+        cfg_.compression, core_.tuned_compression_level(), core_.compression, parser_.get(), res,
+        method_ == http::verb::head, length ? std::optional<std::uint64_t>(*length) : std::nullopt);
     if (!bodyless && (!length || encoder) && !res_parser_->is_done()) {
         // The worker's framing (chunked or close-delimited) is per hop: re-frame.
         if (version_ >= 11) {
@@ -1401,7 +1402,7 @@ void Session<Client, Connector>::Exchange::new_response_parser() {
 template <class Client, class Connector>
 void Session<Client, Connector>::Exchange::release_worker(bool reusable, bool served) {
     if (!slot_) return;
-    if (const auto started = ahead_ ? ahead_->started_at() : std::nullopt) {
+    if (const auto started = slot_.ahead() ? slot_.ahead()->started_at() : std::nullopt) {
         // It waited in the worker's backlog until a thread freed up: queued until then.
         service_start_ = std::max(service_start_, *started);
         record_.dispatched = std::max(record_.dispatched, *started);
@@ -1621,9 +1622,7 @@ boost::asio::awaitable<bool> Session<Client, Connector>::Exchange::serve_cached(
         http::response_header<> res;
         res.result(static_cast<unsigned>(entry->status));
         cache::parse_fields(entry->fields, res);
-        const unsigned tuned = core_.compression_level.load(std::memory_order_relaxed);
-        auto encoder = start_compression(cfg_.compression,
-                                         tuned ? std::optional<unsigned>(tuned) : std::nullopt,
+        auto encoder = start_compression(cfg_.compression, core_.tuned_compression_level(),
                                          core_.compression, parser_.get(), res, head,
                                          static_cast<std::uint64_t>(entry->body.size()));
         if (!encoder) {

@@ -115,13 +115,11 @@ ConnectionStats Front::connection_stats() const {
     stats.access_log_dropped = log.dropped;
     stats.access_log_errors = log.errors;
     const auto cfg = core_->config();
-    const unsigned tuned = core_->compression_level.load();
     stats.compression = read_counters(core_->compression);
     stats.compression.enabled = cfg->compression.enabled;
     stats.compression.configured_level = cfg->compression.level;
     stats.compression.min_size_bytes = cfg->compression.min_size_bytes;
-    stats.compression.levels =
-        effective_levels(cfg->compression, tuned ? std::optional<unsigned>(tuned) : std::nullopt);
+    stats.compression.levels = effective_levels(cfg->compression, core_->tuned_compression_level());
     return stats;
 }
 

@@ -218,8 +218,8 @@ class ForkedWorkerCase:
                 self.assertEqual(int(imported_in), process.pid)  # not imported again
                 self.assertEqual(mark, b"m1")
                 self.assertNotEqual(int(served_by), process.pid)
-                if self.server == "waitress":  # served by the worker itself: one process a slot
-                    self.assertEqual(int(served_by), worker)
+                self.assertEqual(int(served_by), worker)  # the worker itself: one process a slot
+                if self.server == "waitress":
                     self.assertNotIn(b"\r\nServer:", head)
             finally:
                 os.killpg(worker, signal.SIGTERM)

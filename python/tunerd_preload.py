@@ -13,10 +13,10 @@ message is one datagram of JSON (at most ``MAX_MESSAGE`` bytes):
 A worker is forked twice (the middle child exits at once, reaped here), so it is reparented to
 tunerd, a child subreaper (PR_SET_CHILD_SUBREAPER). The worker makes its own process group,
 takes the passed descriptors as its stdout and stderr, waits until its parent is tunerd, sets
-PR_SET_PDEATHSIG(SIGKILL), and serves the already-imported app (``--server``): with waitress, in
-this one process (one process per slot); with gunicorn (the default), as an arbiter and one
-gthread worker, ``preload_app`` so the worker is forked from memory shared copy-on-write with
-this process. The app's code is never imported again.
+PR_SET_PDEATHSIG(SIGKILL), and serves the already-imported app (``--server``) in this one
+process, one process per slot: with waitress, or (the default) as one gunicorn worker (gthread,
+or sync for one thread) made as gunicorn's arbiter makes its workers, tunerd standing in for the
+arbiter. The app's code is never imported again.
 
 Run ``python3 -m unittest test_tunerd_preload`` in this directory for the tests.
 """
@@ -128,11 +128,11 @@ def wait_for_parent(parent, timeout_s=5.0, getppid=os.getppid, sleep=time.sleep)
 
 def preimport_server(server):
     """Imports the server's modules here, once, so each worker shares them instead of importing
-    them again after the fork (its arbiter and its worker would each hold a private copy)."""
+    them again after the fork (each worker would hold a private copy)."""
     if server == "gunicorn":
         import gunicorn.app.base  # noqa: F401
-        import gunicorn.arbiter  # noqa: F401
         import gunicorn.glogging  # noqa: F401
+        import gunicorn.sock  # noqa: F401
         import gunicorn.workers.gthread  # noqa: F401
         import gunicorn.workers.sync  # noqa: F401
     elif server == "waitress":
@@ -141,7 +141,14 @@ def preimport_server(server):
         import waitress.task  # noqa: F401
 
 
-def serve_gunicorn(app, path, threads):
+def serve_gunicorn(app, path, threads, parent):
+    """Serves as one gunicorn worker (gthread, or sync for one thread), with tunerd as its
+    arbiter: the worker is what gunicorn's arbiter forks (Arbiter.spawn_worker), made here
+    without the arbiter process, which would cost a second process and its private pages a slot
+    (tunerd already supervises, drains and recycles each slot). Never returns: exits as the
+    worker does (SIGTERM: graceful, finishing its requests within graceful_timeout; SIGQUIT:
+    at once), or when its parent is no longer `parent` (gunicorn's own check)."""
+    from gunicorn import sock, util
     from gunicorn.app.base import BaseApplication
 
     class Preloaded(BaseApplication):
@@ -149,13 +156,26 @@ def serve_gunicorn(app, path, threads):
             self.cfg.set("bind", [f"unix:{path}"])
             self.cfg.set("workers", 1)
             self.cfg.set("threads", threads)
-            self.cfg.set("preload_app", True)
             self.cfg.set("proc_name", f"tunerd-worker:{os.environ.get('TUNER_WORKER_ID', '')}")
 
         def load(self):
             return app
 
-    Preloaded().run()
+    application = Preloaded()
+    cfg = application.cfg
+    log = cfg.logger_class(cfg)
+    listeners = sock.create_sockets(cfg, log)
+    log.info("Listening at: %s (%s)", ",".join(str(s) for s in listeners), os.getpid())
+    # As the arbiter makes it: age 1, the parent's pid, half the timeout between heartbeats.
+    worker = cfg.worker_class(1, parent, listeners, application, cfg.timeout / 2.0, cfg, log)
+    worker.pid = os.getpid()
+    util._setproctitle(f"worker [{cfg.proc_name}]")
+    log.info("Booting worker with pid: %s", worker.pid)
+    try:
+        worker.init_process()  # runs until the worker stops
+    finally:
+        worker.tmp.close()
+    sys.exit(0)
 
 
 def waitress_options(path, threads):
@@ -208,7 +228,7 @@ def run_worker(app, server, path, threads, env, out_fd, err_fd, tunerd_pid):
         signal.pthread_sigmask(signal.SIG_SETMASK, [])
         os.environ.update(env)
         if server == "gunicorn":
-            serve_gunicorn(app, path, threads)
+            serve_gunicorn(app, path, threads, tunerd_pid)
         elif server == "waitress":
             serve_waitress(app, path, threads)
         status = 0

@@ -4,8 +4,8 @@
 
 * tunerd preloaded, waitress: etc/examples/flask.toml with workers.server = "waitress", N slots,
   each one process forked from tunerd's preloader serving with waitress;
-* tunerd preloaded, gunicorn: the same with workers.server = "gunicorn", N slots, each a gunicorn
-  arbiter and its gthread worker forked from tunerd's preloader;
+* tunerd preloaded, gunicorn: the same with workers.server = "gunicorn", N slots, each one
+  gunicorn gthread worker forked from tunerd's preloader (tunerd stands in for its arbiter);
 * gunicorn --preload -w N --threads T: its master imports the app, its N workers are forked;
 * tunerd -w 1 slots: the same config with workers.command = gunicorn -w 1 per slot (no preload).
 

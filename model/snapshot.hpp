@@ -112,6 +112,10 @@ struct ProcessTreeSample {
     unsigned processes = 0;
     std::uint64_t rss_bytes = 0;
     std::optional<std::uint64_t> pss_bytes;  // refreshed every Nth cycle
+    // Private_Clean + Private_Dirty of smaps_rollup summed over the tree (USS), read with PSS:
+    // the pages no process outside it maps. For a worker forked from a preloader, what one more
+    // such worker costs (the app's shared pages are the preloader's).
+    std::optional<std::uint64_t> private_bytes;
     double cpu_seconds = 0;                  // utime + stime, cumulative, whole tree
     // Time its threads spent runnable but waiting for a CPU (schedstat run_delay), cumulative,
     // whole tree; unset when the kernel offers no schedstat. A thread that exited takes its

@@ -21,23 +21,24 @@ std::uint64_t extra_threads_bytes(unsigned threads, unsigned measured_threads) {
 
 ProcessMemoryModel::ProcessMemoryModel(Duration hold) : hold_(hold) {}
 
-void ProcessMemoryModel::observe(const Snapshot& snapshot) {
+void ProcessMemoryModel::observe(const Snapshot& snapshot, bool preloaded) {
     now_ = snapshot.taken_at;
+    const auto cost = [preloaded](const ProcessTreeSample& tree) {
+        return worker_cost_bytes(tree, preloaded);
+    };
     std::map<unsigned, std::vector<std::uint64_t>> sizes;
     if (snapshot.pool.workers.empty()) {
         // No per-worker states: every tree runs the pool's thread count.
         for (const auto& [id, tree] : snapshot.worker_trees) {
-            if (tree_memory_bytes(tree) > 0) {
-                sizes[snapshot.pool.threads].push_back(tree_memory_bytes(tree));
-            }
+            if (cost(tree) > 0) sizes[snapshot.pool.threads].push_back(cost(tree));
         }
     } else {
         // Only ready workers: a starting one has not loaded the app yet.
         for (const auto& worker : snapshot.pool.workers) {
             if (worker.state != WorkerState::ready) continue;
             const auto it = snapshot.worker_trees.find(worker.id);
-            if (it == snapshot.worker_trees.end() || tree_memory_bytes(it->second) == 0) continue;
-            sizes[std::max(1u, worker.threads)].push_back(tree_memory_bytes(it->second));
+            if (it == snapshot.worker_trees.end() || cost(it->second) == 0) continue;
+            sizes[std::max(1u, worker.threads)].push_back(cost(it->second));
         }
     }
     for (auto& [threads, values] : sizes) {

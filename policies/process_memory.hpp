@@ -34,7 +34,8 @@ public:
     explicit ProcessMemoryModel(Duration hold = std::chrono::seconds(60));
 
     // Groups the ready workers' process trees by their thread count and records the p95 of each.
-    void observe(const Snapshot& snapshot);
+    // `preloaded`: the workers are forked from a preloader (each costs its private pages).
+    void observe(const Snapshot& snapshot, bool preloaded = false);
 
     [[nodiscard]] ProcessMemoryEstimate estimate(unsigned threads, const PoolConfig& pool) const;
 

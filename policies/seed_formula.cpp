@@ -67,7 +67,7 @@ PerWorkerEstimate estimate_per_worker(const Snapshot& snapshot, const PoolConfig
     PerWorkerEstimate e;
     std::vector<std::uint64_t> sizes;
     for (const auto& [id, tree] : snapshot.worker_trees) {
-        const std::uint64_t bytes = tree_memory_bytes(tree);
+        const std::uint64_t bytes = worker_cost_bytes(tree, pool.uses_preload());
         if (bytes > 0) sizes.push_back(bytes);
     }
     e.samples = static_cast<unsigned>(sizes.size());
@@ -113,7 +113,7 @@ SeedInputs seed_inputs(const Snapshot& snapshot, const Config& config) {
     in.memory_limited = snapshot.memory.limited;
     in.os_reserve_bytes = config.policy.os_reserve_bytes;
     in.postgres_share_bytes = postgres_share_bytes(config.database, snapshot.memory.limit_bytes);
-    in.self_rss_bytes = snapshot.self.pss_bytes.value_or(snapshot.self.rss_bytes);
+    in.self_rss_bytes = self_memory_bytes(snapshot.self, config.workers.uses_preload());
     in.cache_room_bytes = snapshot.cache.room_bytes();
     in.headroom_bytes = memory_headroom_bytes(snapshot.memory.limit_bytes);
     const auto estimate = estimate_per_worker(snapshot, config.workers);

@@ -67,6 +67,23 @@ inline std::uint64_t tree_memory_bytes(const ProcessTreeSample& tree) {
     return tree.pss_bytes.value_or(tree.rss_bytes);
 }
 
+// What one worker tree costs the pool, the measure the memory ceiling divides by. Forked from a
+// preloader, its private pages (USS): the app's shared pages are paid once, by the preloader
+// (counted in full in tunerd's own memory, `self_memory_bytes`), whatever the number of workers;
+// PSS would split them over the workers running now and so shrink as the pool grows. Otherwise
+// PSS: a `gunicorn -w 1` slot's master and worker share pages with each other, which a sum of
+// the two private sizes would leave out.
+inline std::uint64_t worker_cost_bytes(const ProcessTreeSample& tree, bool preloaded) {
+    if (preloaded && tree.private_bytes) return *tree.private_bytes;
+    return tree_memory_bytes(tree);
+}
+
+// tunerd's own memory (with the preloader, its child): PSS when known, but RSS with a preload,
+// so the pages the workers share with the preloader count once, here (see worker_cost_bytes).
+inline std::uint64_t self_memory_bytes(const ProcessTreeSample& self, bool preloaded) {
+    return preloaded ? self.rss_bytes : tree_memory_bytes(self);
+}
+
 struct PerWorkerEstimate {
     std::uint64_t bytes = 0;
     bool measured = false;

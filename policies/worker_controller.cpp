@@ -73,11 +73,12 @@ std::optional<unsigned> WorkerController::max_processes(const Snapshot& snapshot
     if (line == 0) return std::nullopt;
     threads = std::max(1u, threads);
     const std::uint64_t usable = line - std::min(line, memory_headroom_bytes(line));
-    // The workers' share of it by PSS where measured: a sum of RSS counts the pages they share
-    // (a preloaded app's copy-on-write heap, the interpreter) once per worker, and so hides as
-    // much of what else the cgroup holds.
+    // The workers' share of it by what each costs (worker_cost_bytes: PSS, or private pages when
+    // preloaded): a sum of RSS counts the pages they share (a preloaded app's copy-on-write heap,
+    // the interpreter) once per worker, and so hides as much of what else the cgroup holds.
     std::uint64_t workers_bytes = 0;
-    for (const auto& [id, tree] : snapshot.worker_trees) workers_bytes += tree_memory_bytes(tree);
+    for (const auto& [id, tree] : snapshot.worker_trees)
+        workers_bytes += worker_cost_bytes(tree, config_.workers.uses_preload());
     const std::uint64_t held = m.unreclaimable_bytes();  // as memory_pressure counts it
     // tunerd and the rest, plus the micro-cache's capacity it does not hold yet.
     const std::uint64_t others =
@@ -105,7 +106,7 @@ Plan WorkerController::decide(const Snapshot& snapshot) {
     c.current = snapshot.pool.target;
     c.threads = std::max(1u, snapshot.pool.threads);
     c.signals = signals_.update(snapshot);
-    memory_.observe(snapshot);
+    memory_.observe(snapshot, config_.workers.uses_preload());
     c.knee = knee_.observe(snapshot, c.signals);
     c.need =
         worker_need(c.signals, c.threads, c.current * c.threads, config_.policy.target_utilisation);

@@ -138,22 +138,30 @@ void Prober::sample_trees(Snapshot& out, const std::vector<std::pair<unsigned, p
     std::unordered_set<pid_t> worker_pids;
     for (const auto& [id, pid] : workers) worker_pids.insert(pid);
 
-    std::unordered_map<pid_t, std::uint64_t> pss_now;
-    const auto with_last_pss = [&](ProcessTreeSample tree) {
+    std::unordered_map<pid_t, SharedMemory> pss_now;
+    // A tree not measured yet (a new worker) is read at once: until then its RSS would stand for
+    // it, which counts a preloaded app's shared pages in full.
+    const auto sample = [&](pid_t pid) {
+        const bool read_pss = with_pss || !last_pss_bytes_.contains(pid);
+        ProcessTreeSample tree = trees_.sample(pid, read_pss, worker_pids, out.problems);
         if (tree.pss_bytes) {
-            pss_now[tree.pid] = *tree.pss_bytes;
+            pss_now[tree.pid] = {*tree.pss_bytes, tree.private_bytes.value_or(0), tree.rss_bytes};
         } else if (const auto it = last_pss_bytes_.find(tree.pid); it != last_pss_bytes_.end()) {
-            tree.pss_bytes = it->second;  // between refreshes the last PSS stands
+            // Between refreshes the last reading stands, plus what the tree's RSS grew by since
+            // (a new page is its own until shown otherwise): a worker first read while it was
+            // still importing its app is not taken for its starting size for n cycles.
+            const std::uint64_t grown = tree.rss_bytes > it->second.rss_bytes
+                                            ? tree.rss_bytes - it->second.rss_bytes
+                                            : 0;
+            tree.pss_bytes = it->second.pss_bytes + grown;
+            tree.private_bytes = it->second.private_bytes + grown;
             pss_now[tree.pid] = it->second;
         }
         return tree;
     };
-    out.self = with_last_pss(trees_.sample(self_pid_, with_pss, worker_pids, out.problems));
+    out.self = sample(self_pid_);
     out.worker_trees.clear();
-    for (const auto& [id, pid] : workers) {
-        out.worker_trees[id] =
-            with_last_pss(trees_.sample(pid, with_pss, worker_pids, out.problems));
-    }
+    for (const auto& [id, pid] : workers) out.worker_trees[id] = sample(pid);
     last_pss_bytes_ = std::move(pss_now);  // forgets the pids no longer sampled
 }
 

@@ -42,7 +42,8 @@ public:
     // `out`. Never fails: what could not be read is a line in out.problems.
     void sample(Snapshot& out, const std::vector<std::pair<unsigned, pid_t>>& workers);
 
-    // PSS (smaps_rollup) is read on the first cycle and then every `n`th; RSS every cycle.
+    // PSS (smaps_rollup) is read on the first cycle, on a tree's first sample (a new worker) and
+    // then every `n`th; RSS every cycle.
     void set_pss_every(unsigned n) { pss_every_ = n == 0 ? 1 : n; }
 
     // The cgroup layout in use (after the first sample), for logs and tests.
@@ -68,7 +69,12 @@ private:
         std::uint64_t usage_usec = 0;
     };
     std::optional<CpuSample> previous_cpu_;
-    std::unordered_map<pid_t, std::uint64_t> last_pss_bytes_;  // by tree root pid
+    struct SharedMemory {
+        std::uint64_t pss_bytes = 0;
+        std::uint64_t private_bytes = 0;
+        std::uint64_t rss_bytes = 0;  // the tree's RSS when they were read
+    };
+    std::unordered_map<pid_t, SharedMemory> last_pss_bytes_;  // by tree root pid
 };
 
 }  // namespace tuner::probes

@@ -85,19 +85,30 @@ Result<std::optional<std::uint64_t>> read_status_rss_bytes(const std::string& pr
         });
 }
 
+Result<SmapsRollup> parse_smaps_rollup(std::string_view content, const std::string& where) {
+    auto pss = find_kb_field_bytes(content, "Pss", where);
+    if (!pss) return pss.error();
+    // Kernel threads have an empty smaps_rollup: nothing mapped, nothing resident.
+    if (!pss->has_value() && !trim(content).empty()) {
+        return make_error(where, "no Pss line in " + quote(content));
+    }
+    auto clean = find_kb_field_bytes(content, "Private_Clean", where);
+    if (!clean) return clean.error();
+    auto dirty = find_kb_field_bytes(content, "Private_Dirty", where);
+    if (!dirty) return dirty.error();
+    return SmapsRollup{pss->value_or(0), clean->value_or(0) + dirty->value_or(0)};
+}
+
+Result<std::optional<SmapsRollup>> read_smaps_rollup(const std::string& proc_root, pid_t pid) {
+    return read_parsed<SmapsRollup>(pid_file(proc_root, pid, "smaps_rollup"), parse_smaps_rollup);
+}
+
 Result<std::optional<std::uint64_t>> read_smaps_rollup_pss_bytes(const std::string& proc_root,
                                                                  pid_t pid) {
-    return read_parsed<std::uint64_t>(
-        pid_file(proc_root, pid, "smaps_rollup"),
-        [](std::string_view content, const std::string& path) -> Result<std::uint64_t> {
-            auto pss = find_kb_field_bytes(content, "Pss", path);
-            if (!pss) return pss.error();
-            // Kernel threads have an empty smaps_rollup: nothing mapped, nothing resident.
-            if (!pss->has_value() && !trim(content).empty()) {
-                return make_error(path, "no Pss line in " + quote(content));
-            }
-            return pss->value_or(0);
-        });
+    auto rollup = read_smaps_rollup(proc_root, pid);
+    if (!rollup) return rollup.error();
+    if (!rollup->has_value()) return std::optional<std::uint64_t>{};
+    return std::optional<std::uint64_t>{(*rollup)->pss_bytes};
 }
 
 Result<std::uint64_t> parse_schedstat_wait_ns(std::string_view content, const std::string& where) {
@@ -248,6 +259,7 @@ ProcessTreeSample ProcessTreeReader::sample(pid_t root, bool with_pss,
     ProcessTreeSample tree;
     tree.pid = root;
     std::uint64_t pss_sum = 0;
+    std::uint64_t private_sum = 0;
     bool pss_complete = with_pss;
     std::uint64_t cpu_ticks = 0;
     std::uint64_t cpu_wait_ns = 0;
@@ -262,12 +274,14 @@ ProcessTreeSample ProcessTreeReader::sample(pid_t root, bool with_pss,
         if (!stat) note(stat.error());
         if (!stat || !stat->has_value()) continue;  // gone: skipped, not an error
         if (with_pss) {
-            auto pss = read_smaps_rollup_pss_bytes(proc_root_, pid);
-            if (!pss) note(pss.error());
-            if (pss && pss->has_value())
-                pss_sum += **pss;
-            else
+            auto rollup = read_smaps_rollup(proc_root_, pid);
+            if (!rollup) note(rollup.error());
+            if (rollup && rollup->has_value()) {
+                pss_sum += (*rollup)->pss_bytes;
+                private_sum += (*rollup)->private_bytes;
+            } else {
                 pss_complete = false;
+            }
         }
         ++tree.processes;
         tree.rss_bytes += (*stat)->rss_pages * page_size_bytes_;
@@ -285,7 +299,10 @@ ProcessTreeSample ProcessTreeReader::sample(pid_t root, bool with_pss,
             if (!stop_at.contains(child) && seen.insert(child).second) pending.push_back(child);
         }
     }
-    if (pss_complete && tree.processes > 0) tree.pss_bytes = pss_sum;
+    if (pss_complete && tree.processes > 0) {
+        tree.pss_bytes = pss_sum;
+        tree.private_bytes = private_sum;
+    }
     tree.cpu_seconds = static_cast<double>(cpu_ticks) / ticks_per_second_;
     if (cpu_wait_known && tree.processes > 0) tree.cpu_wait_seconds = cpu_wait_ns / 1e9;
     return tree;

@@ -36,7 +36,14 @@ Result<std::optional<ProcStat>> read_proc_stat(const std::string& proc_root, pid
 // VmRSS of status in bytes; 0 when the line is absent (kernel threads, zombies). Equal to
 // ProcStat::rss_pages × page size; kept to cross-check that and for the benchmark.
 Result<std::optional<std::uint64_t>> read_status_rss_bytes(const std::string& proc_root, pid_t pid);
-// Pss of smaps_rollup in bytes (Linux ≥ 4.14); std::nullopt also when the file is not offered.
+// Pss and Private_Clean + Private_Dirty of smaps_rollup (Linux ≥ 4.14), in bytes.
+struct SmapsRollup {
+    std::uint64_t pss_bytes = 0;
+    std::uint64_t private_bytes = 0;
+};
+Result<SmapsRollup> parse_smaps_rollup(std::string_view content, const std::string& where);
+// std::nullopt also when the file is not offered.
+Result<std::optional<SmapsRollup>> read_smaps_rollup(const std::string& proc_root, pid_t pid);
 Result<std::optional<std::uint64_t>> read_smaps_rollup_pss_bytes(const std::string& proc_root,
                                                                  pid_t pid);
 // The second field of schedstat (proc(5): time spent waiting on a runqueue, ns).

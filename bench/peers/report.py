@@ -14,6 +14,7 @@ import sys
 STEADY_MIN_RATIO = 0.95
 P99_MAX_RATIO = 1.25
 MEMORY_MIN_RATIO = 0.9
+PRELOAD_MIN_RATIO = 0.95  # issue "Preloader": >= 0.95 x gunicorn --preload's best static pair
 STEP_WITHIN_S = 5
 PHASE_MIN_RATIO = 0.9
 KILL_MIN_RATIO = 0.8
@@ -79,6 +80,25 @@ def steady_table(name, scenario, min_ratio):
                       " 0)" if "oom_kills" in r else ""))
     out.append("")
     return out
+
+
+def preload_fits(scenario):
+    """How many processes fit: gunicorn --preload's largest pair without an OOM kill, against
+    the memory ceiling tunerd's policy computed (the most slots it would run)."""
+    runs = [r for r in scenario["runs"] if "rps" in r]
+    fitted = [int(r["system"].split()[-1].split("x")[0]) for r in runs
+              if r["system"].startswith("gunicorn") and r.get("oom_kills", 0) == 0]
+    if not fitted:
+        return []
+    most = max(fitted)
+    out = [f"Processes that fit: gunicorn --preload ran up to {most} workers without an OOM kill "
+           f"(the largest in its grid)."]
+    for r in runs:
+        if r["system"].startswith("tunerd") and r.get("memory_ceiling") is not None:
+            ceiling = r["memory_ceiling"]
+            out.append(f"* {r['system']}: memory ceiling {ceiling} slots "
+                       f"({verdict(ceiling >= most)} ≥ {most})")
+    return out + [""]
 
 
 def time_to_fraction(per_second, final, fraction=0.9):
@@ -181,7 +201,8 @@ def plots(results, plot_dir):
     os.makedirs(plot_dir, exist_ok=True)
     made = []
     scenarios = results["scenarios"]
-    steady = [n for n in ("cpu", "io_mixed", "io_heavy", "memory") if n in scenarios]
+    steady = [n for n in ("cpu", "io_mixed", "io_heavy", "memory", "memory_preload")
+              if n in scenarios]
     if steady:
         fig, axes = plt.subplots(1, len(steady), figsize=(4.5 * len(steady), 4), squeeze=False)
         for ax, name in zip(axes[0], steady):
@@ -251,6 +272,10 @@ def main(path, plot_dir):
     if "memory" in s:
         out += steady_table("memory-bound (512 MB, 150 MB processes)", s["memory"],
                             MEMORY_MIN_RATIO)
+    if "memory_preload" in s:
+        out += steady_table("memory-bound, preloaded (512 MB, 150 MB from import)",
+                            s["memory_preload"], PRELOAD_MIN_RATIO)
+        out += preload_fits(s["memory_preload"])
     if "load_step" in s:
         out += load_step_table(s["load_step"])
     if "alternating" in s:

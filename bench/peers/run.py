@@ -3,11 +3,13 @@
 grid (measured directly, no proxy), uWSGI's cheaper mode (busyness, 2..24 processes) and tunerd
 adaptive (through its front), side by side in one run, in every scenario of the Controller's
 acceptance: CPU, I/O-mixed, I/O-heavy, memory-bound (512 MB cgroup, 150 MB processes,
-memory_per_worker half, twice and the default), a load step from idle, alternating phases, and
-kill -9 of a random worker every 2 s.
+memory_per_worker half, twice and the default; no preload on either side), a load step from
+idle, alternating phases, and kill -9 of a random worker every 2 s; and the Preloader issue's
+memory_preload: the same 512 MB and 150 MB app, gunicorn --preload against tunerd's preloader.
 
 Every system gets the same warm-up and window; tunerd starts from an empty state directory in
-each scenario, with the config a user would take: etc/examples/flask.toml (threads 1 to 16).
+each scenario, with the config a user would take: etc/examples/flask.toml (threads 1 to 16,
+the app preloaded; in the memory-bound scenario slots of gunicorn -w 1 instead, as its peers).
 The client is peers_loadgen (bench/peers/loadgen.cpp): closed-loop keep-alive connections,
 completions per second. Needs root (cgroups).
 
@@ -46,7 +48,12 @@ ROUTES = {
     "io_mixed": "/work?cpu_ms=5&io_ms=50",
     "io_heavy": "/work?cpu_ms=2&io_ms=200",
 }
+# A worker forked by gunicorn --preload from the 150 MB app, measured: ~15 MB of its own (PSS).
+PRELOADED_WORKER_MB = 15
 BIG_GRID = [(p, t) for p in (1, 2, 3, 5, 8, 16) for t in (1, 4, 8, 16)]
+# The preloaded memory-bound grid: the pairs that can be best on the I/O-mixed route (1- and
+# 4-thread pairs served at most 0.76 x the best there, 2026-12-07), and 16 x 1.
+PRELOAD_GRID = [(p, t) for p in (2, 3, 5, 8, 16) for t in (8, 16)] + [(16, 1)]
 SMALL_GRID = [(p, t) for p in (2, 5, 16) for t in (1, 8)]
 
 
@@ -140,15 +147,15 @@ class FlaskApp(System):
 
 
 class Gunicorn(FlaskApp):
-    def __init__(self, processes, threads, **kw):
+    def __init__(self, processes, threads, preload=False, **kw):
         super().__init__(**kw)
-        self.processes, self.threads = processes, threads
-        self.label = f"gunicorn {processes}x{threads}"
+        self.processes, self.threads, self.preload = processes, threads, preload
+        self.label = f"gunicorn {'--preload ' if preload else ''}{processes}x{threads}"
 
     def argv(self):
         return [PYTHON, "-m", "gunicorn", "-w", str(self.processes), "--threads",
-                str(self.threads), "-b", f"127.0.0.1:{self.port}", "--backlog", "2048",
-                "app:app"]
+                str(self.threads), "-b", f"127.0.0.1:{self.port}", "--backlog", "2048"] + \
+            (["--preload"] if self.preload else []) + ["app:app"]
 
 
 class Uwsgi(FlaskApp):
@@ -166,12 +173,19 @@ class Uwsgi(FlaskApp):
         return children(self.proc.pid)
 
 
+# A slot of its own `gunicorn -w 1` (the app imported in each slot): the example's alternative
+# to its preload, for the memory-bound scenario whose static peers do not preload either.
+W1_COMMAND = ('command = ["/usr/bin/python3", "-m", "gunicorn", "-w", "1", "--threads", '
+              '"{threads}", "-b", "unix:{socket}", "--chdir", ".", "app:app"]')
+
+
 class Tunerd(System):
-    """tunerd adaptive with etc/examples/flask.toml as it is (threads from 1 to 16)."""
+    """tunerd adaptive with etc/examples/flask.toml as it is (threads from 1 to 16; the app
+    preloaded), or with -w 1 slots instead of the preload (preload=False)."""
 
     label = "tunerd adaptive"
 
-    def __init__(self, build, memory_per_worker=None, extra_workers="", **kw):
+    def __init__(self, build, memory_per_worker=None, extra_workers="", preload=True, **kw):
         super().__init__(**kw)
         self.build = build
         self.admin = free_port()
@@ -182,6 +196,9 @@ class Tunerd(System):
             example = f.read()
         example = example.replace('memory_per_worker = "70MB"', f'memory_per_worker = "{mpw}"')
         example = example.replace('dir = "examples/flask"', f'dir = "{FLASK_DIR}"')
+        if not preload:
+            assert 'preload = "app:app"' in example
+            example = example.replace('preload = "app:app"', W1_COMMAND)
         if memory_per_worker == "default":
             example = "\n".join(l for l in example.splitlines()
                                 if not l.startswith("memory_per_worker"))
@@ -207,6 +224,11 @@ class Tunerd(System):
     def shape(self):
         workers = http_json(self.admin, "/workers") or {}
         return workers.get("target"), [w.get("threads") for w in workers.get("workers", [])]
+
+    def memory_ceiling(self):
+        """The most processes the memory policy allows (/performance workers.memory_ceiling)."""
+        perf = http_json(self.admin, "/performance") or {}
+        return perf.get("workers", {}).get("memory_ceiling")
 
     def decisions(self):
         perf = http_json(self.admin, "/performance/decisions?limit=200") or {}
@@ -252,6 +274,7 @@ class Bench:
         finally:
             if isinstance(system, Tunerd):
                 extra["shape"] = system.shape()
+                extra["memory_ceiling"] = system.memory_ceiling()
                 extra["decisions"] = [
                     {k: d.get(k) for k in ("time", "knob", "old", "new", "rule", "reason")}
                     for d in system.decisions()[:60]]
@@ -266,7 +289,8 @@ class Bench:
             + (f"  shape {extra.get('shape')}" if extra.get('shape') else ""))
         return result
 
-    def steady(self, name, route, grid, memory=False, tunerd_variants=(None,)):
+    def steady(self, name, route, grid, memory=False, tunerd_variants=(None,),
+               gunicorn_preload=False, tunerd_preload=True):
         log(f"== {name}: {route}, {CLIENTS} connections")
         phases = [(self.args.warmup + self.args.window, CLIENTS, route)]
         runs = []
@@ -278,13 +302,15 @@ class Bench:
         for processes, threads in grid:
             cg = cgroup()
             try:
-                runs.append(self.measure(Gunicorn(processes, threads, cgroup=cg, env=env), phases))
+                runs.append(self.measure(
+                    Gunicorn(processes, threads, preload=gunicorn_preload, cgroup=cg, env=env),
+                    phases))
             finally:
                 if cg:
                     cg.remove()
         uwsgi = () if self.args.skip_uwsgi else (lambda cg: Uwsgi(cgroup=cg, env=env),)
         for make in uwsgi + tuple(
-                (lambda cg, v=v: tunerd_system(self.args.build, v, cg, env))
+                (lambda cg, v=v: tunerd_system(self.args.build, v, cg, env, tunerd_preload))
                 for v in tunerd_variants):
             cg = cgroup()
             try:
@@ -377,11 +403,11 @@ class Bench:
         self.path = path
 
 
-def tunerd_system(build, variant, cgroup, env):
-    if variant is None:
-        return Tunerd(build, cgroup=cgroup, env=env)
-    system = Tunerd(build, memory_per_worker=variant, cgroup=cgroup, env=env)
-    system.label = f"tunerd memory_per_worker={variant}"
+def tunerd_system(build, variant, cgroup, env, preload=True):
+    """tunerd with the example's config (variant None) or with memory_per_worker = variant."""
+    system = Tunerd(build, memory_per_worker=variant, cgroup=cgroup, env=env, preload=preload)
+    if variant is not None:
+        system.label = f"tunerd memory_per_worker={variant}"
     return system
 
 
@@ -441,8 +467,8 @@ def main():
             return 1
     if args.pairs:
         pairs = [tuple(int(x) for x in p.split("x")) for p in args.pairs.split(",")]
-        global BIG_GRID, SMALL_GRID
-        BIG_GRID = SMALL_GRID = pairs
+        global BIG_GRID, SMALL_GRID, PRELOAD_GRID
+        BIG_GRID = SMALL_GRID = PRELOAD_GRID = pairs
     bench = Bench(args)
     only = set(filter(None, args.only.split(",")))
     want = lambda name: not only or name in only
@@ -454,10 +480,19 @@ def main():
     if want("io_heavy"):
         bench.steady("io_heavy", ROUTES["io_heavy"], SMALL_GRID)
     if want("memory"):
+        # Neither side preloads: every process imports the app (gunicorn -w N; tunerd's slots
+        # of gunicorn -w 1), so memory caps the processes and the controller must start safe.
         fits = [(p, t) for p, t in BIG_GRID if p * APP_PROCESS_MB + 20 <= MEMORY_LIMIT >> 20]
         bench.steady("memory", ROUTES["io_mixed"], fits, memory=True,
                      tunerd_variants=(f"{APP_PROCESS_MB // 2}MB", f"{APP_PROCESS_MB * 2}MB",
-                                      "default"))
+                                      "default"), tunerd_preload=False)
+    if want("memory_preload"):
+        # Both sides preload: gunicorn --preload, tunerd with the example as it is (its preloader).
+        fits = [(p, t) for p, t in PRELOAD_GRID
+                if APP_PROCESS_MB + p * PRELOADED_WORKER_MB + 20 <= MEMORY_LIMIT >> 20]
+        bench.steady("memory_preload", ROUTES["io_mixed"], fits, memory=True,
+                     gunicorn_preload=True,
+                     tunerd_variants=(None, "default"))
     if want("load_step"):
         bench.load_step()
     if want("alternating"):

@@ -46,6 +46,20 @@ TEST(ProcessMemory, TwoMeasuredCountsGiveTheCostPerThread) {
     EXPECT_NE(model.estimate(16, PoolConfig{}).basis.find("extrapolated"), std::string::npos);
 }
 
+TEST(ProcessMemory, PreloadedWorkersAreMeasuredByTheirPrivatePages) {
+    Snapshot s = workers_at(2, 16, 170 * MiB, 0);
+    for (auto& [id, tree] : s.worker_trees) {
+        tree.pss_bytes = 67 * MiB;
+        tree.private_bytes = 18 * MiB;
+    }
+    ProcessMemoryModel plain;
+    plain.observe(s);
+    EXPECT_EQ(plain.estimate(16, PoolConfig{}).p95_bytes, 67 * MiB);
+    ProcessMemoryModel preloaded;
+    preloaded.observe(s, true);
+    EXPECT_EQ(preloaded.estimate(16, PoolConfig{}).p95_bytes, 18 * MiB);
+}
+
 TEST(ProcessMemory, StartingWorkersDoNotCount) {
     ProcessMemoryModel model;
     Snapshot s = workers_at(2, 1, 150 * MiB, 0);

@@ -119,6 +119,57 @@ TEST(PerWorkerEstimate, TakesP95OfTreesPreferringPss) {
     EXPECT_EQ(e.bytes, 180 * MiB);
 }
 
+// A worker forked from a preloader costs its private pages: the 150 MB the app holds from import
+// are the preloader's, and PSS would split them over however many workers run now.
+TEST(PerWorkerEstimate, PreloadedWorkersCostTheirPrivatePages) {
+    Snapshot s;
+    for (unsigned id = 1; id <= 2; ++id) {
+        ProcessTreeSample t;
+        t.rss_bytes = 170 * MiB;
+        t.pss_bytes = 67 * MiB;      // 150 MB shared three ways (preloader, 2 workers) + 17
+        t.private_bytes = 17 * MiB;  // its own
+        s.worker_trees[id] = t;
+    }
+    PoolConfig pool;
+    EXPECT_EQ(estimate_per_worker(s, pool).bytes, 67 * MiB);  // no preload: PSS
+    pool.preload = "app:app";
+    EXPECT_EQ(estimate_per_worker(s, pool).bytes, 17 * MiB);
+    // Not read yet (no smaps_rollup): PSS, then RSS, as without a preload.
+    s.worker_trees[2].private_bytes.reset();
+    s.worker_trees[2].pss_bytes.reset();
+    EXPECT_EQ(estimate_per_worker(s, pool).bytes, 170 * MiB);
+}
+
+// With a preload tunerd's own memory is its RSS (the preloader's shared pages in full, counted
+// once there), without one its PSS.
+TEST(SeedInputs, PreloadCountsTheSharedPagesOnceInTunerdsOwnMemory) {
+    Snapshot s;
+    s.memory.limit_bytes = 512 * MiB;
+    s.memory.limited = true;
+    s.cpu.effective_cores = 2;
+    s.self.rss_bytes = 190 * MiB;  // tunerd 10 + the preloader 180
+    s.self.pss_bytes = 70 * MiB;
+    for (unsigned id = 1; id <= 2; ++id) {
+        ProcessTreeSample t;
+        t.rss_bytes = 170 * MiB;
+        t.pss_bytes = 67 * MiB;
+        t.private_bytes = 17 * MiB;
+        s.worker_trees[id] = t;
+    }
+    Config config;
+    config.workers.max = 64;
+    const auto plain = seed_inputs(s, config);
+    EXPECT_EQ(plain.self_rss_bytes, 70 * MiB);
+    EXPECT_EQ(plain.per_worker_bytes, 67 * MiB);
+    config.workers.preload = "app:app";
+    const auto in = seed_inputs(s, config);
+    EXPECT_EQ(in.self_rss_bytes, 190 * MiB);
+    EXPECT_EQ(in.per_worker_bytes, 17 * MiB);
+    // 512 MB − 64 MB headroom − 190 MB = 258 MB: 15 workers of 17 MB fit (with PSS, 5 would).
+    const auto r = seed_formula(in);
+    EXPECT_EQ(r.memory_ceiling, 15u) << r.reason;
+}
+
 TEST(PostgresShare, OnlyWhenLocalAndKnown) {
     DatabaseConfig db;
     EXPECT_EQ(postgres_share_bytes(db, GiB), 0u);

@@ -30,10 +30,14 @@ protected:
         process(2000, 1000, 30000, 20000);
     }
 
+    // Private pages: half the PSS, a quarter clean and a quarter dirty.
     void process(pid_t pid, pid_t ppid, unsigned rss_kb, unsigned pss_kb) {
         const std::string p = "proc/" + std::to_string(pid);
         d_.write(p + "/stat", testing::stat_line(pid, "x", ppid, 10, 5, 1, rss_kb / 4));
-        d_.write(p + "/smaps_rollup", "Pss: " + std::to_string(pss_kb) + " kB\n");
+        d_.write(p + "/smaps_rollup", "Pss: " + std::to_string(pss_kb) +
+                                          " kB\nPrivate_Clean: " + std::to_string(pss_kb / 4) +
+                                          " kB\nPrivate_Dirty: " + std::to_string(pss_kb / 4) +
+                                          " kB\n");
         d_.write(p + "/task/" + std::to_string(pid) + "/children", pid == 1000 ? "2000 " : "");
     }
 
@@ -73,29 +77,36 @@ TEST_F(ProberState, FillsSelfWithoutWorkersAndWorkersById) {
     EXPECT_GT(s.taken_at_wall.time_since_epoch().count(), 0);
 }
 
-TEST_F(ProberState, ReadsPssOnFirstCycleThenEveryNth) {
+TEST_F(ProberState, ReadsPssOnFirstCycleThenEveryNthCarryingRssGrowth) {
     Prober prober = make(3);
     Snapshot s;
     prober.sample(s, workers_);  // cycle 0: PSS read
     EXPECT_EQ(s.worker_trees.at(7).pss_bytes.value_or(0), 20000u * 1024);
+    EXPECT_EQ(s.worker_trees.at(7).private_bytes.value_or(0), 10000u * 1024);
     process(2000, 1000, 31000, 25000);
-    prober.sample(s, workers_);  // cycle 1: RSS fresh, PSS carried
+    prober.sample(s, workers_);  // cycle 1: RSS fresh, PSS carried plus the RSS growth
     EXPECT_EQ(s.worker_trees.at(7).rss_bytes, 31000u * 1024);
+    EXPECT_EQ(s.worker_trees.at(7).pss_bytes.value_or(0), 21000u * 1024);
+    EXPECT_EQ(s.worker_trees.at(7).private_bytes.value_or(0), 11000u * 1024);
+    process(2000, 1000, 29000, 25000);
+    prober.sample(s, workers_);  // cycle 2: RSS below the reading's: the reading stands
     EXPECT_EQ(s.worker_trees.at(7).pss_bytes.value_or(0), 20000u * 1024);
-    prober.sample(s, workers_);  // cycle 2
-    EXPECT_EQ(s.worker_trees.at(7).pss_bytes.value_or(0), 20000u * 1024);
+    EXPECT_EQ(s.worker_trees.at(7).private_bytes.value_or(0), 10000u * 1024);
     prober.sample(s, workers_);  // cycle 3: PSS read again
     EXPECT_EQ(s.worker_trees.at(7).pss_bytes.value_or(0), 25000u * 1024);
+    EXPECT_EQ(s.worker_trees.at(7).private_bytes.value_or(0), 12500u * 1024);
 }
 
-TEST_F(ProberState, RestartedWorkerDoesNotInheritOldPss) {
+TEST_F(ProberState, NewWorkerIsReadAtOnceNotGivenTheOldPss) {
     Prober prober = make(3);
     Snapshot s;
     prober.sample(s, workers_);
     process(2001, 1000, 1000, 900);
-    prober.sample(s, {{7, 2001}});
+    d_.write("proc/1000/task/1000/children", "2001 ");  // 2000 is gone
+    prober.sample(s, {{7, 2001}});  // cycle 1, not a PSS cycle: read because 2001 is new
     EXPECT_EQ(s.worker_trees.at(7).pid, 2001);
-    EXPECT_FALSE(s.worker_trees.at(7).pss_bytes);
+    EXPECT_EQ(s.worker_trees.at(7).pss_bytes.value_or(0), 900u * 1024);
+    EXPECT_EQ(s.self.pss_bytes.value_or(0), 4000u * 1024);  // carried: self is not new
 }
 
 TEST_F(ProberState, FollowsAMoveToAnotherCgroup) {

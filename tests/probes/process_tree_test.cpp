@@ -76,6 +76,26 @@ TEST(ProcFiles, MalformedStatusAndSmapsRollupAreQuoted) {
     EXPECT_NE(pss.error().what.find("Pss"), std::string::npos);
 }
 
+TEST(SmapsRollup, PrivateIsCleanPlusDirty) {
+    const auto r = parse_smaps_rollup(
+        "55d0c0000000-7ffd00000000 ---p 00000000 00:00 0 [rollup]\nRss: 3000 kB\n"
+        "Pss: 2000 kB\nPss_Anon: 1000 kB\nShared_Clean: 900 kB\nPrivate_Clean: 300 kB\n"
+        "Private_Dirty: 1200 kB\n",
+        "f");
+    ASSERT_TRUE(r) << r.error().to_string();
+    EXPECT_EQ(r->pss_bytes, 2000u * 1024);
+    EXPECT_EQ(r->private_bytes, 1500u * 1024);
+    EXPECT_EQ(parse_smaps_rollup("", "f")->private_bytes, 0u);  // a kernel thread
+    EXPECT_FALSE(parse_smaps_rollup("Pss: 5 kB\nPrivate_Dirty: lots\n", "f"));
+}
+
+TEST(SmapsRollup, LiveProcessHasPrivatePagesBelowPss) {
+    const auto r = read_smaps_rollup("/proc", ::getpid());
+    ASSERT_TRUE(r && r->has_value());
+    EXPECT_GT((*r)->private_bytes, 0u);
+    EXPECT_LE((*r)->private_bytes, (*r)->pss_bytes);
+}
+
 TEST(ProcFiles, StatRssIsStatusVmRss) {
     // The fixtures keep both files in step, as the kernel does (both are get_mm_rss()).
     const std::string proc = fixture("proc-tree");
@@ -171,6 +191,8 @@ TEST_P(ProcessTrees, WorkerTreeSumsMasterAndChild) {
     EXPECT_EQ(worker.rss_bytes, (20000u + 80000u) * 1024);
     ASSERT_TRUE(worker.pss_bytes);
     EXPECT_EQ(*worker.pss_bytes, (15000u + 60000u) * 1024);
+    ASSERT_TRUE(worker.private_bytes);  // Private_Dirty only in these fixtures
+    EXPECT_EQ(*worker.private_bytes, (7500u + 30000u) * 1024);
     EXPECT_DOUBLE_EQ(worker.cpu_seconds, (300 + 100 + 1500 + 500) / 100.0);
     if (std::string_view(GetParam().tree) == "proc-tree") {
         // schedstat's run_delay of master and worker: 0.25 s + 1.75 s waiting for a CPU.

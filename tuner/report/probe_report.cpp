@@ -98,6 +98,7 @@ nlohmann::json process_tree_json(const ProcessTreeSample& tree) {
             {"processes", tree.processes},
             {"rss_bytes", tree.rss_bytes},
             {"pss_bytes", optional_json(tree.pss_bytes)},
+            {"private_bytes", optional_json(tree.private_bytes)},
             {"cpu_s", tree.cpu_seconds}};
 }
 

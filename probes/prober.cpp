@@ -138,24 +138,29 @@ void Prober::sample_trees(Snapshot& out, const std::vector<std::pair<unsigned, p
     std::unordered_set<pid_t> worker_pids;
     for (const auto& [id, pid] : workers) worker_pids.insert(pid);
 
-    std::unordered_map<pid_t, SharedMemory> pss_now;
-    // A tree not measured yet (a new worker) is read at once: until then its RSS would stand for
-    // it, which counts a preloaded app's shared pages in full.
+    std::unordered_map<pid_t, std::optional<SharedMemory>> pss_now;
+    // A tree not read yet (a new worker) is read at once: until then its RSS would stand for it,
+    // which counts a preloaded app's shared pages in full. One whose read gave nothing (no
+    // smaps_rollup) waits for the next nth cycle like the others.
     const auto sample = [&](pid_t pid) {
-        const bool read_pss = with_pss || !last_pss_bytes_.contains(pid);
+        const auto last = last_pss_bytes_.find(pid);
+        const bool read_pss = with_pss || last == last_pss_bytes_.end();
         ProcessTreeSample tree = trees_.sample(pid, read_pss, worker_pids, out.problems);
         if (tree.pss_bytes) {
-            pss_now[tree.pid] = {*tree.pss_bytes, tree.private_bytes.value_or(0), tree.rss_bytes};
-        } else if (const auto it = last_pss_bytes_.find(tree.pid); it != last_pss_bytes_.end()) {
+            pss_now[pid] = SharedMemory{*tree.pss_bytes, tree.private_bytes.value_or(0),
+                                        tree.rss_bytes};
+        } else if (last != last_pss_bytes_.end() && last->second) {
             // Between refreshes the last reading stands, plus what the tree's RSS grew by since
             // (a new page is its own until shown otherwise): a worker first read while it was
             // still importing its app is not taken for its starting size for n cycles.
-            const std::uint64_t grown = tree.rss_bytes > it->second.rss_bytes
-                                            ? tree.rss_bytes - it->second.rss_bytes
-                                            : 0;
-            tree.pss_bytes = it->second.pss_bytes + grown;
-            tree.private_bytes = it->second.private_bytes + grown;
-            pss_now[tree.pid] = it->second;
+            const SharedMemory& read = *last->second;
+            const std::uint64_t grown =
+                tree.rss_bytes > read.rss_bytes ? tree.rss_bytes - read.rss_bytes : 0;
+            tree.pss_bytes = read.pss_bytes + grown;
+            tree.private_bytes = read.private_bytes + grown;
+            pss_now[pid] = read;
+        } else {
+            pss_now[pid] = std::nullopt;  // read, nothing known: not again before the nth cycle
         }
         return tree;
     };

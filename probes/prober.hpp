@@ -74,7 +74,8 @@ private:
         std::uint64_t private_bytes = 0;
         std::uint64_t rss_bytes = 0;  // the tree's RSS when they were read
     };
-    std::unordered_map<pid_t, SharedMemory> last_pss_bytes_;  // by tree root pid
+    // By tree root pid; std::nullopt: read, but smaps_rollup gave nothing.
+    std::unordered_map<pid_t, std::optional<SharedMemory>> last_pss_bytes_;
 };
 
 }  // namespace tuner::probes

@@ -140,6 +140,10 @@ http {{
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+# server.worker_backlog for every tunerd of the run (--worker-backlog); None: tunerd's default.
+WORKER_BACKLOG = None
+
+
 class Tunerd(System):
     """tunerd in mode = "fixed" at the direct run's shape, features off."""
 
@@ -156,6 +160,7 @@ class Tunerd(System):
 listen = "127.0.0.1:{self.port}"
 io_threads = {io_threads}
 max_queue = 4096
+{"" if WORKER_BACKLOG is None else f"worker_backlog = {WORKER_BACKLOG}"}
 [admin]
 listen = "127.0.0.1:{self.admin}"
 [state]
@@ -322,9 +327,10 @@ def gunicorn_case(args, tmp):
 
 
 def backlog_case(args):
-    """server.worker_backlog 0 against 1, tunerd alone in front of 4 sync gunicorn workers, in
-    alternating order each round (docs/architecture.md, step 3)."""
-    log("== worker backlog: 0 against 1, gunicorn hello-world")
+    """server.worker_backlog 0 against 1 (or --backlogs), tunerd alone in front of 4 sync
+    gunicorn workers, the order rotated each round (docs/architecture.md, step 3)."""
+    values = args.backlogs.split(",")
+    log(f"== worker backlog: {' against '.join(values)}, gunicorn hello-world")
     command = json.dumps([PYTHON, "-m", "gunicorn", "-w", "1", "-b", "unix:{socket}", "hello:app"])
 
     def with_backlog(backlog):
@@ -338,9 +344,10 @@ def backlog_case(args):
             return [t]
         return make
 
-    runs = {"0": [], "1": []}
+    runs = {v: [] for v in values}
     for r in range(max(2, args.rounds)):
-        for backlog in ("0", "1") if r % 2 == 0 else ("1", "0"):
+        shift = r % len(values)
+        for backlog in values[shift:] + values[:shift]:
             result = measure(with_backlog(backlog), args)
             runs[backlog].append(result)
             log(f"  round {r + 1} backlog {backlog} {result['rps']:9.0f} rps  front cpu "
@@ -505,12 +512,13 @@ def report(results):
     if "backlog" in results:
         m = results["backlog"]["median"]
         print("### worker backlog: tunerd alone, 4 sync gunicorn workers\n")
-        print("| server.worker_backlog | rps at 32 conns | × backlog 0 | front CPU per request | "
+        print(f"| server.worker_backlog | rps at 32 conns | × backlog {next(iter(m))} | "
+              "front CPU per request | "
               "errors |")
         print("|---|---|---|---|---|")
-        for label in ("0", "1"):
-            r = m[label]
-            print(f"| {label} | {r['rps']:.0f} | {r['rps'] / m['0']['rps']:.2f} | "
+        base = m[next(iter(m))]
+        for label, r in m.items():
+            print(f"| {label} | {r['rps']:.0f} | {r['rps'] / base['rps']:.2f} | "
                   f"{r['front_cpu_us_per_request']:.1f} µs | {r['errors']} |")
         print()
     if "rss" in results:
@@ -526,9 +534,15 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--io-threads", type=int, default=1)
     parser.add_argument("--only", default="")
+    parser.add_argument("--worker-backlog", type=int,
+                        help="server.worker_backlog for tunerd (default: tunerd's own)")
+    parser.add_argument("--backlogs", default="0,1",
+                        help="the server.worker_backlog values the backlog case compares")
     parser.add_argument("--out", default=os.path.join(HERE, "results"))
     parser.add_argument("--report", help="only print the report of an earlier results file")
     args = parser.parse_args()
+    global WORKER_BACKLOG
+    WORKER_BACKLOG = args.worker_backlog
     if args.report:
         report(json.load(open(args.report)))
         return 0

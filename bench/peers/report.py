@@ -122,8 +122,9 @@ def load_step_table(scenario):
         t90 = time_to_fraction(ps, final)
         ok = t90 is not None and t90 <= 5
         out.append(f"| {r['system']} | {r.get('idle_s', '')} | {final:.0f} | "
-                   f"{t90 if t90 is not None else 'never'} "
-                   f"({verdict(ok) if r['system'].startswith('tunerd') else ''}) | {failed(r)} |")
+                   f"{t90 if t90 is not None else 'never'}"
+                   + (f" ({verdict(ok)})" if r["system"].startswith("tunerd") else "")
+                   + f" | {failed(r)} |")
     out.append("")
     return out
 

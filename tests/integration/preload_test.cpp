@@ -286,15 +286,22 @@ TEST(Preload, FlaskExampleLifeCycleFromOnePreloader) {
         for (pid_t pid : ready_pids(after)) EXPECT_EQ(parent_and_group(pid).first, tunerd.pid());
     }
 
-    // ---- a deploy with a new env value: a new preloader, the slots roll to it, the old
-    // preloader goes once its last worker is gone.
+    // ---- a deploy with a new env value, under load (POST: never retried): a new preloader, the
+    // slots roll to it, no request fails, the old preloader goes once its last worker is gone.
     {
         replace_in_file(tunerd.config_path(), "APP_VERSION = \"1\"", "APP_VERSION = \"2\"");
+        auto options = scenario_load(tunerd, "/io?ms=10", 8);
+        options.method = "POST";
+        LoadGenerator load(options);
+        load.start();
         const auto restarted =
             run_command({TUNERCTL_BINARY, "restart", "--wait", "--config", tunerd.config_path(),
                          "--admin", "http://" + tunerd.admin_address()},
                         {}, 60s);
+        const auto result = load.stop();
         EXPECT_EQ(restarted.exit_status, 0) << restarted.output << tunerd.log();
+        EXPECT_GT(result.ok_2xx, 0u) << result.summary();
+        EXPECT_EQ(result.client_errors + result.non_2xx(), 0u) << result.summary() << tunerd.log();
         for (int i = 0; i < 6; ++i) EXPECT_EQ(app_version(tunerd), "2");
         EXPECT_TRUE(tunerd.wait_workers(
             [](const nlohmann::json& j) {

@@ -1,5 +1,7 @@
 // The Prober across cycles: utilisation from two samples, PSS every Nth cycle, workers by id,
 // re-discovery after a move, and problems that never abort a sample.
+#include <filesystem>
+
 #include <gtest/gtest.h>
 
 #include "probes/prober.hpp"
@@ -107,6 +109,23 @@ TEST_F(ProberState, NewWorkerIsReadAtOnceNotGivenTheOldPss) {
     EXPECT_EQ(s.worker_trees.at(7).pid, 2001);
     EXPECT_EQ(s.worker_trees.at(7).pss_bytes.value_or(0), 900u * 1024);
     EXPECT_EQ(s.self.pss_bytes.value_or(0), 4000u * 1024);  // carried: self is not new
+}
+
+// A kernel or a process that offers no smaps_rollup: tried on the tree's first sample, then only
+// on every nth cycle, not on each.
+TEST_F(ProberState, TreeWithoutSmapsRollupIsNotReadEveryCycle) {
+    Prober prober = make(3);
+    std::filesystem::remove(d_.path() + "/proc/2000/smaps_rollup");
+    Snapshot s;
+    prober.sample(s, workers_);  // cycle 0
+    EXPECT_FALSE(s.worker_trees.at(7).pss_bytes);
+    process(2000, 1000, 30000, 20000);  // the file is back
+    prober.sample(s, workers_);         // cycle 1: not read
+    EXPECT_FALSE(s.worker_trees.at(7).pss_bytes);
+    prober.sample(s, workers_);  // cycle 2
+    EXPECT_FALSE(s.worker_trees.at(7).pss_bytes);
+    prober.sample(s, workers_);  // cycle 3: read
+    EXPECT_EQ(s.worker_trees.at(7).pss_bytes.value_or(0), 20000u * 1024);
 }
 
 TEST_F(ProberState, FollowsAMoveToAnotherCgroup) {

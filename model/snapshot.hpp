@@ -116,7 +116,7 @@ struct ProcessTreeSample {
     // the pages no process outside it maps. For a worker forked from a preloader, what one more
     // such worker costs (the app's shared pages are the preloader's).
     std::optional<std::uint64_t> private_bytes;
-    double cpu_seconds = 0;                  // utime + stime, cumulative, whole tree
+    double cpu_seconds = 0;  // utime + stime, cumulative, whole tree
     // Time its threads spent runnable but waiting for a CPU (schedstat run_delay), cumulative,
     // whole tree; unset when the kernel offers no schedstat. A thread that exited takes its
     // share with it, so the sum can fall.

@@ -30,15 +30,17 @@ void ProcessMemoryModel::observe(const Snapshot& snapshot, bool preloaded) {
     if (snapshot.pool.workers.empty()) {
         // No per-worker states: every tree runs the pool's thread count.
         for (const auto& [id, tree] : snapshot.worker_trees) {
-            if (cost(tree) > 0) sizes[snapshot.pool.threads].push_back(cost(tree));
+            if (const auto bytes = cost(tree); bytes > 0)
+                sizes[snapshot.pool.threads].push_back(bytes);
         }
     } else {
         // Only ready workers: a starting one has not loaded the app yet.
         for (const auto& worker : snapshot.pool.workers) {
             if (worker.state != WorkerState::ready) continue;
             const auto it = snapshot.worker_trees.find(worker.id);
-            if (it == snapshot.worker_trees.end() || cost(it->second) == 0) continue;
-            sizes[std::max(1u, worker.threads)].push_back(cost(it->second));
+            if (it == snapshot.worker_trees.end()) continue;
+            if (const auto bytes = cost(it->second); bytes > 0)
+                sizes[std::max(1u, worker.threads)].push_back(bytes);
         }
     }
     for (auto& [threads, values] : sizes) {

@@ -138,36 +138,36 @@ void Prober::sample_trees(Snapshot& out, const std::vector<std::pair<unsigned, p
     std::unordered_set<pid_t> worker_pids;
     for (const auto& [id, pid] : workers) worker_pids.insert(pid);
 
-    std::unordered_map<pid_t, std::optional<SharedMemory>> pss_now;
+    std::unordered_map<pid_t, std::optional<RollupReading>> rollup_now;
     // A tree not read yet (a new worker) is read at once: until then its RSS would stand for it,
     // which counts a preloaded app's shared pages in full. One whose read gave nothing (no
     // smaps_rollup) waits for the next nth cycle like the others.
     const auto sample = [&](pid_t pid) {
-        const auto last = last_pss_bytes_.find(pid);
-        const bool read_pss = with_pss || last == last_pss_bytes_.end();
+        const auto last = last_rollup_.find(pid);
+        const bool read_pss = with_pss || last == last_rollup_.end();
         ProcessTreeSample tree = trees_.sample(pid, read_pss, worker_pids, out.problems);
         if (tree.pss_bytes) {
-            pss_now[pid] = SharedMemory{*tree.pss_bytes, tree.private_bytes.value_or(0),
-                                        tree.rss_bytes};
-        } else if (last != last_pss_bytes_.end() && last->second) {
+            rollup_now[pid] =
+                RollupReading{*tree.pss_bytes, tree.private_bytes.value_or(0), tree.rss_bytes};
+        } else if (last != last_rollup_.end() && last->second) {
             // Between refreshes the last reading stands, plus what the tree's RSS grew by since
             // (a new page is its own until shown otherwise): a worker first read while it was
             // still importing its app is not taken for its starting size for n cycles.
-            const SharedMemory& read = *last->second;
+            const RollupReading& read = *last->second;
             const std::uint64_t grown =
                 tree.rss_bytes > read.rss_bytes ? tree.rss_bytes - read.rss_bytes : 0;
             tree.pss_bytes = read.pss_bytes + grown;
             tree.private_bytes = read.private_bytes + grown;
-            pss_now[pid] = read;
+            rollup_now[pid] = read;
         } else {
-            pss_now[pid] = std::nullopt;  // read, nothing known: not again before the nth cycle
+            rollup_now[pid] = std::nullopt;  // read, nothing known: not again before the nth cycle
         }
         return tree;
     };
     out.self = sample(self_pid_);
     out.worker_trees.clear();
     for (const auto& [id, pid] : workers) out.worker_trees[id] = sample(pid);
-    last_pss_bytes_ = std::move(pss_now);  // forgets the pids no longer sampled
+    last_rollup_ = std::move(rollup_now);  // forgets the pids no longer sampled
 }
 
 void Prober::sample(Snapshot& out, const std::vector<std::pair<unsigned, pid_t>>& workers) {

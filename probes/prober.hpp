@@ -69,13 +69,13 @@ private:
         std::uint64_t usage_usec = 0;
     };
     std::optional<CpuSample> previous_cpu_;
-    struct SharedMemory {
+    struct RollupReading {
         std::uint64_t pss_bytes = 0;
         std::uint64_t private_bytes = 0;
         std::uint64_t rss_bytes = 0;  // the tree's RSS when they were read
     };
     // By tree root pid; std::nullopt: read, but smaps_rollup gave nothing.
-    std::unordered_map<pid_t, std::optional<SharedMemory>> last_pss_bytes_;
+    std::unordered_map<pid_t, std::optional<RollupReading>> last_rollup_;
 };
 
 }  // namespace tuner::probes

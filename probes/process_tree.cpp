@@ -103,14 +103,6 @@ Result<std::optional<SmapsRollup>> read_smaps_rollup(const std::string& proc_roo
     return read_parsed<SmapsRollup>(pid_file(proc_root, pid, "smaps_rollup"), parse_smaps_rollup);
 }
 
-Result<std::optional<std::uint64_t>> read_smaps_rollup_pss_bytes(const std::string& proc_root,
-                                                                 pid_t pid) {
-    auto rollup = read_smaps_rollup(proc_root, pid);
-    if (!rollup) return rollup.error();
-    if (!rollup->has_value()) return std::optional<std::uint64_t>{};
-    return std::optional<std::uint64_t>{(*rollup)->pss_bytes};
-}
-
 Result<std::uint64_t> parse_schedstat_wait_ns(std::string_view content, const std::string& where) {
     // "<on-cpu ns> <run_delay ns> <timeslices>"
     const auto first = content.find_first_of(" \t");

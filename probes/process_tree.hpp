@@ -44,8 +44,6 @@ struct SmapsRollup {
 Result<SmapsRollup> parse_smaps_rollup(std::string_view content, const std::string& where);
 // std::nullopt also when the file is not offered.
 Result<std::optional<SmapsRollup>> read_smaps_rollup(const std::string& proc_root, pid_t pid);
-Result<std::optional<std::uint64_t>> read_smaps_rollup_pss_bytes(const std::string& proc_root,
-                                                                 pid_t pid);
 // The second field of schedstat (proc(5): time spent waiting on a runqueue, ns).
 Result<std::uint64_t> parse_schedstat_wait_ns(std::string_view content, const std::string& where);
 // run_delay summed over the process's threads (task/<tid>/schedstat; with `threads` == 1 only

@@ -34,7 +34,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (parts.size() > 3) (void)parse_schedstat_wait_ns(parts[3], "schedstat");
     (void)read_proc_stat(proc, 100);
     (void)read_status_rss_bytes(proc, 100);
-    (void)read_smaps_rollup_pss_bytes(proc, 100);
+    (void)read_smaps_rollup(proc, 100);
     for (unsigned threads : {0u, 1u}) {
         (void)read_tasks_cpu_wait_ns(proc, 100, threads);
         (void)read_task_children(proc, 100, threads);

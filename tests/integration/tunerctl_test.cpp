@@ -215,7 +215,8 @@ TEST(Tunerctl, DecisionsFromTheDatabaseFileAfterTheDaemonStopped) {
     const auto all = parse_json(r)["decisions"];
     ASSERT_GE(all.size(), 2u) << all.dump(2);
     // Newest first by the decision's time, then by id. Not by id alone: a control cycle that
-    // began before the pin is logged after it (seen under ASan: id 3 at .171, the pin id 2 at .177).
+    // began before the pin is logged after it (seen under ASan: id 3 at .171, the pin id 2 at
+    // .177).
     for (std::size_t i = 0; i + 1 < all.size(); ++i) {
         const auto t = all[i]["time_unix_ms"].get<std::int64_t>();
         const auto next = all[i + 1]["time_unix_ms"].get<std::int64_t>();

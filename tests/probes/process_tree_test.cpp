@@ -61,7 +61,10 @@ TEST(ProcFiles, VanishedProcessIsEmptyNotError) {
 TEST(ProcFiles, KernelThreadHasNoRssAndNoPss) {
     const std::string proc = fixture("proc-tree");
     EXPECT_EQ(read_status_rss_bytes(proc, 2)->value_or(99), 0u);
-    EXPECT_EQ(read_smaps_rollup_pss_bytes(proc, 2)->value_or(99), 0u);
+    const auto rollup = read_smaps_rollup(proc, 2);
+    ASSERT_TRUE(rollup && rollup->has_value());
+    EXPECT_EQ((*rollup)->pss_bytes, 0u);
+    EXPECT_EQ((*rollup)->private_bytes, 0u);
 }
 
 TEST(ProcFiles, MalformedStatusAndSmapsRollupAreQuoted) {
@@ -71,7 +74,7 @@ TEST(ProcFiles, MalformedStatusAndSmapsRollupAreQuoted) {
     auto rss = read_status_rss_bytes(d.path(), 7);
     ASSERT_FALSE(rss.ok());
     EXPECT_NE(rss.error().what.find("lots"), std::string::npos);
-    auto pss = read_smaps_rollup_pss_bytes(d.path(), 7);
+    auto pss = read_smaps_rollup(d.path(), 7);
     ASSERT_FALSE(pss.ok());
     EXPECT_NE(pss.error().what.find("Pss"), std::string::npos);
 }

@@ -16,7 +16,9 @@
 
 // Boost 1.74's awaitable.hpp uses std::exchange without including <utility>.
 #include <sys/socket.h>
+#include <sys/uio.h>
 
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <memory>
@@ -35,6 +37,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/beast/core/buffers_suffix.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 #include <spdlog/spdlog.h>
@@ -102,6 +105,34 @@ struct StreamOps {
         char c;
         const ssize_t n = ::recv(s.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
         return !(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
+    }
+    // Writes what the socket takes now, without waiting (one sendmsg, as nginx's writev): the
+    // bytes written, 0 with ec clear when it takes nothing now, ec set when it failed. The rest
+    // goes out by an asynchronous write (write_rest).
+    template <class ConstBuffers>
+    static std::size_t write_now(Stream& s, const ConstBuffers& buffers,
+                                 boost::system::error_code& ec) {
+        std::array<iovec, 4> iov{};
+        std::size_t count = 0;
+        for (auto it = boost::asio::buffer_sequence_begin(buffers);
+             it != boost::asio::buffer_sequence_end(buffers) && count < iov.size(); ++it) {
+            const boost::asio::const_buffer b(*it);
+            if (b.size() == 0) continue;
+            iov[count++] = iovec{const_cast<void*>(b.data()), b.size()};
+        }
+        ec = {};
+        if (count == 0) return 0;
+        msghdr message{};
+        message.msg_iov = iov.data();
+        message.msg_iovlen = count;
+        for (;;) {
+            const ssize_t n = ::sendmsg(s.native_handle(), &message, MSG_DONTWAIT | MSG_NOSIGNAL);
+            if (n >= 0) return static_cast<std::size_t>(n);
+            if (errno == EINTR) continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                ec.assign(errno, boost::system::system_category());
+            return 0;
+        }
     }
 };
 
@@ -411,6 +442,22 @@ private:
             out_.clear();
         }
     }
+    // The body of a small response read whole (at most kWholeResponseMax), kept the same way.
+    std::unique_ptr<char[]> whole_body_;
+    std::size_t whole_body_capacity_ = 0;
+    char* whole_body(std::size_t size) {
+        if (size > whole_body_capacity_ || !whole_body_) {
+            whole_body_capacity_ = std::max<std::size_t>(size, 1024);
+            whole_body_ = std::make_unique_for_overwrite<char[]>(whole_body_capacity_);
+        }
+        return whole_body_.get();
+    }
+    void release_whole_body() {
+        if (whole_body_capacity_ > kShrinkBufferAbove) {
+            whole_body_.reset();
+            whole_body_capacity_ = 0;
+        }
+    }
 };
 
 template <class Client, class Connector>
@@ -449,7 +496,15 @@ private:
     // Request buffering: the whole body is read (to memory, or past body_buffer_size to a spool
     // file) before a worker slot is asked for.
     boost::asio::awaitable<Step> buffer_body();
+    // The slot at once if the dispatcher has one free, or the fault that ends the request: true,
+    // with `step` set. False: the request must wait for one (acquire_slot).
+    bool slot_now(Step& step);
     boost::asio::awaitable<Step> acquire_slot();
+    void take_slot(BackendPtr backend, std::shared_ptr<AheadTicket> ahead);
+    // The ticket to acquire with (dispatcher.hpp, "Backlog"), or null.
+    std::shared_ptr<AheadTicket> ahead_ticket();
+    // A parked connection to the slot's worker that is still usable, if there is one.
+    bool reuse_parked();
     boost::asio::awaitable<Step> connect();
     boost::asio::awaitable<Step> send_request();
     boost::asio::awaitable<Step> read_response_header();
@@ -469,6 +524,17 @@ private:
     // A buffered body goes to the worker: the header and a body in memory in one write, a
     // spooled body after the header in pieces.
     boost::asio::awaitable<void> send_buffered(bool& header_written, boost::system::error_code& ec);
+    // A body relayed as the client sends it: the header, then the body through a serializer.
+    boost::asio::awaitable<void> send_streamed(bool& header_written,
+                                               boost::system::error_code& in_ec,
+                                               boost::system::error_code& out_ec);
+    // A response relayed as the worker sends it (too long, or of unknown length, to be read
+    // whole): the header, then the body, compressed by `encoder` if any, copied to the
+    // micro-cache when it stores it.
+    boost::asio::awaitable<void> relay_streamed(Encoder* encoder,
+                                                const exchange_detail::http::fields* stored_fields,
+                                                boost::system::error_code& upstream_ec,
+                                                boost::system::error_code& client_ec);
     // The request may go to another worker after `fault` (nothing reached the client yet).
     bool may_retry(const Fault& fault) const;
     // may_retry, and if so counts the retry: the caller goes round again.
@@ -623,14 +689,58 @@ asio::awaitable<void> relay_body(InStream& in, Deadline& in_deadline, beast::fla
     } while (!p.is_done() || !sr.is_done());
 }
 
+// The header of `m` as Beast's serializer writes it (basic_fields::writer): the start line,
+// every field in order, the blank line.
+template <bool isRequest, class Body>
+void append_header(const http::message<isRequest, Body>& m, std::string& out) {
+    const auto text = [](beast::string_view v) { return std::string_view(v.data(), v.size()); };
+    const unsigned version = m.version();
+    const char http_version[] = {'H', 'T', 'T', 'P', '/', static_cast<char>('0' + version / 10),
+                                 '.', static_cast<char>('0' + version % 10)};
+    if constexpr (isRequest) {
+        out.append(text(m.method_string()));
+        out += ' ';
+        out.append(text(m.target()));
+        out += ' ';
+        out.append(http_version, sizeof http_version);
+    } else {
+        out.append(http_version, sizeof http_version);
+        const unsigned code = m.result_int();
+        const char status[] = {' ', static_cast<char>('0' + code / 100 % 10),
+                               static_cast<char>('0' + code / 10 % 10),
+                               static_cast<char>('0' + code % 10), ' '};
+        out.append(status, sizeof status);
+        const auto reason = m.reason();
+        out.append(text(reason.empty() ? http::obsolete_reason(m.result()) : reason));
+    }
+    out.append("\r\n");
+    for (const auto& f : m) {
+        out.append(text(f.name_string()));
+        out.append(": ");
+        out.append(text(f.value()));
+        out.append("\r\n");
+    }
+    out.append("\r\n");
+}
+
 // Serializes a whole message (header and a buffer_body that is all there) into `out`, so that
 // it leaves in one contiguous write: Beast's serializer hands out one buffer per header field,
 // each an iovec segment of the system call.
-// `header_only`: the header alone (its body goes out by other means).
+// `header_only`: the header alone (its body goes out by other means). The serializer lives on
+// this function's stack, not in a coroutine's frame: a frame over 1 KB is a malloc each time.
 template <bool isRequest>
-void serialize(http::serializer<isRequest, http::buffer_body>& sr, std::string& out,
+void serialize(http::message<isRequest, http::buffer_body>& message, std::string& out,
                boost::system::error_code& ec, bool header_only = false) {
     out.clear();
+    if (!message.chunked()) {
+        // Written straight from the fields, as Beast's writer lays them out: its buffer sequence
+        // (a view per field, walked through a variant) cost more than the copy.
+        append_header(message, out);
+        if (!header_only && message.body().data)
+            out.append(static_cast<const char*>(message.body().data), message.body().size);
+        return;
+    }
+    http::serializer<isRequest, http::buffer_body> sr{message};
     if (header_only) sr.split(true);
     while (!ec && !(header_only ? sr.is_header_done() : sr.is_done())) {
         sr.next(ec, [&](boost::system::error_code&, const auto& buffers) {
@@ -642,6 +752,57 @@ void serialize(http::serializer<isRequest, http::buffer_body>& sr, std::string& 
             sr.consume(n);
         });
     }
+}
+
+// ---- I/O without a trip through the scheduler ----------------------------------------------
+// An Asio operation that completes at once is still posted: its handler goes through the
+// scheduler's queue (a lock, a handler allocation, a resume) before the coroutine goes on. As
+// nginx does, the front writes at once what the socket takes (StreamOps::write_now) and parses
+// what it already read (parse_buffered); only what must wait goes to the reactor.
+
+// Parses what `b` holds into `p`, no I/O: true when `done(p)` holds. False with ec clear: more
+// bytes must be read (an asynchronous read then parses them with the rest); with ec set: the
+// bytes are bad, as the asynchronous read would have said.
+template <class Parser, class Done>
+bool parse_buffered(Parser& p, beast::flat_buffer& b, boost::system::error_code& ec, Done done) {
+    ec = {};
+    while (!done(p)) {
+        if (b.size() == 0) return false;
+        const std::size_t used = p.put(b.data(), ec);
+        b.consume(used);
+        if (ec == http::error::need_more || ec == http::error::need_buffer) {
+            ec = {};
+            return false;
+        }
+        if (ec || used == 0) return false;
+    }
+    return true;
+}
+
+// The rest of `buffers` after the `written` bytes write_now took, written asynchronously under
+// `deadline`: the bytes it wrote.
+template <class Stream, class ConstBuffers>
+asio::awaitable<std::size_t> write_rest(Stream& s, const ConstBuffers& buffers,
+                                        std::size_t written, Deadline& deadline, Duration timeout,
+                                        boost::system::error_code& ec) {
+    beast::buffers_suffix<ConstBuffers> rest(buffers);
+    rest.consume(written);
+    deadline.arm(timeout);
+    const std::size_t n =
+        co_await asio::async_write(s, rest, asio::redirect_error(asio::use_awaitable, ec));
+    deadline.settle(ec);
+    co_return n;
+}
+
+// Writes all of `buffers`: at once what the socket takes, the rest asynchronously under
+// `deadline`. The bytes written.
+template <class Stream, class ConstBuffers>
+asio::awaitable<std::size_t> write_all(Stream& s, const ConstBuffers& buffers, Deadline& deadline,
+                                       Duration timeout, boost::system::error_code& ec) {
+    std::size_t n = StreamOps<Stream>::write_now(s, buffers, ec);
+    if (!ec && n < asio::buffer_size(buffers))
+        n += co_await write_rest(s, buffers, n, deadline, timeout, ec);
+    co_return n;
 }
 
 }  // namespace exchange_detail
@@ -755,10 +916,15 @@ boost::asio::awaitable<bool> Session<Client, Connector>::Exchange::run() {
         note_arrival();
     }
     for (;;) {
-        if (auto fault = co_await acquire_slot()) co_return co_await refuse(*fault, has_body_);
-        if (auto fault = co_await connect()) {
-            if (retry(*fault)) continue;
-            co_return co_await refuse(*fault, has_body_);
+        // A free slot and a parked connection are taken without a wait (or a coroutine frame).
+        Step slot;
+        if (!slot_now(slot)) slot = co_await acquire_slot();
+        if (slot) co_return co_await refuse(*slot, has_body_);
+        if (!reuse_parked()) {
+            if (auto fault = co_await connect()) {
+                if (retry(*fault)) continue;
+                co_return co_await refuse(*fault, has_body_);
+            }
         }
         if (auto fault = co_await send_request()) {
             if (fault->failure == Failure::body_too_large ||
@@ -793,10 +959,14 @@ auto Session<Client, Connector>::Exchange::read_header() -> boost::asio::awaitab
     namespace asio = exchange_detail::asio;
     namespace http = exchange_detail::http;
     boost::system::error_code ec;
-    s_.client_deadline_.arm(cfg_.header_timeout);
-    co_await http::async_read_header(s_.client_, s_.client_buffer_, parser_,
-                                     asio::redirect_error(asio::use_awaitable, ec));
-    s_.client_deadline_.settle(ec);
+    // Most often the whole header came with the bytes wait_for_request read.
+    const auto header_done = [](const Request& p) { return p.is_header_done(); };
+    if (!exchange_detail::parse_buffered(parser_, s_.client_buffer_, ec, header_done) && !ec) {
+        s_.client_deadline_.arm(cfg_.header_timeout);
+        co_await http::async_read_header(s_.client_, s_.client_buffer_, parser_,
+                                         asio::redirect_error(asio::use_awaitable, ec));
+        s_.client_deadline_.settle(ec);
+    }
     if (ec) co_return Fault{classify_header_error(ec), ec};
 
     ++core_.requests_in_progress;
@@ -951,19 +1121,47 @@ auto Session<Client, Connector>::Exchange::buffer_body() -> boost::asio::awaitab
 }
 
 template <class Client, class Connector>
+std::shared_ptr<AheadTicket> Session<Client, Connector>::Exchange::ahead_ticket() {
+    // Only a request that can be sent again may wait in a busy worker's backlog: if that worker
+    // dies before taking it, it goes to another (may_retry).
+    if (dispatcher()->backlog() == 0 || has_body_ || body_ || retried_ ||
+        !is_retryable_method(method_))
+        return nullptr;
+    if (!ahead_) ahead_ = std::make_shared<AheadTicket>();
+    return ahead_;
+}
+
+template <class Client, class Connector>
+bool Session<Client, Connector>::Exchange::slot_now(Step& step) {
+    if (core_.aborting || !dispatcher()) {
+        step = Fault{Failure::shutting_down, {}};
+        return true;
+    }
+    std::shared_ptr<AheadTicket> ahead = ahead_ticket();
+    BackendPtr backend = dispatcher()->try_acquire(avoid_, Clock::now(), ahead);
+    if (!backend) return false;
+    take_slot(std::move(backend), std::move(ahead));
+    step = std::nullopt;
+    return true;
+}
+
+template <class Client, class Connector>
+void Session<Client, Connector>::Exchange::take_slot(BackendPtr backend,
+                                                     std::shared_ptr<AheadTicket> ahead) {
+    slot_ = SlotGuard(s_.core_, std::move(backend), std::move(ahead));
+    worker_id_ = slot_.backend()->id;
+    record_.dispatched = Clock::now();
+    record_.reached_worker = true;
+}
+
+template <class Client, class Connector>
 auto Session<Client, Connector>::Exchange::acquire_slot() -> boost::asio::awaitable<Step> {
     namespace asio = exchange_detail::asio;
     if (core_.aborting || !dispatcher()) co_return Fault{Failure::shutting_down, {}};
     Dispatcher& d = *dispatcher();
-    // Only a request that can be sent again may wait in a busy worker's backlog: if that worker
-    // dies before taking it, it goes to another (may_retry).
-    std::shared_ptr<AheadTicket> ahead;
-    if (d.backlog() > 0 && !has_body_ && !body_ && !retried_ && is_retryable_method(method_)) {
-        if (!ahead_) ahead_ = std::make_shared<AheadTicket>();
-        ahead = ahead_;
-    }
-    BackendPtr backend = d.try_acquire(avoid_, Clock::now(), ahead);
-    if (!backend) {
+    std::shared_ptr<AheadTicket> ahead = ahead_ticket();
+    BackendPtr backend;
+    {
         auto wait = std::make_shared<FrontCore::WaitState>(s_.client_.get_executor());
         Waiter waiter;
         waiter.id = core_.next_waiter_id++;
@@ -1004,25 +1202,27 @@ auto Session<Client, Connector>::Exchange::acquire_slot() -> boost::asio::awaita
             }
         }
     }
-    slot_ = SlotGuard(s_.core_, std::move(backend), ahead);
-    worker_id_ = slot_.backend()->id;
-    record_.dispatched = Clock::now();
-    record_.reached_worker = true;
+    take_slot(std::move(backend), std::move(ahead));
     co_return std::nullopt;
 }
 
 template <class Client, class Connector>
-auto Session<Client, Connector>::Exchange::connect() -> boost::asio::awaitable<Step> {
-    const BackendPtr& backend = slot_.backend();
-    while (auto idle = dispatcher()->take_idle(backend)) {
+bool Session<Client, Connector>::Exchange::reuse_parked() {
+    while (auto idle = dispatcher()->take_idle(slot_.backend())) {
         std::unique_ptr<Connection> candidate(static_cast<Connection*>(idle.release()));
         if (candidate->still_usable()) {
             conn_ = std::move(candidate);
             s_.upstream_ = &conn_->stream;
             reused_ = true;
-            co_return std::nullopt;
+            return true;
         }
     }
+    return false;
+}
+
+template <class Client, class Connector>
+auto Session<Client, Connector>::Exchange::connect() -> boost::asio::awaitable<Step> {
+    const BackendPtr& backend = slot_.backend();
     reused_ = false;
     conn_ = std::make_unique<Connection>(s_.connector_.make(s_.client_.get_executor()));
     conn_->local = !backend->address.tcp_port;
@@ -1044,36 +1244,29 @@ auto Session<Client, Connector>::Exchange::send_request() -> boost::asio::awaita
     boost::system::error_code in_ec, out_ec;
     auto& req = parser_.get();
     auto& up = conn_->stream;
-    http::request_serializer<http::buffer_body> sr{req};
-    s_.upstream_deadline_.arm(cfg_.request_timeout);
     bool header_written = false;
     if (body_) {
+        s_.upstream_deadline_.arm(cfg_.request_timeout);
         co_await send_buffered(header_written, out_ec);
         s_.upstream_deadline_.settle(out_ec);
     } else if (!has_body_) {
         req.body().data = nullptr;
         req.body().size = 0;
         req.body().more = false;
-        // One contiguous buffer, one system call with one segment.
-        exchange_detail::serialize(sr, s_.out_, out_ec);
+        // One contiguous buffer, one system call with one segment, made at once when the
+        // socket takes it (it does, but for a worker that stopped reading).
+        exchange_detail::serialize(req, s_.out_, out_ec);
         if (!out_ec) {
-            co_await asio::async_write(up, asio::buffer(s_.out_),
-                                       asio::redirect_error(asio::use_awaitable, out_ec));
+            const auto message = asio::buffer(s_.out_);
+            const std::size_t n = StreamOps<Upstream>::write_now(up, message, out_ec);
+            if (!out_ec && n < message.size()) {
+                co_await exchange_detail::write_rest(up, message, n, s_.upstream_deadline_,
+                                                     cfg_.request_timeout, out_ec);
+            }
         }
-        s_.upstream_deadline_.settle(out_ec);
         s_.release_out();
     } else {
-        co_await http::async_write_header(up, sr,
-                                          asio::redirect_error(asio::use_awaitable, out_ec));
-        s_.upstream_deadline_.settle(out_ec);
-        header_written = !out_ec;
-        if (!out_ec) co_await send_continue(in_ec);
-        if (!out_ec && !in_ec) {
-            co_await exchange_detail::relay_body(s_.client_, s_.client_deadline_, s_.client_buffer_,
-                                                 parser_, up, s_.upstream_deadline_, sr,
-                                                 cfg_.header_timeout, cfg_.request_timeout, in_ec,
-                                                 out_ec);
-        }
+        co_await send_streamed(header_written, in_ec, out_ec);
     }
     if (in_ec) co_return Fault{classify_body_error(in_ec), in_ec};
     if (out_ec && reused_ && conn_->local && !header_written &&
@@ -1086,6 +1279,26 @@ auto Session<Client, Connector>::Exchange::send_request() -> boost::asio::awaita
 }
 
 template <class Client, class Connector>
+boost::asio::awaitable<void> Session<Client, Connector>::Exchange::send_streamed(
+    bool& header_written, boost::system::error_code& in_ec, boost::system::error_code& out_ec) {
+    namespace asio = exchange_detail::asio;
+    namespace http = exchange_detail::http;
+    auto& up = conn_->stream;
+    http::request_serializer<http::buffer_body> sr{parser_.get()};
+    s_.upstream_deadline_.arm(cfg_.request_timeout);
+    co_await http::async_write_header(up, sr, asio::redirect_error(asio::use_awaitable, out_ec));
+    s_.upstream_deadline_.settle(out_ec);
+    header_written = !out_ec;
+    if (!out_ec) co_await send_continue(in_ec);
+    if (!out_ec && !in_ec) {
+        co_await exchange_detail::relay_body(s_.client_, s_.client_deadline_, s_.client_buffer_,
+                                             parser_, up, s_.upstream_deadline_, sr,
+                                             cfg_.header_timeout, cfg_.request_timeout, in_ec,
+                                             out_ec);
+    }
+}
+
+template <class Client, class Connector>
 boost::asio::awaitable<void> Session<Client, Connector>::Exchange::send_buffered(
     bool& header_written, boost::system::error_code& ec) {
     namespace asio = exchange_detail::asio;
@@ -1094,16 +1307,22 @@ boost::asio::awaitable<void> Session<Client, Connector>::Exchange::send_buffered
     req.body().data = nullptr;
     req.body().size = 0;
     req.body().more = false;
-    http::request_serializer<http::buffer_body> sr{req};
-    exchange_detail::serialize(sr, s_.out_, ec, true);
+    exchange_detail::serialize(req, s_.out_, ec, true);
     if (ec) co_return;
     auto& up = conn_->stream;
+    // (Under the upstream deadline send_request armed.)
     if (!body_->spooled()) {
-        // One system call: the header and the body as two segments.
+        // One system call: the header and the body as two segments, at once if the socket
+        // takes them.
         const auto memory = body_->memory();
         const std::array<asio::const_buffer, 2> message{asio::buffer(s_.out_),
                                                         asio::buffer(memory.data(), memory.size())};
-        co_await asio::async_write(up, message, asio::redirect_error(asio::use_awaitable, ec));
+        const std::size_t n = StreamOps<Upstream>::write_now(up, message, ec);
+        if (!ec && n < asio::buffer_size(message)) {
+            boost::beast::buffers_suffix<std::array<asio::const_buffer, 2>> rest(message);
+            rest.consume(n);
+            co_await asio::async_write(up, rest, asio::redirect_error(asio::use_awaitable, ec));
+        }
         s_.release_out();
         co_return;
     }
@@ -1180,21 +1399,27 @@ auto Session<Client, Connector>::Exchange::relay_response() -> boost::asio::awai
         bodyless || res_parser_->is_done() || (length && *length <= kWholeResponseMax);
     boost::system::error_code client_ec, upstream_ec;
 
-    // A small response: read it whole, then header and body go out in one write.
-    std::unique_ptr<char[]> body;
+    // A small response: read it whole, then header and body go out in one write. Its body is
+    // most often in the buffer already, with the header.
+    char* body = nullptr;
     std::size_t body_size = 0;
     if (whole && !res_parser_->is_done()) {
         body_size = static_cast<std::size_t>(length.value_or(0));
-        body = std::make_unique<char[]>(std::max<std::size_t>(body_size, 1));
-        res.body().data = body.get();
+        body = s_.whole_body(body_size);
+        res.body().data = body;
         res.body().size = body_size;
-        s_.upstream_deadline_.arm(cfg_.request_timeout);
-        while (!res_parser_->is_done() && !upstream_ec) {
-            co_await http::async_read(conn_->stream, conn_->buffer, *res_parser_,
-                                      asio::redirect_error(asio::use_awaitable, upstream_ec));
-            if (upstream_ec == http::error::need_buffer) upstream_ec = {};
+        res_parser_->eager(true);
+        const auto done = [](const Response& p) { return p.is_done(); };
+        if (!exchange_detail::parse_buffered(*res_parser_, conn_->buffer, upstream_ec, done) &&
+            !upstream_ec) {
+            s_.upstream_deadline_.arm(cfg_.request_timeout);
+            while (!res_parser_->is_done() && !upstream_ec) {
+                co_await http::async_read(conn_->stream, conn_->buffer, *res_parser_,
+                                          asio::redirect_error(asio::use_awaitable, upstream_ec));
+                if (upstream_ec == http::error::need_buffer) upstream_ec = {};
+            }
+            s_.upstream_deadline_.settle(upstream_ec);
         }
-        s_.upstream_deadline_.settle(upstream_ec);
         if (upstream_ec) {
             // Nothing reached the client: a transport failure is retried (idempotent
             // requests), anything else answered 502.
@@ -1234,52 +1459,36 @@ auto Session<Client, Connector>::Exchange::relay_response() -> boost::asio::awai
         // to (a sync worker gets its next request a client write sooner).
         release_worker(upstream_keep_alive);
         // Stored before the client is written to: waiters on this fill are answered sooner.
-        if (cache_storing_)
-            cache_finish(*stored_fields, std::string(body ? body.get() : "", body_size));
-        res.body().data = body.get();
+        if (cache_storing_) cache_finish(*stored_fields, std::string(body ? body : "", body_size));
+        res.body().data = body;
         res.body().size = body_size;
         res.body().more = false;
         std::string compressed;
         if (encoder) {
-            if (!co_await compress_whole(*encoder, {body.get(), body_size}, compressed,
+            if (!co_await compress_whole(*encoder, {body, body_size}, compressed,
                                          s_.client_.get_executor()))
                 client_ec = make_error_code(boost::system::errc::io_error);
             res.body().data = compressed.data();
             res.body().size = compressed.size();
             res.content_length(compressed.size());
         }
-        http::response_serializer<http::buffer_body> sr{res};
-        exchange_detail::serialize(sr, s_.out_, client_ec);
-        body.reset();
-        s_.client_deadline_.arm(cfg_.request_timeout);
+        exchange_detail::serialize(res, s_.out_, client_ec);
+        s_.release_whole_body();
         if (!client_ec) {
-            bytes_sent_ +=
-                co_await asio::async_write(s_.client_, asio::buffer(s_.out_),
-                                           asio::redirect_error(asio::use_awaitable, client_ec));
+            // At once when the socket takes it, as it does but for a client that stopped reading.
+            const auto message = asio::buffer(s_.out_);
+            std::size_t n = StreamOps<Client>::write_now(s_.client_, message, client_ec);
+            if (!client_ec && n < message.size()) {
+                n += co_await exchange_detail::write_rest(s_.client_, message, n,
+                                                          s_.client_deadline_,
+                                                          cfg_.request_timeout, client_ec);
+            }
+            bytes_sent_ += n;
         }
-        s_.client_deadline_.settle(client_ec);
         s_.release_out();
     } else {
-        http::response_serializer<http::buffer_body> sr{res};
-        s_.client_deadline_.arm(cfg_.request_timeout);
-        bytes_sent_ += co_await http::async_write_header(
-            s_.client_, sr, asio::redirect_error(asio::use_awaitable, client_ec));
-        s_.client_deadline_.settle(client_ec);
-        std::optional<exchange_detail::Tee> tee;
-        if (cache_storing_) tee.emplace(exchange_detail::Tee{{}, cfg_.cache.max_entry_size_bytes});
-        if (!client_ec && encoder) {
-            co_await relay_compressed(conn_->stream, s_.upstream_deadline_, conn_->buffer,
-                                      *res_parser_, s_.client_, s_.client_deadline_, sr,
-                                      cfg_.request_timeout, cfg_.request_timeout, *encoder,
-                                      upstream_ec, client_ec, &bytes_sent_, tee ? &*tee : nullptr);
-        } else if (!client_ec) {
-            co_await exchange_detail::relay_body(
-                conn_->stream, s_.upstream_deadline_, conn_->buffer, *res_parser_, s_.client_,
-                s_.client_deadline_, sr, cfg_.request_timeout, cfg_.request_timeout, upstream_ec,
-                client_ec, tee ? &*tee : nullptr, &bytes_sent_);
-        }
-        if (tee && !tee->overflow && !upstream_ec && !client_ec && res_parser_->is_done())
-            cache_finish(*stored_fields, std::move(tee->data));
+        co_await relay_streamed(encoder.get(), stored_fields ? &*stored_fields : nullptr,
+                                upstream_ec, client_ec);
     }
     const bool upstream_clean = !upstream_ec && res_parser_->is_done();
     if (upstream_ec) {
@@ -1296,6 +1505,35 @@ auto Session<Client, Connector>::Exchange::relay_response() -> boost::asio::awai
     record_now(client_ec ? 0 : record_.status);
     // A response cut short cannot be repaired: the client sees the connection close.
     co_return !client_ec && upstream_clean && keep_alive_ ? Outcome::keep_alive : Outcome::close;
+}
+
+template <class Client, class Connector>
+boost::asio::awaitable<void> Session<Client, Connector>::Exchange::relay_streamed(
+    Encoder* encoder, const exchange_detail::http::fields* stored_fields,
+    boost::system::error_code& upstream_ec, boost::system::error_code& client_ec) {
+    namespace asio = exchange_detail::asio;
+    namespace http = exchange_detail::http;
+    http::response_serializer<http::buffer_body> sr{res_parser_->get()};
+    s_.client_deadline_.arm(cfg_.request_timeout);
+    bytes_sent_ += co_await http::async_write_header(
+        s_.client_, sr, asio::redirect_error(asio::use_awaitable, client_ec));
+    s_.client_deadline_.settle(client_ec);
+    std::optional<exchange_detail::Tee> tee;
+    if (stored_fields) tee.emplace(exchange_detail::Tee{{}, cfg_.cache.max_entry_size_bytes});
+    if (!client_ec && encoder) {
+        co_await relay_compressed(conn_->stream, s_.upstream_deadline_, conn_->buffer,
+                                  *res_parser_, s_.client_, s_.client_deadline_, sr,
+                                  cfg_.request_timeout, cfg_.request_timeout, *encoder,
+                                  upstream_ec, client_ec, &bytes_sent_, tee ? &*tee : nullptr);
+    } else if (!client_ec) {
+        co_await exchange_detail::relay_body(conn_->stream, s_.upstream_deadline_, conn_->buffer,
+                                             *res_parser_, s_.client_, s_.client_deadline_, sr,
+                                             cfg_.request_timeout, cfg_.request_timeout,
+                                             upstream_ec, client_ec, tee ? &*tee : nullptr,
+                                             &bytes_sent_);
+    }
+    if (tee && !tee->overflow && !upstream_ec && !client_ec && res_parser_->is_done())
+        cache_finish(*stored_fields, std::move(tee->data));
 }
 
 template <class Client, class Connector>
@@ -1641,10 +1879,8 @@ boost::asio::awaitable<bool> Session<Client, Connector>::Exchange::serve_cached(
     const std::array<asio::const_buffer, 2> message{asio::buffer(s_.out_),
                                                     asio::buffer(body.data(), body_size)};
     boost::system::error_code ec;
-    s_.client_deadline_.arm(cfg_.request_timeout);
-    bytes_sent_ += co_await asio::async_write(s_.client_, message,
-                                              asio::redirect_error(asio::use_awaitable, ec));
-    s_.client_deadline_.settle(ec);
+    bytes_sent_ += co_await exchange_detail::write_all(s_.client_, message, s_.client_deadline_,
+                                                       cfg_.request_timeout, ec);
     s_.release_out();
     cache_status_ = status;
     count_cache(status, collapsed);

@@ -5,6 +5,8 @@
 #include <cctype>
 #include <vector>
 
+#include <boost/beast/core/string.hpp>
+
 namespace tuner::server {
 
 namespace {
@@ -19,32 +21,49 @@ std::string_view trim(std::string_view s) {
 
 void strip_hop_by_hop(http::fields& fields) {
     // Headers named by Connection are hop-by-hop too (RFC 9110 §7.6.1).
-    std::vector<std::string> named;
+    std::vector<std::string_view> named;
     const auto range = fields.equal_range(http::field::connection);
+    const bool has_connection = range.first != range.second;
     for (auto it = range.first; it != range.second; ++it) {
         std::string_view value(it->value().data(), it->value().size());
         while (!value.empty()) {
             const auto comma = value.find(',');
             const auto token = trim(value.substr(0, comma));
-            if (!token.empty()) named.emplace_back(token);
+            // Never let a client strip the framing or the Host through Connection.
+            if (!token.empty() && !boost::beast::iequals(token, "host") &&
+                !boost::beast::iequals(token, "content-length"))
+                named.push_back(token);
             if (comma == std::string_view::npos) break;
             value.remove_prefix(comma + 1);
         }
     }
-    for (const auto& name : named) {
-        std::string lower(name);
-        std::transform(lower.begin(), lower.end(), lower.begin(),
-                       [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-        // Never let a client strip the framing or the Host through Connection.
-        if (lower == "host" || lower == "content-length") continue;
-        fields.erase(name);
+    // One pass over the fields (a lookup per hop-by-hop name was a tree search each, on every
+    // request and response). The named tokens point into Connection's value: erased last.
+    const auto hop = [&](const http::fields::value_type& f) {
+        switch (f.name()) {
+        case http::field::keep_alive:
+        case http::field::proxy_connection:
+        case http::field::te:
+        case http::field::transfer_encoding:
+        case http::field::upgrade:
+        case http::field::trailer:
+            return true;
+        default:
+            break;
+        }
+        if (f.name() == http::field::connection) return false;
+        const std::string_view name(f.name_string().data(), f.name_string().size());
+        return std::any_of(named.begin(), named.end(),
+                           [&](std::string_view token) { return boost::beast::iequals(token, name); });
+    };
+    for (auto it = fields.begin(); it != fields.end();) {
+        if (hop(*it)) {
+            it = fields.erase(it);
+        } else {
+            ++it;
+        }
     }
-    for (const auto f :
-         {http::field::connection, http::field::keep_alive, http::field::proxy_connection,
-          http::field::te, http::field::transfer_encoding, http::field::upgrade,
-          http::field::trailer}) {
-        fields.erase(f);
-    }
+    if (has_connection) fields.erase(http::field::connection);
 }
 
 bool is_retryable_method(http::verb method) {

@@ -62,6 +62,7 @@ struct Script {
     std::vector<std::string> headers_seen;
     std::vector<std::string> read_errors;  // requests that did not parse (not a closed connection)
     std::string custom_response;           // Worker::custom's answer, raw
+    std::size_t upstream_write_size = 0;   // the most the front's worker connections take per write
 };
 
 asio::awaitable<void> play_worker(std::shared_ptr<TestStream> end, Worker what,
@@ -150,6 +151,7 @@ struct ScriptedConnector {
         if (what == Worker::refuse_connect) co_return asio::error::connection_refused;
         auto end = std::make_shared<TestStream>(stream.get_executor().context());
         stream.connect(*end);
+        if (script->upstream_write_size) stream.write_size(script->upstream_write_size);
         asio::co_spawn(stream.get_executor(), play_worker(end, what, script), asio::detached);
         co_return beast::error_code{};
     }
@@ -190,13 +192,15 @@ protected:
         std::shared_ptr<TestStream> end;  // the client's side
         std::shared_ptr<TestSession> session;
     };
-    Client connect() {
+    // `write_size`: the most the session's side takes per write (0: no limit).
+    Client connect(std::size_t write_size = 0) {
         if (!core)
             core = std::make_shared<FrontCore>(dispatcher, config, hooks, ::testing::TempDir());
         Client c;
         c.end = std::make_shared<TestStream>(ioc);
         TestStream server_side(ioc);
         c.end->connect(server_side);
+        if (write_size) server_side.write_size(write_size);
         c.session = std::make_shared<TestSession>(core, watchdog, std::move(server_side),
                                                   ScriptedConnector{script}, "192.0.2.7");
         asio::co_spawn(ioc, TestSession::run(c.session), asio::detached);
@@ -528,6 +532,59 @@ TEST_F(ExchangeTest, ForwardsTheClientAddressAndStripsHopByHopHeaders) {
     EXPECT_NE(h.find("X-Forwarded-For: 192.0.2.7\r\n"), std::string::npos) << h;
     EXPECT_EQ(h.find("X-Hop"), std::string::npos) << h;
     EXPECT_EQ(h.find("Connection"), std::string::npos) << h;
+}
+
+// The front writes headers itself (exchange_detail::append_header); they must be Beast's bytes.
+TEST(AppendHeader, WritesWhatBeastsSerializerWrites) {
+    const auto beast_bytes = [](const auto& header) {
+        std::ostringstream os;
+        os << header;
+        return os.str();
+    };
+    http::request<http::empty_body> get{http::verb::get, "/a?b=c", 11};
+    get.set(http::field::host, "example");
+    get.insert("X-Custom", "1");
+    get.insert("X-Custom", "2");
+    http::request<http::empty_body> odd{http::verb::unknown, "*", 10};
+    odd.method_string("PURGE");
+    http::response<http::empty_body> ok{http::status::ok, 11};
+    ok.set(http::field::content_length, "5");
+    http::response<http::empty_body> custom{http::status::not_found, 11};
+    custom.reason("Gone Fishing");
+    http::response<http::empty_body> unknown{static_cast<http::status>(599), 10};
+    std::string out;
+    exchange_detail::append_header(get, out);
+    EXPECT_EQ(out, beast_bytes(get.base()));
+    for (const auto* r : {&ok, &custom, &unknown}) {
+        out.clear();
+        exchange_detail::append_header(*r, out);
+        EXPECT_EQ(out, beast_bytes(r->base()));
+    }
+    out.clear();
+    exchange_detail::append_header(odd, out);
+    EXPECT_EQ(out, beast_bytes(odd.base()));
+    EXPECT_EQ(out.substr(0, 16), "PURGE * HTTP/1.0");
+}
+
+// A write goes out at once as far as the socket takes it, and the rest asynchronously: here
+// every write of the front takes several rounds, on both sides, for a request without a body,
+// one with a buffered body, and their small responses.
+TEST_F(ExchangeTest, WritesTheSocketTakesOnlyInPartsArriveWhole) {
+    script->upstream_write_size = 5;
+    auto c = connect(7);
+    auto a = exchange(c, kGet);
+    EXPECT_EQ(a.status, 200);
+    EXPECT_EQ(a.body, "hello");
+    a = exchange(c, kPost);
+    EXPECT_EQ(a.status, 200);
+    EXPECT_EQ(a.body, "hello");
+    ASSERT_EQ(script->bodies_seen.size(), 2u);
+    EXPECT_EQ(script->bodies_seen[1], "body");
+    EXPECT_NE(script->headers_seen[0].find("X-Forwarded-For: 192.0.2.7\r\n"), std::string::npos)
+        << script->headers_seen[0];
+    EXPECT_TRUE(script->read_errors.empty());
+    EXPECT_EQ(script->connects, 1) << "the worker connection stayed in step";
+    EXPECT_EQ(inflight(), 0u);
 }
 
 // ---- request buffering -----------------------------------------------------------------------

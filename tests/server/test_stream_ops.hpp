@@ -17,6 +17,13 @@ struct StreamOps<boost::beast::test::stream> {
     static void shutdown_send(boost::beast::test::stream& s) { s.close(); }
     static void close(boost::beast::test::stream& s) { s.close(); }
     static bool peer_done(boost::beast::test::stream&) { return false; }
+    // A test stream takes a write at once (up to its write_size: the rest then goes out
+    // asynchronously), or fails it as the test injected.
+    template <class ConstBuffers>
+    static std::size_t write_now(boost::beast::test::stream& s, const ConstBuffers& buffers,
+                                 boost::system::error_code& ec) {
+        return s.write_some(buffers, ec);
+    }
 };
 
 }  // namespace tuner::server

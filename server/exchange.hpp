@@ -20,6 +20,7 @@
 
 #include <array>
 #include <atomic>
+#include <concepts>
 #include <cerrno>
 #include <memory>
 #include <mutex>
@@ -505,6 +506,9 @@ private:
     std::shared_ptr<AheadTicket> ahead_ticket();
     // A parked connection to the slot's worker that is still usable, if there is one.
     bool reuse_parked();
+    // A new connection made without a wait, where the connector can (a Unix socket: connect()
+    // completes in the call while the worker's listen backlog has room).
+    bool connect_now();
     boost::asio::awaitable<Step> connect();
     boost::asio::awaitable<Step> send_request();
     boost::asio::awaitable<Step> read_response_header();
@@ -920,7 +924,7 @@ boost::asio::awaitable<bool> Session<Client, Connector>::Exchange::run() {
         Step slot;
         if (!slot_now(slot)) slot = co_await acquire_slot();
         if (slot) co_return co_await refuse(*slot, has_body_);
-        if (!reuse_parked()) {
+        if (!reuse_parked() && !connect_now()) {
             if (auto fault = co_await connect()) {
                 if (retry(*fault)) continue;
                 co_return co_await refuse(*fault, has_body_);
@@ -1218,6 +1222,28 @@ bool Session<Client, Connector>::Exchange::reuse_parked() {
         }
     }
     return false;
+}
+
+template <class Client, class Connector>
+bool Session<Client, Connector>::Exchange::connect_now() {
+    if constexpr (requires(Connector& c, Upstream& u, const Backend& b,
+                           boost::system::error_code& e) {
+                      { c.connect_now(u, b, e) } -> std::same_as<bool>;
+                  }) {
+        const BackendPtr& backend = slot_.backend();
+        auto conn = std::make_unique<Connection>(s_.connector_.make(s_.client_.get_executor()));
+        boost::system::error_code ec;
+        // Anything but a connection made in the call (a full listen backlog, a refusal) is left
+        // to connect(), which waits, or fails and says so.
+        if (!s_.connector_.connect_now(conn->stream, *backend, ec) || ec) return false;
+        reused_ = false;
+        conn_ = std::move(conn);
+        conn_->local = !backend->address.tcp_port;
+        s_.upstream_ = &conn_->stream;
+        return true;
+    } else {
+        return false;
+    }
 }
 
 template <class Client, class Connector>

@@ -41,6 +41,27 @@ struct SocketConnector {
             asio::local::stream_protocol::endpoint(address.unix_path));
     }
 
+    // A Unix socket's connect() completes in the call, or fails at once (EAGAIN: the worker's
+    // listen backlog is full); made non-blocking first, it never waits. True: connected, or
+    // failed (ec). False: not tried (TCP), or it must wait (the asynchronous connect then).
+    static bool connect_now(Stream& stream, const Backend& backend, boost::system::error_code& ec) {
+        if (backend.address.tcp_port) return false;
+        const auto ep = endpoint(backend.address);
+        stream.open(ep.protocol(), ec);
+        if (!ec) stream.non_blocking(true, ec);
+        if (ec) return true;
+        if (::connect(stream.native_handle(), ep.data(), static_cast<socklen_t>(ep.size())) == 0)
+            return true;
+        const int error = errno;
+        if (error == EAGAIN || error == EINPROGRESS || error == EINTR) {
+            boost::system::error_code ignored;
+            stream.close(ignored);
+            return false;
+        }
+        ec.assign(error, boost::system::system_category());
+        return true;
+    }
+
     static awaitable<boost::system::error_code> connect(Stream& stream, const Backend& backend) {
         boost::system::error_code ec;
         co_await stream.async_connect(endpoint(backend.address),

@@ -20,8 +20,8 @@
 
 #include <array>
 #include <atomic>
-#include <concepts>
 #include <cerrno>
+#include <concepts>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -699,7 +699,9 @@ template <bool isRequest, class Body>
 void append_header(const http::message<isRequest, Body>& m, std::string& out) {
     const auto text = [](beast::string_view v) { return std::string_view(v.data(), v.size()); };
     const unsigned version = m.version();
-    const char http_version[] = {'H', 'T', 'T', 'P', '/', static_cast<char>('0' + version / 10),
+    const char http_version[] = {'H', 'T',
+                                 'T', 'P',
+                                 '/', static_cast<char>('0' + version / 10),
                                  '.', static_cast<char>('0' + version % 10)};
     if constexpr (isRequest) {
         out.append(text(m.method_string()));
@@ -786,8 +788,8 @@ bool parse_buffered(Parser& p, beast::flat_buffer& b, boost::system::error_code&
 // The rest of `buffers` after the `written` bytes write_now took, written asynchronously under
 // `deadline`: the bytes it wrote.
 template <class Stream, class ConstBuffers>
-asio::awaitable<std::size_t> write_rest(Stream& s, const ConstBuffers& buffers,
-                                        std::size_t written, Deadline& deadline, Duration timeout,
+asio::awaitable<std::size_t> write_rest(Stream& s, const ConstBuffers& buffers, std::size_t written,
+                                        Deadline& deadline, Duration timeout,
                                         boost::system::error_code& ec) {
     beast::buffers_suffix<ConstBuffers> rest(buffers);
     rest.consume(written);
@@ -1226,7 +1228,7 @@ bool Session<Client, Connector>::Exchange::reuse_parked() {
 
 template <class Client, class Connector>
 bool Session<Client, Connector>::Exchange::connect_now() {
-    if constexpr (requires(Connector& c, Upstream& u, const Backend& b,
+    if constexpr (requires(Connector & c, Upstream & u, const Backend& b,
                            boost::system::error_code& e) {
                       { c.connect_now(u, b, e) } -> std::same_as<bool>;
                   }) {
@@ -1317,10 +1319,9 @@ boost::asio::awaitable<void> Session<Client, Connector>::Exchange::send_streamed
     header_written = !out_ec;
     if (!out_ec) co_await send_continue(in_ec);
     if (!out_ec && !in_ec) {
-        co_await exchange_detail::relay_body(s_.client_, s_.client_deadline_, s_.client_buffer_,
-                                             parser_, up, s_.upstream_deadline_, sr,
-                                             cfg_.header_timeout, cfg_.request_timeout, in_ec,
-                                             out_ec);
+        co_await exchange_detail::relay_body(
+            s_.client_, s_.client_deadline_, s_.client_buffer_, parser_, up, s_.upstream_deadline_,
+            sr, cfg_.header_timeout, cfg_.request_timeout, in_ec, out_ec);
     }
 }
 
@@ -1505,9 +1506,8 @@ auto Session<Client, Connector>::Exchange::relay_response() -> boost::asio::awai
             const auto message = asio::buffer(s_.out_);
             std::size_t n = StreamOps<Client>::write_now(s_.client_, message, client_ec);
             if (!client_ec && n < message.size()) {
-                n += co_await exchange_detail::write_rest(s_.client_, message, n,
-                                                          s_.client_deadline_,
-                                                          cfg_.request_timeout, client_ec);
+                n += co_await exchange_detail::write_rest(
+                    s_.client_, message, n, s_.client_deadline_, cfg_.request_timeout, client_ec);
             }
             bytes_sent_ += n;
         }
@@ -1547,16 +1547,15 @@ boost::asio::awaitable<void> Session<Client, Connector>::Exchange::relay_streame
     std::optional<exchange_detail::Tee> tee;
     if (stored_fields) tee.emplace(exchange_detail::Tee{{}, cfg_.cache.max_entry_size_bytes});
     if (!client_ec && encoder) {
-        co_await relay_compressed(conn_->stream, s_.upstream_deadline_, conn_->buffer,
-                                  *res_parser_, s_.client_, s_.client_deadline_, sr,
-                                  cfg_.request_timeout, cfg_.request_timeout, *encoder,
-                                  upstream_ec, client_ec, &bytes_sent_, tee ? &*tee : nullptr);
+        co_await relay_compressed(conn_->stream, s_.upstream_deadline_, conn_->buffer, *res_parser_,
+                                  s_.client_, s_.client_deadline_, sr, cfg_.request_timeout,
+                                  cfg_.request_timeout, *encoder, upstream_ec, client_ec,
+                                  &bytes_sent_, tee ? &*tee : nullptr);
     } else if (!client_ec) {
-        co_await exchange_detail::relay_body(conn_->stream, s_.upstream_deadline_, conn_->buffer,
-                                             *res_parser_, s_.client_, s_.client_deadline_, sr,
-                                             cfg_.request_timeout, cfg_.request_timeout,
-                                             upstream_ec, client_ec, tee ? &*tee : nullptr,
-                                             &bytes_sent_);
+        co_await exchange_detail::relay_body(
+            conn_->stream, s_.upstream_deadline_, conn_->buffer, *res_parser_, s_.client_,
+            s_.client_deadline_, sr, cfg_.request_timeout, cfg_.request_timeout, upstream_ec,
+            client_ec, tee ? &*tee : nullptr, &bytes_sent_);
     }
     if (tee && !tee->overflow && !upstream_ec && !client_ec && res_parser_->is_done())
         cache_finish(*stored_fields, std::move(tee->data));

@@ -41,20 +41,21 @@ void strip_hop_by_hop(http::fields& fields) {
     // request and response). The named tokens point into Connection's value: erased last.
     const auto hop = [&](const http::fields::value_type& f) {
         switch (f.name()) {
-        case http::field::keep_alive:
-        case http::field::proxy_connection:
-        case http::field::te:
-        case http::field::transfer_encoding:
-        case http::field::upgrade:
-        case http::field::trailer:
-            return true;
-        default:
-            break;
+            case http::field::keep_alive:
+            case http::field::proxy_connection:
+            case http::field::te:
+            case http::field::transfer_encoding:
+            case http::field::upgrade:
+            case http::field::trailer:
+                return true;
+            default:
+                break;
         }
         if (f.name() == http::field::connection) return false;
         const std::string_view name(f.name_string().data(), f.name_string().size());
-        return std::any_of(named.begin(), named.end(),
-                           [&](std::string_view token) { return boost::beast::iequals(token, name); });
+        return std::any_of(named.begin(), named.end(), [&](std::string_view token) {
+            return boost::beast::iequals(token, name);
+        });
     };
     for (auto it = fields.begin(); it != fields.end();) {
         if (hop(*it)) {

@@ -21,6 +21,7 @@
 #include <boost/beast/http.hpp>
 #include <spdlog/spdlog.h>
 
+#include "model/log_text.hpp"
 #include "server/guarded.hpp"
 #include "server/preloader.hpp"
 #include "server/process.hpp"
@@ -1069,12 +1070,15 @@ void WorkerPool::log_line(Worker& w, bool is_stderr, std::string_view line) {
         spdlog::warn("event=worker_output_suppressed worker={} lines={}", w.id, w.suppressed);
         w.suppressed = 0;
     }
+    // The app's bytes reach an operator's terminal and log readers through tunerd's log: one
+    // quoted field, escaped (log_text.hpp), so no output of the app can forge or break a line.
+    const std::string text = log_quote(line);
     if (w.preloader_generation) {
-        spdlog::info("preloader={} stream={} {}", w.preloader_generation,
-                     is_stderr ? "stderr" : "stdout", line);
+        spdlog::info("preloader={} stream={} line={}", w.preloader_generation,
+                     is_stderr ? "stderr" : "stdout", text);
         return;
     }
-    spdlog::info("worker={} stream={} {}", w.id, is_stderr ? "stderr" : "stdout", line);
+    spdlog::info("worker={} stream={} line={}", w.id, is_stderr ? "stderr" : "stdout", text);
 }
 
 void WorkerPool::stop(bool immediate, std::function<void()> done) {

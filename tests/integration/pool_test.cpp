@@ -202,8 +202,9 @@ TEST(Pool, CrashLoopShowsDegradedWithExitStatusStderrAndGrowingBackoff) {
     // so tunerd stays up (it exits 69 when no worker was ever ready by then).
     TunerdProcess tunerd(
         {.config = demo_pool({.workers = 1,
-                              .workers_extra = "command = [\"/bin/sh\", \"-c\", \"echo 'cannot "
-                                               "import app: boom' >&2; exit 3\"]\n"
+                              // The app's stderr carries a terminal escape (ESC [2J: clear).
+                              .workers_extra = "command = [\"/bin/sh\", \"-c\", \"printf 'cannot "
+                                               "import app: boom\\\\033[2J\\\\n' >&2; exit 3\"]\n"
                                                "startup_timeout = \"120s\"\n"}),
          .wait_ready = false});
     ASSERT_TRUE(tunerd.start().ok()) << tunerd.log();
@@ -222,9 +223,15 @@ TEST(Pool, CrashLoopShowsDegradedWithExitStatusStderrAndGrowingBackoff) {
     const std::string problems = health["problems"].dump();
     EXPECT_NE(problems.find("crash loop"), std::string::npos) << problems;
 
+    // The app's line is in tunerd's log as one quoted field, its escape written out: no raw
+    // control byte reaches a terminal that shows the log.
+    const std::string log = tunerd.log();
+    EXPECT_NE(log.find("stream=stderr line=\"cannot import app: boom\\x1b[2J\""), std::string::npos)
+        << log;
+    EXPECT_EQ(log.find('\x1b'), std::string::npos) << "a raw ESC in the log";
+
     // Each replacement waited twice as long as the one before: 1 s, 2 s, 4 s.
     std::vector<double> backoffs;
-    const std::string log = tunerd.log();
     const std::regex crashed(R"(event=worker_crashed .*restart_in_s=([0-9.]+))");
     for (auto it = std::sregex_iterator(log.begin(), log.end(), crashed);
          it != std::sregex_iterator(); ++it) {

@@ -443,7 +443,9 @@ private:
             out_.clear();
         }
     }
-    // The body of a small response read whole (at most kWholeResponseMax), kept the same way.
+    // The body of a small response read whole (at most kWholeResponseMax); kept between
+    // requests only up to 4 KB (an API's answer), so that an idle connection holds little.
+    static constexpr std::size_t kKeepWholeBodyUpTo = 4096;
     std::unique_ptr<char[]> whole_body_;
     std::size_t whole_body_capacity_ = 0;
     char* whole_body(std::size_t size) {
@@ -454,7 +456,7 @@ private:
         return whole_body_.get();
     }
     void release_whole_body() {
-        if (whole_body_capacity_ > kShrinkBufferAbove) {
+        if (whole_body_capacity_ > kKeepWholeBodyUpTo) {
             whole_body_.reset();
             whole_body_capacity_ = 0;
         }
@@ -1448,6 +1450,7 @@ auto Session<Client, Connector>::Exchange::relay_response() -> boost::asio::awai
             s_.upstream_deadline_.settle(upstream_ec);
         }
         if (upstream_ec) {
+            s_.release_whole_body();
             // Nothing reached the client: a transport failure is retried (idempotent
             // requests), anything else answered 502.
             worker_failed(upstream_ec.message());

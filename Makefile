@@ -90,26 +90,28 @@ fuzz:
 # tests/tsan.supp lists known false positives only, each with the reason. See
 # docs/architecture.md, "Checking with ThreadSanitizer".
 # GoogleTest suite names (ctest runs each TEST as Suite.Name), by test binary:
-#   server_test (every suite), control_test, decision_log_test
+#   server_test (every suite), preloader_test, control_test, decision_log_test
 TSAN_UNIT = AdminBrowserGuard AdminQuery ClientAddress ForwardingHeaders Network Deadline \
 	BurnCpu DemoWorker ParseDemoArgs RunDemoWorker Dispatcher ParkedConnections TwoBusyWorkers \
 	ExchangeTest HttpUtil LatencyHistogram DescribeWaitStatus ProcessAlive SignalProcessGroup \
 	SpawnProcess CrashBackoff Lifecycle PlanReconcile Refusal BufferedBody CumulativeHistogram \
-	RequestStats SubstituteCommand PoolStart RateLimiter \
+	RequestStats SubstituteCommand PoolStart RateLimiter DispatcherBacklog \
+	PreloadProtocol PreloadScript PreloadExchange \
 	Applier KnobTable \
 	DecisionLog DecisionLogFailure DecisionLogSchema DecisionLogStore DecisionLogTime Rfc3339
-#   foundation_test, pool_test, tuner_test, threads_test, security_test, gunicorn_test; against
+#   foundation_test, pool_test, preload_test, tuner_test, threads_test, security_test,
+#   gunicorn_test; against
 #   the throwaway PostgreSQL (ctest starts it): database_test, tunerctl_pg_test and the actuator
 #   suite of postgres_test
-TSAN_INTEGRATION = Foundation Pool Tuner TunerApi TunerRoot ThreadsRoot \
+TSAN_INTEGRATION = Foundation Pool Preload Tuner TunerApi TunerRoot ThreadsRoot \
 	FrontCrash FrontLimits AdminBrowser AdminSocket Gunicorn \
 	DatabaseDaemon TunerctlPostgres PostgresActuatorTest
 # Left out: its bound is a throughput ratio of the release build (phase 2 at least 2.5 times
 # phase 1), which the front and workers slowed by TSan miss (2.45 measured), with no report.
 TSAN_EXCLUDE = Tuner.ClosedLoopOutgrowsThePinnedSeedThenShrinksAfterTheCooldown
 TSAN_TARGETS = tunerd tunerctl server_test control_test decision_log_test foundation_test \
-	pool_test tuner_test threads_test security_test gunicorn_test database_test \
-	tunerctl_pg_test postgres_test
+	pool_test preload_test preloader_test tuner_test threads_test security_test gunicorn_test \
+	database_test tunerctl_pg_test postgres_test
 TSAN_OPTIONS_ALL = halt_on_error=1:second_deadlock_stack=1:exitcode=66:suppressions=$(CURDIR)/tests/tsan.supp
 empty :=
 space := $(empty) $(empty)

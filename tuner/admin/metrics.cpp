@@ -90,7 +90,7 @@ std::string Metrics::render(const MetricsInputs& in) const {
 
     auto info =
         family("tunerd_build_info", "Version and revision of this tunerd", MetricType::Gauge);
-    add_value(info, 1, {{"version", build::version}, {"revision", build::revision}});
+    add_value(info, 1, {{"version", build::version}, {"revision", build::revision()}});
     out.push_back(std::move(info));
 
     if (in.pool) {

@@ -134,7 +134,7 @@ int main(int argc, char** argv) {
         return kExitOk;
     }
     if (args[0] == "--version") {
-        std::printf("tunerctl %s (%s, %s)\n", tuner::build::version, tuner::build::revision,
+        std::printf("tunerctl %s (%s, %s)\n", tuner::build::version, tuner::build::revision(),
                     tuner::build::build_type);
         return kExitOk;
     }

@@ -87,7 +87,7 @@ int main(int argc, char** argv) {
             std::fwrite(kUsage.data(), 1, kUsage.size(), stdout);
             return tuner::kExitOk;
         } else if (arg == "--version") {
-            std::printf("tunerd %s (%s, %s)\n", tuner::build::version, tuner::build::revision,
+            std::printf("tunerd %s (%s, %s)\n", tuner::build::version, tuner::build::revision(),
                         tuner::build::build_type);
             return tuner::kExitOk;
         } else if (arg == "--check-config") {

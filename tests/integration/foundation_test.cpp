@@ -280,6 +280,17 @@ TEST(Foundation, CheckConfigPrintsTheEffectiveConfig) {
     EXPECT_EQ(usage.exit_status, 64);
 }
 
+TEST(Foundation, VersionNamesTheRevisionTheBinaryWasBuiltFrom) {
+    // make test builds before it tests: the binary is of the source tree's HEAD, whatever the
+    // last configure saw.
+    const auto head = run_command({"git", "-C", TUNER_SOURCE_DIR, "rev-parse", "--short", "HEAD"});
+    if (head.exit_status != 0) GTEST_SKIP() << "not a git checkout: " << head.output;
+    const std::string revision = head.output.substr(0, head.output.find_first_of("\r\n"));
+    const auto version = run_command({TUNERD_BINARY, "--version"});
+    EXPECT_NE(version.output.find("(" + revision + ","), std::string::npos)
+        << version.output << " (HEAD is " << revision << ")";
+}
+
 TEST(Foundation, AddressInUseExits71) {
     // Hold a port, then ask tunerd to listen on it.
     boost::asio::io_context ioc;

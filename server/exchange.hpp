@@ -506,6 +506,8 @@ private:
     void take_slot(BackendPtr backend, std::shared_ptr<AheadTicket> ahead);
     // The ticket to acquire with (dispatcher.hpp, "Backlog"), or null.
     std::shared_ptr<AheadTicket> ahead_ticket();
+    // `conn` becomes the exchange's connection to the slot's worker (`reused`: a parked one).
+    void adopt(std::unique_ptr<Connection> conn, bool reused);
     // A parked connection to the slot's worker that is still usable, if there is one.
     bool reuse_parked();
     // A new connection made without a wait, where the connector can (a Unix socket: connect()
@@ -1169,45 +1171,43 @@ auto Session<Client, Connector>::Exchange::acquire_slot() -> boost::asio::awaita
     Dispatcher& d = *dispatcher();
     std::shared_ptr<AheadTicket> ahead = ahead_ticket();
     BackendPtr backend;
-    {
-        auto wait = std::make_shared<FrontCore::WaitState>(s_.client_.get_executor());
-        Waiter waiter;
-        waiter.id = core_.next_waiter_id++;
-        waiter.avoid = avoid_;
-        waiter.ahead = ahead;
-        waiter.grant = [wait](BackendPtr b) {
-            wait->backend = std::move(b);
-            asio::post(wait->timer.get_executor(), [wait] { wait->timer.cancel(); });
-        };
-        const auto status = d.acquire(std::move(waiter), backend);
-        if (status == AcquireStatus::queue_full) {
-            d.note_rejected();
-            co_return Fault{Failure::queue_full, {}};
+    auto wait = std::make_shared<FrontCore::WaitState>(s_.client_.get_executor());
+    Waiter waiter;
+    waiter.id = core_.next_waiter_id++;
+    waiter.avoid = avoid_;
+    waiter.ahead = ahead;
+    waiter.grant = [wait](BackendPtr b) {
+        wait->backend = std::move(b);
+        asio::post(wait->timer.get_executor(), [wait] { wait->timer.cancel(); });
+    };
+    const auto status = d.acquire(std::move(waiter), backend);
+    if (status == AcquireStatus::queue_full) {
+        d.note_rejected();
+        co_return Fault{Failure::queue_full, {}};
+    }
+    if (status == AcquireStatus::queued) {
+        {
+            std::lock_guard lock(core_.mutex);
+            core_.waits.insert(wait);
         }
-        if (status == AcquireStatus::queued) {
-            {
-                std::lock_guard lock(core_.mutex);
-                core_.waits.insert(wait);
-            }
-            wait->timer.expires_at(Clock::time_point::max());
-            s_.waiting_ = wait;
-            s_.queue_deadline_.arm(cfg_.queue_timeout);
-            boost::system::error_code ec;
-            co_await wait->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-            s_.queue_deadline_.disarm();
-            s_.waiting_.reset();
-            {
-                std::lock_guard lock(core_.mutex);
-                core_.waits.erase(wait);
-            }
-            if (!core_.dispatcher) co_return Fault{Failure::shutting_down, {}};
-            // Not in the queue any more: granted (possibly just as the timer fired).
-            if (!d.cancel(waiter.id)) backend = wait->backend;
-            if (!backend) {
-                if (core_.aborting) co_return Fault{Failure::shutting_down, {}};
-                record_.queue_timeout = true;
-                co_return Fault{Failure::queue_timeout, {}};
-            }
+        wait->timer.expires_at(Clock::time_point::max());
+        s_.waiting_ = wait;
+        s_.queue_deadline_.arm(cfg_.queue_timeout);
+        boost::system::error_code ec;
+        co_await wait->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        s_.queue_deadline_.disarm();
+        s_.waiting_.reset();
+        {
+            std::lock_guard lock(core_.mutex);
+            core_.waits.erase(wait);
+        }
+        if (!core_.dispatcher) co_return Fault{Failure::shutting_down, {}};
+        // Not in the queue any more: granted (possibly just as the timer fired).
+        if (!d.cancel(waiter.id)) backend = wait->backend;
+        if (!backend) {
+            if (core_.aborting) co_return Fault{Failure::shutting_down, {}};
+            record_.queue_timeout = true;
+            co_return Fault{Failure::queue_timeout, {}};
         }
     }
     take_slot(std::move(backend), std::move(ahead));
@@ -1215,13 +1215,19 @@ auto Session<Client, Connector>::Exchange::acquire_slot() -> boost::asio::awaita
 }
 
 template <class Client, class Connector>
+void Session<Client, Connector>::Exchange::adopt(std::unique_ptr<Connection> conn, bool reused) {
+    conn_ = std::move(conn);
+    if (!reused) conn_->local = !slot_.backend()->address.tcp_port;
+    s_.upstream_ = &conn_->stream;
+    reused_ = reused;
+}
+
+template <class Client, class Connector>
 bool Session<Client, Connector>::Exchange::reuse_parked() {
     while (auto idle = dispatcher()->take_idle(slot_.backend())) {
         std::unique_ptr<Connection> candidate(static_cast<Connection*>(idle.release()));
         if (candidate->still_usable()) {
-            conn_ = std::move(candidate);
-            s_.upstream_ = &conn_->stream;
-            reused_ = true;
+            adopt(std::move(candidate), true);
             return true;
         }
     }
@@ -1234,16 +1240,12 @@ bool Session<Client, Connector>::Exchange::connect_now() {
                            boost::system::error_code& e) {
                       { c.connect_now(u, b, e) } -> std::same_as<bool>;
                   }) {
-        const BackendPtr& backend = slot_.backend();
         auto conn = std::make_unique<Connection>(s_.connector_.make(s_.client_.get_executor()));
         boost::system::error_code ec;
         // Anything but a connection made in the call (a full listen backlog, a refusal) is left
         // to connect(), which waits, or fails and says so.
-        if (!s_.connector_.connect_now(conn->stream, *backend, ec) || ec) return false;
-        reused_ = false;
-        conn_ = std::move(conn);
-        conn_->local = !backend->address.tcp_port;
-        s_.upstream_ = &conn_->stream;
+        if (!s_.connector_.connect_now(conn->stream, *slot_.backend(), ec) || ec) return false;
+        adopt(std::move(conn), false);
         return true;
     } else {
         return false;
@@ -1252,13 +1254,9 @@ bool Session<Client, Connector>::Exchange::connect_now() {
 
 template <class Client, class Connector>
 auto Session<Client, Connector>::Exchange::connect() -> boost::asio::awaitable<Step> {
-    const BackendPtr& backend = slot_.backend();
-    reused_ = false;
-    conn_ = std::make_unique<Connection>(s_.connector_.make(s_.client_.get_executor()));
-    conn_->local = !backend->address.tcp_port;
-    s_.upstream_ = &conn_->stream;
+    adopt(std::make_unique<Connection>(s_.connector_.make(s_.client_.get_executor())), false);
     s_.upstream_deadline_.arm(kConnectTimeout);
-    boost::system::error_code ec = co_await s_.connector_.connect(conn_->stream, *backend);
+    boost::system::error_code ec = co_await s_.connector_.connect(conn_->stream, *slot_.backend());
     s_.upstream_deadline_.settle(ec);
     if (!ec) co_return std::nullopt;
     // Nothing was sent: any method may go to another worker, once.
@@ -1287,12 +1285,8 @@ auto Session<Client, Connector>::Exchange::send_request() -> boost::asio::awaita
         // socket takes it (it does, but for a worker that stopped reading).
         exchange_detail::serialize(req, s_.out_, out_ec);
         if (!out_ec) {
-            const auto message = asio::buffer(s_.out_);
-            const std::size_t n = StreamOps<Upstream>::write_now(up, message, out_ec);
-            if (!out_ec && n < message.size()) {
-                co_await exchange_detail::write_rest(up, message, n, s_.upstream_deadline_,
-                                                     cfg_.request_timeout, out_ec);
-            }
+            co_await exchange_detail::write_all(up, asio::buffer(s_.out_), s_.upstream_deadline_,
+                                                cfg_.request_timeout, out_ec);
         }
         s_.release_out();
     } else {
@@ -1506,13 +1500,9 @@ auto Session<Client, Connector>::Exchange::relay_response() -> boost::asio::awai
         s_.release_whole_body();
         if (!client_ec) {
             // At once when the socket takes it, as it does but for a client that stopped reading.
-            const auto message = asio::buffer(s_.out_);
-            std::size_t n = StreamOps<Client>::write_now(s_.client_, message, client_ec);
-            if (!client_ec && n < message.size()) {
-                n += co_await exchange_detail::write_rest(
-                    s_.client_, message, n, s_.client_deadline_, cfg_.request_timeout, client_ec);
-            }
-            bytes_sent_ += n;
+            bytes_sent_ += co_await exchange_detail::write_all(s_.client_, asio::buffer(s_.out_),
+                                                               s_.client_deadline_,
+                                                               cfg_.request_timeout, client_ec);
         }
         s_.release_out();
     } else {

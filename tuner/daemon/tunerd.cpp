@@ -291,8 +291,8 @@ void raise_open_file_limit(std::uint64_t max_connections) {
 
 void Daemon::build_parts() {
     spdlog::info("event=starting version={} revision={} config={} state_dir={} pid={} dry_run={}",
-                 build::version, build::revision(), log_quote(config_.source), log_quote(state_dir_),
-                 ::getpid(), config_.policy.dry_run);
+                 build::version, build::revision(), log_quote(config_.source),
+                 log_quote(state_dir_), ::getpid(), config_.policy.dry_run);
     DecisionLog::Options log_options;
     log_options.path = state_dir_ + "/tunerd.db";
     log_options.retention = config_.state.retention;

@@ -125,6 +125,9 @@ struct ServerConfig {
     // ("" = off). Nothing else is revealed; exempt from the rate limit and the cache.
     std::string health_path;
     std::uint64_t body_buffer_size_bytes = 64 * KiB;
+    // Bytes of request bodies held in spool files at once, all connections together; a body
+    // that would go past it gets 503 (without it: max_connections × max_body_size of disk).
+    std::uint64_t spool_max_size_bytes = 1 * GiB;
     // A body must arrive at this average rate once header_timeout passed (Apache's
     // mod_reqtimeout MinRate); 0: only header_timeout between reads.
     std::uint64_t min_body_rate_bytes = 500;

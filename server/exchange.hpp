@@ -243,6 +243,7 @@ struct FrontCore {
     StaticCounters static_counters;   // [[static]] answers
     AccessLog access_log;             // [access_log]
     CompressionCounters compression;  // [compression]: responses, bytes, CPU, encoder memory
+    SpoolBudget spool_budget;         // request body bytes in spool files (spool_max_size)
     // The compression level the policy set (policies/compression_level.hpp); 0: none yet, the
     // configured one applies.
     std::atomic<unsigned> compression_level{0};
@@ -499,6 +500,8 @@ private:
     // Request buffering: the whole body is read (to memory, or past body_buffer_size to a spool
     // file) before a worker slot is asked for.
     boost::asio::awaitable<Step> buffer_body();
+    // The body would take the spool past server.spool_max_size: 503, a warning at most a minute.
+    Fault spool_full();
     // The slot at once if the dispatcher has one free, or the fault that ends the request: true,
     // with `step` set. False: the request must wait for one (acquire_slot).
     bool slot_now(Step& step);
@@ -1087,13 +1090,35 @@ boost::asio::awaitable<void> Session<Client, Connector>::Exchange::send_continue
 }
 
 template <class Client, class Connector>
+auto Session<Client, Connector>::Exchange::spool_full() -> Fault {
+    const auto now_s =
+        std::chrono::duration_cast<std::chrono::seconds>(Clock::now().time_since_epoch()).count();
+    if (core_.spool_budget.warn_due(now_s))
+        spdlog::warn(
+            "event=spool_full held_bytes={} max_bytes={} refused={} (request bodies larger than "
+            "server.body_buffer_size held on disk reached server.spool_max_size; more get 503 "
+            "until some finish; logged at most once a minute)",
+            core_.spool_budget.used(), cfg_.spool_max_size_bytes, core_.spool_budget.refused());
+    return Fault{Failure::spool_full, {}};
+}
+
+template <class Client, class Connector>
 auto Session<Client, Connector>::Exchange::buffer_body() -> boost::asio::awaitable<Step> {
     namespace asio = exchange_detail::asio;
     namespace http = exchange_detail::http;
     boost::system::error_code ec;
+    // A declared length the spool cannot take now is refused before the client sends it (and
+    // before a 100 Continue); the budget taken while the body arrives is what decides.
+    const auto declared = parser_.content_length();
+    if (declared && *declared > cfg_.body_buffer_size_bytes &&
+        !core_.spool_budget.fits(*declared, cfg_.spool_max_size_bytes)) {
+        core_.spool_budget.count_refusal();
+        co_return spool_full();
+    }
     co_await send_continue(ec);
     if (ec) co_return Fault{Failure::client_gone, ec};
-    body_.emplace(cfg_.body_buffer_size_bytes, core_.spool_dir);
+    body_.emplace(cfg_.body_buffer_size_bytes, core_.spool_dir, &core_.spool_budget,
+                  cfg_.spool_max_size_bytes);
     // Beast adds a chunked body's trailer fields to the header: they are dropped, so that no
     // trailer reaches the worker as a header (an X-Forwarded-For after ours, say).
     http::fields& fields = parser_.get();
@@ -1114,6 +1139,7 @@ auto Session<Client, Connector>::Exchange::buffer_body() -> boost::asio::awaitab
         if (ec) co_return Fault{classify_body_error(ec), ec};
         const std::size_t n = buf.size() - body.size;
         if (auto st = body_->append({buf.data(), n}); !st) {
+            if (st.error().code == kSpoolFull) co_return spool_full();
             spdlog::error(
                 "event=spool_failed dir={} error=\"{}\" (a request body larger than "
                 "server.body_buffer_size could not be held; the client gets 503)",
@@ -1456,6 +1482,9 @@ auto Session<Client, Connector>::Exchange::relay_response() -> boost::asio::awai
         }
     }
 
+    // No retry from here on: a buffered body is not needed again, and its spool bytes go back
+    // to server.spool_max_size now, not after a long response has been relayed.
+    body_.reset();
     strip_hop_by_hop(res);
     if (cache_status_)
         cache_response_header(res, length ? std::optional<std::uint64_t>(*length) : std::nullopt);

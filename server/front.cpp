@@ -135,6 +135,8 @@ ConnectionStats Front::connection_stats() const {
     stats.access_log_written = log.written;
     stats.access_log_dropped = log.dropped;
     stats.access_log_errors = log.errors;
+    stats.spool_bytes = core_->spool_budget.used();
+    stats.spool_refused = core_->spool_budget.refused();
     const auto cfg = core_->config();
     stats.compression = read_counters(core_->compression);
     stats.compression.enabled = cfg->compression.enabled;

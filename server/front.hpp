@@ -49,6 +49,8 @@ struct ConnectionStats {
     std::uint64_t access_log_dropped = 0;  // lines dropped: the queue was full
     std::uint64_t access_log_errors = 0;   // failed opens and writes
     CompressionStats compression;          // [compression]
+    std::uint64_t spool_bytes = 0;         // request body bytes held in spool files now
+    std::uint64_t spool_refused = 0;       // bodies refused (503): server.spool_max_size reached
 };
 
 class Front {

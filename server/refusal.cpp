@@ -32,6 +32,8 @@ std::string_view to_string(Failure failure) {
             return "body_timeout";
         case Failure::spool_failed:
             return "spool_failed";
+        case Failure::spool_full:
+            return "spool_full";
         case Failure::too_many_connections:
             return "too_many_connections";
         case Failure::rate_limited:
@@ -119,6 +121,10 @@ Refusal refusal_for(Failure failure, const boost::system::error_code& ec,
         case Failure::spool_failed:
             return {http::status::service_unavailable,
                     "cannot hold the request body: " + ec.message()};
+        case Failure::spool_full:
+            return {http::status::service_unavailable,
+                    "too many large request bodies in progress (at most " +
+                        format_size(config.spool_max_size_bytes) + " held at once); retry later"};
         case Failure::too_many_connections:
             return {http::status::too_many_requests,
                     "too many connections from your address (at most " +

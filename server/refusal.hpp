@@ -22,6 +22,7 @@ enum class Failure {
     body_malformed,    // 400: bad chunk framing and the like
     body_timeout,      // 408: a buffered body slower than min_body_rate (or header_timeout idle)
     spool_failed,      // 503: a body too large for memory could not be written to the spool
+    spool_full,        // 503: the body would take the spool past server.spool_max_size
     too_many_connections,  // 429: the client's address is at max_connections_per_address
     rate_limited,          // 429: the client's address used its [rate_limit] tokens
     queue_full,            // 503 + Retry-After

@@ -32,11 +32,27 @@ Result<int> open_spool_file(const std::string& dir) {
     return named;
 }
 
-BufferedBody::BufferedBody(std::size_t memory_limit, std::string spool_dir)
-    : memory_limit_(memory_limit), spool_dir_(std::move(spool_dir)) {}
+bool SpoolBudget::take(std::uint64_t n, std::uint64_t cap) {
+    std::uint64_t used = used_.load(std::memory_order_relaxed);
+    do {
+        if (used > cap || n > cap - used) return false;
+    } while (!used_.compare_exchange_weak(used, used + n, std::memory_order_relaxed));
+    return true;
+}
+
+bool SpoolBudget::warn_due(std::int64_t now_s) {
+    std::int64_t due = next_warning_s_.load(std::memory_order_relaxed);
+    return now_s >= due &&
+           next_warning_s_.compare_exchange_strong(due, now_s + 60, std::memory_order_relaxed);
+}
+
+BufferedBody::BufferedBody(std::size_t memory_limit, std::string spool_dir, SpoolBudget* budget,
+                           std::uint64_t cap)
+    : memory_limit_(memory_limit), spool_dir_(std::move(spool_dir)), budget_(budget), cap_(cap) {}
 
 BufferedBody::~BufferedBody() {
     if (fd_ >= 0) ::close(fd_);
+    if (budget_ && taken_) budget_->give_back(taken_);
 }
 
 Status BufferedBody::spool() {
@@ -60,6 +76,15 @@ Status BufferedBody::append(std::span<const char> bytes) {
         memory_.append(bytes.data(), bytes.size());
         size_ += bytes.size();
         return {};
+    }
+    if (budget_) {
+        if (!budget_->take(bytes.size(), cap_)) {
+            budget_->count_refusal();
+            return Error{"the spool is full: " + std::to_string(budget_->used()) +
+                             " bytes of request bodies are held on disk (server.spool_max_size)",
+                         spool_dir_, kSpoolFull};
+        }
+        taken_ += bytes.size();
     }
     while (!bytes.empty()) {
         const ssize_t n = ::pwrite(fd_, bytes.data(), bytes.size(), static_cast<off_t>(size_));

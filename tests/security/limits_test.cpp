@@ -1,7 +1,8 @@
 // The front's limits against the real binary's public port: a slow upload holds no worker
 // (request buffering), max_connections holds under a flood of connection attempts while a normal
-// client is still served, the per-address cap (clients bound to 127.0.0.1 and 127.0.0.2), and
-// forwarding headers from a client that is not a trusted proxy.
+// client is still served, the spool's cap on bodies held on disk, the per-address cap (clients
+// bound to 127.0.0.1 and 127.0.0.2), and forwarding headers from a client that is not a trusted
+// proxy.
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/resource.h>
@@ -136,6 +137,55 @@ TEST(FrontLimits, SlowUploadHoldsNoWorkerAndAnotherClientIsServedWithinASecond) 
     EXPECT_EQ(read_status(upload, 30s, &head), 200) << head;
     EXPECT_NE(head.find("Content-Length: " + std::to_string(size)), std::string::npos) << head;
     ::close(upload);
+    EXPECT_TRUE(tunerd.running()) << tunerd.log();
+}
+
+TEST(FrontLimits, SpoolFullRefusesAnUploadWith503BeforeItsBodyAndServesAgainOnceBytesAreFreed) {
+    // server.spool_max_size: bodies on disk at once. Upload A holds 600 KB of 900 KB in the
+    // spool; B declares 500 KB: it gets 503 from its header alone; once A is done, C is served.
+    TunerdProcess tunerd({.config = "[server]\nbody_buffer_size = \"1KB\"\n"
+                                    "spool_max_size = \"1MB\"\n"
+                                    "[workers]\nmode = \"fixed\"\ncount = 1\nthreads = 2\n"});
+    ASSERT_TRUE(tunerd.start().ok()) << tunerd.log();
+    const auto port = port_of(tunerd.public_address());
+    const auto post = [](std::size_t length) {
+        return "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(length) +
+               "\r\nConnection: close\r\n\r\n";
+    };
+    const int a = connect_from("127.0.0.1", port);
+    ASSERT_GE(a, 0);
+    ASSERT_TRUE(send_all(a, post(900 << 10) + std::string(600 << 10, 'a')));
+    const auto deadline = Clock::now() + 30s;
+    while (tunerd.metric("tunerd_spool_bytes").value_or(0) < (500 << 10) && Clock::now() < deadline)
+        std::this_thread::sleep_for(20ms);
+    EXPECT_GE(tunerd.metric("tunerd_spool_bytes").value_or(0), 500 << 10) << tunerd.log();
+
+    const int b = connect_from("127.0.0.1", port);
+    ASSERT_GE(b, 0);
+    ASSERT_TRUE(send_all(b, post(500 << 10)));  // the header only: no body is needed for the 503
+    std::string head;
+    EXPECT_EQ(read_status(b, 10s, &head), 503) << head;
+    EXPECT_NE(head.find("Retry-After: 1"), std::string::npos) << head;
+    ::close(b);
+
+    ASSERT_TRUE(send_all(a, std::string(300 << 10, 'a')));
+    EXPECT_EQ(read_status(a, 30s, &head), 200) << head;
+    EXPECT_NE(head.find("Content-Length: " + std::to_string(900 << 10)), std::string::npos) << head;
+    ::close(a);
+
+    HttpRequest c{"POST", "/echo", std::string(500 << 10, 'c'), {}};
+    const auto served = http_request(tunerd.public_address(), c, 30s);
+    ASSERT_TRUE(served.ok()) << served.error().to_string();
+    EXPECT_EQ(served->status, 200);
+    EXPECT_EQ(served->body.size(), 500u << 10);
+    EXPECT_EQ(tunerd.metric("tunerd_spool_refused_total").value_or(-1), 1);
+    EXPECT_EQ(tunerd.metric("tunerd_spool_bytes").value_or(-1), 0)
+        << "every body gave its bytes back";
+    const auto perf = tunerd.admin_json("/performance");
+    ASSERT_TRUE(perf.ok());
+    EXPECT_EQ((*perf)["front"]["spool"]["max_bytes"].get<std::uint64_t>(), 1u << 20);
+    EXPECT_EQ((*perf)["front"]["spool"]["refused"].get<int>(), 1);
+    EXPECT_NE(tunerd.log().find("event=spool_full"), std::string::npos) << tunerd.log();
     EXPECT_TRUE(tunerd.running()) << tunerd.log();
 }
 

@@ -645,6 +645,80 @@ TEST_F(ExchangeTest, SpoolThatCannotBeWrittenGets503AndNoWorkerIsAsked) {
     EXPECT_EQ(inflight(), 0u);
 }
 
+// server.spool_max_size: the bytes of all bodies on disk at once are bounded.
+TEST_F(ExchangeTest, DeclaredBodyTheSpoolCannotTakeGets503BeforeAContinueOrAWorker) {
+    config.body_buffer_size_bytes = 1024;
+    config.max_body_size_bytes = 1 << 20;
+    config.spool_max_size_bytes = 64 * 1024;
+    auto c = connect();
+    const auto a = exchange(c,
+                            "POST /x HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n"
+                            "Content-Length: 100000\r\n\r\n");
+    EXPECT_EQ(a.status, 503) << "no 100 Continue: the client is not asked for what cannot be held";
+    EXPECT_NE(a.body.find("too many large request bodies in progress (at most 64KB"),
+              std::string::npos)
+        << a.body;
+    EXPECT_EQ(script->connects, 0);
+    EXPECT_EQ(core->spool_budget.refused(), 1u);
+    EXPECT_EQ(core->spool_budget.used(), 0u);
+    EXPECT_EQ(inflight(), 0u);
+}
+
+TEST_F(ExchangeTest, ChunkedBodyThatOutgrowsTheSpoolGets503AndGivesItsBytesBack) {
+    config.body_buffer_size_bytes = 1024;
+    config.max_body_size_bytes = 1 << 20;
+    config.spool_max_size_bytes = 4096;
+    std::string chunked;
+    for (int i = 0; i < 10; ++i) chunked += "3e8\r\n" + std::string(1000, 'x') + "\r\n";
+    chunked += "0\r\n\r\n";
+    auto c = connect();
+    const auto a =
+        exchange(c, "POST /x HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked);
+    EXPECT_EQ(a.status, 503);
+    EXPECT_EQ(script->connects, 0);
+    EXPECT_EQ(core->spool_budget.used(), 0u) << "a refused body's spool bytes are given back";
+    // What fits afterwards is served: nothing of the refused body is still counted.
+    auto d = connect();
+    const std::string body(3000, 'y');
+    const auto b =
+        exchange(d, "POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 3000\r\n\r\n" + body);
+    EXPECT_EQ(b.status, 200);
+    ASSERT_EQ(script->bodies_seen.size(), 1u);
+    EXPECT_TRUE(script->bodies_seen[0] == body);
+    EXPECT_EQ(core->spool_budget.used(), 0u);
+    EXPECT_EQ(inflight(), 0u);
+}
+
+TEST_F(ExchangeTest, UploadsInProgressShareTheSpoolAndTheOneThatDoesNotFitIsRefused) {
+    config.body_buffer_size_bytes = 1024;
+    config.max_body_size_bytes = 1 << 20;
+    config.spool_max_size_bytes = 48 * 1024;
+    const auto post = [](const std::string& path, std::size_t length) {
+        return "POST " + path +
+               " HTTP/1.1\r\nHost: t\r\nContent-Length: " + std::to_string(length) + "\r\n\r\n";
+    };
+    // The first upload stops after 34 000 of its 40 000 bytes: two reads of the relay buffer
+    // (2 × 16 KB) are on disk, the rest waits in the buffer.
+    auto first = connect();
+    send(first, post("/a", 40000) + std::string(34000, 'a'));
+    run_until([&] { return core->spool_budget.used() >= 2 * kRelayBufferSize; });
+    EXPECT_EQ(core->spool_budget.used(), 2 * kRelayBufferSize) << "the upload holds what it wrote";
+    auto second = connect();
+    const auto refused = exchange(second, post("/b", 20000) + std::string(20000, 'b'));
+    EXPECT_EQ(refused.status, 503) << "16 KB left, 20 000 bytes declared";
+    send(first, std::string(6000, 'a'));
+    const auto a = read_answer(first);
+    EXPECT_EQ(a.status, 200);
+    ASSERT_EQ(script->bodies_seen.size(), 1u);
+    EXPECT_TRUE(script->bodies_seen[0] == std::string(40000, 'a'));
+    auto third = connect();
+    const auto c = exchange(third, post("/c", 20000) + std::string(20000, 'c'));
+    EXPECT_EQ(c.status, 200) << "the first body's bytes were given back once it was sent";
+    EXPECT_EQ(core->spool_budget.used(), 0u);
+    EXPECT_EQ(core->spool_budget.refused(), 1u);
+    EXPECT_EQ(inflight(), 0u);
+}
+
 TEST_F(ExchangeTest, BodySlowerThanTheMinimumRateGets408AndNeverReachesAWorker) {
     config.min_body_rate_bytes = 1000;  // header_timeout is 300 ms: 10 bytes earn 10 ms more
     auto c = connect();

@@ -34,6 +34,7 @@ TEST(Refusal, EachFailureGetsItsStatus) {
         {Failure::body_malformed, http::status::bad_request},
         {Failure::body_timeout, http::status::request_timeout},
         {Failure::spool_failed, http::status::service_unavailable},
+        {Failure::spool_full, http::status::service_unavailable},
         {Failure::too_many_connections, http::status::too_many_requests},
         {Failure::queue_full, http::status::service_unavailable},
         {Failure::queue_timeout, http::status::service_unavailable},

@@ -77,5 +77,52 @@ TEST(BufferedBody, SpoolThatCannotBeCreatedIsAnErrorNamingTheDirectory) {
     EXPECT_EQ(st.error().code, ENOENT);
 }
 
+TEST(SpoolBudget, TakesUpToItsCapExactlyAndNothingPastIt) {
+    SpoolBudget budget;
+    EXPECT_TRUE(budget.take(60, 100));
+    EXPECT_TRUE(budget.take(40, 100));
+    EXPECT_FALSE(budget.take(1, 100));
+    EXPECT_EQ(budget.used(), 100u) << "a refused take takes nothing";
+    EXPECT_FALSE(budget.fits(1, 100));
+    budget.give_back(30);
+    EXPECT_TRUE(budget.fits(30, 100));
+    EXPECT_FALSE(budget.fits(31, 100));
+    EXPECT_FALSE(budget.take(UINT64_MAX, 100)) << "no overflow past the cap";
+    EXPECT_FALSE(budget.take(1, 50)) << "a cap lowered below what is held refuses all";
+    EXPECT_FALSE(budget.fits(1, 50));
+}
+
+TEST(SpoolBudget, WarnsAtMostOnceAMinute) {
+    SpoolBudget budget;
+    EXPECT_TRUE(budget.warn_due(1000));
+    EXPECT_FALSE(budget.warn_due(1000));
+    EXPECT_FALSE(budget.warn_due(1059));
+    EXPECT_TRUE(budget.warn_due(1060));
+}
+
+TEST(BufferedBody, SpooledBytesAreTakenFromTheBudgetAndGivenBackWhenTheBodyEnds) {
+    SpoolBudget budget;
+    {
+        BufferedBody in_memory(100, ::testing::TempDir(), &budget, 50);
+        ASSERT_TRUE(in_memory.append({"0123456789", 10}).ok());
+        EXPECT_EQ(budget.used(), 0u) << "memory is not the spool's";
+        BufferedBody a(4, ::testing::TempDir(), &budget, 50);
+        ASSERT_TRUE(a.append({"0123456789", 10}).ok());
+        EXPECT_TRUE(a.spooled());
+        EXPECT_EQ(budget.used(), 10u);
+        BufferedBody b(4, ::testing::TempDir(), &budget, 50);
+        ASSERT_TRUE(b.append(std::string(40, 'b')).ok());
+        EXPECT_EQ(budget.used(), 50u);
+        const auto st = b.append({"!", 1});
+        ASSERT_FALSE(st.ok());
+        EXPECT_EQ(st.error().code, kSpoolFull);
+        EXPECT_NE(st.error().what.find("server.spool_max_size"), std::string::npos)
+            << st.error().what;
+        EXPECT_EQ(b.size(), 40u) << "nothing past the cap is written";
+        EXPECT_EQ(budget.refused(), 1u);
+    }
+    EXPECT_EQ(budget.used(), 0u);
+}
+
 }  // namespace
 }  // namespace tuner::server

@@ -154,6 +154,12 @@ std::string Metrics::render(const MetricsInputs& in) const {
         out.push_back(single("tunerd_connections_evicted_total",
                              "Idle client connections closed to make room (max_connections)",
                              MetricType::Counter, static_cast<double>(c.evicted)));
+        out.push_back(single("tunerd_spool_bytes",
+                             "Request body bytes held in spool files now (server.spool_max_size)",
+                             MetricType::Gauge, static_cast<double>(c.spool_bytes)));
+        out.push_back(single("tunerd_spool_refused_total",
+                             "Request bodies refused with 503: server.spool_max_size reached",
+                             MetricType::Counter, static_cast<double>(c.spool_refused)));
         auto statics = family("tunerd_static_responses_total",
                               "Responses the front gave from [[static]] directories, by status",
                               MetricType::Counter);

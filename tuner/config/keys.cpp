@@ -428,6 +428,9 @@ std::vector<ConfigKey> build_keys() {
         [](auto& c) -> auto& { return c.server.body_buffer_size_bytes; },
         size_between(KiB, 16 * MiB)));
     add(size_key(
+        "server", "spool_max_size", "request bodies on disk at once, all connections; past it 503",
+        [](auto& c) -> auto& { return c.server.spool_max_size_bytes; }));
+    add(size_key(
         "server", "min_body_rate", "bytes/s a body must average after header_timeout (0 = off)",
         [](auto& c) -> auto& { return c.server.min_body_rate_bytes; }));
     add(whole_key<std::uint64_t>(

@@ -47,6 +47,18 @@ std::string size_text(const json& bytes) {
     return bytes.is_number() ? format_size_approx(bytes.get<std::uint64_t>()) : "?";
 }
 
+// ", spool 12MB of 1GB held" (request bodies on disk), with ", 3 refused (503)" once any was;
+// "" from a daemon that does not report it.
+std::string spool_text(const json& spool) {
+    if (!spool.is_object()) return "";
+    const json& max = field(spool, "max_bytes");  // as configured: exact
+    std::string out = ", spool " + size_text(field(spool, "held_bytes")) + " of " +
+                      (max.is_number() ? format_size(max.get<std::uint64_t>()) : "?") + " held";
+    if (number(field(spool, "refused")) > 0)
+        out += ", " + text(field(spool, "refused")) + " refused (503)";
+    return out;
+}
+
 // "cache 12MB of 64MB, 340 entries; hit ratio 0.91 (…)" or "cache off"; a capacity the memory
 // policy lowered says so: "cache 12MB of 16MB (cache.size 64MB, lowered under memory pressure)".
 std::string cache_line(const json& cache) {
@@ -234,7 +246,8 @@ std::string format_status(const json& health, const json& performance, std::size
                          text(field(refused, "max_connections")) + " (full) and " +
                          text(field(refused, "max_connections_per_address")) +
                          " (per address); request buffering " +
-                         (field(front, "request_buffering") == true ? "on" : "off"));
+                         (field(front, "request_buffering") == true ? "on" : "off") +
+                         spool_text(field(front, "spool")));
         out +=
             labelled_line("", rate > 0 ? "rate limit " + fixed(rate, 1) + "/s per client, burst " +
                                              text(field(limit, "burst")) + ": " +

@@ -206,10 +206,10 @@ TEST(KnownKeys, ListsTheSketchAndTheModelExtras) {
     for (const char* key :
          {"policy.window", "policy.pss_every", "database.connect_timeout", "workers.threads_max",
           "demo.rss_mb", "state.retention", "server.trusted_proxies", "server.request_buffering",
-          "compression.level", "compression.types"}) {
+          "server.spool_max_size", "compression.level", "compression.types"}) {
         EXPECT_NE(std::find(keys.begin(), keys.end(), key), keys.end()) << key;
     }
-    EXPECT_EQ(keys.size(), 81u);
+    EXPECT_EQ(keys.size(), 82u);
 }
 
 // ---- hash -----------------------------------------------------------------------------------

@@ -176,6 +176,27 @@ TEST(CtlFormat, StatusShowsTheFrontsCompression) {
     EXPECT_THAT(format_status(health(), p), Not(HasSubstr("compression")));
 }
 
+TEST(CtlFormat, StatusShowsTheSpoolAndItsRefusals) {
+    auto p = performance();
+    p["front"] = {
+        {"open_connections", 3},
+        {"max_connections", 1024},
+        {"connections_evicted", 0},
+        {"connections_refused", {{"max_connections", 0}, {"max_connections_per_address", 0}}},
+        {"request_buffering", true},
+        {"spool",
+         {{"held_bytes", 12 * 1024 * 1024}, {"max_bytes", 1024 * 1024 * 1024}, {"refused", 0}}},
+        {"rate_limit", {{"rate", 0.0}}}};
+    EXPECT_THAT(format_status(health(), p),
+                HasSubstr("request buffering on, spool 12MB of 1GB held\n"));
+    p["front"]["spool"]["refused"] = 3;
+    EXPECT_THAT(format_status(health(), p),
+                HasSubstr("request buffering on, spool 12MB of 1GB held, 3 refused (503)\n"));
+    p["front"].erase("spool");
+    EXPECT_THAT(format_status(health(), p), HasSubstr("request buffering on\n"))
+        << "a daemon that does not report the spool";
+}
+
 TEST(CtlFormat, StatusShowsStaticMountsAndTheAccessLog) {
     auto p = performance();
     p["front"] = {

@@ -7,21 +7,17 @@
 
 #include <boost/beast/core/string.hpp>
 
+#include "server/http_util.hpp"
+
 namespace tuner::server {
 
 namespace ip = boost::asio::ip;
 
 namespace {
 
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
-}
-
 std::optional<ip::address> parse_address(std::string_view text) {
     boost::system::error_code ec;
-    const auto address = ip::make_address(std::string(trim(text)), ec);
+    const auto address = ip::make_address(std::string(trim_ows(text)), ec);
     if (ec) return std::nullopt;
     return normalized(address);
 }
@@ -120,7 +116,7 @@ std::string forwarded_for(const boost::beast::http::fields& fields) {
     std::string joined;
     const auto range = fields.equal_range("X-Forwarded-For");
     for (auto it = range.first; it != range.second; ++it) {
-        const auto value = trim(std::string_view(it->value().data(), it->value().size()));
+        const auto value = trim_ows(std::string_view(it->value().data(), it->value().size()));
         if (value.empty()) continue;
         if (!joined.empty()) joined += ", ";
         joined += value;

@@ -9,15 +9,11 @@
 
 namespace tuner::server {
 
-namespace {
-
-std::string_view trim(std::string_view s) {
+std::string_view trim_ows(std::string_view s) {
     while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
     while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
     return s;
 }
-
-}  // namespace
 
 void strip_hop_by_hop(http::fields& fields) {
     // Headers named by Connection are hop-by-hop too (RFC 9110 §7.6.1).
@@ -28,7 +24,7 @@ void strip_hop_by_hop(http::fields& fields) {
         std::string_view value(it->value().data(), it->value().size());
         while (!value.empty()) {
             const auto comma = value.find(',');
-            const auto token = trim(value.substr(0, comma));
+            const auto token = trim_ows(value.substr(0, comma));
             // Never let a client strip the framing or the Host through Connection.
             if (!token.empty() && !boost::beast::iequals(token, "host") &&
                 !boost::beast::iequals(token, "content-length"))

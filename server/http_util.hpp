@@ -12,6 +12,9 @@
 
 namespace tuner::server {
 
+// `s` without leading and trailing optional whitespace (OWS: spaces and tabs, RFC 9110 §5.6.3).
+[[nodiscard]] std::string_view trim_ows(std::string_view s);
+
 namespace http = boost::beast::http;
 
 // Removes Connection, every header Connection names, Keep-Alive, Proxy-Connection, TE,

@@ -146,27 +146,33 @@ TEST(CtlFormat, StatusShowsEverySection) {
     EXPECT_THAT(text, HasSubstr("workers.count 1 → 2"));
 }
 
-TEST(CtlFormat, StatusShowsTheFrontsCompression) {
-    auto p = performance();
-    p["front"] = {
+// /performance's `front` with its connection counters; a test adds the parts it shows.
+json front_with(json parts) {
+    json front = {
         {"open_connections", 3},
         {"max_connections", 1024},
         {"connections_evicted", 0},
         {"connections_refused", {{"max_connections", 0}, {"max_connections_per_address", 0}}},
-        {"request_buffering", true},
-        {"rate_limit", {{"rate", 0.0}}},
-        {"compression",
-         {{"enabled", true},
-          {"level", 5},
-          {"configured_level", 6},
-          {"brotli_level", 3},
-          {"responses", 30},
-          {"bytes_in", 10485760},
-          {"bytes_out", 1048576},
-          {"ratio", 10.0},
-          {"cpu_seconds", 0.125},
-          {"gzip", {{"responses", 20}}},
-          {"br", {{"responses", 10}}}}}};
+        {"request_buffering", true}};
+    front.update(parts);
+    return front;
+}
+
+TEST(CtlFormat, StatusShowsTheFrontsCompression) {
+    auto p = performance();
+    p["front"] = front_with({{"rate_limit", {{"rate", 0.0}}},
+                             {"compression",
+                              {{"enabled", true},
+                               {"level", 5},
+                               {"configured_level", 6},
+                               {"brotli_level", 3},
+                               {"responses", 30},
+                               {"bytes_in", 10485760},
+                               {"bytes_out", 1048576},
+                               {"ratio", 10.0},
+                               {"cpu_seconds", 0.125},
+                               {"gzip", {{"responses", 20}}},
+                               {"br", {{"responses", 10}}}}}});
     EXPECT_THAT(format_status(health(), p),
                 HasSubstr("compression gzip level 5 of 6, brotli 3: 30 responses (gzip 20, br "
                           "10), 10MB → 1MB (10.0×), CPU 0.12 s"));
@@ -178,15 +184,10 @@ TEST(CtlFormat, StatusShowsTheFrontsCompression) {
 
 TEST(CtlFormat, StatusShowsTheSpoolAndItsRefusals) {
     auto p = performance();
-    p["front"] = {
-        {"open_connections", 3},
-        {"max_connections", 1024},
-        {"connections_evicted", 0},
-        {"connections_refused", {{"max_connections", 0}, {"max_connections_per_address", 0}}},
-        {"request_buffering", true},
-        {"spool",
-         {{"held_bytes", 12 * 1024 * 1024}, {"max_bytes", 1024 * 1024 * 1024}, {"refused", 0}}},
-        {"rate_limit", {{"rate", 0.0}}}};
+    p["front"] = front_with(
+        {{"spool",
+          {{"held_bytes", 12 * 1024 * 1024}, {"max_bytes", 1024 * 1024 * 1024}, {"refused", 0}}},
+         {"rate_limit", {{"rate", 0.0}}}});
     EXPECT_THAT(format_status(health(), p),
                 HasSubstr("request buffering on, spool 12MB of 1GB held\n"));
     p["front"]["spool"]["refused"] = 3;
@@ -199,24 +200,19 @@ TEST(CtlFormat, StatusShowsTheSpoolAndItsRefusals) {
 
 TEST(CtlFormat, StatusShowsStaticMountsAndTheAccessLog) {
     auto p = performance();
-    p["front"] = {
-        {"open_connections", 3},
-        {"max_connections", 1024},
-        {"connections_evicted", 0},
-        {"connections_refused", {{"max_connections", 0}, {"max_connections_per_address", 0}}},
-        {"request_buffering", true},
-        {"rate_limit", {{"rate", 0.0}, {"burst", 20}, {"limited", 0}, {"clients", 0}}},
-        {"static",
-         {{"mounts", json::array({{{"prefix", "/static/"}}})},
-          {"responses", {{"200", 12}, {"304", 3}}},
-          {"bytes", 5 * 1024 * 1024}}},
-        {"access_log",
-         {{"enabled", true},
-          {"path", "/var/log/tunerd/access.log"},
-          {"format", "json"},
-          {"written", 15},
-          {"dropped", 1},
-          {"errors", 0}}}};
+    p["front"] =
+        front_with({{"rate_limit", {{"rate", 0.0}, {"burst", 20}, {"limited", 0}, {"clients", 0}}},
+                    {"static",
+                     {{"mounts", json::array({{{"prefix", "/static/"}}})},
+                      {"responses", {{"200", 12}, {"304", 3}}},
+                      {"bytes", 5 * 1024 * 1024}}},
+                    {"access_log",
+                     {{"enabled", true},
+                      {"path", "/var/log/tunerd/access.log"},
+                      {"format", "json"},
+                      {"written", 15},
+                      {"dropped", 1},
+                      {"errors", 0}}}});
     auto text = format_status(health(), p);
     EXPECT_THAT(text, HasSubstr("static 1 mount: 12 × 200, 3 × 304; 5MB sent\n"));
     EXPECT_THAT(text, HasSubstr("access log /var/log/tunerd/access.log (json): 15 lines, 1 "

@@ -103,7 +103,9 @@ TEST(Tuner, ClosedLoopOutgrowsThePinnedSeedThenShrinksAfterTheCooldown) {
     LoadMark measured_from{};
     CpuMark measured_cpu_from{};
     bool measured_from_set = false;
-    auto phase2_end = phase2_start + kPhase2;
+    // Until the measured seconds start (by kPhase2Max - kMeasured at the latest), which then
+    // set the end.
+    auto phase2_end = phase2_start + kPhase2Max;
     while (std::chrono::steady_clock::now() < phase2_end) {
         const auto now = std::chrono::steady_clock::now();
         const double t = std::chrono::duration<double>(now - phase2_start).count();

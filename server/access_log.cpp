@@ -308,14 +308,10 @@ void AccessLog::write_batch(std::deque<AccessEntry>& batch, const AccessLogConfi
 void AccessLog::note_error(const std::string& what, int error) {
     ++error_count_;
     ++errors_since_log_;
-    const auto now = std::chrono::steady_clock::now();
-    if (last_error_log_ != std::chrono::steady_clock::time_point{} &&
-        now - last_error_log_ < std::chrono::minutes(1))
-        return;
+    if (!error_log_.due()) return;
     spdlog::error(
         "event=access_log_failed what=\"{}\" error=\"{}\" errors={} (logged at most once a minute)",
         what, std::strerror(error), errors_since_log_);
-    last_error_log_ = now;
     errors_since_log_ = 0;
 }
 

@@ -24,6 +24,7 @@
 #include <thread>
 
 #include "model/config.hpp"
+#include "model/log_throttle.hpp"
 
 namespace tuner::server {
 
@@ -122,7 +123,7 @@ private:
     // Writer thread only:
     int fd_ = -1;
     std::string open_path_;
-    std::chrono::steady_clock::time_point last_error_log_{};
+    LogThrottle error_log_;
     std::uint64_t errors_since_log_ = 0;
     std::uint64_t written_lines_ = 0;  // since the last batch, moved into stats_ under the lock
     std::uint64_t error_count_ = 0;

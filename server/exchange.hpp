@@ -1091,9 +1091,7 @@ boost::asio::awaitable<void> Session<Client, Connector>::Exchange::send_continue
 
 template <class Client, class Connector>
 auto Session<Client, Connector>::Exchange::spool_full() -> Fault {
-    const auto now_s =
-        std::chrono::duration_cast<std::chrono::seconds>(Clock::now().time_since_epoch()).count();
-    if (core_.spool_budget.warn_due(now_s))
+    if (core_.spool_budget.warnings.due())
         spdlog::warn(
             "event=spool_full held_bytes={} max_bytes={} refused={} (request bodies larger than "
             "server.body_buffer_size held on disk reached server.spool_max_size; more get 503 "

@@ -40,12 +40,6 @@ bool SpoolBudget::take(std::uint64_t n, std::uint64_t cap) {
     return true;
 }
 
-bool SpoolBudget::warn_due(std::int64_t now_s) {
-    std::int64_t due = next_warning_s_.load(std::memory_order_relaxed);
-    return now_s >= due &&
-           next_warning_s_.compare_exchange_strong(due, now_s + 60, std::memory_order_relaxed);
-}
-
 BufferedBody::BufferedBody(std::size_t memory_limit, std::string spool_dir, SpoolBudget* budget,
                            std::uint64_t cap)
     : memory_limit_(memory_limit), spool_dir_(std::move(spool_dir)), budget_(budget), cap_(cap) {}

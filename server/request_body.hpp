@@ -12,6 +12,7 @@
 #include <span>
 #include <string>
 
+#include "model/log_throttle.hpp"
 #include "model/result.hpp"
 
 namespace tuner::server {
@@ -32,14 +33,13 @@ public:
     // Bodies refused because the spool was full.
     [[nodiscard]] std::uint64_t refused() const { return refused_.load(std::memory_order_relaxed); }
     void count_refusal() { refused_.fetch_add(1, std::memory_order_relaxed); }
-    // True at most once a minute (of `now`, any clock's seconds): when a refusal is worth a
-    // log line, so that a flood of uploads cannot flood the log.
-    bool warn_due(std::int64_t now_s);
+    // When a refusal is worth a log line: at most once a minute, so that a flood of uploads
+    // cannot flood the log.
+    LogThrottle warnings;
 
 private:
     std::atomic<std::uint64_t> used_{0};
     std::atomic<std::uint64_t> refused_{0};
-    std::atomic<std::int64_t> next_warning_s_{INT64_MIN};
 };
 
 class BufferedBody {

@@ -94,10 +94,11 @@ TEST(SpoolBudget, TakesUpToItsCapExactlyAndNothingPastIt) {
 
 TEST(SpoolBudget, WarnsAtMostOnceAMinute) {
     SpoolBudget budget;
-    EXPECT_TRUE(budget.warn_due(1000));
-    EXPECT_FALSE(budget.warn_due(1000));
-    EXPECT_FALSE(budget.warn_due(1059));
-    EXPECT_TRUE(budget.warn_due(1060));
+    const auto at = [](int s) { return LogThrottle::Clock::time_point(std::chrono::seconds(s)); };
+    EXPECT_TRUE(budget.warnings.due(at(1000)));
+    EXPECT_FALSE(budget.warnings.due(at(1000)));
+    EXPECT_FALSE(budget.warnings.due(at(1059)));
+    EXPECT_TRUE(budget.warnings.due(at(1060)));
 }
 
 TEST(BufferedBody, SpooledBytesAreTakenFromTheBudgetAndGivenBackWhenTheBodyEnds) {

@@ -15,6 +15,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "model/log_throttle.hpp"
 #include "tuner/decision_log/schema.hpp"
 #include "tuner/decision_log/sqlite.hpp"
 #include "tuner/decision_log/store.hpp"
@@ -110,7 +111,7 @@ struct DecisionLog::Impl {
     std::optional<FileIdentity> db_identity;
     SteadyClock::time_point next_open_attempt{};
     std::optional<WallClock::time_point> last_retention;
-    std::optional<SteadyClock::time_point> last_warning;
+    LogThrottle warnings{kWarnEvery};
     std::uint64_t errors_since_warning = 0;
     std::thread writer;
 
@@ -286,7 +287,7 @@ struct DecisionLog::Impl {
         written.notify_all();
         if (recovered) {
             spdlog::info("decision log recovered: path={} errors_total={}", options.path, errors);
-            last_warning.reset();
+            warnings.reset();
             errors_since_warning = 0;
         }
     }
@@ -304,14 +305,12 @@ struct DecisionLog::Impl {
             now_stats.queued = queued();
         }
         ++errors_since_warning;
-        const auto now = SteadyClock::now();
-        if (last_warning && now - *last_warning < kWarnEvery) return;
+        if (!warnings.due()) return;
         spdlog::warn(
             "decision log failing: error=\"{}\" errors={} queued={} dropped_total={} "
             "(decisions stay in memory; retrying every {})",
             now_stats.last_error, errors_since_warning, now_stats.queued, now_stats.dropped_total,
             format_duration(options.retry_interval));
-        last_warning = now;
         errors_since_warning = 0;
     }
 

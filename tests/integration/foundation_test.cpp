@@ -280,6 +280,21 @@ TEST(Foundation, CheckConfigPrintsTheEffectiveConfig) {
     EXPECT_EQ(usage.exit_status, 64);
 }
 
+TEST(Foundation, EveryExampleConfigIsValid) {
+    // The files users copy (README, docs/operations.md): a key renamed or a range narrowed must
+    // not leave them broken.
+    int checked = 0;
+    for (const auto& entry :
+         std::filesystem::directory_iterator(TUNER_SOURCE_DIR "/etc/examples")) {
+        if (entry.path().extension() != ".toml") continue;
+        ++checked;
+        auto r = run_command({TUNERD_BINARY, "--check-config", "--config", entry.path().string()});
+        EXPECT_EQ(r.exit_status, 0) << entry.path() << ":\n" << r.output;
+        EXPECT_NE(r.output.find(": valid"), std::string::npos) << r.output;
+    }
+    EXPECT_GE(checked, 2) << "etc/examples holds flask.toml and node.toml";
+}
+
 TEST(Foundation, VersionNamesTheRevisionTheBinaryWasBuiltFrom) {
     // make test builds before it tests: the binary is of the source tree's HEAD, whatever the
     // last configure saw.

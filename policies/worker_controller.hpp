@@ -88,6 +88,9 @@ private:
     // Why `processes` may not run now for lack of memory evidence, if so: nothing measured yet,
     // or the count at which memory pressure came, with processes as large as then.
     [[nodiscard]] std::optional<std::string> memory_hold(const Cycle& c, unsigned processes) const;
+    // When threads cannot change and requests mostly wait: a note for the growth reason that
+    // workers.threads_max would carry `target` processes' load with fewer; else "".
+    [[nodiscard]] std::string threads_hint(const Cycle& c, unsigned target) const;
     [[nodiscard]] unsigned threads_min() const;
     [[nodiscard]] unsigned threads_max() const;
     Plan make_plan(const Cycle& c, const std::optional<Proposal>& proposal);

@@ -42,6 +42,9 @@ constexpr double kUrgentGrowth = 1.5;
 // A memory-pressure mark older than this no longer holds growth back by itself (the memory
 // ceiling and the headroom still do).
 constexpr auto kPressureMarkExpiry = std::chrono::minutes(10);
+// Growth to this many times the processes the CPU work needs, at one thread each, names
+// workers.threads_max in its reason (reshape's kReshapeProcessRatio judges the same excess).
+constexpr unsigned kThreadsHintProcesses = 2;
 
 }  // namespace
 
@@ -305,8 +308,23 @@ std::optional<WorkerController::Proposal> WorkerController::growth_rule(const Cy
     if (c.need.workers > c.hi && c.hi == config_.workers.max && c.hi < c.ceiling.memory_ceiling) {
         p.reason += fmt::format("; workers.max {}", config_.workers.max);
     }
+    p.reason += threads_hint(c, target);
     p.reason += fmt::format(" → {} → {}", c.current, workers_text(target));
     return p;
+}
+
+std::string WorkerController::threads_hint(const Cycle& c, unsigned target) const {
+    if (threads_max() > threads_min() || c.signals.wait_share < kThreadsWaitShare) return "";
+    const unsigned for_cpu =
+        processes_for_cpu(c.signals.cpu_cores_wanted(), c.signals.multi_core_processes);
+    if (target < kThreadsHintProcesses * for_cpu) return "";
+    // Processes a slot each, where the CPU work needs `for_cpu`: threads (or an event loop's
+    // concurrency) would carry the waiting at a fraction of the memory (docs/operations.md, "An
+    // event-loop app").
+    return fmt::format(
+        "; requests wait {} of their time and {} would do the CPU work: set workers.threads_max "
+        "above {} if the app serves requests concurrently (thread-safe, or an event loop)",
+        text::percent(c.signals.wait_share), workers_text(for_cpu), threads_min());
 }
 
 std::optional<WorkerController::Proposal> WorkerController::scale_down_rule(const Cycle& c) {

@@ -2,7 +2,10 @@
 // noise, the CPU knee, a closed loop, memory ramps and pressure, the modes and the bounds.
 #include "policies/worker_controller.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -82,6 +85,57 @@ TEST(WorkerController, StepUpGrowsStraightToTheLittlesLawTarget) {
     ASSERT_FALSE(growth.empty());
     EXPECT_NE(growth.back().reason.find("arrivals"), std::string::npos) << growth.back().reason;
     expect_well_formed(run);
+}
+
+// The growth decisions' reasons of a run from 50 to `rps` on 4 cores.
+std::vector<std::string> growth_reasons(const AppModel& app, const Config& config,
+                                        double rps = 400) {
+    Simulator sim(cores(4), app,
+                  LoadModel::open([rps](double t) { return t < 60 ? 50.0 : rps; }));
+    sim.start_pool(4);
+    WorkerController controller{config};
+    ControlledRun run(sim, controller);
+    run.run(120);
+    std::vector<std::string> reasons;
+    for (const auto& d : run.decisions()) {
+        if (d.rule == "queue_growth" || d.rule == "littles_law") reasons.push_back(d.reason);
+    }
+    return reasons;
+}
+
+bool any_names_threads_max(const std::vector<std::string>& reasons) {
+    return std::any_of(reasons.begin(), reasons.end(), [](const std::string& r) {
+        return r.find("set workers.threads_max") != std::string::npos;
+    });
+}
+
+TEST(WorkerController, GrowthWithThreadsFixedNamesThreadsMaxWhenRequestsMostlyWait) {
+    // 5 ms CPU + 50 ms wait at 400 rps: 2 cores of CPU work (4-7 processes at 0.6 core each), ~29
+    // processes of one thread. An event loop or a thread-safe app would carry it with fewer.
+    const auto waiting = growth_reasons(AppModel{}, Config{});
+    ASSERT_FALSE(waiting.empty());
+    EXPECT_TRUE(any_names_threads_max(waiting));
+    for (const auto& r : waiting) {
+        if (r.find("set workers.threads_max") == std::string::npos) continue;
+        EXPECT_NE(r.find("requests wait 9"), std::string::npos) << r;  // ~90 % of their time
+        EXPECT_NE(r.find(" workers would do the CPU work: "), std::string::npos) << r;
+        EXPECT_NE(r.find("above 1 if the app serves requests concurrently"), std::string::npos)
+            << r;
+    }
+
+    // Threads may already change: the controller reshapes by itself, nothing to say.
+    Config with_threads;
+    with_threads.workers.threads_max = 16;
+    EXPECT_FALSE(any_names_threads_max(growth_reasons(AppModel{}, with_threads)));
+
+    // Requests that do not wait (8 ms of CPU at 600 rps, more than 4 cores serve): the pool
+    // grows on the queue, but processes are what the CPU work needs; threads would not help.
+    AppModel cpu_only;
+    cpu_only.cpu_ms = 8;
+    cpu_only.wait_ms = 0;
+    const auto cpu = growth_reasons(cpu_only, Config{}, 600);
+    ASSERT_FALSE(cpu.empty());
+    EXPECT_FALSE(any_names_threads_max(cpu)) << cpu.front();
 }
 
 TEST(WorkerController, StepDownShrinksAfterTheCooldownInSteps) {
